@@ -1,0 +1,88 @@
+#pragma once
+// Communicator: collectives on a group of ranks over one Transport. Every call returns a Work
+// at once; ops run one after another, in call order, on the communicator's worker thread (or
+// inline on the caller's thread when it waits on an op that has not started yet, which saves
+// two thread hand-offs for the common call-then-wait pattern).
+//
+// Every rank of the group must issue the same collectives in the same order with matching
+// dtype, count and root; a mismatch fails with InvalidArgument naming both ranks' values.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/store.h"
+#include "comm/transport.h"
+#include "comm/work.h"
+#include "runtime/tensor.h"
+
+namespace weft::comm {
+
+enum class AllreduceAlgo { automatic, ring, recursive_doubling };
+AllreduceAlgo parse_allreduce_algo(const std::string& name);
+
+struct CommOptions {
+  std::chrono::milliseconds timeout{300'000};  // deadline for each op, from when it starts
+  AllreduceAlgo algo = AllreduceAlgo::automatic;
+  size_t small_bytes = 64 * 1024;     // at or below: recursive doubling; above: ring
+  size_t segment_bytes = 128 * 1024;  // pipelining unit of the ring algorithms
+  // Reads WEFT_TIMEOUT, WEFT_ALGO, WEFT_SMALL_BYTES, WEFT_SEGMENT_BYTES.
+  static CommOptions from_env();
+};
+
+class Communicator {
+ public:
+  // `store` (scoped to this group) and `setup` let split() build sub-groups; `backend` names the
+  // transport kind that split() creates for them ("tcp", "shm", "inproc").
+  struct Context {
+    std::shared_ptr<Store> store;
+    std::string backend;
+    std::string job_id;
+    std::string token;
+    std::string group_tag = "world";
+  };
+  Communicator(std::unique_ptr<Transport> transport, Context context, CommOptions options);
+  ~Communicator();  // finishes queued ops (bounded by their deadlines), joins the worker
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const;
+  int size() const;
+  const char* backend() const;
+
+  // In place: `data` on every rank becomes the reduction over ranks.
+  Work allreduce(Tensor data, ReduceOp op = ReduceOp::sum);
+  // Out of place: `out` (same shape as `in`) receives the reduction; `in` is unchanged.
+  Work allreduce(Tensor in, Tensor out, ReduceOp op);
+  Work broadcast(Tensor data, int root);
+  // `out` is written on root only (others may pass an empty Tensor).
+  Work reduce(Tensor in, Tensor out, int root, ReduceOp op = ReduceOp::sum);
+  // out has size() x in.numel() elements, rank r's input at offset r x in.numel().
+  Work allgather(Tensor in, Tensor out);
+  // in has size() x out.numel() elements; rank r gets the reduction of block r.
+  Work reduce_scatter(Tensor in, Tensor out, ReduceOp op = ReduceOp::sum);
+  // in and out have size() x block elements; block j of `in` goes to rank j's block rank().
+  Work alltoall(Tensor in, Tensor out);
+  Work send(Tensor data, int peer);
+  Work recv(Tensor data, int peer);
+  Work barrier();
+
+  // Collective over this group: ranks with the same color form a new communicator, ordered by
+  // (key, old rank). A negative color returns nullptr (the rank joins no group).
+  std::unique_ptr<Communicator> split(int color, int key);
+
+  // Fails every queued and running op with Aborted and tells peers. Safe to call twice and
+  // from any thread.
+  void abort(const std::string& reason = "abort() called");
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Builds the world communicator for this process from the environment: World::from_env(), the
+// store named by WEFT_STORE_ADDR (or MASTER_ADDR/PORT, rank 0 serving it), and the transport
+// named by `backend` ("auto", "tcp", "shm"; empty reads WEFT_BACKEND).
+std::unique_ptr<Communicator> init_from_env(const std::string& backend = "");
+
+}  // namespace weft::comm

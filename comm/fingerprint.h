@@ -1,0 +1,30 @@
+#pragma once
+// Fingerprint: what a message says about the collective it belongs to. Every message carries
+// one; the receiver compares it with its own, so ranks that disagree on the op, dtype, count or
+// root fail with InvalidArgument naming both sides instead of exchanging garbage or hanging.
+#include <cstdint>
+#include <string>
+
+#include "runtime/dtype.h"
+
+namespace weft::comm {
+
+enum class OpKind : uint32_t {
+  allreduce = 1, broadcast, reduce, allgather, reduce_scatter, alltoall, send, recv, barrier,
+  split, setup
+};
+const char* op_kind_name(OpKind k);
+
+struct Fingerprint {
+  uint64_t seq = 0;  // collective sequence number on this communicator
+  OpKind op = OpKind::setup;
+  DType dtype = DType::u8;
+  ReduceOp reduce = ReduceOp::sum;
+  int32_t root = -1;   // root rank (broadcast, reduce) or peer (send/recv); -1 when none
+  uint64_t count = 0;  // elements per rank, as the caller passed them
+
+  bool operator==(const Fingerprint&) const = default;
+  std::string describe() const;  // "allreduce #7 (f32 x 1000, sum)"
+};
+
+}  // namespace weft::comm

@@ -1,0 +1,54 @@
+#pragma once
+// Transport: non-blocking point-to-point verbs, polled by one progress engine (the
+// communicator's worker, or the caller's thread when it runs an op inline).
+//
+// Contract every implementation keeps:
+//  - Messages between two ranks arrive in the order they were posted (per-peer FIFO), and a
+//    recv is posted with exactly the byte count the peer sends. A differing size or
+//    Fingerprint fails the recv with InvalidArgument naming both ranks' values.
+//  - isend/irecv/test/wait_for_progress are called from one thread at a time.
+//    abort() may be called from any thread, any number of times.
+//  - A peer that dies fails every pending and later request that involves it with PeerLost
+//    naming that rank, within seconds, and failed requests never block.
+//  - Idle waiting sleeps (poll, futex), it does not spin for more than a few microseconds.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "comm/fingerprint.h"
+#include "runtime/clock.h"
+
+namespace weft::comm {
+
+class Transport {
+ public:
+  using Request = uint64_t;
+
+  virtual ~Transport() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const char* name() const = 0;
+
+  // Start moving `bytes` to / from `peer`. Never blocks; the buffer must stay valid (and, for
+  // sends, unchanged) until test() reports completion. Zero-byte messages are allowed.
+  virtual Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) = 0;
+  virtual Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) = 0;
+
+  // Makes whatever progress is possible without blocking. Returns true once `r` has completed
+  // (the request is then retired and must not be tested again). Throws weft::Error when `r`
+  // failed.
+  virtual bool test(Request r) = 0;
+
+  // Sleeps until some posted request may be able to progress or `until` passes. May return
+  // early for no reason; callers loop on test().
+  virtual void wait_for_progress(Deadline until) = 0;
+
+  // Fails every pending and future request with Aborted carrying `reason`, and tells the
+  // peers so they fail too instead of waiting for their timeout.
+  virtual void abort(const std::string& reason) = 0;
+};
+
+// Polls `r` to completion. On the deadline, throws Timeout naming this rank, `peer` and `what`.
+void wait(Transport& t, Transport::Request r, Deadline deadline, int peer, const Fingerprint& fp);
+
+}  // namespace weft::comm

@@ -1,0 +1,29 @@
+#pragma once
+// What a transport needs to connect a group of ranks, and the factories that build one.
+#include <memory>
+#include <string>
+
+#include "comm/store.h"
+#include "comm/transport.h"
+
+namespace weft::comm {
+
+struct TransportSetup {
+  Store* store = nullptr;  // already scoped to this group (a PrefixStore per communicator)
+  int rank = 0;            // rank within the group
+  int size = 1;
+  std::string job_id;      // names shared-memory files; checked in handshakes
+  std::string token;       // secret every connection must present
+  std::string group_tag;   // unique per communicator within the job ("world", "split-3-1", ...)
+  Deadline deadline;       // connection set-up must finish by then
+};
+
+// TCP: any hosts. Each pair of ranks gets one full-duplex connection.
+std::unique_ptr<Transport> make_tcp_transport(const TransportSetup& setup);
+// Shared memory: ranks on one node, a FIFO per ordered pair in /dev/shm.
+std::unique_ptr<Transport> make_shm_transport(const TransportSetup& setup);
+// In-process: ranks are threads of one process sharing `hub` (tests, embedding).
+class InprocHub;
+std::unique_ptr<Transport> make_inproc_transport(std::shared_ptr<InprocHub> hub, int rank);
+
+}  // namespace weft::comm

@@ -1,0 +1,64 @@
+#include "comm/wire.h"
+
+#include "runtime/error.h"
+
+namespace weft::comm {
+
+FrameHeader data_header(const Fingerprint& fp, uint64_t bytes) {
+  FrameHeader h;
+  h.kind = FrameKind::data;
+  h.seq = fp.seq;
+  h.op = static_cast<uint32_t>(fp.op);
+  h.dtype = static_cast<uint8_t>(fp.dtype);
+  h.reduce = static_cast<uint8_t>(fp.reduce);
+  h.root = fp.root;
+  h.count = fp.count;
+  h.bytes = bytes;
+  return h;
+}
+
+FrameHeader abort_header(uint64_t reason_bytes) {
+  FrameHeader h;
+  h.kind = FrameKind::abort;
+  h.bytes = reason_bytes;
+  return h;
+}
+
+Fingerprint fingerprint_of(const FrameHeader& h) {
+  Fingerprint fp;
+  fp.seq = h.seq;
+  fp.op = static_cast<OpKind>(h.op);
+  fp.dtype = static_cast<DType>(h.dtype);
+  fp.reduce = static_cast<ReduceOp>(h.reduce);
+  fp.root = h.root;
+  fp.count = h.count;
+  return fp;
+}
+
+void check_frame(const FrameHeader& got, const Fingerprint& want, uint64_t want_bytes, int me,
+                 int peer, const char* transport) {
+  if (got.magic != kFrameMagic)
+    throw Error(ErrorCode::Corrupt, std::string(transport) + ": rank " + std::to_string(me) +
+                                        " read a frame with a bad magic number from rank " +
+                                        std::to_string(peer) +
+                                        "; the stream is out of sync (a version mismatch?)");
+  Fingerprint fp = fingerprint_of(got);
+  // Point-to-point send/recv pair up with opposite op kinds; compare them as one.
+  bool p2p = (fp.op == OpKind::send && want.op == OpKind::recv);
+  Fingerprint theirs = fp;
+  if (p2p) {
+    theirs.op = OpKind::recv;
+    theirs.root = want.root;  // sender names the receiver, receiver names the sender
+  }
+  if (!(theirs == want) || got.bytes != want_bytes) {
+    throw Error(ErrorCode::InvalidArgument,
+                "collective mismatch: rank " + std::to_string(peer) + " called " +
+                    fp.describe() + " sending " + std::to_string(got.bytes) +
+                    " bytes, but rank " + std::to_string(me) + " called " + want.describe() +
+                    " expecting " + std::to_string(want_bytes) +
+                    " bytes; every rank must call the same collectives in the same order with "
+                    "the same dtype, count and root");
+  }
+}
+
+}  // namespace weft::comm

@@ -1,0 +1,36 @@
+#pragma once
+// Work: the handle of an asynchronous collective. Failures raised on the worker are stored here
+// and rethrown by wait() on the caller's thread.
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "runtime/clock.h"
+
+namespace weft::comm {
+
+class Work {
+ public:
+  struct State;
+  Work() = default;
+  explicit Work(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+  // Blocks until the op completes; rethrows its weft::Error. Timeout if `deadline` passes
+  // first (the op keeps running: abort() the communicator to stop it).
+  void wait(Deadline deadline);
+  // Waits with the communicator's WEFT_TIMEOUT-based deadline, counted from now.
+  void wait();
+  bool done() const;
+  // The stored error of a finished op, or null.
+  std::exception_ptr error() const;
+  bool valid() const { return state_ != nullptr; }
+  std::string describe() const;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace weft::comm

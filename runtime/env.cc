@@ -1,0 +1,88 @@
+#include "runtime/env.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/error.h"
+
+namespace weft::env {
+namespace {
+
+constexpr Var kEnvVars[] = {
+    {"WEFT_LOG", "warn", "log level: error, warn, info or debug"},
+    {"WEFT_TIMEOUT", "300", "seconds any collective or rendezvous may wait before failing with Timeout"},
+    {"WEFT_BACKEND", "auto", "collective backend: tcp, shm (auto = shm on one node, tcp otherwise)"},
+    {"WEFT_ALGO", "auto", "force an allreduce algorithm: ring, recursive_doubling or auto"},
+    {"WEFT_SMALL_BYTES", "65536", "allreduce messages up to this size use recursive doubling instead of the ring"},
+    {"WEFT_SEGMENT_BYTES", "131072", "pipelining segment: ring chunks move and reduce in pieces of this size"},
+    {"WEFT_SHM_RING_BYTES", "1048576", "bytes of each shared-memory FIFO between two ranks"},
+    {"WEFT_PEER_CHECK_MS", "200", "how often a waiting rank checks that its peers are alive"},
+    {"WEFT_RANK", "", "set by weftrun: this process's rank"},
+    {"WEFT_WORLD_SIZE", "", "set by weftrun: number of ranks"},
+    {"WEFT_LOCAL_RANK", "", "set by weftrun: rank among the ranks on this node"},
+    {"WEFT_LOCAL_WORLD_SIZE", "", "set by weftrun: number of ranks on this node"},
+    {"WEFT_NODE_RANK", "", "set by weftrun: index of this node"},
+    {"WEFT_JOB_ID", "", "set by weftrun: job id; names shared-memory files and guards connections"},
+    {"WEFT_TOKEN", "", "set by weftrun: secret every connection presents; strangers are refused"},
+    {"WEFT_STORE_ADDR", "", "set by weftrun: host:port of the rendezvous store"},
+};
+
+}  // namespace
+
+std::span<const Var> all() { return kEnvVars; }
+
+std::string get(const char* name) {
+  for (const Var& v : kEnvVars) {
+    if (std::strcmp(v.name, name) != 0) continue;
+    const char* value = std::getenv(name);
+    return value && *value ? value : v.default_value;
+  }
+  throw Error(ErrorCode::Internal, std::string("environment variable ") + name +
+                                       " is not declared in runtime/env.cc");
+}
+
+double get_double(const char* name) {
+  std::string v = get(name);
+  char* end = nullptr;
+  double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0')
+    throw Error(ErrorCode::InvalidArgument,
+                std::string(name) + "='" + v + "' is not a number");
+  return d;
+}
+
+long long get_int(const char* name) {
+  std::string v = get(name);
+  char* end = nullptr;
+  long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0')
+    throw Error(ErrorCode::InvalidArgument,
+                std::string(name) + "='" + v + "' is not an integer");
+  return n;
+}
+
+size_t parse_bytes(const std::string& text, const char* what) {
+  char* end = nullptr;
+  double n = std::strtod(text.c_str(), &end);
+  double mult = 1;
+  std::string suffix = end ? end : "";
+  if (suffix == "K" || suffix == "k" || suffix == "KiB") mult = 1024.0;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB") mult = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") mult = 1024.0 * 1024 * 1024;
+  else if (!suffix.empty() && suffix != "B")
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": '" + text +
+                                                "' is not a size (use e.g. 8, 1K, 64M, 1G)");
+  if (text.empty() || end == text.c_str() || n < 0)
+    throw Error(ErrorCode::InvalidArgument, std::string(what) + ": '" + text +
+                                                "' is not a size (use e.g. 8, 1K, 64M, 1G)");
+  return static_cast<size_t>(n * mult);
+}
+
+std::chrono::milliseconds timeout() {
+  double s = get_double("WEFT_TIMEOUT");
+  if (s <= 0)
+    throw Error(ErrorCode::InvalidArgument, "WEFT_TIMEOUT must be a positive number of seconds");
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+}
+
+}  // namespace weft::env
