@@ -7,12 +7,14 @@
 // Every rank of the group must issue the same collectives in the same order with matching
 // dtype, count and root; a mismatch fails with InvalidArgument naming both ranks' values.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "comm/store.h"
 #include "comm/transport.h"
+#include "comm/transport_setup.h"
 #include "comm/work.h"
 #include "runtime/tensor.h"
 
@@ -32,14 +34,15 @@ struct CommOptions {
 
 class Communicator {
  public:
-  // `store` (scoped to this group) and `setup` let split() build sub-groups; `backend` names the
-  // transport kind that split() creates for them ("tcp", "shm", "inproc").
+  // What split() needs to build sub-groups like this one.
   struct Context {
-    std::shared_ptr<Store> store;
-    std::string backend;
+    std::shared_ptr<Store> store;  // the job's store; each group works under its own prefix
+    std::string backend;           // "tcp", "shm", "inproc": for messages and benchmarks
+    std::function<std::unique_ptr<Transport>(const TransportSetup&)> make_transport;
     std::string job_id;
     std::string token;
     std::string group_tag = "world";
+    std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
   };
   Communicator(std::unique_ptr<Transport> transport, Context context, CommOptions options);
   ~Communicator();  // finishes queued ops (bounded by their deadlines), joins the worker

@@ -39,8 +39,9 @@ class Transport {
   // failed.
   virtual bool test(Request r) = 0;
 
-  // Sleeps until some posted request may be able to progress or `until` passes. May return
-  // early for no reason; callers loop on test().
+  // Sleeps until some posted request may be able to progress or `until` passes. Returns at
+  // once while a request that an earlier test() call completed (as a side effect of testing
+  // another) is not yet retired. May return early for no reason; callers loop on test().
   virtual void wait_for_progress(Deadline until) = 0;
 
   // Fails every pending and future request with Aborted carrying `reason`, and tells the

@@ -1,0 +1,40 @@
+#include "comm/algorithms.h"
+
+#include "runtime/error.h"
+
+namespace weft::comm {
+
+std::pair<size_t, size_t> block_range(size_t total, int parts, int i) {
+  size_t base = total / static_cast<size_t>(parts);
+  size_t extra = total % static_cast<size_t>(parts);
+  size_t idx = static_cast<size_t>(i);
+  size_t first = idx * base + std::min(idx, extra);
+  return {first, base + (idx < extra ? 1 : 0)};
+}
+
+void send_recv(const AlgoContext& ctx, int to, const void* send_buf, size_t send_bytes, int from,
+               void* recv_buf, size_t recv_bytes) {
+  Transport& t = ctx.transport;
+  // Post the receive first so a peer's data can land as soon as it is sent.
+  bool recv_done = from < 0, send_done = to < 0;
+  Transport::Request rr = 0, sr = 0;
+  if (!recv_done) rr = t.irecv(from, recv_buf, recv_bytes, ctx.fp);
+  if (!send_done) sr = t.isend(to, send_buf, send_bytes, ctx.fp);
+  for (;;) {
+    if (!recv_done) recv_done = t.test(rr);
+    if (!send_done) send_done = t.test(sr);
+    if (recv_done && send_done) return;
+    if (Clock::now() >= ctx.deadline) {
+      int peer = recv_done ? to : from;
+      throw Error(ErrorCode::Timeout,
+                  "rank " + std::to_string(ctx.rank()) + " timed out " +
+                      (recv_done ? "sending to" : "receiving from") + " rank " +
+                      std::to_string(peer) + " in " + ctx.fp.describe() + " over " + t.name() +
+                      ": that rank is stuck, slower, or calling a different collective; raise "
+                      "WEFT_TIMEOUT if it is only slow");
+    }
+    t.wait_for_progress(ctx.deadline);
+  }
+}
+
+}  // namespace weft::comm

@@ -1,0 +1,48 @@
+#pragma once
+// weft's own collective algorithms, written once against Transport so that every transport
+// (tcp, shm, inproc, and later mpi and nccl) runs the same code. Each lives in its own file;
+// this header holds their signatures and the small pieces they share.
+#include <cstddef>
+#include <utility>
+
+#include "comm/transport.h"
+#include "runtime/dtype.h"
+
+namespace weft::comm {
+
+// What an algorithm needs besides its buffers.
+struct AlgoContext {
+  Transport& transport;
+  Fingerprint fp;       // stamped on every message of this collective
+  Deadline deadline;    // the whole collective must finish by then
+  size_t segment_bytes; // pipelining unit
+  void* scratch;        // at least 2 x segment_bytes, and at least small_bytes for recursive doubling
+  size_t scratch_bytes;
+  int rank() const { return transport.rank(); }
+  int size() const { return transport.size(); }
+};
+
+// Elements [first, first + count) of block `i` when `total` elements are split into `parts`
+// nearly equal blocks (the first total % parts blocks get one more).
+std::pair<size_t, size_t> block_range(size_t total, int parts, int i);
+
+// Posts a recv from `from` and a send to `to` (either may be skipped with a negative peer) and
+// waits for both: the step every ring and exchange algorithm is made of.
+void send_recv(const AlgoContext& ctx, int to, const void* send_buf, size_t send_bytes, int from,
+               void* recv_buf, size_t recv_bytes);
+
+void allreduce_ring(const AlgoContext& ctx, void* data, size_t count, DType dtype, ReduceOp op);
+void allreduce_recursive_doubling(const AlgoContext& ctx, void* data, size_t count, DType dtype,
+                                  ReduceOp op);
+// out holds size() blocks of `count`; this rank's block is already in place.
+void allgather_ring(const AlgoContext& ctx, void* out, size_t count, DType dtype);
+// in holds size() blocks of `count` (clobbered as a work area); out receives this rank's block.
+void reduce_scatter_ring(const AlgoContext& ctx, void* in, void* out, size_t count, DType dtype,
+                         ReduceOp op);
+void broadcast(const AlgoContext& ctx, void* data, size_t bytes, int root, size_t small_bytes);
+// `out` is only written on root. Non-roots' data is reduced through scratch.
+void reduce(const AlgoContext& ctx, const void* in, void* out, size_t count, DType dtype,
+            ReduceOp op, int root);
+void alltoall_pairwise(const AlgoContext& ctx, const void* in, void* out, size_t block_bytes);
+
+}  // namespace weft::comm

@@ -1,0 +1,275 @@
+#include "comm/communicator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+
+#include "comm/algorithms.h"
+#include "comm/executor.h"
+#include "runtime/buffer.h"
+#include "runtime/env.h"
+#include "runtime/error.h"
+
+namespace weft::comm {
+
+AllreduceAlgo parse_allreduce_algo(const std::string& name) {
+  if (name == "auto") return AllreduceAlgo::automatic;
+  if (name == "ring") return AllreduceAlgo::ring;
+  if (name == "recursive_doubling") return AllreduceAlgo::recursive_doubling;
+  throw Error(ErrorCode::InvalidArgument,
+              "unknown allreduce algorithm '" + name + "': use auto, ring or recursive_doubling");
+}
+
+CommOptions CommOptions::from_env() {
+  CommOptions o;
+  o.timeout = env::timeout();
+  o.algo = parse_allreduce_algo(env::get("WEFT_ALGO"));
+  o.small_bytes = env::parse_bytes(env::get("WEFT_SMALL_BYTES"), "WEFT_SMALL_BYTES");
+  o.segment_bytes = env::parse_bytes(env::get("WEFT_SEGMENT_BYTES"), "WEFT_SEGMENT_BYTES");
+  if (o.segment_bytes < 64)
+    throw Error(ErrorCode::InvalidArgument, "WEFT_SEGMENT_BYTES must be at least 64");
+  return o;
+}
+
+struct Communicator::Impl {
+  std::unique_ptr<Transport> transport;
+  Context context;
+  CommOptions options;
+  Buffer scratch;
+  std::shared_ptr<Executor> executor;
+  uint64_t seq = 0;                             // collectives issued (caller thread)
+  std::vector<uint64_t> send_seq, recv_seq;     // point-to-point messages per peer
+  int splits = 0;
+  std::atomic<bool> aborted{false};
+  std::mutex abort_mu;
+  std::string abort_reason;
+
+  int rank() const { return transport->rank(); }
+  int size() const { return transport->size(); }
+
+  std::string where(OpKind op) const {
+    return "rank " + std::to_string(rank()) + ": " + op_kind_name(op);
+  }
+  void check_cpu(OpKind op, const Tensor& t) const {
+    if (!t.device().is_cpu())
+      throw Error(ErrorCode::InvalidArgument,
+                  where(op) + " got a tensor on " + t.device().str() + " but backend " +
+                      context.backend + " moves host memory only; pass a cpu tensor");
+  }
+  void check_same(OpKind op, const Tensor& in, const Tensor& out, size_t out_numel,
+                  const char* what) const {
+    check_cpu(op, in);
+    check_cpu(op, out);
+    if (in.dtype() != out.dtype() || out.numel() != out_numel)
+      throw Error(ErrorCode::InvalidArgument,
+                  where(op) + ": input is " + in.describe() + " and output is " + out.describe() +
+                      "; " + what);
+  }
+  void check_rank(OpKind op, int r, const char* role) const {
+    if (r < 0 || r >= size())
+      throw Error(ErrorCode::InvalidArgument, where(op) + ": " + role + " " + std::to_string(r) +
+                                                  " is not a rank of this group of " +
+                                                  std::to_string(size()));
+  }
+
+  AlgoContext algo_context(const Fingerprint& fp) {
+    return AlgoContext{*transport, fp, deadline_after(options.timeout), options.segment_bytes,
+                       scratch.data(), scratch.size()};
+  }
+
+  Work submit(Fingerprint fp, std::function<void(const AlgoContext&)> body) {
+    return executor->submit(fp, options.timeout, [this, fp, body = std::move(body)] {
+      if (aborted.load()) {
+        std::lock_guard lock(abort_mu);
+        throw Error(ErrorCode::Aborted, "rank " + std::to_string(rank()) + ": " +
+                                            fp.describe() + " issued after abort: " +
+                                            abort_reason);
+      }
+      body(algo_context(fp));
+    });
+  }
+
+  Fingerprint next(OpKind op, DType dtype, size_t count, ReduceOp reduce = ReduceOp::sum,
+                   int root = -1) {
+    return Fingerprint{++seq, op, dtype, reduce, root, count};
+  }
+};
+
+Communicator::Communicator(std::unique_ptr<Transport> transport, Context context,
+                           CommOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->transport = std::move(transport);
+  impl_->context = std::move(context);
+  impl_->options = options;
+  // Scratch: the ring and chain algorithms need a few segments, recursive doubling a whole
+  // small message. Allocated (and touched) once here, never in an op.
+  impl_->scratch = Buffer(std::max(3 * options.segment_bytes, options.small_bytes));
+  impl_->send_seq.assign(impl_->size(), 0);
+  impl_->recv_seq.assign(impl_->size(), 0);
+  impl_->executor = Executor::create(impl_->rank());
+}
+
+Communicator::~Communicator() {
+  impl_->executor->stop();  // before the transport and scratch the ops use go away
+}
+
+int Communicator::rank() const { return impl_->rank(); }
+int Communicator::size() const { return impl_->size(); }
+const char* Communicator::backend() const { return impl_->context.backend.c_str(); }
+
+Work Communicator::allreduce(Tensor data, ReduceOp op) { return allreduce(data, data, op); }
+
+Work Communicator::allreduce(Tensor in, Tensor out, ReduceOp op) {
+  Impl& m = *impl_;
+  m.check_same(OpKind::allreduce, in, out, in.numel(), "they must have the same dtype and size");
+  Fingerprint fp = m.next(OpKind::allreduce, in.dtype(), in.numel(), op);
+  return m.submit(fp, [&m, in, out, op](const AlgoContext& ctx) {
+    if (out.data() != in.data() && in.nbytes()) std::memcpy(out.data(), in.data(), in.nbytes());
+    bool small = in.nbytes() <= m.options.small_bytes;
+    bool doubling = m.options.algo == AllreduceAlgo::recursive_doubling ||
+                    (m.options.algo == AllreduceAlgo::automatic && small);
+    if (doubling && in.nbytes() <= ctx.scratch_bytes)
+      allreduce_recursive_doubling(ctx, out.data(), out.numel(), out.dtype(), op);
+    else
+      allreduce_ring(ctx, out.data(), out.numel(), out.dtype(), op);
+  });
+}
+
+Work Communicator::broadcast(Tensor data, int root) {
+  Impl& m = *impl_;
+  m.check_cpu(OpKind::broadcast, data);
+  m.check_rank(OpKind::broadcast, root, "root");
+  Fingerprint fp = m.next(OpKind::broadcast, data.dtype(), data.numel(), ReduceOp::sum, root);
+  return m.submit(fp, [&m, data, root](const AlgoContext& ctx) {
+    comm::broadcast(ctx, data.data(), data.nbytes(), root, m.options.small_bytes);
+  });
+}
+
+Work Communicator::reduce(Tensor in, Tensor out, int root, ReduceOp op) {
+  Impl& m = *impl_;
+  m.check_rank(OpKind::reduce, root, "root");
+  if (rank() == root)
+    m.check_same(OpKind::reduce, in, out, in.numel(), "on the root they must match");
+  else
+    m.check_cpu(OpKind::reduce, in);
+  Fingerprint fp = m.next(OpKind::reduce, in.dtype(), in.numel(), op, root);
+  return m.submit(fp, [in, out, root, op](const AlgoContext& ctx) {
+    comm::reduce(ctx, in.data(), out.data(), in.numel(), in.dtype(), op, root);
+  });
+}
+
+Work Communicator::allgather(Tensor in, Tensor out) {
+  Impl& m = *impl_;
+  m.check_same(OpKind::allgather, in, out, in.numel() * size(),
+               "the output must hold size() x the input's elements");
+  Fingerprint fp = m.next(OpKind::allgather, in.dtype(), in.numel());
+  return m.submit(fp, [in, out, r = rank()](const AlgoContext& ctx) {
+    char* mine = static_cast<char*>(out.data()) + static_cast<size_t>(r) * in.nbytes();
+    if (mine != in.data() && in.nbytes()) std::memmove(mine, in.data(), in.nbytes());
+    allgather_ring(ctx, out.data(), in.numel(), in.dtype());
+  });
+}
+
+Work Communicator::reduce_scatter(Tensor in, Tensor out, ReduceOp op) {
+  Impl& m = *impl_;
+  m.check_same(OpKind::reduce_scatter, in, out, in.numel() / size(),
+               "the input must hold size() x the output's elements");
+  if (in.numel() != out.numel() * size())
+    throw Error(ErrorCode::InvalidArgument,
+                m.where(OpKind::reduce_scatter) + ": input " + in.describe() + " must hold " +
+                    std::to_string(size()) + " x the output's " + std::to_string(out.numel()) +
+                    " elements");
+  Fingerprint fp = m.next(OpKind::reduce_scatter, in.dtype(), out.numel(), op);
+  return m.submit(fp, [in, out, op](const AlgoContext& ctx) {
+    // The ring reduces partial sums in place, so work on the input (documented: clobbered).
+    reduce_scatter_ring(ctx, in.data(), out.data(), out.numel(), in.dtype(), op);
+  });
+}
+
+Work Communicator::alltoall(Tensor in, Tensor out) {
+  Impl& m = *impl_;
+  m.check_same(OpKind::alltoall, in, out, in.numel(), "they must have the same dtype and size");
+  if (in.numel() % size() != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                m.where(OpKind::alltoall) + ": " + std::to_string(in.numel()) +
+                    " elements do not split into " + std::to_string(size()) + " equal blocks");
+  if (in.numel() && in.data() == out.data())
+    throw Error(ErrorCode::InvalidArgument,
+                m.where(OpKind::alltoall) + ": input and output must be different buffers");
+  Fingerprint fp = m.next(OpKind::alltoall, in.dtype(), in.numel());
+  return m.submit(fp, [in, out, n = size()](const AlgoContext& ctx) {
+    alltoall_pairwise(ctx, in.data(), out.data(), in.nbytes() / n);
+  });
+}
+
+Work Communicator::send(Tensor data, int peer) {
+  Impl& m = *impl_;
+  m.check_cpu(OpKind::send, data);
+  m.check_rank(OpKind::send, peer, "peer");
+  Fingerprint fp{++m.send_seq[peer], OpKind::send, data.dtype(), ReduceOp::sum, peer, data.numel()};
+  return m.submit(fp, [data, peer](const AlgoContext& ctx) {
+    send_recv(ctx, peer, data.data(), data.nbytes(), -1, nullptr, 0);
+  });
+}
+
+Work Communicator::recv(Tensor data, int peer) {
+  Impl& m = *impl_;
+  m.check_cpu(OpKind::recv, data);
+  m.check_rank(OpKind::recv, peer, "peer");
+  Fingerprint fp{++m.recv_seq[peer], OpKind::recv, data.dtype(), ReduceOp::sum, peer, data.numel()};
+  return m.submit(fp, [data, peer](const AlgoContext& ctx) {
+    send_recv(ctx, -1, nullptr, 0, peer, data.data(), data.nbytes());
+  });
+}
+
+Work Communicator::barrier() {
+  Impl& m = *impl_;
+  Fingerprint fp = m.next(OpKind::barrier, DType::u8, 1, ReduceOp::max);
+  return m.submit(fp, [](const AlgoContext& ctx) {
+    uint8_t token = 0;
+    allreduce_recursive_doubling(ctx, &token, 1, DType::u8, ReduceOp::max);
+  });
+}
+
+std::unique_ptr<Communicator> Communicator::split(int color, int key) {
+  Impl& m = *impl_;
+  int n = size();
+  std::vector<int32_t> mine = {color, key};
+  std::vector<int32_t> all(2 * static_cast<size_t>(n));
+  allgather(Tensor::flat(mine.data(), DType::i32, 2), Tensor::flat(all.data(), DType::i32, all.size()))
+      .wait();
+  int index = m.splits++;
+  if (color < 0) return nullptr;
+  std::vector<std::pair<int, int>> members;  // (key, old rank)
+  for (int r = 0; r < n; r++)
+    if (all[2 * r] == color) members.emplace_back(all[2 * r + 1], r);
+  std::sort(members.begin(), members.end());
+  int new_rank = static_cast<int>(
+      std::find(members.begin(), members.end(), std::make_pair(key, rank())) - members.begin());
+
+  Context child = m.context;
+  child.group_tag = m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
+  auto store = std::make_shared<PrefixStore>(child.group_tag, m.context.store);
+  TransportSetup setup;
+  setup.store = store.get();
+  setup.rank = new_rank;
+  setup.size = static_cast<int>(members.size());
+  setup.job_id = m.context.job_id;
+  setup.token = m.context.token;
+  setup.group_tag = child.group_tag;
+  setup.deadline = deadline_after(m.options.timeout);
+  auto transport = m.context.make_transport(setup);
+  return std::make_unique<Communicator>(std::move(transport), std::move(child), m.options);
+}
+
+void Communicator::abort(const std::string& reason) {
+  {
+    std::lock_guard lock(impl_->abort_mu);
+    if (impl_->abort_reason.empty()) impl_->abort_reason = reason;
+  }
+  impl_->aborted.store(true);
+  impl_->transport->abort(reason);
+}
+
+}  // namespace weft::comm

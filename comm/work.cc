@@ -1,0 +1,39 @@
+#include "comm/work.h"
+
+#include "comm/executor.h"
+#include "runtime/error.h"
+
+namespace weft::comm {
+
+void Work::wait(Deadline deadline) {
+  if (!state_) throw Error(ErrorCode::InvalidArgument, "wait() on an empty Work handle");
+  if (auto exec = state_->executor.lock()) exec->run_inline_if_next(state_);
+  std::unique_lock lock(state_->mu);
+  if (!state_->cv.wait_until(lock, deadline, [&] { return state_->finished; }))
+    throw Error(ErrorCode::Timeout, "waiting for " + state_->fp.describe() +
+                                        " timed out; the op is still running: abort() the "
+                                        "communicator to stop it, or raise WEFT_TIMEOUT");
+  if (state_->error) std::rethrow_exception(state_->error);
+}
+
+void Work::wait() {
+  if (!state_) throw Error(ErrorCode::InvalidArgument, "wait() on an empty Work handle");
+  // The op is itself bounded by its timeout once it starts; allow for ops queued before it.
+  wait(deadline_after(state_->timeout * 2 + std::chrono::seconds(10)));
+}
+
+bool Work::done() const {
+  if (!state_) return false;
+  std::lock_guard lock(state_->mu);
+  return state_->finished;
+}
+
+std::exception_ptr Work::error() const {
+  if (!state_) return nullptr;
+  std::lock_guard lock(state_->mu);
+  return state_->error;
+}
+
+std::string Work::describe() const { return state_ ? state_->fp.describe() : "empty Work"; }
+
+}  // namespace weft::comm

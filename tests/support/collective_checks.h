@@ -1,0 +1,26 @@
+#pragma once
+// Runs every collective on `comm` over the given dtypes, ops and sizes and checks each result
+// against a sequential reference (typed_values.h). Used by the in-process tests and by the
+// multi-process tests of every transport, so all backends face the same matrix.
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+
+namespace weft::testing {
+
+struct CheckMatrix {
+  std::vector<size_t> counts = {0, 1, 7, 1001};
+  std::vector<DType> dtypes = {std::begin(kAllDTypes), std::end(kAllDTypes)};
+  std::vector<ReduceOp> ops = {std::begin(kAllReduceOps), std::end(kAllReduceOps)};
+};
+
+// Returns a list of mismatches ("allreduce f32 sum count=7: element 3 is 2, expected 4");
+// empty when everything matched. Every rank must call it with the same matrix.
+std::vector<std::string> check_collectives(comm::Communicator& comm, const CheckMatrix& m);
+
+// Only allreduce (in place and out of place), for the big-size runs.
+std::vector<std::string> check_allreduce(comm::Communicator& comm, size_t count, DType dtype,
+                                         ReduceOp op);
+
+}  // namespace weft::testing
