@@ -1,0 +1,140 @@
+#include "runtime/world.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "runtime/error.h"
+
+namespace weft {
+namespace {
+
+World from(const std::map<std::string, std::string>& vars) {
+  return World::from_vars([&](const std::string& k) -> std::optional<std::string> {
+    auto it = vars.find(k);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+std::string error_of(const std::map<std::string, std::string>& vars) {
+  try {
+    from(vars);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+TEST(World, NoLauncherMeansOneRank) {
+  World w = from({});
+  EXPECT_EQ(w.rank, 0);
+  EXPECT_EQ(w.size, 1);
+  EXPECT_EQ(w.launcher, "none");
+}
+
+TEST(World, WeftrunVariables) {
+  World w = from({{"WEFT_RANK", "3"}, {"WEFT_WORLD_SIZE", "8"}, {"WEFT_LOCAL_RANK", "1"},
+                  {"WEFT_LOCAL_WORLD_SIZE", "2"}, {"WEFT_NODE_RANK", "1"}, {"WEFT_JOB_ID", "j9"}});
+  EXPECT_EQ(w.rank, 3);
+  EXPECT_EQ(w.size, 8);
+  EXPECT_EQ(w.local_rank, 1);
+  EXPECT_EQ(w.local_size, 2);
+  EXPECT_EQ(w.node_rank, 1);
+  EXPECT_EQ(w.job_id, "j9");
+  EXPECT_EQ(w.launcher, "weftrun");
+}
+
+TEST(World, WeftrunWinsOverEverythingElse) {
+  World w = from({{"WEFT_RANK", "1"}, {"WEFT_WORLD_SIZE", "2"}, {"RANK", "5"}, {"WORLD_SIZE", "6"},
+                  {"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "4"}});
+  EXPECT_EQ(w.launcher, "weftrun");
+  EXPECT_EQ(w.rank, 1);
+}
+
+TEST(World, TorchrunVariables) {
+  World w = from({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"},
+                  {"LOCAL_WORLD_SIZE", "4"}, {"GROUP_RANK", "1"}, {"MASTER_ADDR", "10.0.0.1"},
+                  {"MASTER_PORT", "29500"}});
+  EXPECT_EQ(w.launcher, "torchrun");
+  EXPECT_EQ(w.rank, 5);
+  EXPECT_EQ(w.local_size, 4);
+  EXPECT_EQ(w.node_rank, 1);
+  EXPECT_EQ(w.master_addr, "10.0.0.1");
+  EXPECT_EQ(w.master_port, 29500);
+}
+
+TEST(World, OpenMpiIgnoresUniverseSize) {
+  World w = from({{"OMPI_COMM_WORLD_RANK", "2"}, {"OMPI_COMM_WORLD_SIZE", "4"},
+                  {"OMPI_COMM_WORLD_LOCAL_RANK", "0"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                  {"OMPI_UNIVERSE_SIZE", "64"}});
+  EXPECT_EQ(w.launcher, "openmpi");
+  EXPECT_EQ(w.size, 4);
+  EXPECT_EQ(w.local_size, 2);
+}
+
+TEST(World, OpenMpiBeatsSlurmInsideSbatch) {
+  // mpirun inside an sbatch script: every rank inherits SLURM_PROCID=0.
+  World w = from({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"},
+                  {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"SLURM_STEP_ID", "0"}});
+  EXPECT_EQ(w.launcher, "openmpi");
+  EXPECT_EQ(w.rank, 3);
+}
+
+TEST(World, PmiVariables) {
+  World w = from({{"PMI_RANK", "1"}, {"PMI_SIZE", "3"}, {"MPI_LOCALRANKID", "1"},
+                  {"MPI_LOCALNRANKS", "3"}});
+  EXPECT_EQ(w.launcher, "pmi");
+  EXPECT_EQ(w.rank, 1);
+  EXPECT_EQ(w.local_size, 3);
+}
+
+TEST(World, PmixUnderSrun) {
+  World w = from({{"PMIX_RANK", "2"}, {"SLURM_NTASKS", "4"}, {"SLURM_LOCALID", "0"},
+                  {"SLURM_NODEID", "1"}, {"SLURM_TASKS_PER_NODE", "2(x2)"}, {"SLURM_JOB_ID", "77"}});
+  EXPECT_EQ(w.launcher, "pmix");
+  EXPECT_EQ(w.rank, 2);
+  EXPECT_EQ(w.size, 4);
+  EXPECT_EQ(w.node_rank, 1);
+  EXPECT_EQ(w.local_size, 2);
+  EXPECT_EQ(w.job_id, "77");
+}
+
+TEST(World, SlurmOnlyInsideAStep) {
+  EXPECT_EQ(from({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}}).launcher, "none");
+  World w = from({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"},
+                  {"SLURM_LOCALID", "1"}, {"SLURM_NODEID", "0"}, {"SLURM_TASKS_PER_NODE", "2"}});
+  EXPECT_EQ(w.launcher, "slurm");
+  EXPECT_EQ(w.rank, 1);
+  EXPECT_EQ(w.local_rank, 1);
+  EXPECT_EQ(w.local_size, 2);
+}
+
+TEST(World, RankNotBelowSizeNamesTheVariables) {
+  std::string m = error_of({{"WEFT_RANK", "4"}, {"WEFT_WORLD_SIZE", "4"}});
+  EXPECT_NE(m.find("WEFT_RANK=4"), std::string::npos) << m;
+  EXPECT_NE(m.find("WEFT_WORLD_SIZE=4"), std::string::npos) << m;
+}
+
+TEST(World, MalformedNumbersAreErrors) {
+  std::string m = error_of({{"RANK", "one"}, {"WORLD_SIZE", "2"}});
+  EXPECT_NE(m.find("RANK='one'"), std::string::npos) << m;
+  error_of({{"WEFT_RANK", "-1"}, {"WEFT_WORLD_SIZE", "2"}});
+  error_of({{"WEFT_RANK", "0"}, {"WEFT_WORLD_SIZE", "0"}});
+}
+
+TEST(World, HalfSetIsAnError) {
+  EXPECT_NE(error_of({{"WEFT_RANK", "0"}}).find("WEFT_WORLD_SIZE"), std::string::npos);
+  EXPECT_NE(error_of({{"WEFT_WORLD_SIZE", "2"}}).find("WEFT_RANK"), std::string::npos);
+}
+
+TEST(World, LocalRankBeyondLocalSize) {
+  std::string m = error_of({{"WEFT_RANK", "1"}, {"WEFT_WORLD_SIZE", "4"}, {"WEFT_LOCAL_RANK", "2"},
+                            {"WEFT_LOCAL_WORLD_SIZE", "2"}});
+  EXPECT_NE(m.find("WEFT_LOCAL_RANK=2"), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace weft
