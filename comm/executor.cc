@@ -75,6 +75,7 @@ void Executor::worker_loop() {
 void Executor::run(const std::shared_ptr<Work::State>& state) {
   // Background threads never throw: the failure is stored and rethrown by Work::wait().
   std::exception_ptr error;
+  Clock::time_point started = Clock::now();
   try {
     state->body();
   } catch (const Error&) {
@@ -85,6 +86,8 @@ void Executor::run(const std::shared_ptr<Work::State>& state) {
                                                                    " failed: " + e.what()));
   }
   std::lock_guard lock(state->mu);
+  state->started = started;
+  state->ended = Clock::now();
   state->body = nullptr;
   state->error = error;
   state->finished = true;

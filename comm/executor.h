@@ -11,6 +11,7 @@
 
 #include "comm/fingerprint.h"
 #include "comm/work.h"
+#include "runtime/clock.h"
 
 namespace weft::comm {
 
@@ -22,6 +23,7 @@ struct Work::State {
   Fingerprint fp;
   std::chrono::milliseconds timeout{0};
   std::function<void()> body;              // cleared once run
+  Clock::time_point started, ended;        // when the op ran (for overlap accounting)
   std::weak_ptr<class Executor> executor;  // to claim the op for inline execution
 };
 

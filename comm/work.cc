@@ -34,6 +34,13 @@ std::exception_ptr Work::error() const {
   return state_->error;
 }
 
+double Work::run_seconds() const {
+  if (!state_) return 0;
+  std::lock_guard lock(state_->mu);
+  return state_->finished ? std::chrono::duration<double>(state_->ended - state_->started).count()
+                          : 0;
+}
+
 std::string Work::describe() const { return state_ ? state_->fp.describe() : "empty Work"; }
 
 }  // namespace weft::comm
