@@ -86,7 +86,14 @@ struct Communicator::Impl {
                                             fp.describe() + " issued after abort: " +
                                             abort_reason);
       }
-      body(algo_context(fp));
+      try {
+        body(algo_context(fp));
+      } catch (const Error& e) {
+        // Tell the peers why this rank is leaving the collective, so a rank waiting on us
+        // fails at once naming the real cause (a dead rank two hops away, a mismatch).
+        if (e.code() != ErrorCode::Aborted) transport->abort(e.what());
+        throw;
+      }
     });
   }
 
@@ -258,6 +265,7 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   setup.job_id = m.context.job_id;
   setup.token = m.context.token;
   setup.group_tag = child.group_tag;
+  setup.host = m.context.host;
   setup.deadline = deadline_after(m.options.timeout);
   auto transport = m.context.make_transport(setup);
   return std::make_unique<Communicator>(std::move(transport), std::move(child), m.options);

@@ -42,6 +42,7 @@ class Communicator {
     std::string job_id;
     std::string token;
     std::string group_tag = "world";
+    std::string host = "127.0.0.1";   // this host as the store sees it (tcp listens there)
     std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
   };
   Communicator(std::unique_ptr<Transport> transport, Context context, CommOptions options);

@@ -25,8 +25,8 @@ std::string choose_backend(const std::string& requested, const World& w) {
 
 // Where the rendezvous store is: weftrun names it; under torchrun rank 0 serves one on
 // MASTER_PORT + 1 (torchrun's own store already holds MASTER_PORT).
-std::shared_ptr<Store> connect_store(const World& w, const std::string& token,
-                                     std::shared_ptr<void>& keepalive, Deadline deadline) {
+std::shared_ptr<TcpStore> connect_store(const World& w, const std::string& token,
+                                        std::shared_ptr<void>& keepalive, Deadline deadline) {
   std::string addr = env::get("WEFT_STORE_ADDR");
   if (!addr.empty()) return TcpStore::connect(addr, token, deadline);
   if (!w.master_addr.empty() && w.master_port > 0) {
@@ -64,7 +64,9 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
     return std::make_unique<Communicator>(make_inproc_transport(hub, 0), std::move(ctx), options);
   }
 
-  ctx.store = connect_store(w, ctx.token, ctx.keepalive, deadline);
+  auto tcp_store = connect_store(w, ctx.token, ctx.keepalive, deadline);
+  ctx.host = tcp_store->local_host();
+  ctx.store = tcp_store;
   ctx.backend = backend;
   ctx.make_transport = backend == "tcp" ? make_tcp_transport : make_shm_transport;
   auto store = std::make_shared<PrefixStore>(ctx.group_tag, ctx.store);
@@ -75,6 +77,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
   setup.job_id = w.job_id;
   setup.token = ctx.token;
   setup.group_tag = ctx.group_tag;
+  setup.host = ctx.host;
   setup.deadline = deadline;
   auto transport = ctx.make_transport(setup);
   WEFT_INFO("connected " << w.describe() << " over " << backend);

@@ -14,7 +14,8 @@ struct TransportSetup {
   int size = 1;
   std::string job_id;      // names shared-memory files; checked in handshakes
   std::string token;       // secret every connection must present
-  std::string group_tag;   // unique per communicator within the job ("world", "split-3-1", ...)
+  std::string group_tag;   // unique per communicator within the job ("world", "world.s0c1", ...)
+  std::string host;        // address peers on other hosts reach this one at (tcp)
   Deadline deadline;       // connection set-up must finish by then
 };
 

@@ -69,7 +69,14 @@ void scale_half(H* data, size_t n, int divisor) {
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void reduce(
+// ThreadSanitizer's runtime is not ready when ifunc resolvers run, so TSan builds skip cloning.
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_CLONE_PER_ISA
+#else
+#define WEFT_CLONE_PER_ISA __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
+WEFT_CLONE_PER_ISA void reduce(
     void* out, const void* a, const void* b, size_t count, DType dtype, ReduceOp op) {
   switch (dtype) {
     case DType::f32: return reduce_typed<float>(out, a, b, count, op);

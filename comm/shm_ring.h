@@ -1,0 +1,214 @@
+#pragma once
+// The shared memory under the shm transport (private to it), bottom up:
+//
+//  - RingControl + RingWriter/RingReader: a single-producer single-consumer byte FIFO whose
+//    control words and data live in a mapping shared by two processes; each side keeps its
+//    cursor in its own private memory;
+//  - Doorbell: what a rank sleeps on (futex) while none of its FIFOs can move;
+//  - OwnSegment / PeerSegment: the one file each rank owns in /dev/shm (a SegmentHeader with
+//    pid, doorbell and abort flag, then one inbound FIFO per sender), as its owner maps it
+//    and as a sender maps it.
+//
+// All of it is plain memory plus atomics, so it works across processes and between threads
+// of one process alike.
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "runtime/clock.h"
+
+namespace weft::comm::shm {
+
+inline constexpr size_t kCacheLine = 64;
+inline constexpr size_t kPage = 4096;
+
+// ---- FIFO ----
+
+// The shared half of a FIFO. Positions count bytes since the start and only grow (64 bits do
+// not wrap in practice), so used = write - read with no full/empty ambiguity and the offset in
+// the data area is pos & (capacity - 1). Each position sits on its own cache line: the
+// producer's and the consumer's stores must not fight over one line.
+struct RingControl {
+  alignas(kCacheLine) std::atomic<uint64_t> write_pos{0};  // stored by the producer only
+  alignas(kCacheLine) std::atomic<uint64_t> read_pos{0};   // stored by the consumer only
+};
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared-memory atomics need lock-free");
+
+// Where one FIFO lives in some mapping. `capacity` is a power of two.
+struct RingView {
+  RingControl* control = nullptr;
+  std::byte* data = nullptr;
+  uint64_t capacity = 0;
+};
+
+// The producer's cursor. It keeps its own copy of write_pos (it is the only writer) and the
+// last read_pos it saw, so it only touches the consumer's cache line when the ring looks full.
+class RingWriter {
+ public:
+  RingWriter() = default;
+  explicit RingWriter(RingView ring);
+
+  // Copies up to `n` bytes that fit now; returns how many. A null `src` adds `n` bytes of
+  // padding without writing them. The consumer sees them only after publish().
+  size_t write(const void* src, size_t n);
+  // Makes everything written so far visible to the consumer. Publishing once per batch rather
+  // than per write() lets the consumer see a small message whole, in one cache-line transfer.
+  void publish();
+  // True if write() could move at least one byte now (reads the consumer's position).
+  bool can_write();
+
+ private:
+  RingView ring_;
+  uint64_t write_pos_ = 0;
+  uint64_t published_ = 0;
+  uint64_t read_pos_seen_ = 0;
+};
+
+// The consumer's cursor: the mirror image of RingWriter.
+class RingReader {
+ public:
+  RingReader() = default;
+  explicit RingReader(RingView ring);
+
+  // Copies up to `n` available bytes out; returns how many. A null `dst` discards them
+  // (padding). Their space returns to the producer only after publish().
+  size_t read(void* dst, size_t n);
+  // Hands the space of everything read so far back to the producer.
+  void publish();
+  // True if read() could move at least one byte now (reads the producer's position).
+  bool can_read();
+
+ private:
+  RingView ring_;
+  uint64_t read_pos_ = 0;
+  uint64_t published_ = 0;
+  uint64_t write_pos_seen_ = 0;
+};
+
+// ---- doorbell ----
+
+// What a rank sleeps on while none of its FIFOs can move: an event counter and a "sleeping"
+// flag on one cache line, in the rank's own file.
+//
+// Data events do not touch the counter unless the owner sleeps: after publishing a position
+// the peer calls nudge(), a read of `sleeping` from a line that stays in its cache while the
+// owner is awake (the seq_cst position stores and loads make this race-free, see nudge()).
+// Bumping a counter the owner keeps reading would cost a cache-line round trip per chunk, and
+// that round trip is slow between cores. Rare events (abort, close) ring() unconditionally, so
+// a key() taken before them no longer matches.
+struct Doorbell {
+  alignas(kCacheLine) std::atomic<uint32_t> seq{0};
+  std::atomic<uint32_t> sleeping{0};
+
+  uint32_t key() const { return seq.load(std::memory_order_acquire); }
+  // After publishing a FIFO position the owner may be waiting for.
+  void nudge();
+  // After an event that owners must see even while awake (abort, close).
+  void ring();
+  // Owner only. Sleeps on the futex until rung or `until`. Before each sleep, with `sleeping`
+  // already set, it re-checks that the counter still equals `key` and that still_idle() (which
+  // re-reads the FIFO positions) holds: a peer that published before it could see `sleeping`
+  // did not wake us, so we must see its position instead. Returns false when it gave up
+  // because of `until`.
+  template <typename StillIdle>
+  bool sleep(uint32_t key, Deadline until, StillIdle&& still_idle) {
+    // seq_cst store, then seq_cst loads of seq and of the positions: pairs with nudge().
+    sleeping.store(1, std::memory_order_seq_cst);
+    bool rung = true;
+    while (seq.load(std::memory_order_seq_cst) == key && still_idle()) {
+      if (!futex_wait(key, until)) {
+        rung = false;
+        break;
+      }
+    }
+    sleeping.store(0, std::memory_order_relaxed);
+    return rung;
+  }
+
+ private:
+  // One FUTEX_WAIT on seq; false once `until` has passed.
+  bool futex_wait(uint32_t key, Deadline until);
+};
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word must be 32 bits");
+
+// A pause for spin loops: lets the other hyperthread run and saves power.
+void cpu_relax();
+
+// ---- the file a rank owns ----
+
+inline constexpr size_t kReasonBytes = 1024;
+inline constexpr uint32_t kFlagAborted = 1;  // reason[] holds why
+inline constexpr uint32_t kFlagClosed = 2;   // the owner destroyed its transport
+
+struct SegmentHeader {
+  uint64_t magic = 0;
+  uint32_t version = 0;
+  int32_t rank = 0;
+  int32_t size = 0;
+  int32_t pid = 0;
+  uint64_t pid_namespace = 0;  // inode of /proc/self/ns/pid: a pid means nothing outside it
+  uint64_t ring_bytes = 0;     // capacity of each FIFO in this file
+  uint64_t ring_stride = 0;    // one control page + ring_bytes of data
+  uint64_t rings_offset = 0;   // FIFO from sender s at rings_offset + s * ring_stride
+  Doorbell doorbell;
+  alignas(kCacheLine) std::atomic<uint32_t> flags{0};
+  char reason[kReasonBytes] = {};  // written before kFlagAborted is set
+};
+
+// A move-only mmap'ed range, unmapped when dropped.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(void* addr, size_t len) : addr_(addr), len_(len) {}
+  Mapping(Mapping&& o) noexcept;
+  Mapping& operator=(Mapping&& o) noexcept;
+  ~Mapping();
+  std::byte* data() const { return static_cast<std::byte*>(addr_); }
+
+ private:
+  void* addr_ = nullptr;
+  size_t len_ = 0;
+};
+
+// My file, created under `name` and mapped whole. The name stays linked in /dev/shm (so peers
+// can open it) until unlink_name() or destruction. `who` prefixes error messages.
+class OwnSegment {
+ public:
+  OwnSegment(std::string name, int rank, int size, uint64_t ring_bytes, const std::string& who);
+  OwnSegment(const OwnSegment&) = delete;
+  OwnSegment& operator=(const OwnSegment&) = delete;
+
+  SegmentHeader& header() const { return *reinterpret_cast<SegmentHeader*>(map_.data()); }
+  RingView inbound(int sender) const;
+  void unlink_name();
+
+ private:
+  // The name while it is linked in /dev/shm; unlinks it when dropped, even when the
+  // constructor throws half-way.
+  struct LinkedName {
+    std::string name;
+    ~LinkedName();
+  };
+  LinkedName linked_;
+  Mapping map_;
+};
+
+// Rank `rank`'s file as mapped by sender `me`: its header and the one FIFO in it that `me`
+// writes. Checks that the file is what it should be.
+class PeerSegment {
+ public:
+  PeerSegment() = default;
+  PeerSegment(const std::string& name, int rank, int size, int me, const std::string& who);
+
+  SegmentHeader& header() const { return *reinterpret_cast<SegmentHeader*>(header_map_.data()); }
+  RingView outbound() const;
+
+ private:
+  Mapping header_map_;
+  Mapping ring_map_;
+  uint64_t ring_bytes_ = 0;
+};
+
+}  // namespace weft::comm::shm

@@ -1,0 +1,242 @@
+#include "launcher/launch_options.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+#include <string_view>
+
+#include "runtime/env.h"
+#include "runtime/error.h"
+
+namespace weft::launcher {
+namespace {
+
+constexpr const char* kExample = "weftrun -n 4 -- ./my_program --its-flags";
+
+// Long flags offered as "did you mean" suggestions for a mistyped flag.
+constexpr std::string_view kKnownFlags[] = {"--np",         "--backend",      "--timeout",
+                                            "--grace",      "--help",         "--help-env",
+                                            "--tag-output", "--no-tag-output"};
+
+[[noreturn]] void fail(const std::string& message) {
+  throw Error(ErrorCode::InvalidArgument, message);
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion_for(std::string_view flag) {
+  std::string_view name = flag.substr(0, flag.find('='));
+  std::string_view best;
+  size_t best_distance = 3;  // further than two edits away is not a typo
+  for (std::string_view known : kKnownFlags) {
+    size_t d = edit_distance(name, known);
+    if (d < best_distance) {
+      best_distance = d;
+      best = known;
+    }
+  }
+  return best.empty() ? "" : " (did you mean " + std::string(best) + "?)";
+}
+
+// A flag's value comes either glued ("--timeout=30", "-n4") or as the next argument.
+class ArgCursor {
+ public:
+  explicit ArgCursor(const std::vector<std::string>& args) : args_(args) {}
+  bool done() const { return i_ >= args_.size(); }
+  const std::string& peek() const { return args_[i_]; }
+  std::string take() { return args_[i_++]; }
+  std::vector<std::string> rest() {
+    std::vector<std::string> out(args_.begin() + static_cast<std::ptrdiff_t>(i_), args_.end());
+    i_ = args_.size();
+    return out;
+  }
+  // The value of `flag`, from the glued text or the following argument. `what` describes it.
+  std::string value_of(const std::string& flag, std::optional<std::string> glued,
+                       const std::string& what) {
+    if (glued) {
+      if (glued->empty()) fail(flag + " needs a value: " + what);
+      return *glued;
+    }
+    // "--" or another long flag where the value should be means the value was forgotten.
+    if (done() || peek() == "--" || peek().rfind("--", 0) == 0)
+      fail(flag + " needs a value: " + what);
+    return take();
+  }
+
+ private:
+  const std::vector<std::string>& args_;
+  size_t i_ = 0;
+};
+
+int parse_rank_count(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  long n = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE)
+    fail(flag + " expects a whole number of ranks, got '" + text + "' (for example: -n 4)");
+  if (n < 1) fail(flag + " must be at least 1, got " + text + " (for example: -n 4)");
+  if (n > kMaxRanks)
+    fail(flag + " " + text + " is more ranks than weftrun starts on one machine (at most " +
+         std::to_string(kMaxRanks) + ")");
+  return static_cast<int>(n);
+}
+
+double parse_seconds(const std::string& flag, const std::string& text, bool allow_zero) {
+  char* end = nullptr;
+  double s = std::strtod(text.c_str(), &end);
+  bool number = !text.empty() && *end == '\0' && std::isfinite(s);
+  if (!number || s < 0 || (!allow_zero && s == 0))
+    fail(flag + " expects a " + (allow_zero ? "non-negative" : "positive") +
+         " number of seconds, got '" + text + "' (for example: " + flag + " 30)");
+  return s;
+}
+
+std::string parse_backend(const std::string& text) {
+  if (text == "tcp" || text == "shm" || text == "auto") return text;
+  std::string hint;
+  if (text == "mpi")
+    hint =
+        "; the mpi backend runs under mpirun instead of weftrun: mpirun -np 4 ./my_program "
+        "--backend mpi";
+  fail("unknown backend '" + text + "': choose tcp, shm or auto" + hint);
+}
+
+}  // namespace
+
+LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
+  LaunchOptions options;
+  // --help and --help-env win over every other mistake before "--": whoever asks for help
+  // after a typo should get the help, not another error.
+  for (const std::string& a : args) {
+    if (a == "--") break;
+    if (a == "-h" || a == "--help") {
+      options.action = LaunchOptions::Action::help;
+      return options;
+    }
+    if (a == "--help-env") {
+      options.action = LaunchOptions::Action::help_env;
+      return options;
+    }
+  }
+
+  bool saw_separator = false;
+  bool saw_rank_count = false;
+  ArgCursor cursor(args);
+  while (!cursor.done()) {
+    std::string arg = cursor.take();
+    if (arg == "--") {
+      saw_separator = true;
+      options.command = cursor.rest();
+      break;
+    }
+    // Split "--flag=value"; short "-n4" is handled below.
+    std::string flag = arg;
+    std::optional<std::string> glued;
+    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
+      flag = arg.substr(0, arg.find('='));
+      glued = arg.substr(arg.find('=') + 1);
+    } else if (arg.rfind("-n", 0) == 0 && arg.size() > 2 &&
+               (std::isdigit(static_cast<unsigned char>(arg[2])) || arg[2] == '=' ||
+                arg[2] == '-')) {
+      flag = "-n";
+      glued = arg.substr(arg[2] == '=' ? 3 : 2);
+    }
+
+    if (flag == "-n" || flag == "-np" || flag == "--np") {
+      options.num_ranks =
+          parse_rank_count(flag, cursor.value_of(flag, glued, "the number of ranks, e.g. -n 4"));
+      saw_rank_count = true;
+    } else if (flag == "--backend") {
+      options.backend = parse_backend(cursor.value_of(flag, glued, "tcp, shm or auto"));
+    } else if (flag == "--timeout") {
+      std::string text = cursor.value_of(flag, glued, "seconds, e.g. --timeout 60");
+      parse_seconds(flag, text, /*allow_zero=*/false);
+      options.timeout = text;
+    } else if (flag == "--grace") {
+      options.grace_seconds = parse_seconds(
+          flag, cursor.value_of(flag, glued, "seconds, e.g. --grace 5"), /*allow_zero=*/true);
+    } else if (flag == "--tag-output" || flag == "--no-tag-output") {
+      if (glued) fail(flag + " takes no value");
+      options.tag_output = flag == "--tag-output";
+    } else if (!arg.empty() && arg[0] == '-') {
+      fail("unknown flag '" + arg + "'" + suggestion_for(arg) + "; run weftrun --help for the " +
+           "flags, and put the program's own flags after '--': " + kExample);
+    } else {
+      fail("'" + arg + "' comes before '--': weftrun needs '--' between its flags and the " +
+           "program, as in " + kExample);
+    }
+  }
+
+  if (!saw_rank_count)
+    fail("-n is required: how many ranks to start, as in " + std::string(kExample));
+  if (!saw_separator) fail("missing '--' and the program to run, as in " + std::string(kExample));
+  if (options.command.empty() || options.command[0].empty())
+    fail("no program after '--': give the program and its arguments, as in " +
+         std::string(kExample));
+  return options;
+}
+
+std::string usage_text() {
+  return R"(usage: weftrun -n N [flags] -- PROGRAM [ARGS...]
+
+Starts N ranks of PROGRAM on this machine, with a rendezvous store they meet through, and
+prints their output line by line as "[rank K] ...".
+
+flags:
+  -n N, --np N           number of ranks to start (required, 1..)" +
+         std::to_string(kMaxRanks) + R"()
+  --backend B            collective backend for the ranks: tcp, shm or auto (sets WEFT_BACKEND)
+  --timeout S            seconds any collective may wait before failing (sets WEFT_TIMEOUT)
+  --grace S              after a rank fails, seconds the others get to exit on their own before
+                         weftrun sends SIGTERM, then SIGKILL 2 s later (default 10)
+  --tag-output           prefix every output line with "[rank K] " (default)
+  --no-tag-output        print the ranks' lines unchanged
+  -h, --help             this text
+  --help-env             the environment variables weft reads, with defaults
+
+Exit status: 0 when every rank exits 0; otherwise the first failing rank's exit code, or
+128+signal if it was killed; 128+signal when weftrun itself is interrupted (SIGINT: 130,
+SIGTERM: 143); 2 for a mistake on the command line.
+SIGINT, SIGTERM and SIGHUP sent to weftrun are passed on to every rank; ranks still running
+after the grace period (at least 2 s) get SIGKILL, and a second signal kills them at once.
+Shared-memory files the job leaves in /dev/shm are removed when it ends.
+
+example:
+  weftrun -n 4 --backend shm -- ./weft-train --steps 100
+)";
+}
+
+std::string env_help_text() {
+  size_t name_width = 4, default_width = 7;
+  for (const env::Var& v : env::all()) {
+    name_width = std::max(name_width, std::string_view(v.name).size());
+    default_width = std::max(default_width, std::string_view(v.default_value).size());
+  }
+  std::ostringstream os;
+  auto row = [&](std::string_view name, std::string_view def, std::string_view meaning) {
+    os << "  " << name << std::string(name_width - name.size() + 2, ' ') << def
+       << std::string(default_width - def.size() + 2, ' ') << meaning << "\n";
+  };
+  os << "Environment variables weft reads (an empty default means weftrun sets it):\n\n";
+  row("NAME", "DEFAULT", "MEANING");
+  for (const env::Var& v : env::all()) row(v.name, v.default_value, v.meaning);
+  return os.str();
+}
+
+}  // namespace weft::launcher

@@ -1,0 +1,32 @@
+#pragma once
+// weftrun's command line, parsed and validated without touching processes or the file system.
+// Every mistake is an Error(InvalidArgument) whose message says what was wrong and how to fix it.
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::launcher {
+
+struct LaunchOptions {
+  enum class Action { run, help, help_env };
+  Action action = Action::run;
+
+  int num_ranks = 0;                   // -n N
+  std::optional<std::string> backend;  // --backend tcp|shm|auto, exported as WEFT_BACKEND
+  std::optional<std::string> timeout;  // --timeout S (validated text), exported as WEFT_TIMEOUT
+  double grace_seconds = 10.0;         // --grace S: how long the other ranks get after one fails
+  bool tag_output = true;              // --tag-output / --no-tag-output: "[rank K] " prefixes
+  std::vector<std::string> command;    // program and its arguments, everything after "--"
+};
+
+inline constexpr int kMaxRanks = 4096;
+
+// `args` are the arguments after argv[0].
+LaunchOptions parse_launch_options(const std::vector<std::string>& args);
+
+// Text for --help.
+std::string usage_text();
+// Text for --help-env: every variable of runtime/env.h's registry with its default and meaning.
+std::string env_help_text();
+
+}  // namespace weft::launcher

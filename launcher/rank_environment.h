@@ -1,0 +1,27 @@
+#pragma once
+// The environment each rank starts with: weftrun's own, with the WEFT_* variables that tell a
+// rank who it is (DESIGN.md, "Rank discovery") set or replaced. Pure.
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::launcher {
+
+struct RankEnvironmentInputs {
+  int rank = 0;
+  int world_size = 1;
+  std::string job_id;
+  std::string token;
+  std::string store_addr;              // "127.0.0.1:port"
+  std::optional<std::string> backend;  // only set when given on the command line, so a
+  std::optional<std::string> timeout;  // WEFT_BACKEND/WEFT_TIMEOUT exported by the user survives
+};
+
+// `base` holds "NAME=value" entries (as in environ). Returns a complete environment.
+std::vector<std::string> rank_environment(const std::vector<std::string>& base,
+                                          const RankEnvironmentInputs& in);
+
+// The calling process's environment as "NAME=value" entries.
+std::vector<std::string> current_environment();
+
+}  // namespace weft::launcher

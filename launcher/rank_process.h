@@ -1,0 +1,68 @@
+#pragma once
+// RankProcess: one rank, started with fork/exec, its stdout and stderr captured through pipes.
+// Stays in weftrun's process group (so a terminal's Ctrl-C reaches it directly) and dies with
+// weftrun (PR_SET_PDEATHSIG), so a killed launcher never leaves ranks behind. Move-only; the
+// destructor kills and reaps a rank that is still running.
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launcher/line_prefixer.h"
+#include "launcher/unique_fd.h"
+
+namespace weft::launcher {
+
+struct RankLaunch {
+  int rank = 0;
+  std::string program_path;       // resolved and checked (program_path.h)
+  std::vector<std::string> argv;  // argv[0] is the program as the user wrote it
+  std::vector<std::string> env;   // the complete environment, "NAME=value"
+  bool keep_stdin = false;        // rank 0 reads weftrun's stdin; the others read /dev/null
+  bool tag_output = true;
+};
+
+class RankProcess {
+ public:
+  enum class Stream { out = 0, err = 1 };
+
+  // Forks and execs. Throws Error(Unavailable) naming the rank when fork or exec fails.
+  static RankProcess start(const RankLaunch& launch);
+
+  RankProcess(RankProcess&& other) noexcept;  // the moved-from object no longer owns the pid
+  RankProcess& operator=(RankProcess&&) = delete;
+  ~RankProcess();
+
+  int rank() const { return rank_; }
+  pid_t pid() const { return pid_; }
+  bool running() const { return !wait_status_.has_value(); }
+  // waitpid's status once reaped.
+  std::optional<int> wait_status() const { return wait_status_; }
+
+  // The read end of a stream's pipe, or -1 once it reached EOF.
+  int fd(Stream s) const { return pipes_[static_cast<int>(s)].get(); }
+  // Reads what the pipe holds now (up to a fairness cap) and appends its complete lines,
+  // prefixed, to `out`. At EOF closes the pipe and appends the unfinished last line too.
+  // Returns the number of bytes read.
+  size_t read_output(Stream s, std::string& out);
+  // At the very end: whatever is left, including an unfinished last line.
+  void flush_output(Stream s, std::string& out);
+
+  // Sends a signal if the rank has not been reaped (a no-op afterwards: the pid may be reused).
+  void send_signal(int signo) const;
+  // Non-blocking waitpid; returns true when this call reaped the rank.
+  bool try_reap();
+
+ private:
+  RankProcess(int rank, pid_t pid, UniqueFd out, UniqueFd err, bool tag_output);
+
+  int rank_ = 0;
+  pid_t pid_ = -1;
+  std::optional<int> wait_status_;
+  UniqueFd pipes_[2];
+  LinePrefixer prefixers_[2];
+};
+
+}  // namespace weft::launcher

@@ -1,0 +1,62 @@
+#pragma once
+// Test harness: runs the real weftrun binary as a child, in its own process group, capturing
+// stdout and stderr. Every wait has a deadline; the destructor SIGKILLs the whole group, so a
+// failing test never leaves weftrun or its ranks behind.
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace weft::testing {
+
+struct WeftrunResult {
+  int exit_code = -1;      // the shell-style code: exit status, or 128+signal
+  bool timed_out = false;  // the harness had to kill weftrun
+  std::string out, err;
+  double seconds = 0;  // from start to exit
+};
+
+class WeftrunProcess {
+ public:
+  // Starts `weftrun args...` with the test's environment plus `extra_env` ("NAME=value"),
+  // and `input` on its stdin.
+  explicit WeftrunProcess(const std::vector<std::string>& args, const std::string& input = "",
+                          const std::vector<std::string>& extra_env = {});
+  ~WeftrunProcess();
+  WeftrunProcess(const WeftrunProcess&) = delete;
+  WeftrunProcess& operator=(const WeftrunProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Reads output until stdout holds `text` at least `count` times; false at the timeout.
+  bool wait_for_stdout(const std::string& text, int count, std::chrono::milliseconds timeout);
+  // Sends a signal to weftrun alone (not its process group).
+  void send_signal(int signo) const;
+  // Waits for weftrun to exit and its pipes to close; past `timeout` kills the group.
+  WeftrunResult finish(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  const std::string& out() const { return result_.out; }
+
+ private:
+  void pump(int timeout_ms);
+
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int out_fd_ = -1, err_fd_ = -1;
+  std::chrono::steady_clock::time_point started_;
+  WeftrunResult result_;
+};
+
+// Runs weftrun to the end.
+WeftrunResult run_weftrun(const std::vector<std::string>& args, const std::string& input = "",
+                          const std::vector<std::string>& extra_env = {});
+
+// True while `pid` exists and is not a zombie.
+bool process_alive(pid_t pid);
+// Waits until none of `pids` is alive; false if some still are at the timeout.
+bool wait_until_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout);
+
+// Lines of `text` (without their '\n'), in order.
+std::vector<std::string> lines_of(const std::string& text);
+int count_of(const std::string& text, const std::string& needle);
+
+}  // namespace weft::testing

@@ -1,0 +1,84 @@
+// A rank program for weftrun's integration tests: proves that what weftrun hands a rank is
+// enough to meet the others.
+//   weftrun_rank_helper store       rendezvous through the store weftrun serves
+//   weftrun_rank_helper allreduce   build the world communicator and allreduce rank+1
+//   weftrun_rank_helper lost-during-setup R
+//                                   rank R fails (exit 3) once the others have created their
+//                                   shared-memory files and wait for it in the shm transport's
+//                                   set-up; weftrun then stops them, and must remove the files
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "comm/communicator.h"
+#include "comm/store_tcp.h"
+#include "runtime/clock.h"
+#include "runtime/env.h"
+#include "runtime/error.h"
+#include "runtime/world.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int meet_through_store(const weft::World& world) {
+  auto store = weft::comm::TcpStore::connect(
+      weft::env::get("WEFT_STORE_ADDR"), weft::env::get("WEFT_TOKEN"), weft::deadline_after(10s));
+  store->set("helper/rank" + std::to_string(world.rank), world.job_id);
+  weft::comm::store_barrier(*store, "helper/met", world.size, weft::deadline_after(10s));
+  int met = 0;
+  for (int r = 0; r < world.size; ++r)
+    if (store->get("helper/rank" + std::to_string(r), weft::deadline_after(10s)) == world.job_id)
+      ++met;
+  std::printf("rank %d/%d met %d ranks\n", world.rank, world.size, met);
+  return met == world.size ? 0 : 1;
+}
+
+int allreduce(const weft::World& world) {
+  auto comm = weft::comm::init_from_env();
+  float value = static_cast<float>(world.rank + 1);
+  comm->allreduce(weft::Tensor::flat(&value, weft::DType::f32, 1)).wait();
+  std::printf("rank %d allreduce %g over %s\n", world.rank, static_cast<double>(value),
+              comm->backend());
+  return 0;
+}
+
+int count_shm_files(const std::string& job_id) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm"))
+    if (entry.path().filename().string().rfind("weft-" + job_id + "-", 0) == 0) ++n;
+  return n;
+}
+
+int lose_rank_during_setup(const weft::World& world, int lost_rank) {
+  if (world.rank != lost_rank) {
+    weft::comm::init_from_env("shm");  // waits for lost_rank until weftrun stops this rank
+    return 0;
+  }
+  auto give_up = weft::deadline_after(10s);
+  while (count_shm_files(world.job_id) < world.size - 1 && weft::Clock::now() < give_up)
+    std::this_thread::sleep_for(10ms);
+  std::printf("rank %d saw %d shm files of the other ranks\n", world.rank,
+              count_shm_files(world.job_id));
+  return 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    weft::World world = weft::World::from_env();
+    std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "store") return meet_through_store(world);
+    if (mode == "allreduce") return allreduce(world);
+    if (mode == "lost-during-setup" && argc > 2)
+      return lose_rank_during_setup(world, std::atoi(argv[2]));
+    std::fprintf(stderr, "usage: %s store | allreduce | lost-during-setup RANK\n", argv[0]);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}

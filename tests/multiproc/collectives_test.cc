@@ -1,0 +1,74 @@
+// The collective matrix over real processes on every transport: every collective x dtype x
+// reduce op on sizes 0, 1, odd and not divisible by the rank count, on 2..5 ranks, plus
+// allreduce over 64 MiB, each checked against the sequential reference.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "comm/communicator.h"
+#include "tests/support/collective_checks.h"
+#include "tests/support/fork_ranks.h"
+
+namespace weft::testing {
+namespace {
+
+struct Case {
+  std::string backend;
+  int ranks;
+};
+
+class Collectives : public ::testing::TestWithParam<Case> {};
+
+int report(const std::vector<std::string>& failures) {
+  for (const auto& f : failures) fprintf(stderr, "MISMATCH %s\n", f.c_str());
+  return failures.empty() ? 0 : 3;
+}
+
+void expect_all_ok(const ForkRun& run) {
+  EXPECT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty()) << "shared-memory files left behind";
+}
+
+TEST_P(Collectives, MatrixMatchesReference) {
+  ForkOptions o;
+  o.ranks = GetParam().ranks;
+  o.backend = GetParam().backend;
+  o.timeout = std::chrono::seconds(200);
+  // Tiny thresholds so both allreduce algorithms and many pipeline slices run at these sizes.
+  o.env = {{"WEFT_SMALL_BYTES", "256"}, {"WEFT_SEGMENT_BYTES", "256"}, {"WEFT_TIMEOUT", "60"}};
+  expect_all_ok(fork_ranks(o, [](int) {
+    auto comm = comm::init_from_env();
+    return report(check_collectives(*comm, CheckMatrix{}));
+  }));
+}
+
+TEST_P(Collectives, AllreduceOver64MiB) {
+  ForkOptions o;
+  o.ranks = GetParam().ranks;
+  o.backend = GetParam().backend;
+  o.timeout = std::chrono::seconds(200);
+  o.env = {{"WEFT_TIMEOUT", "120"}};
+  // 64 MiB + 3 elements: not divisible by any rank count here.
+  size_t count = (64u << 20) / 4 + 3;
+  expect_all_ok(fork_ranks(o, [count](int) {
+    auto comm = comm::init_from_env();
+    return report(check_allreduce(*comm, count, DType::f32, ReduceOp::sum));
+  }));
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> c;
+  for (const char* b : {"tcp", "shm"})
+    for (int n : {2, 3, 4, 5}) c.push_back({b, n});
+  return c;
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, Collectives, ::testing::ValuesIn(cases()),
+                         [](const auto& info) {
+                           return info.param.backend + "_" + std::to_string(info.param.ranks) +
+                                  "ranks";
+                         });
+
+}  // namespace
+}  // namespace weft::testing

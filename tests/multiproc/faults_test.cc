@@ -1,0 +1,94 @@
+// Failures over real processes: a rank killed with SIGKILL mid-allreduce, ranks that disagree
+// on sizes, a stranger on the wire. Survivors must fail fast with errors that name the culprit,
+// and nothing (processes, /dev/shm files) may be left behind.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "comm/communicator.h"
+#include "runtime/buffer.h"
+#include "runtime/error.h"
+#include "tests/support/fork_ranks.h"
+
+namespace weft::testing {
+namespace {
+
+class Faults : public ::testing::TestWithParam<std::string> {};
+
+bool process_exists(pid_t pid) { return kill(pid, 0) == 0; }
+
+TEST_P(Faults, KilledRankIsNamedBySurvivorsWithinTenSeconds) {
+  constexpr int kVictim = 2;
+  ForkOptions o;
+  o.ranks = 4;
+  o.backend = GetParam();
+  o.timeout = std::chrono::seconds(60);
+  o.env = {{"WEFT_TIMEOUT", "60"}};  // PeerLost must come from detection, not the timeout
+  o.ready_line = "iteration 3";
+  o.on_ready = [&](const std::vector<pid_t>& pids) { kill(pids[kVictim], SIGKILL); };
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    Buffer buf(1 << 20);
+    for (int i = 0;; i++) {
+      comm->allreduce(buf.view(DType::f32, (1 << 20) / 4)).wait();
+      if (i == 3) printf("iteration 3 done by rank %d\n", rank), fflush(stdout);
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    if (r.rank == kVictim) {
+      EXPECT_EQ(r.signal, SIGKILL) << run.summary();
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 1) << run.summary();
+    // Every survivor names the dead rank (directly, or via a neighbour that aborted).
+    EXPECT_NE(r.output.find("rank 2"), std::string::npos) << run.summary();
+    EXPECT_TRUE(r.output.find("PeerLost") != std::string::npos ||
+                r.output.find("Aborted") != std::string::npos)
+        << run.summary();
+  }
+  // Exit times count from the start; the victim's is the moment it was killed.
+  double kill_time = 0;
+  for (const auto& r : run.ranks)
+    if (r.rank == kVictim) kill_time = r.seconds;
+  for (const auto& r : run.ranks) EXPECT_LT(r.seconds - kill_time, 10.0) << run.summary();
+  for (const auto& r : run.ranks) EXPECT_FALSE(process_exists(r.pid));
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+TEST_P(Faults, MismatchedSizesFailWithBothValues) {
+  ForkOptions o;
+  o.ranks = 3;
+  o.backend = GetParam();
+  o.timeout = std::chrono::seconds(60);
+  o.env = {{"WEFT_TIMEOUT", "30"}};
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    size_t count = rank == 1 ? 999 : 1000;
+    Buffer buf(count * 4);
+    try {
+      comm->allreduce(buf.view(DType::f32, count)).wait();
+    } catch (const Error& e) {
+      printf("caught %s\n", e.what());
+      return e.code() == ErrorCode::InvalidArgument || e.code() == ErrorCode::Aborted ? 7 : 1;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  bool named_both = false;
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 7) << run.summary();
+    named_both = named_both || (r.output.find("f32 x 999") != std::string::npos &&
+                                r.output.find("f32 x 1000") != std::string::npos);
+  }
+  EXPECT_TRUE(named_both) << run.summary();
+  for (const auto& r : run.ranks) EXPECT_LT(r.seconds, 20.0) << "a rank waited for its timeout";
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, Faults, ::testing::Values("tcp", "shm"));
+
+}  // namespace
+}  // namespace weft::testing

@@ -1,0 +1,169 @@
+#include "launcher/launch_options.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "runtime/error.h"
+
+namespace weft::launcher {
+namespace {
+
+using Args = std::vector<std::string>;
+
+// The message of the InvalidArgument that parsing `args` throws ("" if it does not throw).
+std::string error_of(const Args& args) {
+  try {
+    parse_launch_options(args);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    return e.what();
+  }
+  ADD_FAILURE() << "parsing did not fail";
+  return "";
+}
+
+TEST(LaunchOptions, ParsesTheFullCommandLine) {
+  LaunchOptions o =
+      parse_launch_options({"-n", "4", "--backend", "shm", "--timeout", "30", "--grace", "1.5",
+                            "--no-tag-output", "--", "prog", "-n", "7", "--", "x"});
+  EXPECT_EQ(o.action, LaunchOptions::Action::run);
+  EXPECT_EQ(o.num_ranks, 4);
+  EXPECT_EQ(o.backend, "shm");
+  EXPECT_EQ(o.timeout, "30");
+  EXPECT_DOUBLE_EQ(o.grace_seconds, 1.5);
+  EXPECT_FALSE(o.tag_output);
+  // Everything after the first "--" belongs to the program, flags that look like ours too.
+  EXPECT_EQ(o.command, (Args{"prog", "-n", "7", "--", "x"}));
+}
+
+TEST(LaunchOptions, DefaultsLeaveBackendAndTimeoutToTheEnvironment) {
+  LaunchOptions o = parse_launch_options({"-n", "2", "--", "prog"});
+  EXPECT_EQ(o.num_ranks, 2);
+  EXPECT_FALSE(o.backend.has_value());
+  EXPECT_FALSE(o.timeout.has_value());
+  EXPECT_TRUE(o.tag_output);
+  EXPECT_DOUBLE_EQ(o.grace_seconds, 10.0);
+}
+
+TEST(LaunchOptions, AcceptsGluedAndAlternativeSpellings) {
+  EXPECT_EQ(parse_launch_options({"-n3", "--", "p"}).num_ranks, 3);
+  EXPECT_EQ(parse_launch_options({"-n=5", "--", "p"}).num_ranks, 5);
+  EXPECT_EQ(parse_launch_options({"--np", "6", "--", "p"}).num_ranks, 6);
+  EXPECT_EQ(parse_launch_options({"-np", "7", "--", "p"}).num_ranks, 7);
+  EXPECT_EQ(parse_launch_options({"--np=8", "--", "p"}).num_ranks, 8);
+  LaunchOptions o = parse_launch_options(
+      {"--backend=tcp", "--timeout=2.5", "-n", "1", "--no-tag-output", "--tag-output", "--", "p"});
+  EXPECT_EQ(o.backend, "tcp");
+  EXPECT_EQ(o.timeout, "2.5");
+  EXPECT_TRUE(o.tag_output);  // the last of the pair wins
+  EXPECT_EQ(parse_launch_options({"-n", "1", "--backend", "auto", "--", "p"}).backend, "auto");
+}
+
+TEST(LaunchOptions, HelpWinsOverOtherMistakes) {
+  EXPECT_EQ(parse_launch_options({"--help"}).action, LaunchOptions::Action::help);
+  EXPECT_EQ(parse_launch_options({"--bogus", "-h"}).action, LaunchOptions::Action::help);
+  EXPECT_EQ(parse_launch_options({"--help-env"}).action, LaunchOptions::Action::help_env);
+  // After "--" it is the program's --help.
+  LaunchOptions o = parse_launch_options({"-n", "1", "--", "prog", "--help"});
+  EXPECT_EQ(o.action, LaunchOptions::Action::run);
+}
+
+TEST(LaunchOptions, UnknownFlagIsNamedWithASuggestion) {
+  std::string m = error_of({"-n", "2", "--backnd", "tcp", "--", "p"});
+  EXPECT_NE(m.find("unknown flag '--backnd'"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean --backend?"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--frobnicate", "--", "p"});
+  EXPECT_NE(m.find("unknown flag '--frobnicate'"), std::string::npos) << m;
+  EXPECT_EQ(m.find("did you mean"), std::string::npos) << m;
+  EXPECT_NE(m.find("after '--'"), std::string::npos) << m;
+  m = error_of({"-x", "-n", "2", "--", "p"});
+  EXPECT_NE(m.find("unknown flag '-x'"), std::string::npos) << m;
+}
+
+TEST(LaunchOptions, MissingRankCountValue) {
+  for (const Args& args : {Args{"-n"}, Args{"-n", "--", "p"}, Args{"-n", "--backend", "tcp"},
+                           Args{"-n=", "--", "p"}}) {
+    std::string m = error_of(args);
+    EXPECT_NE(m.find("-n needs a value"), std::string::npos) << m;
+  }
+}
+
+TEST(LaunchOptions, RankCountMustBeAPositiveWholeNumber) {
+  std::string m = error_of({"-n", "0", "--", "p"});
+  EXPECT_NE(m.find("-n must be at least 1, got 0"), std::string::npos) << m;
+  m = error_of({"-n", "-3", "--", "p"});
+  EXPECT_NE(m.find("-n must be at least 1, got -3"), std::string::npos) << m;
+  m = error_of({"-n", "four", "--", "p"});
+  EXPECT_NE(m.find("-n expects a whole number of ranks, got 'four'"), std::string::npos) << m;
+  m = error_of({"-n", "2.5", "--", "p"});
+  EXPECT_NE(m.find("got '2.5'"), std::string::npos) << m;
+  m = error_of({"-n", "99999999999999999999", "--", "p"});
+  EXPECT_NE(m.find("whole number"), std::string::npos) << m;
+  m = error_of({"-n", std::to_string(kMaxRanks + 1), "--", "p"});
+  EXPECT_NE(m.find("at most " + std::to_string(kMaxRanks)), std::string::npos) << m;
+}
+
+TEST(LaunchOptions, RankCountIsRequired) {
+  std::string m = error_of({"--", "p"});
+  EXPECT_NE(m.find("-n is required"), std::string::npos) << m;
+}
+
+TEST(LaunchOptions, MissingSeparatorOrProgram) {
+  std::string m = error_of({"-n", "2"});
+  EXPECT_NE(m.find("missing '--' and the program"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--"});
+  EXPECT_NE(m.find("no program after '--'"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--", ""});
+  EXPECT_NE(m.find("no program after '--'"), std::string::npos) << m;
+  // The common slip: the program without "--".
+  m = error_of({"-n", "2", "./train", "--steps", "3"});
+  EXPECT_NE(m.find("'./train' comes before '--'"), std::string::npos) << m;
+}
+
+TEST(LaunchOptions, UnknownBackend) {
+  std::string m = error_of({"-n", "2", "--backend", "udp", "--", "p"});
+  EXPECT_NE(m.find("unknown backend 'udp': choose tcp, shm or auto"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--backend", "mpi", "--", "p"});
+  EXPECT_NE(m.find("mpirun"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--backend"});
+  EXPECT_NE(m.find("--backend needs a value"), std::string::npos) << m;
+}
+
+TEST(LaunchOptions, TimeoutAndGraceMustBeSeconds) {
+  std::string m = error_of({"-n", "2", "--timeout", "0", "--", "p"});
+  EXPECT_NE(m.find("--timeout expects a positive number of seconds, got '0'"), std::string::npos)
+      << m;
+  m = error_of({"-n", "2", "--timeout", "soon", "--", "p"});
+  EXPECT_NE(m.find("got 'soon'"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--timeout", "inf", "--", "p"});
+  EXPECT_NE(m.find("got 'inf'"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--grace", "-1", "--", "p"});
+  EXPECT_NE(m.find("--grace expects a non-negative number of seconds"), std::string::npos) << m;
+  EXPECT_DOUBLE_EQ(parse_launch_options({"-n", "1", "--grace", "0", "--", "p"}).grace_seconds, 0);
+}
+
+TEST(LaunchOptions, SwitchesTakeNoValue) {
+  std::string m = error_of({"-n", "2", "--tag-output=yes", "--", "p"});
+  EXPECT_NE(m.find("--tag-output takes no value"), std::string::npos) << m;
+}
+
+TEST(LaunchOptions, HelpTextsNameEveryFlagAndVariable) {
+  std::string usage = usage_text();
+  for (const char* flag : {"-n N", "--backend", "--timeout", "--grace", "--tag-output",
+                           "--no-tag-output", "--help-env"})
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  std::string env = env_help_text();
+  for (const char* var : {"WEFT_RANK", "WEFT_WORLD_SIZE", "WEFT_TIMEOUT", "WEFT_BACKEND",
+                          "WEFT_STORE_ADDR", "WEFT_TOKEN", "WEFT_JOB_ID"})
+    EXPECT_NE(env.find(var), std::string::npos) << var;
+  // The default sits on the variable's row.
+  size_t row = env.find("  WEFT_TIMEOUT");
+  ASSERT_NE(row, std::string::npos);
+  std::string line = env.substr(row, env.find('\n', row) - row);
+  EXPECT_NE(line.find("300"), std::string::npos) << line;
+}
+
+}  // namespace
+}  // namespace weft::launcher
