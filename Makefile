@@ -1,0 +1,73 @@
+# weft: set-up, build, tests, demo and benchmarks on Debian bookworm.
+#
+#   make demo    install what is missing, build, run the collectives benchmark on 4 local ranks
+#   make test    install what is missing, build, run the whole suite, then the ASan/UBSan run
+#   make bench   weft against Open MPI and Gloo, on 2 and then 4 ranks
+#
+# Every target is idempotent: packages are installed only when missing, CMake configures only
+# a build directory that has not been configured (Ninja re-runs CMake when a CMakeLists changes).
+
+SHELL := /bin/bash
+
+# Everything the build, the tests and the benchmarks need on a minimal bookworm.
+DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# CUDA is built only where nvcc exists; no weft code needs it yet, this is the switch.
+NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+WEFT_WITH_CUDA := $(if $(NVCC),ON,OFF)
+
+# Overridable, e.g. `make test BUILD_DIR=build-mine ASAN_DIR=build-mine-asan`.
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+BENCH_SIZES ?= 8,1K,64K,1M,16M,64M,256M
+DEMO_SIZES ?= 8,1K,64K,1M,16M
+
+.PHONY: all deps build test test-asan demo bench clean
+all: build
+
+deps:
+	@if ! command -v dpkg-query >/dev/null; then \
+	  echo "make deps: not a Debian system; install these yourself: $(DEB_PACKAGES)"; exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -qx 'install ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	@[ -f $(BUILD_DIR)/build.ninja ] || $(if $(NVCC),CUDACXX=$(NVCC)) \
+	  cmake --preset default -B $(BUILD_DIR) -DWEFT_WITH_CUDA=$(WEFT_WITH_CUDA)
+	cmake --build $(BUILD_DIR)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout 600
+	$(MAKE) --no-print-directory test-asan
+
+# The multi-process tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps
+	@[ -f $(ASAN_DIR)/build.ninja ] || cmake --preset debug-asan -B $(ASAN_DIR) -DWEFT_WITH_CUDA=OFF
+	cmake --build $(ASAN_DIR)
+	ctest --test-dir $(ASAN_DIR) -L multiproc --output-on-failure --timeout 600
+
+# Until the training example lands, the demo is the collectives benchmark on 4 local ranks.
+demo: build
+	$(BUILD_DIR)/launcher/weftrun -n 4 -- $(BUILD_DIR)/bench/weft-bench-collectives \
+	  --sizes $(DEMO_SIZES)
+
+bench: build
+	bench/compare-collectives --ranks 2 --sizes $(BENCH_SIZES) --build-dir $(BUILD_DIR)
+	bench/compare-collectives --ranks 4 --sizes $(BENCH_SIZES) --build-dir $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,0 +1,58 @@
+#pragma once
+// Command-line flags of the benchmark programs. A mistake on the command line is a UsageError:
+// main() prints it with the usage text and exits 2, so a typo never runs a half-configured
+// benchmark.
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace weft::bench {
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// "--name VALUE", "--name=VALUE" and "--switch" flags, each bound to a variable that holds its
+// default until parse() overwrites it.
+class FlagParser {
+ public:
+  explicit FlagParser(std::string program_summary);
+
+  void add_value(std::string name, std::string value_name, std::string help, std::string* out);
+  void add_switch(std::string name, std::string help, bool* out);
+
+  // Throws UsageError naming the flag for an unknown flag, a missing value, or a positional
+  // argument. "--help" sets *help_requested instead of failing.
+  void parse(int argc, char** argv, bool* help_requested);
+  std::string usage() const;
+
+ private:
+  struct Flag {
+    std::string name;
+    std::string value_name;  // empty for a switch
+    std::string help;
+    std::string* value = nullptr;
+    bool* on = nullptr;
+  };
+  const Flag* find(const std::string& name) const;
+
+  std::string summary_;
+  std::vector<Flag> flags_;
+};
+
+// Value parsers: each throws UsageError naming `flag` and saying what would be valid.
+
+// "8,1K,64M" -> bytes (K/M/G are powers of 1024; runtime/env.h's parse_bytes).
+std::vector<size_t> parse_size_list(const std::string& text, const std::string& flag);
+// A positive integer; an empty text returns `fallback`.
+size_t parse_count(const std::string& text, const std::string& flag, size_t fallback);
+// One of `valid`.
+std::string parse_choice(const std::string& text, const std::string& flag,
+                         const std::vector<std::string>& valid);
+// A comma list, each item one of `valid`; duplicates are dropped, order kept.
+std::vector<std::string> parse_choice_list(const std::string& text, const std::string& flag,
+                                           const std::vector<std::string>& valid);
+
+}  // namespace weft::bench

@@ -1,0 +1,226 @@
+// weft-bench-collectives: time, algbw and busbw of weft's collectives, one rank per process.
+//
+//   weftrun -n 4 -- weft-bench-collectives --sizes 8,1K,64K,1M,16M --backend shm
+//   mpirun -np 2 weft-bench-collectives --ops allreduce,allgather --json
+//
+// For each op and size: fill the check pattern, run the op once and verify the result against the
+// closed form (a wrong answer ends the run with exit 1), warm up, then time `iters` back-to-back
+// ops, each waited for. The reported time is the slowest rank's mean. Buffers are allocated once,
+// for the largest size, and reused: a fresh page costs more to touch than to copy.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/bench_flags.h"
+#include "bench/bench_report.h"
+#include "bench/collective_case.h"
+#include "bench/copy_bandwidth.h"
+#include "bench/iteration_plan.h"
+#include "comm/communicator.h"
+#include "runtime/buffer.h"
+#include "runtime/clock.h"
+#include "runtime/error.h"
+
+namespace weft::bench {
+namespace {
+
+constexpr const char* kProgram = "weft-bench-collectives";
+// Transports init_from_env() accepts; "auto" picks shm on one node, tcp otherwise.
+const std::vector<std::string> kBackends = {"auto", "tcp", "shm"};
+
+struct Options {
+  std::string backend;  // empty: WEFT_BACKEND
+  std::vector<size_t> sizes;
+  std::vector<std::string> ops;
+  DType dtype = DType::f32;
+  size_t iters = 0;  // 0: adapt to ~0.3 s per size
+  size_t copy_bytes = 0;
+  bool json = false;
+};
+
+// Returns false when --help was asked for (usage already printed).
+bool parse_options(int argc, char** argv, Options* o) {
+  std::string sizes = "8,1K,64K,1M,16M,64M,256M";
+  std::string iters;
+  std::string backend;
+  std::string ops = "allreduce";
+  std::string dtype = "f32";
+  std::string copy_bytes = "64M";
+  bool json = false;
+  bool help = false;
+
+  FlagParser flags(
+      std::string("usage: ") + kProgram +
+      " [flags]\nTimes weft collectives on every rank of the job (launch it with weftrun or "
+      "mpirun).");
+  flags.add_value("sizes", "LIST", "message sizes, comma separated, K/M/G suffixes", &sizes);
+  flags.add_value("iters", "N", "timed iterations per size (default: as many as fit ~0.3 s, >= 3)",
+                  &iters);
+  flags.add_value("backend", "NAME",
+                  "transport: auto, tcp or shm (default: $WEFT_BACKEND, else auto)", &backend);
+  flags.add_value("ops", "LIST", "collectives: allreduce, allgather, reduce_scatter, broadcast",
+                  &ops);
+  flags.add_value("dtype", "NAME", "element type: f32, f16, bf16, f64, i32, i64, u8", &dtype);
+  flags.add_value("copy-bytes", "SIZE", "size of the memcpy bandwidth probe, 0 to skip",
+                  &copy_bytes);
+  flags.add_switch("json", "one JSON object per line instead of a table", &json);
+  flags.parse(argc, argv, &help);
+  if (help) {
+    std::printf("%s", flags.usage().c_str());
+    return false;
+  }
+
+  o->sizes = parse_size_list(sizes, "sizes");
+  o->iters = parse_count(iters, "iters", 0);
+  if (!backend.empty()) o->backend = parse_choice(backend, "backend", kBackends);
+  o->ops = parse_choice_list(ops, "ops", kCollectiveOps);
+  std::vector<std::string> dtype_names;
+  for (DType d : kAllDTypes) dtype_names.push_back(dtype_name(d));
+  o->dtype = parse_dtype(parse_choice(dtype, "dtype", dtype_names));
+  o->copy_bytes = copy_bytes == "0" ? 0 : parse_size_list(copy_bytes, "copy-bytes").at(0);
+  o->json = json;
+  return true;
+}
+
+class Bench {
+ public:
+  Bench(comm::Communicator& comm, const Options& options)
+      : comm_(comm), options_(options), scalar_(sizeof(double)) {}
+
+  void run() {
+    if (options_.copy_bytes > 0) report_copy_bandwidth();
+    size_t buffer_bytes = 0;
+    for (size_t s : options_.sizes)
+      buffer_bytes = std::max(buffer_bytes, buffer_bytes_for(s, options_.dtype, comm_.size()));
+    Buffer a(buffer_bytes);
+    Buffer b(buffer_bytes);
+    if (leader() && !options_.json) print_table_header(stdout);
+    for (const std::string& op : options_.ops)
+      for (size_t bytes : options_.sizes) report(measure(op, bytes, a, b));
+  }
+
+ private:
+  bool leader() const { return comm_.rank() == 0; }
+
+  void barrier() { comm_.barrier().wait(); }
+
+  double max_over_ranks(double value) {
+    *scalar_.as<double>() = value;
+    comm_.allreduce(scalar_.view(DType::f64, 1), ReduceOp::max).wait();
+    return *scalar_.as<double>();
+  }
+
+  // Every rank copies at once, after a barrier; best of a few rounds of the slowest rank.
+  void report_copy_bandwidth() {
+    CopyProbe probe(options_.copy_bytes);
+    constexpr int kReps = 2;
+    constexpr int kRounds = 3;
+    double best = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      barrier();
+      double slowest = max_over_ranks(probe.seconds_for(kReps));
+      best = round == 0 ? slowest : std::min(best, slowest);
+    }
+    CopyBandwidth c{comm_.backend(), comm_.size(), probe.bytes(),
+                    copy_gbs(probe.bytes(), kReps, best)};
+    if (!leader()) return;
+    if (options_.json)
+      std::printf("%s\n", json_line(c).c_str());
+    else
+      print_table_line(stdout, c);
+    std::fflush(stdout);
+  }
+
+  Measurement measure(const std::string& op, size_t bytes, const Buffer& a, const Buffer& b) {
+    CollectiveCase c = make_collective_case(op, bytes, options_.dtype, comm_, a, b);
+    auto run_ops = [&c](size_t k) {
+      for (size_t i = 0; i < k; ++i) c.launch().wait();
+    };
+
+    // The first iteration doubles as the correctness check.
+    c.fill();
+    c.launch().wait();
+    if (std::string wrong = c.verify(); !wrong.empty())
+      throw Error(ErrorCode::Corrupt,
+                  "rank " + std::to_string(comm_.rank()) + ": " + op + " of " +
+                      format_bytes(c.bytes) + " over " + comm_.backend() + " on " +
+                      std::to_string(comm_.size()) + " ranks returned wrong data: " + wrong +
+                      "; the collective is broken, do not trust any figure from this build");
+
+    IterationPolicy policy;
+    size_t iters = options_.iters;
+    if (iters == 0) {
+      double estimate = warm_up_and_estimate(
+          run_ops, [this](double x) { return max_over_ranks(x); }, policy);
+      iters = iterations_for(estimate, policy);
+    } else {
+      run_ops(policy.min_warmup_ops);
+    }
+
+    barrier();
+    Clock::time_point start = Clock::now();
+    run_ops(iters);
+    double mean = seconds_since(start) / static_cast<double>(iters);
+
+    Measurement m;
+    m.op = op;
+    m.backend = comm_.backend();
+    m.ranks = comm_.size();
+    m.bytes = c.bytes;
+    m.seconds_per_op = max_over_ranks(mean);
+    m.iters = iters;
+    return m;
+  }
+
+  void report(const Measurement& m) {
+    if (!leader()) return;
+    if (options_.json) {
+      std::printf("%s\n", json_line(m).c_str());
+      std::fflush(stdout);
+    } else {
+      print_table_row(stdout, m);
+    }
+  }
+
+  comm::Communicator& comm_;
+  const Options& options_;
+  Buffer scalar_;
+};
+
+// Best effort "rank N" for messages when the communicator could not be built.
+std::string rank_label(const comm::Communicator* comm) {
+  if (comm) return "rank " + std::to_string(comm->rank());
+  for (const char* var : {"WEFT_RANK", "RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"})
+    if (const char* v = std::getenv(var); v && *v) return "rank " + std::string(v);
+  return "rank ?";
+}
+
+}  // namespace
+}  // namespace weft::bench
+
+int main(int argc, char** argv) {
+  using namespace weft::bench;
+  Options options;
+  try {
+    if (!parse_options(argc, argv, &options)) return 0;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n(run %s --help for every flag)\n", kProgram, e.what(), kProgram);
+    return 2;
+  }
+
+  std::unique_ptr<weft::comm::Communicator> comm;
+  try {
+    comm = weft::comm::init_from_env(options.backend);
+    Bench(*comm, options).run();
+    return 0;
+  } catch (const std::exception& e) {  // weft::Error's what() starts with its code: "PeerLost: ..."
+    std::fprintf(stderr, "%s: %s: %s\n", kProgram, rank_label(comm.get()).c_str(), e.what());
+  }
+  // Stop our in-flight work and tell the peers, so they fail fast instead of waiting out their
+  // deadline on a rank that is gone.
+  if (comm) comm->abort("weft-bench-collectives failed on " + rank_label(comm.get()));
+  return 1;
+}

@@ -1,0 +1,133 @@
+#include "kernels/attention.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+#include "kernels/cpu/vector_math.h"
+
+namespace weft::kernels::cpu {
+namespace {
+
+// Rows are processed in blocks of this many query positions. A block of rows [r0, r1) only
+// sees keys [0, r1), so each product is an sgemm over that prefix and the masked upper
+// triangle beyond the block is never computed: for large T that halves the work. 64 rows keeps
+// each sgemm big enough for the BLAS to run at speed.
+constexpr int kRowBlock = 64;
+
+// Row t of `scores` holds scaled logits for keys 0..t (later entries are garbage from the
+// block's sgemm). Turns 0..t into softmax probabilities and zeroes t+1..T-1.
+WEFT_KERNEL_PER_ISA void causal_softmax_rows(float* scores, int r0, int r1, int T) {
+  for (int t = r0; t < r1; t++) {
+    float* row = scores + static_cast<size_t>(t) * T;
+    const int n = t + 1;
+    float max = row[0];
+#pragma omp simd reduction(max : max)
+    for (int j = 0; j < n; j++) max = std::max(max, row[j]);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+      row[j] = detail::exp_approx(row[j] - max);
+      sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) row[j] *= inv;
+    for (int j = n; j < T; j++) row[j] = 0.0f;
+  }
+}
+
+// Softmax backward in place: on entry row t of `grad` holds dP (gradient w.r.t. the
+// probabilities) for keys 0..t; on exit it holds dS = P * (dP - sum_j P_j dP_j), the gradient
+// w.r.t. the scaled logits, with zeros above the diagonal (up to column r1 - 1, which is as
+// far as the block's sgemm reads).
+WEFT_KERNEL_PER_ISA void softmax_backward_rows(float* grad, const float* probs, int r0, int r1,
+                                               int T) {
+  for (int t = r0; t < r1; t++) {
+    float* g = grad + static_cast<size_t>(t) * T;
+    const float* p = probs + static_cast<size_t>(t) * T;
+    const int n = t + 1;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int j = 0; j < n; j++) dot += p[j] * g[j];
+    for (int j = 0; j < n; j++) g[j] = p[j] * (g[j] - dot);
+    for (int j = n; j < r1; j++) g[j] = 0.0f;
+  }
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const int qkv_stride = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  for (int b = 0; b < B; b++) {
+    const float* qkv_b = qkv + static_cast<size_t>(b) * T * qkv_stride;
+    float* out_b = out + static_cast<size_t>(b) * T * C;
+    for (int h = 0; h < NH; h++) {
+      const float* q = qkv_b + h * hs;
+      const float* k = qkv_b + C + h * hs;
+      const float* v = qkv_b + 2 * C + h * hs;
+      float* p = att + (static_cast<size_t>(b) * NH + h) * T * T;
+      float* o = out_b + h * hs;
+      for (int r0 = 0; r0 < T; r0 += kRowBlock) {
+        const int r1 = std::min(T, r0 + kRowBlock);
+        const int rows = r1 - r0;
+        const size_t q_off = static_cast<size_t>(r0) * qkv_stride;
+        float* p_block = p + static_cast<size_t>(r0) * T;
+        // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, scale, q + q_off,
+                    qkv_stride, k, qkv_stride, 0.0f, p_block, T);
+        causal_softmax_rows(p, r0, r1, T);
+        // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]  (P is zero above the diagonal)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, r1, 1.0f, p_block, T, v,
+                    qkv_stride, 0.0f, o + static_cast<size_t>(r0) * C, C);
+      }
+    }
+  }
+}
+
+void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+                        const float* att, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  const int qkv_stride = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+  for (int b = 0; b < B; b++) {
+    const size_t qkv_b = static_cast<size_t>(b) * T * qkv_stride;
+    const float* dout_b = dout + static_cast<size_t>(b) * T * C;
+    for (int h = 0; h < NH; h++) {
+      const float* q = qkv + qkv_b + h * hs;
+      const float* k = qkv + qkv_b + C + h * hs;
+      const float* v = qkv + qkv_b + 2 * C + h * hs;
+      float* dq = dqkv + qkv_b + h * hs;
+      float* dk = dqkv + qkv_b + C + h * hs;
+      float* dv = dqkv + qkv_b + 2 * C + h * hs;
+      const float* p = att + (static_cast<size_t>(b) * NH + h) * T * T;
+      const float* dout_h = dout_b + h * hs;
+      for (int r0 = 0; r0 < T; r0 += kRowBlock) {
+        const int r1 = std::min(T, r0 + kRowBlock);
+        const int rows = r1 - r0;
+        const size_t q_off = static_cast<size_t>(r0) * qkv_stride;
+        const float* do_block = dout_h + static_cast<size_t>(r0) * C;
+        const float* p_block = p + static_cast<size_t>(r0) * T;
+        float* ds_block = scratch + static_cast<size_t>(r0) * T;
+        // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, 1.0f, p_block, T,
+                    do_block, C, 1.0f, dv, qkv_stride);
+        // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, 1.0f, do_block, C, v,
+                    qkv_stride, 0.0f, ds_block, T);
+        softmax_backward_rows(scratch, p, r0, r1, T);
+        // dQ[r0:r1] += scale * dS[r0:r1, 0:r1] K[0:r1]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, r1, scale, ds_block, T,
+                    k, qkv_stride, 1.0f, dq + q_off, qkv_stride);
+        // dK[0:r1] += scale * dS[r0:r1, 0:r1]^T Q[r0:r1]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, scale, ds_block, T,
+                    q + q_off, qkv_stride, 1.0f, dk, qkv_stride);
+      }
+    }
+  }
+}
+
+}  // namespace weft::kernels::cpu

@@ -1,0 +1,69 @@
+#include "kernels/matmul.h"
+
+#include <cblas.h>
+
+#include <cstddef>
+#include <string>
+
+#include "kernels/cpu/vector_math.h"
+#include "runtime/error.h"
+
+namespace weft::kernels::cpu {
+namespace {
+
+// Row i of out starts as a copy of bias, so one sgemm with beta = 1 adds the product onto it.
+WEFT_KERNEL_PER_ISA void broadcast_rows(float* out, const float* bias, int rows, int cols) {
+  for (int i = 0; i < rows; i++) {
+    float* row = out + static_cast<size_t>(i) * cols;
+    for (int o = 0; o < cols; o++) row[o] = bias[o];
+  }
+}
+
+// dbias[o] += sum_i dout[i, o]: walks dout row by row so the inner loop is contiguous.
+WEFT_KERNEL_PER_ISA void add_column_sums(float* dbias, const float* dout, int rows, int cols) {
+  for (int i = 0; i < rows; i++) {
+    const float* row = dout + static_cast<size_t>(i) * cols;
+    for (int o = 0; o < cols; o++) dbias[o] += row[o];
+  }
+}
+
+}  // namespace
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
+                    int T, int C, int OC) {
+  const int rows = B * T;
+  float beta = 0.0f;
+  if (bias != nullptr) {
+    broadcast_rows(out, bias, rows, OC);
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, OC, C, 1.0f, inp, C, weight, C,
+              beta, out, OC);
+}
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int B, int T, int C, int OC) {
+  const int rows = B * T;
+  if (dinp != nullptr) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, OC, 1.0f, dout, OC, weight,
+                C, 1.0f, dinp, C);
+  }
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, rows, 1.0f, dout, OC, inp, C, 1.0f,
+              dweight, C);
+  if (dbias != nullptr) add_column_sums(dbias, dout, rows, OC);
+}
+
+void set_blas_threads(int threads) {
+  if (threads < 1) {
+    throw Error(ErrorCode::InvalidArgument,
+                "set_blas_threads(" + std::to_string(threads) +
+                    "): the BLAS needs at least one thread; pass the cores each rank may use");
+  }
+  openblas_set_num_threads(threads);
+}
+
+int blas_threads() { return openblas_get_num_threads(); }
+
+const char* blas_description() { return openblas_get_config(); }
+
+}  // namespace weft::kernels::cpu
