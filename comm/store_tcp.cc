@@ -129,6 +129,7 @@ struct TcpStoreServer::State {
 
   std::string token;
   Fd listener;
+  int port = 0;
   Fd wake;                    // eventfd: the destructor's stop signal
   std::list<Client> clients;  // a list, so Waiter::client stays valid
   std::list<Waiter> waiters;
@@ -331,6 +332,7 @@ TcpStoreServer::TcpStoreServer(const std::string& bind_host, int port, std::stri
     : state_(std::make_unique<State>()) {
   state_->token = std::move(token);
   state_->listener = listen_tcp(bind_host, port, 1024);
+  state_->port = local_port(state_->listener.get());
   state_->wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!state_->wake) throw_errno("eventfd()");
   thread_ = std::thread([s = state_.get()] {
@@ -339,8 +341,9 @@ TcpStoreServer::TcpStoreServer(const std::string& bind_host, int port, std::stri
     try {
       s->serve();
     } catch (const std::exception& e) {
-      WEFT_ERROR("store server on port " << local_port(s->listener.get())
-                                         << " stopped: " << e.what());
+      WEFT_ERROR("store server on port " << s->port << " stopped: " << e.what());
+      s->waiters.clear();
+      s->clients.clear();  // closing them tells every client at once, instead of at its deadline
     }
   });
 }
@@ -352,7 +355,7 @@ TcpStoreServer::~TcpStoreServer() {
   thread_.join();
 }
 
-int TcpStoreServer::port() const { return local_port(state_->listener.get()); }
+int TcpStoreServer::port() const { return state_->port; }
 
 // ---- client ----
 

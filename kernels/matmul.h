@@ -20,5 +20,14 @@ void set_blas_threads(int threads);
 int blas_threads();
 // The BLAS library, its version and the kernel set it picked for this CPU, for logs.
 const char* blas_description();
+// OpenBLAS's name for the kernel set it runs on this CPU ("Haswell", "SkylakeX", ...).
+const char* blas_core_name();
+// "SkylakeX" when this CPU has AVX-512 (F, CD, BW, DQ, VL) but OpenBLAS picked kernels without
+// it, else nullptr. OpenBLAS 0.3.21 (Debian bookworm) does not know AMD Zen 4/5 and falls back
+// to its AVX2 "Haswell" kernels there, at about half the sgemm speed. It reads
+// OPENBLAS_CORETYPE once, when the library is loaded, so the fix is for whoever starts the
+// process (a launcher, a re-exec) to set OPENBLAS_CORETYPE to this value; nothing can switch
+// the kernels of a running process.
+const char* blas_coretype_upgrade();
 
 }  // namespace weft::kernels::cpu

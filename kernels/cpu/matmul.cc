@@ -66,4 +66,18 @@ int blas_threads() { return openblas_get_num_threads(); }
 
 const char* blas_description() { return openblas_get_config(); }
 
+const char* blas_core_name() { return openblas_get_corename(); }
+
+const char* blas_coretype_upgrade() {
+  const std::string core = openblas_get_corename();
+  for (const char* avx512_core : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
+    if (core == avx512_core) return nullptr;
+  }
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  return avx512 ? "SkylakeX" : nullptr;
+}
+
 }  // namespace weft::kernels::cpu

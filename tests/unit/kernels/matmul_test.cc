@@ -132,5 +132,16 @@ TEST(Matmul, BlasThreadsAreSetByTheCaller) {
   EXPECT_NE(std::string(blas_description()), "");
 }
 
+TEST(Matmul, CoretypeUpgradeOnlyWhenOpenBlasRunsWithoutAvx512) {
+  const std::string core = blas_core_name();
+  EXPECT_NE(core, "");
+  const char* upgrade = blas_coretype_upgrade();
+  if (upgrade == nullptr) return;  // already on AVX-512 kernels, or the CPU has none
+  EXPECT_STREQ(upgrade, "SkylakeX");
+  EXPECT_NE(core, "SkylakeX");
+  __builtin_cpu_init();
+  EXPECT_TRUE(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"));
+}
+
 }  // namespace
 }  // namespace weft::kernels::cpu
