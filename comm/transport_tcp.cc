@@ -128,6 +128,7 @@ struct Handshake {  // a connection whose hello has not arrived yet
 // Connects this rank to every other rank of the group. Returns one socket per rank (empty at
 // this rank's own index).
 std::vector<Fd> connect_mesh(const TransportSetup& s) {
+  if (s.size == 1) return std::vector<Fd>(1);  // a group of one has no one to meet
   const std::string me =
       "tcp set-up: rank " + std::to_string(s.rank) + " of group '" + s.group_tag + "'";
   Fd listener = listen_tcp("0.0.0.0", 0, std::max(128, s.size));

@@ -12,9 +12,14 @@ namespace weft::kernels::cpu {
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH);
 
 // dqkv[B, T, 3C] += gradient through the attention, given dout[B, T, C] and the forward's qkv
-// and att. scratch must hold T * T floats (one head's dsoftmax, reused per head); its contents
-// on entry and exit mean nothing.
-void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
+// and att. datt[B, NH, T, T] is scratch for the gradient w.r.t. the attention scores: its
+// contents on entry and exit mean nothing, so one buffer can serve every layer.
+void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
                         const float* att, int B, int T, int C, int NH);
+
+// Threads: both calls spread the B x NH (batch, head) pairs over blas_threads() threads (see
+// kernels/matmul.h), each running its heads' sgemms single-threaded; the BLAS thread count is
+// lowered to 1 during the call and restored after, so no other thread should call the BLAS
+// meanwhile.
 
 }  // namespace weft::kernels::cpu

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "kernels/cpu/parallel_for.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace weft::kernels::cpu {
@@ -56,78 +57,93 @@ WEFT_KERNEL_PER_ISA void softmax_backward_rows(float* grad, const float* probs, 
   }
 }
 
-}  // namespace
-
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
-  const int hs = C / NH;
+// One (batch, head) pair: q, k, v point at its first position's channels inside qkv (rows
+// 3C apart), o at its channels inside out (rows C apart), p at its T x T probabilities.
+void head_forward(float* o, float* p, const float* q, const float* k, const float* v, int T,
+                  int C, int hs) {
   const int qkv_stride = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  for (int b = 0; b < B; b++) {
-    const float* qkv_b = qkv + static_cast<size_t>(b) * T * qkv_stride;
-    float* out_b = out + static_cast<size_t>(b) * T * C;
-    for (int h = 0; h < NH; h++) {
-      const float* q = qkv_b + h * hs;
-      const float* k = qkv_b + C + h * hs;
-      const float* v = qkv_b + 2 * C + h * hs;
-      float* p = att + (static_cast<size_t>(b) * NH + h) * T * T;
-      float* o = out_b + h * hs;
-      for (int r0 = 0; r0 < T; r0 += kRowBlock) {
-        const int r1 = std::min(T, r0 + kRowBlock);
-        const int rows = r1 - r0;
-        const size_t q_off = static_cast<size_t>(r0) * qkv_stride;
-        float* p_block = p + static_cast<size_t>(r0) * T;
-        // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, scale, q + q_off,
-                    qkv_stride, k, qkv_stride, 0.0f, p_block, T);
-        causal_softmax_rows(p, r0, r1, T);
-        // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]  (P is zero above the diagonal)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, r1, 1.0f, p_block, T, v,
-                    qkv_stride, 0.0f, o + static_cast<size_t>(r0) * C, C);
-      }
-    }
+  for (int r0 = 0; r0 < T; r0 += kRowBlock) {
+    const int r1 = std::min(T, r0 + kRowBlock);
+    const int rows = r1 - r0;
+    float* p_block = p + static_cast<size_t>(r0) * T;
+    // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, scale,
+                q + static_cast<size_t>(r0) * qkv_stride, qkv_stride, k, qkv_stride, 0.0f,
+                p_block, T);
+    causal_softmax_rows(p, r0, r1, T);
+    // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]  (P is zero above the diagonal)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, r1, 1.0f, p_block, T, v,
+                qkv_stride, 0.0f, o + static_cast<size_t>(r0) * C, C);
   }
 }
 
-void attention_backward(float* dqkv, float* scratch, const float* dout, const float* qkv,
-                        const float* att, int B, int T, int C, int NH) {
-  const int hs = C / NH;
+// Backward of head_forward; dq, dk, dv, dout point like q, k, v, o; ds is this head's T x T
+// scratch.
+void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout,
+                   const float* q, const float* k, const float* v, const float* p, int T, int C,
+                   int hs) {
   const int qkv_stride = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-  for (int b = 0; b < B; b++) {
-    const size_t qkv_b = static_cast<size_t>(b) * T * qkv_stride;
-    const float* dout_b = dout + static_cast<size_t>(b) * T * C;
-    for (int h = 0; h < NH; h++) {
-      const float* q = qkv + qkv_b + h * hs;
-      const float* k = qkv + qkv_b + C + h * hs;
-      const float* v = qkv + qkv_b + 2 * C + h * hs;
-      float* dq = dqkv + qkv_b + h * hs;
-      float* dk = dqkv + qkv_b + C + h * hs;
-      float* dv = dqkv + qkv_b + 2 * C + h * hs;
-      const float* p = att + (static_cast<size_t>(b) * NH + h) * T * T;
-      const float* dout_h = dout_b + h * hs;
-      for (int r0 = 0; r0 < T; r0 += kRowBlock) {
-        const int r1 = std::min(T, r0 + kRowBlock);
-        const int rows = r1 - r0;
-        const size_t q_off = static_cast<size_t>(r0) * qkv_stride;
-        const float* do_block = dout_h + static_cast<size_t>(r0) * C;
-        const float* p_block = p + static_cast<size_t>(r0) * T;
-        float* ds_block = scratch + static_cast<size_t>(r0) * T;
-        // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, 1.0f, p_block, T,
-                    do_block, C, 1.0f, dv, qkv_stride);
-        // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, 1.0f, do_block, C, v,
-                    qkv_stride, 0.0f, ds_block, T);
-        softmax_backward_rows(scratch, p, r0, r1, T);
-        // dQ[r0:r1] += scale * dS[r0:r1, 0:r1] K[0:r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, r1, scale, ds_block, T,
-                    k, qkv_stride, 1.0f, dq + q_off, qkv_stride);
-        // dK[0:r1] += scale * dS[r0:r1, 0:r1]^T Q[r0:r1]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, scale, ds_block, T,
-                    q + q_off, qkv_stride, 1.0f, dk, qkv_stride);
-      }
-    }
+  for (int r0 = 0; r0 < T; r0 += kRowBlock) {
+    const int r1 = std::min(T, r0 + kRowBlock);
+    const int rows = r1 - r0;
+    const size_t q_off = static_cast<size_t>(r0) * qkv_stride;
+    const float* do_block = dout + static_cast<size_t>(r0) * C;
+    const float* p_block = p + static_cast<size_t>(r0) * T;
+    float* ds_block = ds + static_cast<size_t>(r0) * T;
+    // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, 1.0f, p_block, T,
+                do_block, C, 1.0f, dv, qkv_stride);
+    // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, 1.0f, do_block, C, v,
+                qkv_stride, 0.0f, ds_block, T);
+    softmax_backward_rows(ds, p, r0, r1, T);
+    // dQ[r0:r1] += scale * dS[r0:r1, 0:r1] K[0:r1]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, r1, scale, ds_block, T, k,
+                qkv_stride, 1.0f, dq + q_off, qkv_stride);
+    // dK[0:r1] += scale * dS[r0:r1, 0:r1]^T Q[r0:r1]
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, scale, ds_block, T,
+                q + q_off, qkv_stride, 1.0f, dk, qkv_stride);
   }
+}
+
+}  // namespace
+
+// The (batch, head) pairs are independent and each one's sgemms are small (64 x T x hs), too
+// small for OpenBLAS to split well: its threads' hand-offs cost more than the product. So the
+// pairs are spread over the caller's BLAS thread count, each thread running whole heads with
+// single-threaded sgemm.
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  detail::SingleThreadedBlas single;
+  detail::parallel_for(B * NH, single.threads(), [&](int begin, int end) {
+    for (int bh = begin; bh < end; bh++) {
+      const int b = bh / NH, h = bh % NH;
+      const float* qkv_b = qkv + static_cast<size_t>(b) * T * 3 * C;
+      head_forward(out + static_cast<size_t>(b) * T * C + h * hs,
+                   att + static_cast<size_t>(bh) * T * T, qkv_b + h * hs, qkv_b + C + h * hs,
+                   qkv_b + 2 * C + h * hs, T, C, hs);
+    }
+  });
+}
+
+void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
+                        const float* att, int B, int T, int C, int NH) {
+  const int hs = C / NH;
+  detail::SingleThreadedBlas single;
+  detail::parallel_for(B * NH, single.threads(), [&](int begin, int end) {
+    for (int bh = begin; bh < end; bh++) {
+      const int b = bh / NH, h = bh % NH;
+      const size_t qkv_b = static_cast<size_t>(b) * T * 3 * C;
+      const size_t head = static_cast<size_t>(bh) * T * T;
+      head_backward(dqkv + qkv_b + h * hs, dqkv + qkv_b + C + h * hs,
+                    dqkv + qkv_b + 2 * C + h * hs, datt + head,
+                    dout + static_cast<size_t>(b) * T * C + h * hs, qkv + qkv_b + h * hs,
+                    qkv + qkv_b + C + h * hs, qkv + qkv_b + 2 * C + h * hs, att + head, T, C,
+                    hs);
+    }
+  });
 }
 
 }  // namespace weft::kernels::cpu

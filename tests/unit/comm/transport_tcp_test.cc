@@ -457,6 +457,15 @@ TEST_F(TcpTransportTest, WaitWithAPastDeadlineTimesOutAndIdleWaitsSleep) {
   EXPECT_TRUE(out[1].ok) << out[1].message;
 }
 
+TEST_F(TcpTransportTest, GroupOfOneNeedsNoStore) {
+  TransportSetup s = setup(nullptr, 0, 1, deadline_after(1s));
+  auto t = make_tcp_transport(s);
+  EXPECT_EQ(t->size(), 1);
+  char b = 0;
+  EXPECT_THROW(t->isend(0, &b, 1, fp(1, 1)), Error);
+  t->abort("nothing to tell");
+}
+
 TEST_F(TcpTransportTest, BadArgumentsAndStaleRequests) {
   auto out = run_ranks(2, [&](int r, std::unique_ptr<Transport>& t) {
     char b = 0;

@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "tests/unit/kernels/gradient_check.h"
 
 namespace weft::kernels::cpu {
@@ -111,8 +112,8 @@ TEST(Attention, BackwardAccumulatesFiniteDifferenceGradient) {
     loss();  // att for the backward
     const auto dqkv0 = random_vector(qkv.size(), rng);
     auto dqkv = dqkv0;
-    std::vector<float> scratch(static_cast<size_t>(s.T) * s.T, 12345.0f);  // garbage on entry
-    attention_backward(dqkv.data(), scratch.data(), w.data(), qkv.data(), att.data(), s.B, s.T,
+    std::vector<float> datt(att.size(), 12345.0f);  // scratch: garbage on entry
+    attention_backward(dqkv.data(), datt.data(), w.data(), qkv.data(), att.data(), s.B, s.T,
                        s.C, s.NH);
     auto probe = sample_indices(qkv.size(), 300, rng);
     const std::string where = "dqkv B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
@@ -120,6 +121,35 @@ TEST(Attention, BackwardAccumulatesFiniteDifferenceGradient) {
     expect_gradient_near(dqkv, dqkv0, probe, central_differences(qkv, probe, 1e-2f, loss), 2e-4,
                          2e-4, where);
   }
+}
+
+// The (batch, head) pairs run on blas_threads() threads; every pair is computed the same way on
+// whichever thread, so 1, 2 and 3 threads give bit-identical results, and the BLAS thread
+// count the caller set is back in force afterwards.
+TEST(Attention, ThreadCountChangesNothingAndIsRestored) {
+  std::mt19937 rng(34);
+  const Shape s{2, 70, 12, 3};
+  auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.C, rng);
+  auto dout = random_vector(static_cast<size_t>(s.B) * s.T * s.C, rng);
+  const int before = blas_threads();
+  std::vector<float> want_out, want_att, want_dqkv;
+  for (int threads : {1, 2, 3}) {
+    set_blas_threads(threads);
+    std::vector<float> out(dout.size()), att(static_cast<size_t>(s.B) * s.NH * s.T * s.T);
+    std::vector<float> dqkv(qkv.size(), 0.0f), datt(att.size());
+    attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+    attention_backward(dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T,
+                       s.C, s.NH);
+    EXPECT_EQ(blas_threads(), threads);
+    if (threads == 1) {
+      want_out = out, want_att = att, want_dqkv = dqkv;
+      continue;
+    }
+    EXPECT_EQ(out, want_out) << threads << " threads";
+    EXPECT_EQ(att, want_att) << threads << " threads";
+    EXPECT_EQ(dqkv, want_dqkv) << threads << " threads";
+  }
+  set_blas_threads(before);
 }
 
 }  // namespace
