@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "runtime/error.h"
+#include "runtime/unique_fd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -38,20 +39,6 @@ uint64_t pid_namespace_id() {
   return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
 }
 
-// An open file descriptor for the length of set-up.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // MAP_POPULATE: set the page tables up now rather than one fault at a time in the hot path.
 Mapping map_shared(int fd, size_t len, size_t offset, const std::string& what) {
@@ -197,7 +184,7 @@ OwnSegment::OwnSegment(std::string name, int rank, int size, uint64_t ring_bytes
   size_t stride = kPage + ring_bytes;
   size_t total = header_bytes() + static_cast<size_t>(size) * stride;
   shm_unlink(linked_.name.c_str());  // left by a crashed process that had our pid
-  Fd fd(shm_open(linked_.name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600));
+  UniqueFd fd(shm_open(linked_.name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600));
   if (fd.get() < 0) {
     linked_.name.clear();  // not ours to unlink
     throw_errno(who + " could not create " + file);
@@ -240,7 +227,7 @@ OwnSegment::LinkedName::~LinkedName() {
 PeerSegment::PeerSegment(const std::string& name, int rank, int size, int me,
                          const std::string& who) {
   const std::string file = "/dev/shm" + name + " of rank " + std::to_string(rank);
-  Fd fd(shm_open(name.c_str(), O_RDWR, 0));
+  UniqueFd fd(shm_open(name.c_str(), O_RDWR, 0));
   if (fd.get() < 0) throw_errno(who + " could not open " + file);
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) throw_errno(who + " could not stat " + file);

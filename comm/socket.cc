@@ -55,8 +55,8 @@ bool retryable_connect_error(int e) {
 
 // One non-blocking connect attempt, waiting for it until the deadline. Returns 0 and the
 // connected socket in `out`, or the errno of the failure.
-int try_connect(const sockaddr_in& a, Deadline deadline, Fd& out) {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+int try_connect(const sockaddr_in& a, Deadline deadline, UniqueFd& out) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) throw_errno("socket()");
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
     if (errno != EINPROGRESS) return errno;
@@ -78,11 +78,6 @@ int try_connect(const sockaddr_in& a, Deadline deadline, Fd& out) {
 
 }  // namespace
 
-void Fd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 HostPort parse_host_port(const std::string& address, const char* what) {
   auto colon = address.rfind(':');
   int port = 0;
@@ -99,8 +94,8 @@ HostPort parse_host_port(const std::string& address, const char* what) {
   return {address.substr(0, colon), port};
 }
 
-Fd listen_tcp(const std::string& host, int port, int backlog) {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+UniqueFd listen_tcp(const std::string& host, int port, int backlog) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) throw_errno("socket()");
   int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -111,22 +106,22 @@ Fd listen_tcp(const std::string& host, int port, int backlog) {
   return fd;
 }
 
-Fd accept_tcp(int listen_fd) {
+UniqueFd accept_tcp(int listen_fd) {
   for (;;) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd >= 0) return Fd(fd);
+    if (fd >= 0) return UniqueFd(fd);
     // A connection that died in the backlog is not the listener's failure: try the next.
     if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Fd();
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return Fd();
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return UniqueFd();
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return UniqueFd();
     throw_errno("accept()");
   }
 }
 
-Fd connect_tcp(const std::string& host, int port, Deadline deadline) {
+UniqueFd connect_tcp(const std::string& host, int port, Deadline deadline) {
   sockaddr_in a = resolve(host, port);
   for (;;) {
-    Fd fd;
+    UniqueFd fd;
     int err = try_connect(a, deadline, fd);
     if (err == 0) return fd;
     if (!retryable_connect_error(err) || Clock::now() >= deadline)

@@ -9,33 +9,10 @@
 #include <utility>
 
 #include "runtime/clock.h"
+#include "runtime/unique_fd.h"
 
 namespace weft::comm {
 
-// An owned file descriptor, closed on destruction. Move-only.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset();
-
- private:
-  int fd_ = -1;
-};
 
 struct HostPort {
   std::string host;
@@ -47,13 +24,13 @@ struct HostPort {
 HostPort parse_host_port(const std::string& address, const char* what);
 
 // A listening socket on host:port ("" or "0.0.0.0" = every interface; port 0 = a free port).
-Fd listen_tcp(const std::string& host, int port, int backlog = 128);
-// Accepts one pending connection as a non-blocking socket; an empty Fd when none is pending.
-Fd accept_tcp(int listen_fd);
+UniqueFd listen_tcp(const std::string& host, int port, int backlog = 128);
+// Accepts one pending connection as a non-blocking socket; an empty UniqueFd when none is pending.
+UniqueFd accept_tcp(int listen_fd);
 // Connects to host:port and returns a non-blocking socket. A refused or unreachable address is
 // retried every 50 ms (the listener may not be up yet) until the deadline, then Unavailable
 // naming host:port and the last error.
-Fd connect_tcp(const std::string& host, int port, Deadline deadline);
+UniqueFd connect_tcp(const std::string& host, int port, Deadline deadline);
 
 int local_port(int fd);
 std::string local_ip(int fd);      // this end's address: what peers on other hosts can reach

@@ -113,7 +113,7 @@ std::string join(const std::vector<std::string>& items) {
 
 struct TcpStoreServer::State {
   struct Client {
-    Fd fd;
+    UniqueFd fd;
     std::string address;
     std::string in, out;  // unparsed request bytes, unsent reply bytes
     bool authed = false;
@@ -128,9 +128,9 @@ struct TcpStoreServer::State {
   };
 
   std::string token;
-  Fd listener;
+  UniqueFd listener;
   int port = 0;
-  Fd wake;                    // eventfd: the destructor's stop signal
+  UniqueFd wake;                    // eventfd: the destructor's stop signal
   std::list<Client> clients;  // a list, so Waiter::client stays valid
   std::list<Waiter> waiters;
   std::unordered_map<std::string, std::string> kv;
@@ -164,7 +164,7 @@ struct TcpStoreServer::State {
   }
 
   void accept_all() {
-    while (Fd fd = accept_tcp(listener.get())) {
+    while (UniqueFd fd = accept_tcp(listener.get())) {
       Client c;
       c.address = peer_address(fd.get());
       c.fd = std::move(fd);
@@ -333,7 +333,7 @@ TcpStoreServer::TcpStoreServer(const std::string& bind_host, int port, std::stri
   state_->token = std::move(token);
   state_->listener = listen_tcp(bind_host, port, 1024);
   state_->port = local_port(state_->listener.get());
-  state_->wake = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  state_->wake = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!state_->wake) throw_errno("eventfd()");
   thread_ = std::thread([s = state_.get()] {
     // A background thread never throws: a broken server is logged, and its clients then see
@@ -364,7 +364,7 @@ int TcpStoreServer::port() const { return state_->port; }
 // hands every reply it reads to its owner.
 struct TcpStore::Conn {
   std::string address;
-  Fd fd;
+  UniqueFd fd;
   std::mutex write_mu;
   std::mutex mu;
   std::condition_variable cv;

@@ -118,7 +118,7 @@ std::string advertised_host(const TransportSetup& s) {
 std::string addr_key(int rank) { return "tcp/addr/" + std::to_string(rank); }
 
 struct Handshake {  // a connection whose hello has not arrived yet
-  Fd fd;
+  UniqueFd fd;
   std::string address;
   std::string in;
   int expected_rank;  // the lower rank this rank dialled, or -1 for an accepted connection
@@ -127,22 +127,22 @@ struct Handshake {  // a connection whose hello has not arrived yet
 
 // Connects this rank to every other rank of the group. Returns one socket per rank (empty at
 // this rank's own index).
-std::vector<Fd> connect_mesh(const TransportSetup& s) {
-  if (s.size == 1) return std::vector<Fd>(1);  // a group of one has no one to meet
+std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
+  if (s.size == 1) return std::vector<UniqueFd>(1);  // a group of one has no one to meet
   const std::string me =
       "tcp set-up: rank " + std::to_string(s.rank) + " of group '" + s.group_tag + "'";
-  Fd listener = listen_tcp("0.0.0.0", 0, std::max(128, s.size));
+  UniqueFd listener = listen_tcp("0.0.0.0", 0, std::max(128, s.size));
   set_buffer_sizes(listener.get(), kSocketBufferBytes);  // accepted sockets inherit it
   s.store->set(addr_key(s.rank),
                advertised_host(s) + ":" + std::to_string(local_port(listener.get())));
   const std::string hello = encode_hello(s);
-  std::vector<Fd> peers(static_cast<size_t>(s.size));
+  std::vector<UniqueFd> peers(static_cast<size_t>(s.size));
   std::vector<Handshake> pending;
 
   // Dial every lower rank; their answers are read below, together with the higher ranks' calls.
   for (int j = 0; j < s.rank; j++) {
     HostPort hp = parse_host_port(s.store->get(addr_key(j), s.deadline), "tcp peer address");
-    Fd fd;
+    UniqueFd fd;
     try {
       fd = connect_tcp(hp.host, hp.port, s.deadline);
     } catch (const Error& e) {
@@ -183,7 +183,7 @@ std::vector<Fd> connect_mesh(const TransportSetup& s) {
 
     std::vector<Handshake> accepted;
     if (pfds[0].revents & POLLIN)
-      while (Fd fd = accept_tcp(listener.get()))
+      while (UniqueFd fd = accept_tcp(listener.get()))
         accepted.push_back({std::move(fd), "", "", -1, std::min(s.deadline, now + kHelloPatience)});
     for (size_t i = 0; i < pending.size(); i++) {
       Handshake& h = pending[i];
@@ -235,7 +235,7 @@ std::vector<Fd> connect_mesh(const TransportSetup& s) {
     }
   }
   // The listener closes here; connections that never finished their hello are dropped.
-  for (Fd& fd : peers) {
+  for (UniqueFd& fd : peers) {
     if (!fd) continue;
     set_nodelay(fd.get());
     set_buffer_sizes(fd.get(), kSocketBufferBytes);
@@ -250,7 +250,7 @@ constexpr uint32_t kNone = UINT32_MAX;
 
 class TcpTransport final : public Transport {
  public:
-  TcpTransport(const TransportSetup& s, std::vector<Fd> fds);
+  TcpTransport(const TransportSetup& s, std::vector<UniqueFd> fds);
   ~TcpTransport() override;
 
   int rank() const override { return rank_; }
@@ -283,7 +283,7 @@ class TcpTransport final : public Transport {
     bool empty() const { return head == kNone; }
   };
   struct Peer {
-    Fd fd;
+    UniqueFd fd;
     Queue sends, recvs;
     FrameHeader in_header;  // the header of the message now arriving
     size_t in_header_got = 0;
@@ -331,7 +331,7 @@ class TcpTransport final : public Transport {
   std::vector<int> pfd_peer_;
 
   std::mutex mu_;  // every verb holds it; abort() from another thread waits briefly
-  Fd wake_;        // eventfd abort() writes to wake a sleeping wait_for_progress
+  UniqueFd wake_;        // eventfd abort() writes to wake a sleeping wait_for_progress
   std::atomic<bool> aborted_{false};
   std::mutex abort_mu_;  // guards the three fields below
   std::string abort_message_;
@@ -339,10 +339,10 @@ class TcpTransport final : public Transport {
   bool abort_applied_ = false;
 };
 
-TcpTransport::TcpTransport(const TransportSetup& s, std::vector<Fd> fds)
+TcpTransport::TcpTransport(const TransportSetup& s, std::vector<UniqueFd> fds)
     : rank_(s.rank), peers_(static_cast<size_t>(s.size)) {
   for (size_t p = 0; p < fds.size(); p++) peers_[p].fd = std::move(fds[p]);
-  wake_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  wake_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_) throw_errno("eventfd()");
   slots_.resize(256);
   free_.reserve(slots_.size());

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <vector>
 
-#include "launcher/unique_fd.h"
+#include "runtime/unique_fd.h"
 #include "runtime/error.h"
 
 namespace weft::launcher {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "launcher/line_prefixer.h"
-#include "launcher/unique_fd.h"
+#include "runtime/unique_fd.h"
 
 namespace weft::launcher {
 

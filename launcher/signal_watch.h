@@ -10,7 +10,7 @@
 #include <initializer_list>
 #include <optional>
 
-#include "launcher/unique_fd.h"
+#include "runtime/unique_fd.h"
 
 namespace weft::launcher {
 

@@ -1,10 +1,11 @@
 #pragma once
-// UniqueFd: owns one file descriptor and closes it exactly once. Move-only.
+// UniqueFd: owns one file descriptor and closes it exactly once. Move-only. Shared by the
+// transports, the store and the launcher.
 #include <unistd.h>
 
 #include <utility>
 
-namespace weft::launcher {
+namespace weft {
 
 class UniqueFd {
  public:
@@ -24,6 +25,7 @@ class UniqueFd {
 
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  explicit operator bool() const { return valid(); }
   void reset() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -33,4 +35,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace weft::launcher
+}  // namespace weft
