@@ -548,7 +548,7 @@ void TcpTransport::pump_in(int p) {
         ended = io.failed();
       }
       std::string reason = "rank " + std::to_string(p) + " aborted: " + peer.abort_reason;
-      return request_abort(reason, "");
+      return request_abort(reason, reason);  // pass it on: ranks waiting on us learn the cause
     }
     // 3. A data frame waits for its receive; once posted, the header must match it.
     if (peer.recvs.empty()) return;
