@@ -54,11 +54,13 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout 600
 	$(MAKE) --no-print-directory test-asan
 
-# The multi-process tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The multi-process tests again under AddressSanitizer + UndefinedBehaviorSanitizer. The
+# 64 MiB runs are left to the plain build: under ASan they cost minutes and exercise no path
+# the smaller sizes do not.
 test-asan: deps
 	@[ -f $(ASAN_DIR)/build.ninja ] || cmake --preset debug-asan -B $(ASAN_DIR) -DWEFT_WITH_CUDA=OFF
 	cmake --build $(ASAN_DIR)
-	ctest --test-dir $(ASAN_DIR) -L multiproc --output-on-failure --timeout 600
+	ctest --test-dir $(ASAN_DIR) -L multiproc -E AllreduceOver64MiB --output-on-failure --timeout 600
 
 # Until the training example lands, the demo is the collectives benchmark on 4 local ranks.
 demo: build
