@@ -17,9 +17,9 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
 void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
                         const float* att, int B, int T, int C, int NH);
 
-// Threads: both calls spread the B x NH (batch, head) pairs over blas_threads() threads (see
-// kernels/matmul.h), each running its heads' sgemms single-threaded; the BLAS thread count is
-// lowered to 1 during the call and restored after, so no other thread should call the BLAS
-// meanwhile.
+// Threads: both calls spread the B x NH (batch, head) pairs over up to blas_threads() threads
+// (see kernels/matmul.h; fewer for small shapes), each running its heads' sgemms
+// single-threaded. The BLAS thread count is lowered to 1 during the call and restored after,
+// so no other thread should call the BLAS meanwhile.
 
 }  // namespace weft::kernels::cpu

@@ -10,8 +10,8 @@ namespace weft::kernels::cpu {
 // -log probs[row, targets[row]]. Returns the mean of losses (summed in double). probs may alias
 // logits (the softmax then happens in place, no second [BT, Vp] buffer). Throws InvalidArgument
 // if a target is outside [0, V).
-float crossentropy_forward(float* losses, float* probs, const float* logits,
-                           const int32_t* targets, int BT, int V, int Vp);
+float crossentropy_forward(float* losses, float* probs, const float* logits, const int32_t* targets,
+                           int BT, int V, int Vp);
 
 // dlogits[BT, Vp] = (probs - onehot(targets)) * dloss_scale, where dloss_scale is dL/dloss of
 // every position (1 / (BT * micro-batches) for a mean loss). WRITES rather than accumulates:

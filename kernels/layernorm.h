@@ -7,13 +7,13 @@ inline constexpr float kLayerNormEps = 1e-5f;
 
 // out[B,T,C] = (inp - mean) * rstd * weight[C] + bias[C], per (b, t) row. Saves mean[B*T] and
 // rstd[B*T] (1 / sqrt(variance + eps), biased variance) for the backward pass.
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                       const float* weight, const float* bias, int B, int T, int C);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int B, int T, int C);
 
 // dinp[B,T,C] += d/dinp, dweight[C] += sum over rows of dout * normalised input,
 // dbias[C] += sum over rows of dout. mean and rstd are what the forward saved.
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean,
-                        const float* rstd, int B, int T, int C);
+                        const float* inp, const float* weight, const float* mean, const float* rstd,
+                        int B, int T, int C);
 
 }  // namespace weft::kernels::cpu

@@ -10,8 +10,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 
 // dinp[B*T, C] += dout @ weight;  dweight[OC, C] += dout^T @ inp;  dbias[OC] += sum over rows
 // of dout. dinp may be nullptr (the input needs no gradient), dbias may be nullptr (no bias).
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                     const float* inp, const float* weight, int B, int T, int C, int OC);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int B, int T, int C, int OC);
 
 // How many threads the BLAS uses inside one call. The trainer sets this (usually cores per
 // rank) so that OpenBLAS's own default, every core on the machine, does not run in each rank

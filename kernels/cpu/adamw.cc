@@ -9,8 +9,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
-WEFT_KERNEL_PER_ISA void adamw_loop(float* params, const float* grads, float* m, float* v,
-                                    size_t n, float lr, float beta1, float beta2, float eps,
+WEFT_KERNEL_PER_ISA void adamw_loop(float* params, const float* grads, float* m, float* v, size_t n,
+                                    float lr, float beta1, float beta2, float eps,
                                     float weight_decay, float m_correction, float v_correction) {
   for (size_t i = 0; i < n; i++) {
     const float g = grads[i];
@@ -33,6 +33,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, size_t 
                 "adamw_update: step t = " + std::to_string(t) +
                     " but bias correction needs t >= 1; count optimizer steps from 1");
   }
+  detail::FlushDenormals flush;  // g * g of a tiny gradient
   // Bias corrections once per call, in double: beta^t for large t is far below float's
   // resolution around 1, but 1 - beta^t is what matters and double keeps it exact enough.
   const float m_correction = static_cast<float>(1.0 / (1.0 - std::pow(double{beta1}, t)));

@@ -18,6 +18,17 @@ namespace {
 // each sgemm big enough for the BLAS to run at speed.
 constexpr int kRowBlock = 64;
 
+// Starting a thread costs tens of microseconds, so each thread gets at least this much work
+// (about 0.1 ms at BLAS speed) or the call stays on fewer threads.
+constexpr double kMinFlopsPerThread = 16e6;
+
+// Threads for B x NH heads of T positions and hs channels: the caller's BLAS thread count,
+// fewer when the work is small. The forward's two causal products are ~T^2 hs flops each.
+int head_threads(int requested, int B, int NH, int T, int hs) {
+  const double flops = 2.0 * B * NH * static_cast<double>(T) * T * hs;
+  return std::clamp(static_cast<int>(flops / kMinFlopsPerThread), 1, std::max(requested, 1));
+}
+
 // Row t of `scores` holds scaled logits for keys 0..t (later entries are garbage from the
 // block's sgemm). Turns 0..t into softmax probabilities and zeroes t+1..T-1.
 WEFT_KERNEL_PER_ISA void causal_softmax_rows(float* scores, int r0, int r1, int T) {
@@ -59,8 +70,8 @@ WEFT_KERNEL_PER_ISA void softmax_backward_rows(float* grad, const float* probs, 
 
 // One (batch, head) pair: q, k, v point at its first position's channels inside qkv (rows
 // 3C apart), o at its channels inside out (rows C apart), p at its T x T probabilities.
-void head_forward(float* o, float* p, const float* q, const float* k, const float* v, int T,
-                  int C, int hs) {
+void head_forward(float* o, float* p, const float* q, const float* k, const float* v, int T, int C,
+                  int hs) {
   const int qkv_stride = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   for (int r0 = 0; r0 < T; r0 += kRowBlock) {
@@ -69,8 +80,8 @@ void head_forward(float* o, float* p, const float* q, const float* k, const floa
     float* p_block = p + static_cast<size_t>(r0) * T;
     // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, scale,
-                q + static_cast<size_t>(r0) * qkv_stride, qkv_stride, k, qkv_stride, 0.0f,
-                p_block, T);
+                q + static_cast<size_t>(r0) * qkv_stride, qkv_stride, k, qkv_stride, 0.0f, p_block,
+                T);
     causal_softmax_rows(p, r0, r1, T);
     // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]  (P is zero above the diagonal)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, r1, 1.0f, p_block, T, v,
@@ -80,9 +91,8 @@ void head_forward(float* o, float* p, const float* q, const float* k, const floa
 
 // Backward of head_forward; dq, dk, dv, dout point like q, k, v, o; ds is this head's T x T
 // scratch.
-void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout,
-                   const float* q, const float* k, const float* v, const float* p, int T, int C,
-                   int hs) {
+void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout, const float* q,
+                   const float* k, const float* v, const float* p, int T, int C, int hs) {
   const int qkv_stride = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   for (int r0 = 0; r0 < T; r0 += kRowBlock) {
@@ -93,8 +103,8 @@ void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout
     const float* p_block = p + static_cast<size_t>(r0) * T;
     float* ds_block = ds + static_cast<size_t>(r0) * T;
     // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, 1.0f, p_block, T,
-                do_block, C, 1.0f, dv, qkv_stride);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rows, 1.0f, p_block, T, do_block,
+                C, 1.0f, dv, qkv_stride);
     // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hs, 1.0f, do_block, C, v,
                 qkv_stride, 0.0f, ds_block, T);
@@ -117,7 +127,8 @@ void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
   const int hs = C / NH;
   detail::SingleThreadedBlas single;
-  detail::parallel_for(B * NH, single.threads(), [&](int begin, int end) {
+  auto heads = [&](int begin, int end) {
+    detail::FlushDenormals flush;  // per thread: a peaked softmax has denormal tails
     for (int bh = begin; bh < end; bh++) {
       const int b = bh / NH, h = bh % NH;
       const float* qkv_b = qkv + static_cast<size_t>(b) * T * 3 * C;
@@ -125,25 +136,27 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
                    att + static_cast<size_t>(bh) * T * T, qkv_b + h * hs, qkv_b + C + h * hs,
                    qkv_b + 2 * C + h * hs, T, C, hs);
     }
-  });
+  };
+  detail::parallel_for(B * NH, head_threads(single.threads(), B, NH, T, hs), heads);
 }
 
 void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
                         const float* att, int B, int T, int C, int NH) {
   const int hs = C / NH;
   detail::SingleThreadedBlas single;
-  detail::parallel_for(B * NH, single.threads(), [&](int begin, int end) {
+  auto heads = [&](int begin, int end) {
+    detail::FlushDenormals flush;
     for (int bh = begin; bh < end; bh++) {
       const int b = bh / NH, h = bh % NH;
-      const size_t qkv_b = static_cast<size_t>(b) * T * 3 * C;
+      const float* q = qkv + static_cast<size_t>(b) * T * 3 * C + h * hs;
+      float* dq = dqkv + static_cast<size_t>(b) * T * 3 * C + h * hs;
       const size_t head = static_cast<size_t>(bh) * T * T;
-      head_backward(dqkv + qkv_b + h * hs, dqkv + qkv_b + C + h * hs,
-                    dqkv + qkv_b + 2 * C + h * hs, datt + head,
-                    dout + static_cast<size_t>(b) * T * C + h * hs, qkv + qkv_b + h * hs,
-                    qkv + qkv_b + C + h * hs, qkv + qkv_b + 2 * C + h * hs, att + head, T, C,
-                    hs);
+      head_backward(dq, dq + C, dq + 2 * C, datt + head,
+                    dout + static_cast<size_t>(b) * T * C + h * hs, q, q + C, q + 2 * C, att + head,
+                    T, C, hs);
     }
-  });
+  };
+  detail::parallel_for(B * NH, head_threads(single.threads(), B, NH, T, hs), heads);
 }
 
 }  // namespace weft::kernels::cpu

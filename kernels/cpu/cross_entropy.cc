@@ -50,9 +50,10 @@ WEFT_KERNEL_PER_ISA void scaled_row_gradient(float* dlogits, const float* probs,
 
 }  // namespace
 
-float crossentropy_forward(float* losses, float* probs, const float* logits,
-                           const int32_t* targets, int BT, int V, int Vp) {
+float crossentropy_forward(float* losses, float* probs, const float* logits, const int32_t* targets,
+                           int BT, int V, int Vp) {
   check_targets(targets, BT, V, "crossentropy_forward");
+  detail::FlushDenormals flush;
   double total = 0.0;
   for (int i = 0; i < BT; i++) {
     const size_t row = static_cast<size_t>(i) * Vp;
@@ -68,6 +69,7 @@ float crossentropy_forward(float* losses, float* probs, const float* logits,
 void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets,
                            float dloss_scale, int BT, int V, int Vp) {
   check_targets(targets, BT, V, "crossentropy_backward");
+  detail::FlushDenormals flush;
   for (int i = 0; i < BT; i++) {
     const size_t row = static_cast<size_t>(i) * Vp;
     scaled_row_gradient(dlogits + row, probs + row, targets[i], dloss_scale, V, Vp);

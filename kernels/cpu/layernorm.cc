@@ -7,9 +7,10 @@
 
 namespace weft::kernels::cpu {
 
-WEFT_KERNEL_PER_ISA void layernorm_forward(float* out, float* mean, float* rstd,
-                                           const float* inp, const float* weight,
-                                           const float* bias, int B, int T, int C) {
+WEFT_KERNEL_PER_ISA void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                           const float* weight, const float* bias, int B, int T,
+                                           int C) {
+  detail::FlushDenormals flush;
   const int rows = B * T;
   for (int i = 0; i < rows; i++) {
     const float* x = inp + static_cast<size_t>(i) * C;
@@ -40,6 +41,7 @@ WEFT_KERNEL_PER_ISA void layernorm_backward(float* __restrict dinp, float* __res
                                             const float* inp, const float* weight,
                                             const float* mean, const float* rstd, int B, int T,
                                             int C) {
+  detail::FlushDenormals flush;
   const int rows = B * T;
   for (int i = 0; i < rows; i++) {
     const size_t row = static_cast<size_t>(i) * C;

@@ -5,12 +5,12 @@
 // items (attention's (batch, head) pairs). Threads are started per call and joined before it
 // returns: a thread start costs tens of microseconds, noise next to the work, and it keeps the
 // kernels free of a global pool. No heap allocation beyond the threads themselves.
+#include <cblas.h>
+
 #include <algorithm>
 #include <array>
 #include <system_error>
 #include <thread>
-
-#include <cblas.h>
 
 namespace weft::kernels::cpu::detail {
 
@@ -22,7 +22,9 @@ inline constexpr int kMaxKernelThreads = 64;
 template <typename Body>
 void parallel_for(int count, int threads, const Body& body) {
   threads = std::clamp(std::min(threads, count), 1, kMaxKernelThreads);
-  auto slice_begin = [&](int i) { return static_cast<int>(static_cast<long>(count) * i / threads); };
+  auto slice_begin = [&](int i) {
+    return static_cast<int>(static_cast<long>(count) * i / threads);
+  };
   std::array<std::jthread, kMaxKernelThreads> helpers;  // joined on scope exit
   for (int i = 1; i < threads; i++) {
     const int begin = slice_begin(i), end = slice_begin(i + 1);

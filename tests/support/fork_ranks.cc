@@ -42,7 +42,24 @@ ForkRun fork_ranks(const ForkOptions& o, const std::function<int(int)>& body) {
   ForkRun run;
   run.job_id = "t" + std::to_string(getpid()) + "x" + std::to_string(counter++);
   const std::string token = "test-token-" + run.job_id;
-  comm::TcpStoreServer server("127.0.0.1", 0, token);
+  // The store is served from a process of its own, forked while this one has no threads: a
+  // rank forked from a process with a running thread could inherit a lock that thread held
+  // (ASan's allocator lock did exactly that) and deadlock on its first allocation.
+  fflush(nullptr);
+  int port_pipe[2];
+  if (pipe2(port_pipe, O_CLOEXEC) != 0) std::abort();
+  pid_t store_pid = fork();
+  if (store_pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    comm::TcpStoreServer server("127.0.0.1", 0, token);
+    int port = server.port();
+    if (write(port_pipe[1], &port, sizeof port) != sizeof port) _exit(1);
+    for (;;) pause();  // until the test kills it
+  }
+  close(port_pipe[1]);
+  int store_port = 0;
+  if (read(port_pipe[0], &store_port, sizeof store_port) != sizeof store_port) std::abort();
+  close(port_pipe[0]);
   auto start = Clock::now();
 
   std::vector<int> out_fds;
@@ -63,7 +80,7 @@ ForkRun fork_ranks(const ForkOptions& o, const std::function<int(int)>& body) {
       setenv("WEFT_NODE_RANK", "0", 1);
       setenv("WEFT_JOB_ID", run.job_id.c_str(), 1);
       setenv("WEFT_TOKEN", token.c_str(), 1);
-      setenv("WEFT_STORE_ADDR", ("127.0.0.1:" + std::to_string(server.port())).c_str(), 1);
+      setenv("WEFT_STORE_ADDR", ("127.0.0.1:" + std::to_string(store_port)).c_str(), 1);
       setenv("WEFT_BACKEND", o.backend.c_str(), 1);
       for (const auto& [k, v] : o.env) setenv(k.c_str(), v.c_str(), 1);
       int code = 1;
@@ -130,6 +147,8 @@ ForkRun fork_ranks(const ForkOptions& o, const std::function<int(int)>& body) {
     close(out_fds[i]);
   }
   for (int i = 0; i < o.ranks; i++) run.ranks[i].pid = pids[i];
+  kill(store_pid, SIGKILL);
+  waitpid(store_pid, nullptr, 0);
   return run;
 }
 

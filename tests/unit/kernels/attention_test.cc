@@ -32,8 +32,8 @@ void naive_attention(std::vector<double>& out, std::vector<double>& att,
   out.assign(static_cast<size_t>(s.B) * s.T * s.C, 0.0);
   att.assign(static_cast<size_t>(s.B) * s.NH * s.T * s.T, 0.0);
   auto at = [&](int b, int t, int part, int h, int d) {
-    return static_cast<double>(qkv[(static_cast<size_t>(b) * s.T + t) * 3 * s.C + part * s.C +
-                                   h * hs + d]);
+    return static_cast<double>(
+        qkv[(static_cast<size_t>(b) * s.T + t) * 3 * s.C + part * s.C + h * hs + d]);
   };
   for (int b = 0; b < s.B; b++) {
     for (int h = 0; h < s.NH; h++) {
@@ -61,8 +61,8 @@ void naive_attention(std::vector<double>& out, std::vector<double>& att,
 }
 
 // Shapes below, at and across the kernel's 64-row blocks, and heads of several widths.
-const Shape kShapes[] = {{1, 1, 4, 1}, {2, 5, 8, 2}, {1, 64, 8, 2}, {2, 70, 12, 3},
-                         {1, 130, 16, 2}};
+const Shape kShapes[] = {
+    {1, 1, 4, 1}, {2, 5, 8, 2}, {1, 64, 8, 2}, {2, 70, 12, 3}, {1, 130, 16, 2}};
 
 TEST(Attention, ForwardMatchesNaiveSoftmaxAttention) {
   std::mt19937 rng(31);
@@ -113,8 +113,8 @@ TEST(Attention, BackwardAccumulatesFiniteDifferenceGradient) {
     const auto dqkv0 = random_vector(qkv.size(), rng);
     auto dqkv = dqkv0;
     std::vector<float> datt(att.size(), 12345.0f);  // scratch: garbage on entry
-    attention_backward(dqkv.data(), datt.data(), w.data(), qkv.data(), att.data(), s.B, s.T,
-                       s.C, s.NH);
+    attention_backward(dqkv.data(), datt.data(), w.data(), qkv.data(), att.data(), s.B, s.T, s.C,
+                       s.NH);
     auto probe = sample_indices(qkv.size(), 300, rng);
     const std::string where = "dqkv B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
                               " C=" + std::to_string(s.C) + " NH=" + std::to_string(s.NH);
@@ -123,12 +123,13 @@ TEST(Attention, BackwardAccumulatesFiniteDifferenceGradient) {
   }
 }
 
-// The (batch, head) pairs run on blas_threads() threads; every pair is computed the same way on
-// whichever thread, so 1, 2 and 3 threads give bit-identical results, and the BLAS thread
-// count the caller set is back in force afterwards.
+// The (batch, head) pairs run on up to blas_threads() threads; every pair is computed the same
+// way on whichever thread, so 1, 2 and 3 threads give bit-identical results, and the BLAS
+// thread count the caller set is back in force afterwards. The shape is large enough (about
+// 60 MFLOP) for the kernel to use all three threads.
 TEST(Attention, ThreadCountChangesNothingAndIsRestored) {
   std::mt19937 rng(34);
-  const Shape s{2, 70, 12, 3};
+  const Shape s{6, 160, 192, 3};
   auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.C, rng);
   auto dout = random_vector(static_cast<size_t>(s.B) * s.T * s.C, rng);
   const int before = blas_threads();
@@ -138,8 +139,8 @@ TEST(Attention, ThreadCountChangesNothingAndIsRestored) {
     std::vector<float> out(dout.size()), att(static_cast<size_t>(s.B) * s.NH * s.T * s.T);
     std::vector<float> dqkv(qkv.size(), 0.0f), datt(att.size());
     attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
-    attention_backward(dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T,
-                       s.C, s.NH);
+    attention_backward(dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T, s.C,
+                       s.NH);
     EXPECT_EQ(blas_threads(), threads);
     if (threads == 1) {
       want_out = out, want_att = att, want_dqkv = dqkv;

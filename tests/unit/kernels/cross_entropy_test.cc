@@ -25,19 +25,17 @@ TEST(CrossEntropy, HandComputedRows) {
   const std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), 5.0f, 5.0f, 5.0f};
   const int32_t targets[] = {2, 0};
   std::vector<float> probs(6), losses(2);
-  const float mean = crossentropy_forward(losses.data(), probs.data(), logits.data(), targets, 2,
-                                          3, 3);
-  expect_all_near(probs, {1 / 6.0, 2 / 6.0, 3 / 6.0, 1 / 3.0, 1 / 3.0, 1 / 3.0}, 0, 1e-6,
-                  "probs");
+  const float mean =
+      crossentropy_forward(losses.data(), probs.data(), logits.data(), targets, 2, 3, 3);
+  expect_all_near(probs, {1 / 6.0, 2 / 6.0, 3 / 6.0, 1 / 3.0, 1 / 3.0, 1 / 3.0}, 0, 1e-6, "probs");
   expect_all_near(losses, {std::log(2.0), std::log(3.0)}, 0, 1e-6, "losses");
   EXPECT_NEAR(mean, (std::log(2.0) + std::log(3.0)) / 2, 1e-6);
   // dlogits = (p - onehot) * scale with scale 0.5 (the mean over 2 rows).
   std::vector<float> dlogits(6);
   crossentropy_backward(dlogits.data(), probs.data(), targets, 0.5f, 2, 3, 3);
-  expect_all_near(dlogits,
-                  {0.5 / 6, 0.5 * 2 / 6, 0.5 * (3 / 6.0 - 1), 0.5 * (1 / 3.0 - 1), 0.5 / 3,
-                   0.5 / 3},
-                  1e-8, 1e-6, "dlogits");
+  expect_all_near(
+      dlogits, {0.5 / 6, 0.5 * 2 / 6, 0.5 * (3 / 6.0 - 1), 0.5 * (1 / 3.0 - 1), 0.5 / 3, 0.5 / 3},
+      1e-8, 1e-6, "dlogits");
 }
 
 TEST(CrossEntropy, ForwardMatchesReferenceWithPaddedVocabularyAndInPlace) {
@@ -56,16 +54,16 @@ TEST(CrossEntropy, ForwardMatchesReferenceWithPaddedVocabularyAndInPlace) {
     want_mean += want_losses[i] / BT;
   }
   std::vector<float> probs(logits.size(), 99.0f), losses(BT);
-  const float mean = crossentropy_forward(losses.data(), probs.data(), logits.data(),
-                                          targets.data(), BT, V, Vp);
+  const float mean =
+      crossentropy_forward(losses.data(), probs.data(), logits.data(), targets.data(), BT, V, Vp);
   // Tolerance: exp within 2 ulp, sums over 37 terms; padded columns must be exactly 0.
   expect_all_near(probs, want_probs, 0, 2e-6, "probs");
   expect_all_near(losses, want_losses, 1e-6, 1e-6, "losses");
   EXPECT_NEAR(mean, want_mean, 1e-6);
 
   std::vector<float> in_place = logits, in_place_losses(BT);
-  crossentropy_forward(in_place_losses.data(), in_place.data(), in_place.data(), targets.data(),
-                       BT, V, Vp);
+  crossentropy_forward(in_place_losses.data(), in_place.data(), in_place.data(), targets.data(), BT,
+                       V, Vp);
   EXPECT_EQ(in_place, probs);
   EXPECT_EQ(in_place_losses, losses);
 }
@@ -125,8 +123,7 @@ TEST(CrossEntropy, TargetOutsideVocabularyIsInvalidArgument) {
       EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
       EXPECT_NE(std::string(e.what()).find("row 1"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(crossentropy_backward(probs.data(), probs.data(), targets, 1.0f, 2, 4, 4),
-                 Error);
+    EXPECT_THROW(crossentropy_backward(probs.data(), probs.data(), targets, 1.0f, 2, 4, 4), Error);
   }
 }
 

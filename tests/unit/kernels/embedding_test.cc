@@ -70,8 +70,8 @@ TEST(Embedding, TokenOutsideVocabularyIsInvalidArgument) {
       EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
       EXPECT_NE(std::string(e.what()).find("position 1"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(
-        embedding_backward(dwte.data(), dwpe.data(), out.data(), tokens, 1, 2, 2, 4), Error);
+    EXPECT_THROW(embedding_backward(dwte.data(), dwpe.data(), out.data(), tokens, 1, 2, 2, 4),
+                 Error);
   }
 }
 

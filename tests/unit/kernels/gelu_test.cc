@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 #include <random>
 #include <vector>
 
@@ -25,8 +28,11 @@ double gelu_tanh(double x) {
 TEST(Gelu, HandComputedValues) {
   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), evaluated in double by hand.
   const std::vector<float> x = {0.0f, 1.0f, -1.0f, 3.0f, -3.0f, 0.5f};
-  const std::vector<double> want = {0.0, 0.8411919906082768, -0.15880800939172324,
-                                    2.996362607918227, -0.0036373920817729943,
+  const std::vector<double> want = {0.0,
+                                    0.8411919906082768,
+                                    -0.15880800939172324,
+                                    2.996362607918227,
+                                    -0.0036373920817729943,
                                     0.34571400982514394};
   std::vector<float> out(x.size());
   gelu_forward(out.data(), x.data(), x.size());
@@ -77,6 +83,22 @@ TEST(Gelu, BackwardMatchesAnalyticDerivativeAtHandPoints) {
   EXPECT_FLOAT_EQ(d[1], 1.0f);
   EXPECT_NEAR(d[2], 0.0f, 1e-30);
 }
+
+#if defined(__x86_64__)
+// The kernels flush denormals to zero while they run (see cpu/vector_math.h) and must hand the
+// caller's floating-point mode back unchanged: code after the call still sees denormals.
+TEST(Gelu, DenormalFlushingEndsWithTheCall) {
+  const unsigned before = _mm_getcsr();
+  const std::vector<float> x = {-20.0f, -50.0f, 1.0f};
+  const std::vector<float> ones(x.size(), 1.0f);
+  std::vector<float> out(x.size()), d(x.size(), 0.0f);
+  gelu_forward(out.data(), x.data(), x.size());
+  gelu_backward(d.data(), x.data(), ones.data(), x.size());
+  EXPECT_EQ(_mm_getcsr(), before);
+  volatile float tiny = 1e-39f;  // a denormal
+  EXPECT_GT(tiny * 0.5f, 0.0f);
+}
+#endif
 
 }  // namespace
 }  // namespace weft::kernels::cpu

@@ -9,8 +9,6 @@
 // f32 rounding of about ulp(out) / h, which sets each test's tolerance.
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -93,7 +91,6 @@ inline void expect_gradient_near(const std::vector<float>& after, const std::vec
     if (excess > 1.0) failures++;
   }
   const size_t j = indices[worst_index];
-  if (std::getenv("KREPORT")) fprintf(stderr, "REPORT %s grad worst excess %.3g\n", what.c_str(), worst);
   EXPECT_EQ(failures, 0u) << what << ": " << failures << " of " << indices.size()
                           << " elements outside atol " << atol << " + rtol " << rtol
                           << "; worst at [" << j << "]: backward "
@@ -117,7 +114,6 @@ inline void expect_all_near(const std::vector<float>& got, const std::vector<dou
       worst_index = i;
     }
   }
-  if (std::getenv("KREPORT")) fprintf(stderr, "REPORT %s value worst excess %.3g\n", what.c_str(), worst);
   EXPECT_EQ(failures, 0u) << what << ": " << failures << " of " << got.size()
                           << " elements outside atol " << atol << " + rtol " << rtol
                           << "; worst at [" << worst_index << "]: got " << got[worst_index]

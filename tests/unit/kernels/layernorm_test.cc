@@ -41,8 +41,8 @@ TEST(LayerNorm, ForwardMatchesDoubleReference) {
   auto weight = random_vector(C, rng);
   auto bias = random_vector(C, rng);
   std::vector<float> out(inp.size()), mean(B * T), rstd(B * T);
-  layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(),
-                    B, T, C);
+  layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), B,
+                    T, C);
   std::vector<double> want(out.size()), want_mean(B * T), want_rstd(B * T);
   for (int r = 0; r < B * T; r++) {
     double m = 0, var = 0;
@@ -72,8 +72,8 @@ TEST(LayerNorm, BackwardAccumulatesFiniteDifferenceGradients) {
   auto w = random_vector(inp.size(), rng);
   std::vector<float> out(inp.size()), mean(B * T), rstd(B * T);
   auto loss = [&] {
-    layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(),
-                      bias.data(), B, T, C);
+    layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(),
+                      B, T, C);
     return project(out, w);
   };
   loss();  // mean and rstd for the backward
@@ -81,16 +81,15 @@ TEST(LayerNorm, BackwardAccumulatesFiniteDifferenceGradients) {
   const auto dweight0 = random_vector(C, rng);
   const auto dbias0 = random_vector(C, rng);
   auto dinp = dinp0, dweight = dweight0, dbias = dbias0;
-  layernorm_backward(dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(),
-                     weight.data(), mean.data(), rstd.data(), B, T, C);
+  layernorm_backward(dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(), weight.data(),
+                     mean.data(), rstd.data(), B, T, C);
 
   const float h = 1e-2f;
   auto ii = sample_indices(inp.size(), inp.size(), rng);
-  expect_gradient_near(dinp, dinp0, ii, central_differences(inp, ii, h, loss), 1e-4, 1e-4,
-                       "dinp");
+  expect_gradient_near(dinp, dinp0, ii, central_differences(inp, ii, h, loss), 1e-4, 1e-4, "dinp");
   auto wi = sample_indices(C, C, rng);
-  expect_gradient_near(dweight, dweight0, wi, central_differences(weight, wi, h, loss), 1e-4,
-                       1e-4, "dweight");
+  expect_gradient_near(dweight, dweight0, wi, central_differences(weight, wi, h, loss), 1e-4, 1e-4,
+                       "dweight");
   expect_gradient_near(dbias, dbias0, wi, central_differences(bias, wi, h, loss), 1e-4, 1e-4,
                        "dbias");
 }

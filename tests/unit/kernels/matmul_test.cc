@@ -34,7 +34,9 @@ std::vector<double> naive_matmul(const std::vector<float>& inp, const std::vecto
 
 TEST(Matmul, ForwardMatchesNaiveProductWithAndWithoutBias) {
   std::mt19937 rng(1);
-  struct Shape { int B, T, C, OC; };
+  struct Shape {
+    int B, T, C, OC;
+  };
   for (Shape s : {Shape{1, 1, 1, 1}, Shape{2, 3, 5, 7}, Shape{3, 17, 40, 24}}) {
     const int rows = s.B * s.T;
     auto inp = random_vector(static_cast<size_t>(rows) * s.C, rng);
@@ -85,19 +87,19 @@ TEST(Matmul, BackwardAccumulatesFiniteDifferenceGradients) {
   const auto dweight0 = random_vector(weight.size(), rng);
   const auto dbias0 = random_vector(bias.size(), rng);
   auto dinp = dinp0, dweight = dweight0, dbias = dbias0;
-  matmul_backward(dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(), weight.data(),
-                  B, T, C, OC);
+  matmul_backward(dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(), weight.data(), B,
+                  T, C, OC);
 
   const float h = 1e-2f;
   auto all_inp = sample_indices(inp.size(), inp.size(), rng);
-  expect_gradient_near(dinp, dinp0, all_inp, central_differences(inp, all_inp, h, loss), 1e-4,
-                       1e-4, "dinp");
+  expect_gradient_near(dinp, dinp0, all_inp, central_differences(inp, all_inp, h, loss), 1e-4, 1e-4,
+                       "dinp");
   auto all_weight = sample_indices(weight.size(), weight.size(), rng);
   expect_gradient_near(dweight, dweight0, all_weight,
                        central_differences(weight, all_weight, h, loss), 1e-4, 1e-4, "dweight");
   auto all_bias = sample_indices(bias.size(), bias.size(), rng);
-  expect_gradient_near(dbias, dbias0, all_bias, central_differences(bias, all_bias, h, loss),
-                       1e-4, 1e-4, "dbias");
+  expect_gradient_near(dbias, dbias0, all_bias, central_differences(bias, all_bias, h, loss), 1e-4,
+                       1e-4, "dbias");
 }
 
 TEST(Matmul, BackwardWithoutInputOrBiasGradientStillGivesWeightGradient) {
@@ -106,12 +108,12 @@ TEST(Matmul, BackwardWithoutInputOrBiasGradientStillGivesWeightGradient) {
   auto inp = random_vector(B * T * C, rng);
   auto weight = random_vector(OC * C, rng);
   auto dout = random_vector(B * T * OC, rng);
-  std::vector<float> dinp(inp.size(), 0.0f), dweight_full(weight.size(), 0.0f),
-      dbias(OC, 0.0f), dweight_only(weight.size(), 0.0f);
+  std::vector<float> dinp(inp.size(), 0.0f), dweight_full(weight.size(), 0.0f), dbias(OC, 0.0f),
+      dweight_only(weight.size(), 0.0f);
   matmul_backward(dinp.data(), dweight_full.data(), dbias.data(), dout.data(), inp.data(),
                   weight.data(), B, T, C, OC);
-  matmul_backward(nullptr, dweight_only.data(), nullptr, dout.data(), inp.data(), weight.data(),
-                  B, T, C, OC);
+  matmul_backward(nullptr, dweight_only.data(), nullptr, dout.data(), inp.data(), weight.data(), B,
+                  T, C, OC);
   EXPECT_EQ(dweight_only, dweight_full);
 }
 
