@@ -23,6 +23,13 @@ class CopyProbe {
   Buffer dst_;
 };
 
+// How the probe is run, the same in every program: all ranks copy `kCopyReps` times after a
+// barrier; the slowest rank's time counts; the best of `kCopyRounds` rounds is reported. Many
+// short rounds rather than one long one: on a shared 2-core machine a round is easily disturbed,
+// and the best round is the machine's real bandwidth.
+inline constexpr int kCopyReps = 2;
+inline constexpr int kCopyRounds = 8;
+
 // (bytes read + bytes written) per second, in GB/s (G = 1e9): a memcpy of B bytes moves 2B.
 inline double copy_gbs(size_t bytes, int reps, double seconds) {
   return seconds > 0 ? 2.0 * static_cast<double>(bytes) * reps / seconds / 1e9 : 0.0;

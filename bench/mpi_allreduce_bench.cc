@@ -87,16 +87,14 @@ double max_over_ranks(double x, int rank) {
 // (the same probe weft-bench-collectives runs).
 void report_copy_bandwidth(const Options& options, int rank, int ranks) {
   CopyProbe probe(options.copy_bytes);
-  constexpr int kReps = 2;
-  constexpr int kRounds = 3;
   double best = 0;
-  for (int round = 0; round < kRounds; ++round) {
+  for (int round = 0; round < kCopyRounds; ++round) {
     check(MPI_Barrier(MPI_COMM_WORLD), rank, "MPI_Barrier");
-    double slowest = max_over_ranks(probe.seconds_for(kReps), rank);
+    double slowest = max_over_ranks(probe.seconds_for(kCopyReps), rank);
     best = round == 0 ? slowest : std::min(best, slowest);
   }
   if (rank != 0) return;
-  CopyBandwidth c{options.label, ranks, probe.bytes(), copy_gbs(probe.bytes(), kReps, best)};
+  CopyBandwidth c{options.label, ranks, probe.bytes(), copy_gbs(probe.bytes(), kCopyReps, best)};
   if (options.json)
     std::printf("%s\n", json_line(c).c_str());
   else

@@ -116,16 +116,14 @@ class Bench {
   // Every rank copies at once, after a barrier; best of a few rounds of the slowest rank.
   void report_copy_bandwidth() {
     CopyProbe probe(options_.copy_bytes);
-    constexpr int kReps = 2;
-    constexpr int kRounds = 3;
     double best = 0;
-    for (int round = 0; round < kRounds; ++round) {
+    for (int round = 0; round < kCopyRounds; ++round) {
       barrier();
-      double slowest = max_over_ranks(probe.seconds_for(kReps));
+      double slowest = max_over_ranks(probe.seconds_for(kCopyReps));
       best = round == 0 ? slowest : std::min(best, slowest);
     }
     CopyBandwidth c{comm_.backend(), comm_.size(), probe.bytes(),
-                    copy_gbs(probe.bytes(), kReps, best)};
+                    copy_gbs(probe.bytes(), kCopyReps, best)};
     if (!leader()) return;
     if (options_.json)
       std::printf("%s\n", json_line(c).c_str());
