@@ -67,6 +67,8 @@ void DataParallel::launch_ready_buckets() {
 }
 
 void DataParallel::launch(int index) {
+  // One rank: its gradients already are the average, and there is no wire to compress for.
+  if (comm_.size() == 1) return;
   const Bucket& b = plan_.buckets[index];
   size_t n = static_cast<size_t>(comm_.size());
   float* g = grads_ + b.offset;
@@ -105,7 +107,7 @@ CommStats DataParallel::finish() {
   for (auto& w : works_) w.wait();
   stats.exposed_seconds = seconds_since(start);
   for (auto& w : works_) stats.comm_seconds += w.run_seconds();
-  if (options_.wire_dtype == DType::bf16) {
+  if (options_.wire_dtype == DType::bf16 && comm_.size() > 1) {
     const bf16* w = wire_.as<bf16>();
     for (const auto& r : owned_) from_bf16(w + r.offset, grads_ + r.offset, r.count);
   }

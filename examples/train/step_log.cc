@@ -1,0 +1,106 @@
+#include "examples/train/step_log.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+
+namespace weft::train {
+namespace {
+
+std::string format(const char* fmt, auto... args) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, fmt, args...);
+  return buf;
+}
+
+}  // namespace
+
+std::string progress_line(const StepStats& s, int steps) {
+  return format(
+      "step %4d/%d | loss %.4f | lr %.2e | %.0f tok/s | fwd %.1f bwd %.1f comm %.1f opt %.1f ms"
+      " | comm hidden %.0f%% | norm %.3f",
+      s.step, steps, s.loss, s.lr, s.tokens_per_s, s.ms_forward, s.ms_backward,
+      s.ms_comm_exposed, s.ms_optimizer, 100 * s.comm_hidden, s.grad_norm);
+}
+
+std::string eval_line(const EvalStats& e) {
+  return format("eval at step %d | loss %.4f | perplexity %.3f", e.step, e.loss, e.perplexity);
+}
+
+std::string json_line(const StepStats& s) {
+  nlohmann::ordered_json j = {
+      {"step", s.step},
+      {"loss", s.loss},
+      {"lr", s.lr},
+      {"grad_norm", s.grad_norm},
+      {"tokens_per_s", s.tokens_per_s},
+      {"model_gflops", s.model_gflops},
+      {"ms_forward", s.ms_forward},
+      {"ms_backward", s.ms_backward},
+      {"ms_comm_exposed", s.ms_comm_exposed},
+      {"ms_comm", s.ms_comm},
+      {"ms_optimizer", s.ms_optimizer},
+      {"ms_step", s.ms_step},
+      {"comm_hidden", s.comm_hidden},
+  };
+  return j.dump();
+}
+
+std::string json_line(const EvalStats& e) {
+  nlohmann::ordered_json j = {{"step", e.step}, {"eval_loss", e.loss}, {"eval_ppl", e.perplexity}};
+  return j.dump();
+}
+
+Summary summarize(const std::vector<StepStats>& steps, std::optional<double> eval_loss,
+                  double seconds, int skip) {
+  Summary s;
+  s.steps = static_cast<int>(steps.size());
+  s.eval_loss = eval_loss;
+  s.seconds = seconds;
+  if (steps.empty()) return s;
+  s.loss = steps.back().loss;
+  size_t first = steps.size() > static_cast<size_t>(skip) ? skip : 0;
+  double ms = 0, tokens = 0, flop = 0, comm = 0, exposed = 0;
+  for (size_t i = first; i < steps.size(); i++) {
+    const StepStats& st = steps[i];
+    ms += st.ms_step;
+    tokens += st.tokens_per_s * st.ms_step / 1e3;
+    flop += st.model_gflops * st.ms_step / 1e3;
+    comm += st.ms_comm;
+    exposed += st.ms_comm_exposed;
+  }
+  // Rates over the averaged steps as a whole (work / time), not means of per-step rates.
+  s.ms_step = ms / static_cast<double>(steps.size() - first);
+  s.tokens_per_s = ms > 0 ? tokens / (ms / 1e3) : 0;
+  s.model_gflops = ms > 0 ? flop / (ms / 1e3) : 0;
+  s.comm_hidden = comm > 0 ? std::max(0.0, 1.0 - exposed / comm) : 1.0;
+  return s;
+}
+
+std::string summary_line(const Summary& s) {
+  std::string eval = s.eval_loss ? format(" eval_loss=%.4f", *s.eval_loss) : "";
+  return format(
+      "summary: steps=%d loss=%.4f%s tokens_per_s=%.1f model_gflops=%.2f ms_step=%.1f "
+      "comm_hidden=%.3f time_s=%.1f",
+      s.steps, s.loss, eval.c_str(), s.tokens_per_s, s.model_gflops, s.ms_step, s.comm_hidden,
+      s.seconds);
+}
+
+JsonLog::JsonLog(const std::string& path) : file_(std::fopen(path.c_str(), "a")) {
+  if (!file_)
+    throw Error(ErrorCode::Io, "cannot open the JSON log '" + path + "' for appending: " +
+                                   std::strerror(errno) + "; check --log-json");
+}
+
+JsonLog::~JsonLog() { std::fclose(file_); }
+
+void JsonLog::write(const std::string& line) {
+  std::fputs(line.c_str(), file_);
+  std::fputc('\n', file_);
+  std::fflush(file_);
+}
+
+}  // namespace weft::train

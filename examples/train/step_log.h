@@ -1,0 +1,71 @@
+#pragma once
+// What one training step reports: the progress line on the terminal, the JSON log line, and
+// the final summary averaged over the steps after warm-up.
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::train {
+
+struct StepStats {
+  int step = 0;
+  double loss = 0;
+  double lr = 0;
+  double grad_norm = 0;
+  double tokens_per_s = 0;
+  double model_gflops = 0;  // model FLOPs per token x tokens/s, all ranks together
+  double ms_forward = 0;
+  double ms_backward = 0;
+  double ms_comm_exposed = 0;  // waiting for gradient reductions after backward
+  double ms_comm = 0;          // time the reductions ran, hidden or not
+  double ms_optimizer = 0;     // clipping, AdamW, ZeRO-1's parameter gather
+  double ms_step = 0;
+  double comm_hidden = 1;      // share of ms_comm that overlapped backward
+};
+
+struct EvalStats {
+  int step = 0;
+  double loss = 0;
+  double perplexity = 0;
+};
+
+// "step   12/50 | loss 3.2145 | lr 1.20e-03 | 5234 tok/s | fwd 40.1 bwd 80.3 comm 1.2 opt 3.0 ms
+//  | comm hidden 95% | norm 0.83"
+std::string progress_line(const StepStats& s, int steps);
+std::string eval_line(const EvalStats& e);
+// One JSON object, no trailing newline.
+std::string json_line(const StepStats& s);
+std::string json_line(const EvalStats& e);
+
+// Means over the steps after the first `skip` (the first steps pay for page faults and
+// thread start-up), or over all steps when there are no more than that.
+struct Summary {
+  int steps = 0;
+  double loss = 0;  // the last step's
+  std::optional<double> eval_loss;
+  double tokens_per_s = 0;
+  double model_gflops = 0;
+  double ms_step = 0;
+  double comm_hidden = 1;
+  double seconds = 0;  // wall time of the whole run
+};
+Summary summarize(const std::vector<StepStats>& steps, std::optional<double> eval_loss,
+                  double seconds, int skip = 3);
+std::string summary_line(const Summary& s);
+
+// Appends lines to a file (a resumed run continues the same log). Flushes every line so the
+// log survives a crash.
+class JsonLog {
+ public:
+  explicit JsonLog(const std::string& path);  // Throws Io naming the path when it cannot open
+  ~JsonLog();
+  JsonLog(const JsonLog&) = delete;
+  JsonLog& operator=(const JsonLog&) = delete;
+  void write(const std::string& line);
+
+ private:
+  std::FILE* file_;
+};
+
+}  // namespace weft::train

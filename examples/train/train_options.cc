@@ -1,0 +1,147 @@
+#include "examples/train/train_options.h"
+
+#include <charconv>
+#include <functional>
+#include <map>
+
+#include "runtime/error.h"
+
+namespace weft::train {
+namespace {
+
+[[noreturn]] void bad(const std::string& what) {
+  throw Error(ErrorCode::InvalidArgument, what + " (weft-train --help lists the flags)");
+}
+
+template <typename T>
+T parse_number(const std::string& flag, const std::string& text) {
+  T value{};
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end) bad(flag + " expects a number, got '" + text + "'");
+  return value;
+}
+
+int positive_int(const std::string& flag, const std::string& text) {
+  int v = parse_number<int>(flag, text);
+  if (v < 1) bad(flag + " must be at least 1, got " + text);
+  return v;
+}
+
+double non_negative(const std::string& flag, const std::string& text) {
+  double v = parse_number<double>(flag, text);
+  if (v < 0) bad(flag + " must not be negative, got " + text);
+  return v;
+}
+
+std::string one_of(const std::string& flag, const std::string& text,
+                   const std::vector<std::string>& allowed) {
+  for (const auto& a : allowed)
+    if (a == text) return text;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  bad(flag + " '" + text + "' is not one of: " + list);
+}
+
+}  // namespace
+
+TrainOptions parse_train_options(const std::vector<std::string>& args) {
+  TrainOptions o;
+  using Setter = std::function<void(const std::string&)>;
+  const std::string kFlag = "--";
+  const std::map<std::string, Setter> with_value = {
+      {"--layers", [&](auto v) { o.model.layers = positive_int("--layers", v); }},
+      {"--d-model", [&](auto v) { o.model.d_model = positive_int("--d-model", v); }},
+      {"--heads", [&](auto v) { o.model.heads = positive_int("--heads", v); }},
+      {"--seq", [&](auto v) { o.model.seq = positive_int("--seq", v); }},
+      {"--batch", [&](auto v) { o.batch = positive_int("--batch", v); }},
+      {"--micro-batch", [&](auto v) { o.micro_batch = positive_int("--micro-batch", v); }},
+      {"--steps", [&](auto v) { o.steps = positive_int("--steps", v); }},
+      {"--lr", [&](auto v) { o.lr = non_negative("--lr", v); }},
+      {"--warmup", [&](auto v) { o.warmup = parse_number<int>("--warmup", v); }},
+      {"--weight-decay", [&](auto v) { o.weight_decay = non_negative("--weight-decay", v); }},
+      {"--clip", [&](auto v) { o.clip = non_negative("--clip", v); }},
+      {"--seed", [&](auto v) { o.seed = parse_number<uint64_t>("--seed", v); }},
+      {"--data", [&](auto v) { o.data = v; }},
+      {"--backend",
+       [&](auto v) {
+         o.backend = one_of("--backend", v, {"auto", "tcp", "shm", "mpi", "mpi-ring", "nccl",
+                                             "nccl-ring"});
+       }},
+      {"--device", [&](auto v) { o.device = one_of("--device", v, {"cpu", "cuda"}); }},
+      {"--bucket-mb", [&](auto v) { o.bucket_mb = non_negative("--bucket-mb", v); }},
+      {"--grad-dtype", [&](auto v) { o.grad_dtype = one_of("--grad-dtype", v, {"f32", "bf16"}); }},
+      {"--eval-every", [&](auto v) { o.eval_every = parse_number<int>("--eval-every", v); }},
+      {"--threads", [&](auto v) { o.threads = positive_int("--threads", v); }},
+      {"--log-json", [&](auto v) { o.log_json = v; }},
+  };
+  for (size_t i = 0; i < args.size(); i++) {
+    std::string arg = args[i], value;
+    bool has_inline = false;
+    if (auto eq = arg.find('='); arg.rfind(kFlag, 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_inline = true;
+    }
+    if (arg == "--help" || arg == "-h") {
+      o.help = true;
+    } else if (arg == "--zero1") {
+      o.zero1 = true;
+    } else if (auto it = with_value.find(arg); it != with_value.end()) {
+      if (!has_inline) {
+        if (i + 1 >= args.size()) bad(arg + " needs a value");
+        value = args[++i];
+      }
+      it->second(value);
+    } else {
+      bad("unknown flag '" + args[i] + "'");
+    }
+  }
+  if (o.warmup < 0) bad("--warmup must not be negative, got " + std::to_string(o.warmup));
+  if (o.eval_every < 0)
+    bad("--eval-every must not be negative, got " + std::to_string(o.eval_every));
+  if (o.bucket_mb <= 0) bad("--bucket-mb must be positive");
+  try {
+    o.model.validate();
+  } catch (const Error& e) {
+    bad(e.what());
+  }
+  return o;
+}
+
+void TrainOptions::resolve(int dp) {
+  if (micro_batch == 0) {
+    if (batch % dp != 0)
+      bad("--batch " + std::to_string(batch) + " is not divisible by the " + std::to_string(dp) +
+          " data-parallel ranks: pick a multiple of " + std::to_string(dp));
+    micro_batch = batch / dp;
+  }
+  if (batch % (dp * micro_batch) != 0)
+    bad("--batch " + std::to_string(batch) + " is not divisible by ranks x micro-batch = " +
+        std::to_string(dp) + " x " + std::to_string(micro_batch) +
+        ": each rank must run a whole number of micro-batches per step");
+}
+
+std::string train_usage() {
+  return R"(usage: weft-train [flags]     (launch ranks with: weftrun -n N -- weft-train ...)
+
+Trains a GPT-2-style byte-level language model with data parallelism.
+
+model:     --layers N (4)  --d-model N (256)  --heads N (4)  --seq N (128)
+batch:     --batch N        global batch in sequences (8)
+           --micro-batch N  sequences per forward/backward (batch / ranks); each rank
+                            accumulates batch / (ranks x micro-batch) micro-batches per step
+training:  --steps N (50)  --lr X (1e-3)  --warmup N (10)  --weight-decay X (0.1)
+           --clip X (1.0, 0 disables)  --seed N (1337)
+data:      --data FILE      UTF-8 text, byte-level tokens (default: a built-in corpus)
+           --eval-every K   held-out loss and perplexity every K steps (0: never)
+parallel:  --backend auto|tcp|shm|mpi|mpi-ring|nccl|nccl-ring   --device cpu|cuda
+           --zero1          shard the optimizer state across ranks (ZeRO-1)
+           --bucket-mb X    gradient bucket size (25)
+           --grad-dtype f32|bf16   gradient wire format
+           --threads N      BLAS threads per rank (the node's cores / ranks on the node)
+output:    --log-json FILE  one JSON object per step, appended, from rank 0
+)";
+}
+
+}  // namespace weft::train

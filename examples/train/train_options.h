@@ -1,0 +1,44 @@
+#pragma once
+// weft-train's command line, parsed and checked before any work starts. Every mistake is an
+// Error(InvalidArgument) that names the flag and says what would be accepted.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/gpt_config.h"
+
+namespace weft::train {
+
+struct TrainOptions {
+  models::GptConfig model;       // --layers --d-model --heads --seq
+  int batch = 8;                 // --batch: global batch, in sequences
+  int micro_batch = 0;           // --micro-batch: sequences per forward/backward (0: batch / dp)
+  int steps = 50;                // --steps
+  double lr = 1e-3;              // --lr: peak learning rate
+  int warmup = 10;               // --warmup: steps of linear warm-up
+  double weight_decay = 0.1;     // --weight-decay
+  double clip = 1.0;             // --clip: global gradient norm (0 disables)
+  uint64_t seed = 1337;          // --seed
+  std::string data;              // --data FILE (empty: the built-in corpus)
+  std::string backend = "auto";  // --backend
+  std::string device = "cpu";    // --device cpu|cuda
+  bool zero1 = false;            // --zero1
+  double bucket_mb = 25;         // --bucket-mb
+  std::string grad_dtype = "f32";  // --grad-dtype f32|bf16
+  int eval_every = 0;            // --eval-every K (0: never)
+  int threads = 0;               // --threads per rank (0: the node's cores / ranks on the node)
+  std::string log_json;          // --log-json FILE
+  bool help = false;             // --help
+
+  // Checks what depends on the data-parallel size: batch divisible by dp x micro-batch.
+  // Fills micro_batch when it was left at 0.
+  void resolve(int dp);
+  // Micro-batches each rank accumulates per step.
+  int accumulation(int dp) const { return batch / (dp * micro_batch); }
+};
+
+// `args` are the arguments after argv[0].
+TrainOptions parse_train_options(const std::vector<std::string>& args);
+std::string train_usage();
+
+}  // namespace weft::train

@@ -1,0 +1,48 @@
+#pragma once
+// One data-parallel training run of the GPT model on CPU: each rank holds the full model,
+// reads its slice of every global batch, accumulates its micro-batches, and the gradient
+// buckets are averaged across ranks while backward is still running (parallel/data_parallel).
+#include <memory>
+
+#include "comm/communicator.h"
+#include "examples/train/corpus.h"
+#include "examples/train/lr_schedule.h"
+#include "examples/train/step_log.h"
+#include "examples/train/train_options.h"
+#include "models/gpt.h"
+#include "parallel/data_parallel.h"
+#include "parallel/sharded_adamw.h"
+#include "runtime/buffer.h"
+
+namespace weft::train {
+
+class Trainer {
+ public:
+  // `options` must be resolved for comm.size() ranks. Initialises the parameters from the seed
+  // and makes sure every rank starts from rank 0's copy.
+  Trainer(const TrainOptions& options, const Corpus& corpus, comm::Communicator& comm);
+
+  // Runs training step `step` (from 1) over global batch `step - 1` of the corpus.
+  StepStats step(int step);
+  // Mean loss over `batch` held-out sequences, split across the ranks.
+  EvalStats evaluate(int step);
+
+  size_t parameter_count() const { return model_.layout().total(); }
+  const float* params() const { return params_.as<float>(); }
+
+ private:
+  double mean_over_ranks(double value);
+  double global_grad_norm();
+
+  TrainOptions options_;
+  const Corpus& corpus_;
+  comm::Communicator& comm_;
+  models::Gpt model_;
+  parallel::DataParallel dp_;
+  Buffer params_, grads_;
+  parallel::ShardedAdamW optimizer_;
+  LrSchedule schedule_;
+  std::vector<int32_t> inputs_, targets_;
+};
+
+}  // namespace weft::train

@@ -1,0 +1,118 @@
+// weft-train: the main job. Trains a GPT-2-style byte-level language model on the ranks it was
+// launched with (weftrun, torchrun, mpirun, srun, or alone), printing one progress line per
+// step and optionally a JSON log. See `weft-train --help` and README.md.
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <thread>
+
+#include "comm/communicator.h"
+#include "examples/train/trainer.h"
+#include "kernels/matmul.h"
+#include "runtime/clock.h"
+#include "runtime/error.h"
+#include "runtime/world.h"
+
+namespace {
+
+using namespace weft;
+using namespace weft::train;
+
+// OpenBLAS picks its kernels when the library loads and reads OPENBLAS_CORETYPE only then. On
+// CPUs this OpenBLAS does not know (AMD Zen 4/5) it falls back to half-speed AVX2 kernels, so
+// the process restarts itself once with the better kernel set named. Returns only when no
+// restart is needed.
+void restart_with_better_blas_kernels(char** argv) {
+  const char* upgrade = kernels::cpu::blas_coretype_upgrade();
+  if (!upgrade || std::getenv("OPENBLAS_CORETYPE")) return;
+  setenv("OPENBLAS_CORETYPE", upgrade, 1);
+  execv("/proc/self/exe", argv);
+  // exec failed: go on with the slower kernels.
+  std::fprintf(stderr, "weft-train: could not restart with OPENBLAS_CORETYPE=%s; continuing\n",
+               upgrade);
+}
+
+// This rank's share of the cores it may run on (taskset / cgroups respected).
+int default_threads(const World& world) {
+  cpu_set_t set;
+  int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                           : std::thread::hardware_concurrency();
+  return std::max(1, cores / std::max(1, world.local_size));
+}
+
+int run(TrainOptions options) {
+  World world = World::from_env();
+  options.resolve(world.size);  // bad batch shapes fail here, before any rendezvous
+  if (options.device == "cuda")
+    throw Error(ErrorCode::InvalidArgument,
+                "--device cuda: this weft-train trains on CPU only; the CUDA kernels "
+                "(kernels/cuda) are not wired into the trainer yet. Use --device cpu");
+  Corpus corpus = Corpus::load(options.data, options.model.seq);
+  int threads = options.threads ? options.threads : default_threads(world);
+  kernels::cpu::set_blas_threads(threads);
+
+  auto comm = comm::init_from_env(options.backend);
+  const bool leader = comm->rank() == 0;
+  Trainer trainer(options, corpus, *comm);
+  std::optional<JsonLog> log;
+  if (leader && !options.log_json.empty()) log.emplace(options.log_json);
+  if (leader) {
+    std::printf(
+        "weft-train: %zu parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
+        "%s | batch %d = %d ranks x %d micro-batches x %d | %d BLAS threads/rank (%s) | data: "
+        "%s, %zu train / %zu held-out tokens\n",
+        trainer.parameter_count(), options.model.layers, options.model.d_model,
+        options.model.heads, options.model.seq, comm->size(), comm->backend(), options.batch,
+        comm->size(), options.accumulation(comm->size()), options.micro_batch, threads,
+        kernels::cpu::blas_core_name(), corpus.source().c_str(), corpus.train_tokens(),
+        corpus.eval_tokens());
+    std::fflush(stdout);
+  }
+
+  std::vector<StepStats> history;
+  std::optional<double> last_eval;
+  Clock::time_point start = Clock::now();
+  for (int step = 1; step <= options.steps; step++) {
+    StepStats s = trainer.step(step);
+    history.push_back(s);
+    if (leader) {
+      std::printf("%s\n", progress_line(s, options.steps).c_str());
+      if (log) log->write(json_line(s));
+    }
+    if (options.eval_every > 0 && (step % options.eval_every == 0 || step == options.steps)) {
+      EvalStats e = trainer.evaluate(step);
+      last_eval = e.loss;
+      if (leader) {
+        std::printf("%s\n", eval_line(e).c_str());
+        if (log) log->write(json_line(e));
+      }
+    }
+    if (leader) std::fflush(stdout);
+  }
+  if (leader) {
+    std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
+    if (log) std::printf("JSON log: %s\n", options.log_json.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    TrainOptions options =
+        parse_train_options(std::vector<std::string>(argv + 1, argv + argc));
+    if (options.help) {
+      std::fputs(train_usage().c_str(), stdout);
+      return 0;
+    }
+    restart_with_better_blas_kernels(argv);
+    return run(options);
+  } catch (const weft::Error& e) {
+    std::fprintf(stderr, "weft-train: %s\n", e.what());
+    return e.code() == weft::ErrorCode::InvalidArgument ? 2 : 1;
+  }
+}

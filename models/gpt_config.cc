@@ -1,0 +1,73 @@
+#include "models/gpt_config.h"
+
+#include <cmath>
+
+#include "runtime/error.h"
+
+namespace weft::models {
+namespace {
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw Error(ErrorCode::InvalidArgument, what);
+}
+
+}  // namespace
+
+void GptConfig::validate() const {
+  require(layers >= 1, "--layers must be at least 1, got " + std::to_string(layers));
+  require(d_model >= 1, "--d-model must be at least 1, got " + std::to_string(d_model));
+  require(heads >= 1, "--heads must be at least 1, got " + std::to_string(heads));
+  require(d_model % heads == 0, "--heads " + std::to_string(heads) + " does not divide --d-model " +
+                                    std::to_string(d_model) +
+                                    ": every head needs d-model / heads channels");
+  require(seq >= 2, "--seq must be at least 2, got " + std::to_string(seq));
+  require(vocab >= 1 && padded_vocab >= vocab,
+          "the padded vocabulary (" + std::to_string(padded_vocab) +
+              ") must hold the vocabulary (" + std::to_string(vocab) + ")");
+}
+
+double GptConfig::flops_per_token() const {
+  double C = d_model, L = layers;
+  double matmul_weights = L * (3 * C * C + C * C + 4 * C * C + 4 * C * C) + padded_vocab * C;
+  return 6 * matmul_weights + 6 * L * seq * C;
+}
+
+GptLayout::GptLayout(const GptConfig& config) : layers_(config.layers) {
+  config.validate();
+  const size_t C = config.d_model;
+  const float std_w = 0.02f;
+  // GPT-2 scales the init of the projections that write into the residual stream by
+  // 1/sqrt(2 x layers), so the stream's variance does not grow with depth.
+  const float std_proj = std_w / std::sqrt(2.0f * config.layers);
+  auto add = [&](std::string name, size_t count, bool decay, float std, float value) {
+    tensors_.push_back({std::move(name), total_, count, decay, std, value});
+    total_ += count;
+  };
+  add("wte", config.padded_vocab * C, true, std_w, 0);
+  add("wpe", config.seq * C, true, std_w, 0);
+  for (int l = 0; l < config.layers; l++) {
+    std::string h = "h" + std::to_string(l) + ".";
+    add(h + "ln1.w", C, false, 0, 1);
+    add(h + "ln1.b", C, false, 0, 0);
+    add(h + "qkv.w", 3 * C * C, true, std_w, 0);
+    add(h + "qkv.b", 3 * C, false, 0, 0);
+    add(h + "attn_proj.w", C * C, true, std_proj, 0);
+    add(h + "attn_proj.b", C, false, 0, 0);
+    add(h + "ln2.w", C, false, 0, 1);
+    add(h + "ln2.b", C, false, 0, 0);
+    add(h + "fc.w", 4 * C * C, true, std_w, 0);
+    add(h + "fc.b", 4 * C, false, 0, 0);
+    add(h + "fc_proj.w", 4 * C * C, true, std_proj, 0);
+    add(h + "fc_proj.b", C, false, 0, 0);
+  }
+  add("lnf.w", C, false, 0, 1);
+  add("lnf.b", C, false, 0, 0);
+}
+
+std::vector<size_t> GptLayout::counts() const {
+  std::vector<size_t> c;
+  for (const auto& t : tensors_) c.push_back(t.count);
+  return c;
+}
+
+}  // namespace weft::models

@@ -1,0 +1,71 @@
+#include "parallel/sharded_adamw.h"
+
+#include <algorithm>
+
+#include "kernels/adamw.h"
+
+namespace weft::parallel {
+
+ShardedAdamW::ShardedAdamW(const std::vector<ShardRange>& owned,
+                           const std::vector<DecaySpan>& spans, AdamWOptions options)
+    : options_(options) {
+  // Intersect each owned range with the decay spans; whatever no span covers is padding and
+  // is stepped without decay (its gradient is zero, so it stays put).
+  size_t state = 0;
+  for (const ShardRange& r : owned) {
+    size_t pos = r.offset, end = r.offset + r.count;
+    while (pos < end) {
+      bool decay = false;
+      size_t stop = end;
+      for (const DecaySpan& s : spans) {
+        if (s.offset <= pos && pos < s.offset + s.count) {
+          decay = s.decay;
+          stop = std::min(end, s.offset + s.count);
+          break;
+        }
+        if (s.offset > pos) stop = std::min(stop, s.offset);
+      }
+      // Merge with the previous segment when contiguous and alike: fewer, longer kernel calls.
+      if (!segments_.empty() && segments_.back().decay == decay &&
+          segments_.back().offset + segments_.back().count == pos) {
+        segments_.back().count += stop - pos;
+      } else {
+        segments_.push_back({pos, stop - pos, state, decay});
+      }
+      state += stop - pos;
+      pos = stop;
+    }
+  }
+  m_ = Buffer(state * sizeof(float));
+  v_ = Buffer(state * sizeof(float));
+}
+
+double ShardedAdamW::owned_grad_square_sum(const float* grads) const {
+  double total = 0;
+  for (const Segment& s : segments_) {
+    const float* g = grads + s.offset;
+    // f32 within a block of 4096, the blocks summed in double: accurate enough for a norm.
+    for (size_t b = 0; b < s.count; b += 4096) {
+      float partial = 0;
+      for (size_t i = b; i < std::min(s.count, b + 4096); i++) partial += g[i] * g[i];
+      total += partial;
+    }
+  }
+  return total;
+}
+
+void ShardedAdamW::scale_grads(float* grads, float factor) const {
+  for (const Segment& s : segments_)
+    for (size_t i = 0; i < s.count; i++) grads[s.offset + i] *= factor;
+}
+
+void ShardedAdamW::step(float* params, const float* grads, float lr, long t) {
+  for (const Segment& s : segments_) {
+    kernels::cpu::adamw_update(params + s.offset, grads + s.offset, m_.as<float>() + s.state,
+                               v_.as<float>() + s.state, s.count, lr, options_.beta1,
+                               options_.beta2, options_.eps,
+                               s.decay ? options_.weight_decay : 0.0f, t);
+  }
+}
+
+}  // namespace weft::parallel
