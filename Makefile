@@ -1,6 +1,6 @@
 # weft: set-up, build, tests, demo and benchmarks on Debian bookworm.
 #
-#   make demo    install what is missing, build, run the collectives benchmark on 4 local ranks
+#   make demo    install what is missing, build, train a small GPT on 4 local ranks
 #   make test    install what is missing, build, run the whole suite, then the ASan/UBSan run
 #   make bench   weft against Open MPI and Gloo, on 2 and then 4 ranks
 #
@@ -24,7 +24,6 @@ WEFT_WITH_CUDA := $(if $(NVCC),ON,OFF)
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 BENCH_SIZES ?= 8,1K,64K,1M,16M,64M,256M
-DEMO_SIZES ?= 8,1K,64K,1M,16M
 
 .PHONY: all deps build test test-asan demo bench clean
 all: build
@@ -62,10 +61,13 @@ test-asan: deps
 	cmake --build $(ASAN_DIR)
 	ctest --test-dir $(ASAN_DIR) -L multiproc -E AllreduceOver64MiB --output-on-failure --timeout 600
 
-# Until the training example lands, the demo is the collectives benchmark on 4 local ranks.
+# The main job: a small GPT trained on 4 local ranks of the built-in corpus (flags in
+# examples/demo.flags, shared with the test that checks this model learns).
+DEMO_LOG ?= $(BUILD_DIR)/demo-log.json
 demo: build
-	$(BUILD_DIR)/launcher/weftrun -n 4 -- $(BUILD_DIR)/bench/weft-bench-collectives \
-	  --sizes $(DEMO_SIZES)
+	@rm -f $(DEMO_LOG)
+	$(BUILD_DIR)/launcher/weftrun -n 4 -- $(BUILD_DIR)/examples/weft-train \
+	  $$(cat examples/demo.flags) --log-json $(DEMO_LOG)
 
 bench: build
 	bench/compare-collectives --ranks 2 --sizes $(BENCH_SIZES) --build-dir $(BUILD_DIR)

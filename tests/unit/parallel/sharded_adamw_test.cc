@@ -1,0 +1,56 @@
+#include "parallel/sharded_adamw.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "kernels/adamw.h"
+
+namespace weft::parallel {
+namespace {
+
+// Two "ranks" each stepping their own shard must end up where one optimizer over the whole
+// buffer does, decay applied only to the decaying tensors.
+TEST(ShardedAdamW, ShardsTogetherEqualTheWholeBuffer) {
+  const std::vector<DecaySpan> spans = {{0, 10, true}, {10, 3, false}, {13, 7, true}};
+  const size_t n = 22;  // 2 elements of padding
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist;
+  std::vector<float> params(n), grads(n);
+  for (size_t i = 0; i < 20; i++) params[i] = dist(rng);
+  for (size_t i = 0; i < 20; i++) grads[i] = dist(rng);
+
+  AdamWOptions opt{.weight_decay = 0.5f};
+  std::vector<float> whole = params;
+  ShardedAdamW all({{0, n}}, spans, opt);
+  std::vector<float> sharded = params;
+  ShardedAdamW first({{0, 6}, {11, 5}}, spans, opt), second({{6, 5}, {16, 6}}, spans, opt);
+  for (long t = 1; t <= 3; t++) {
+    all.step(whole.data(), grads.data(), 0.01f, t);
+    first.step(sharded.data(), grads.data(), 0.01f, t);
+    second.step(sharded.data(), grads.data(), 0.01f, t);
+  }
+  EXPECT_EQ(whole, sharded);
+
+  // The reference: the kernel on each span with or without decay.
+  std::vector<float> ref = params, m(n, 0), v(n, 0);
+  for (long t = 1; t <= 3; t++)
+    for (const auto& s : spans)
+      kernels::cpu::adamw_update(ref.data() + s.offset, grads.data() + s.offset,
+                                 m.data() + s.offset, v.data() + s.offset, s.count, 0.01f, 0.9f,
+                                 0.95f, 1e-8f, s.decay ? 0.5f : 0.0f, t);
+  for (size_t i = 0; i < 20; i++) EXPECT_EQ(whole[i], ref[i]) << i;
+  EXPECT_EQ(whole[20], 0.0f);  // padding: zero gradient, zero weight, stays zero
+}
+
+TEST(ShardedAdamW, NormAndScalingCoverOnlyTheOwnedElements) {
+  const std::vector<DecaySpan> spans = {{0, 4, true}};
+  std::vector<float> grads = {1, 2, 3, 4};
+  ShardedAdamW shard({{2, 2}}, spans, {});
+  EXPECT_DOUBLE_EQ(shard.owned_grad_square_sum(grads.data()), 9.0 + 16.0);
+  shard.scale_grads(grads.data(), 0.5f);
+  EXPECT_EQ(grads, (std::vector<float>{1, 2, 1.5f, 2}));
+}
+
+}  // namespace
+}  // namespace weft::parallel

@@ -1,0 +1,79 @@
+#include "examples/train/train_options.h"
+
+#include <gtest/gtest.h>
+
+#include "runtime/error.h"
+
+namespace weft::train {
+namespace {
+
+using Args = std::vector<std::string>;
+
+std::string error_of(const Args& args, int dp = 1) {
+  try {
+    TrainOptions o = parse_train_options(args);
+    o.resolve(dp);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TrainOptions, ParsesEveryFlag) {
+  TrainOptions o = parse_train_options(
+      {"--layers", "2", "--d-model=64", "--heads", "8", "--seq", "32", "--batch", "16",
+       "--micro-batch", "2", "--steps", "7", "--lr", "3e-4", "--warmup", "0", "--weight-decay",
+       "0", "--clip", "0.5", "--seed", "9", "--data", "x.txt", "--backend", "tcp", "--device",
+       "cpu", "--zero1", "--bucket-mb", "0.5", "--grad-dtype", "bf16", "--eval-every", "3",
+       "--threads", "1", "--log-json", "log.json"});
+  EXPECT_EQ(o.model.layers, 2);
+  EXPECT_EQ(o.model.d_model, 64);
+  EXPECT_EQ(o.model.heads, 8);
+  EXPECT_EQ(o.model.seq, 32);
+  EXPECT_EQ(o.batch, 16);
+  EXPECT_EQ(o.micro_batch, 2);
+  EXPECT_EQ(o.steps, 7);
+  EXPECT_DOUBLE_EQ(o.lr, 3e-4);
+  EXPECT_EQ(o.warmup, 0);
+  EXPECT_DOUBLE_EQ(o.clip, 0.5);
+  EXPECT_EQ(o.seed, 9u);
+  EXPECT_EQ(o.data, "x.txt");
+  EXPECT_EQ(o.backend, "tcp");
+  EXPECT_TRUE(o.zero1);
+  EXPECT_DOUBLE_EQ(o.bucket_mb, 0.5);
+  EXPECT_EQ(o.grad_dtype, "bf16");
+  EXPECT_EQ(o.eval_every, 3);
+  EXPECT_EQ(o.threads, 1);
+  EXPECT_EQ(o.log_json, "log.json");
+  o.resolve(4);
+  EXPECT_EQ(o.accumulation(4), 2);
+}
+
+TEST(TrainOptions, MicroBatchDefaultsToOnePerRank) {
+  TrainOptions o = parse_train_options({"--batch", "12"});
+  o.resolve(3);
+  EXPECT_EQ(o.micro_batch, 4);
+  EXPECT_EQ(o.accumulation(3), 1);
+}
+
+TEST(TrainOptions, BadFlagsSayWhatIsWrong) {
+  EXPECT_NE(error_of({"--heads", "3"}).find("--heads 3 does not divide --d-model 256"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--batch", "8", "--micro-batch", "3"}, 2)
+                .find("--batch 8 is not divisible by ranks x micro-batch = 2 x 3"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--batch", "6"}, 4).find("not divisible by the 4 data-parallel ranks"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--backend", "carrier-pigeon"}).find("is not one of: auto, tcp, shm"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--layers", "two"}).find("--layers expects a number, got 'two'"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--steps", "0"}).find("--steps must be at least 1"), std::string::npos);
+  EXPECT_NE(error_of({"--lr"}).find("--lr needs a value"), std::string::npos);
+  EXPECT_NE(error_of({"--frobnicate"}).find("unknown flag '--frobnicate'"), std::string::npos);
+  EXPECT_NE(error_of({"--grad-dtype", "f16"}).find("f32, bf16"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace weft::train
