@@ -3,6 +3,7 @@
 #   make demo    install what is missing, build, train a small GPT on 4 local ranks
 #   make test    install what is missing, build, run the whole suite, then the ASan/UBSan run
 #   make bench   weft against Open MPI and Gloo, on 2 and then 4 ranks
+#   make bench-train  weft-train against PyTorch eager (installs Debian's python3-torch first)
 #
 # Every target is idempotent: packages are installed only when missing, CMake configures only
 # a build directory that has not been configured (Ninja re-runs CMake when a CMakeLists changes).
@@ -13,6 +14,9 @@ SHELL := /bin/bash
 DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev
+
+# Only `make bench-train` needs these (python3-torch is big: not installed for build or test).
+BENCH_TRAIN_PACKAGES := python3-torch
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -25,24 +29,33 @@ BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 BENCH_SIZES ?= 8,1K,64K,1M,16M,64M,256M
 
-.PHONY: all deps build test test-asan demo bench clean
+# Extra options for bench/bench-train, e.g. `make bench-train BENCH_TRAIN_ARGS="--steps 50"`.
+BENCH_TRAIN_ARGS ?=
+
+.PHONY: all deps build test test-asan demo bench bench-train clean
 all: build
 
+# $(call install_missing,PACKAGES): apt-get install those of PACKAGES that are not installed
+# (nothing at all when every one is). A recipe line of its own in any target.
+define install_missing
+@if ! command -v dpkg-query >/dev/null; then \
+  echo "make $@: not a Debian system; install these yourself: $(1)"; exit 0; \
+fi; \
+missing=""; \
+for p in $(1); do \
+  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -qx 'install ok installed' \
+    || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "make $@: installing$$missing"; \
+  $(SUDO) apt-get update -q && \
+  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends $$missing; \
+fi
+endef
+
 deps:
-	@if ! command -v dpkg-query >/dev/null; then \
-	  echo "make deps: not a Debian system; install these yourself: $(DEB_PACKAGES)"; exit 0; \
-	fi; \
-	missing=""; \
-	for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -qx 'install ok installed' \
-	    || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$missing"; \
-	  $(SUDO) apt-get update -q && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+	$(call install_missing,$(DEB_PACKAGES))
 
 build: deps
 	@[ -f $(BUILD_DIR)/build.ninja ] || $(if $(NVCC),CUDACXX=$(NVCC)) \
@@ -72,6 +85,12 @@ demo: build
 bench: build
 	bench/compare-collectives --ranks 2 --sizes $(BENCH_SIZES) --build-dir $(BUILD_DIR)
 	bench/compare-collectives --ranks 4 --sizes $(BENCH_SIZES) --build-dir $(BUILD_DIR)
+
+# weft-train against PyTorch eager on the same model, batch and cores, the sgemm peak, and the
+# data-parallel communication hiding: one table (bench/bench-train --help).
+bench-train: build
+	$(call install_missing,$(BENCH_TRAIN_PACKAGES))
+	bench/bench-train --build-dir $(BUILD_DIR) $(BENCH_TRAIN_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
