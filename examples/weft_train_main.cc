@@ -53,6 +53,12 @@ int run(TrainOptions options) {
   Corpus corpus = Corpus::load(options.data, options.model.seq);
   int threads = options.threads ? options.threads : default_threads(world);
   kernels::cpu::set_blas_threads(threads);
+  if (const char* better = kernels::cpu::blas_coretype_upgrade(); better && world.rank == 0)
+    std::fprintf(stderr,
+                 "weft-train: note: OPENBLAS_CORETYPE=%s in the environment keeps OpenBLAS on "
+                 "slower kernels than this CPU runs; unset it (or set %s) for about twice the "
+                 "matmul speed\n",
+                 std::getenv("OPENBLAS_CORETYPE"), better);
 
   auto comm = comm::init_from_env(options.backend);
   const bool leader = comm->rank() == 0;
