@@ -20,7 +20,7 @@ BENCH_TRAIN_PACKAGES := python3-torch
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# CUDA is built only where nvcc exists; no weft code needs it yet, this is the switch.
+# CUDA (kernels/cuda, tests/gpu, the GPU benchmarks) is built only where nvcc exists.
 NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 WEFT_WITH_CUDA := $(if $(NVCC),ON,OFF)
 
