@@ -2,6 +2,8 @@
 //
 //   weftrun -n 4 -- weft-bench-collectives --sizes 8,1K,64K,1M,16M --backend shm
 //   mpirun -np 2 weft-bench-collectives --ops allreduce,allgather --json
+//   mpirun -np 4 weft-bench-collectives --backend mpi-ring --sizes 1M   (weft's ring over MPI)
+//   mpirun -np 4 weft-bench-collectives --backend mpi --sizes 1M        (MPI's own collectives)
 //
 // For each op and size: fill the check pattern, run the op once and verify the result against the
 // closed form (a wrong answer ends the run with exit 1), warm up, then time `iters` back-to-back
@@ -28,8 +30,9 @@ namespace weft::bench {
 namespace {
 
 constexpr const char* kProgram = "weft-bench-collectives";
-// Transports init_from_env() accepts; "auto" picks shm on one node, tcp otherwise.
-const std::vector<std::string> kBackends = {"auto", "tcp", "shm"};
+// Backends init_from_env() accepts; "auto" picks shm on one node, tcp otherwise. mpi-ring and mpi
+// need the job started by mpirun.
+const std::vector<std::string> kBackends = {"auto", "tcp", "shm", "mpi-ring", "mpi"};
 
 struct Options {
   std::string backend;  // empty: WEFT_BACKEND
@@ -60,7 +63,9 @@ bool parse_options(int argc, char** argv, Options* o) {
   flags.add_value("iters", "N", "timed iterations per size (default: as many as fit ~0.3 s, >= 3)",
                   &iters);
   flags.add_value("backend", "NAME",
-                  "transport: auto, tcp or shm (default: $WEFT_BACKEND, else auto)", &backend);
+                  "auto, tcp, shm, mpi-ring (weft's algorithms over MPI) or mpi (MPI's own "
+                  "collectives; both under mpirun) (default: $WEFT_BACKEND, else auto)",
+                  &backend);
   flags.add_value("ops", "LIST", "collectives: allreduce, allgather, reduce_scatter, broadcast",
                   &ops);
   flags.add_value("dtype", "NAME", "element type: f32, f16, bf16, f64, i32, i64, u8", &dtype);

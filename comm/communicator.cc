@@ -33,10 +33,12 @@ CommOptions CommOptions::from_env() {
 }
 
 struct Communicator::Impl {
-  std::unique_ptr<Transport> transport;
+  // Exactly one of the two runs the ops.
+  std::unique_ptr<Transport> transport;  // weft's algorithms over it
+  std::unique_ptr<NativeBackend> native;  // or the library's own collectives
   Context context;
   CommOptions options;
-  Buffer scratch;
+  Buffer scratch;  // the algorithms' work area (none for a native backend)
   std::shared_ptr<Executor> executor;
   uint64_t seq = 0;                             // collectives issued (caller thread)
   std::vector<uint64_t> send_seq, recv_seq;     // point-to-point messages per peer
@@ -45,8 +47,8 @@ struct Communicator::Impl {
   std::mutex abort_mu;
   std::string abort_reason;
 
-  int rank() const { return transport->rank(); }
-  int size() const { return transport->size(); }
+  int rank() const { return native ? native->rank() : transport->rank(); }
+  int size() const { return native ? native->size() : transport->size(); }
 
   std::string where(OpKind op) const {
     return "rank " + std::to_string(rank()) + ": " + op_kind_name(op);
@@ -78,20 +80,39 @@ struct Communicator::Impl {
                        scratch.data(), scratch.size()};
   }
 
+  void throw_if_aborted(const Fingerprint& fp) {
+    if (!aborted.load()) return;
+    std::lock_guard lock(abort_mu);
+    throw Error(ErrorCode::Aborted, "rank " + std::to_string(rank()) + ": " + fp.describe() +
+                                        " issued after abort: " + abort_reason);
+  }
+
+  // An op of weft's algorithms over the transport.
   Work submit(Fingerprint fp, std::function<void(const AlgoContext&)> body) {
     return executor->submit(fp, options.timeout, [this, fp, body = std::move(body)] {
-      if (aborted.load()) {
-        std::lock_guard lock(abort_mu);
-        throw Error(ErrorCode::Aborted, "rank " + std::to_string(rank()) + ": " +
-                                            fp.describe() + " issued after abort: " +
-                                            abort_reason);
-      }
+      throw_if_aborted(fp);
       try {
         body(algo_context(fp));
       } catch (const Error& e) {
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
         if (e.code() != ErrorCode::Aborted) transport->abort(e.what());
+        throw;
+      }
+    });
+  }
+
+  // An op of the native backend. Collectives first check that every rank issued the same one.
+  using NativeBody = std::function<void(NativeBackend&, const NativeOp&)>;
+  Work submit_native(Fingerprint fp, bool collective, NativeBody body) {
+    return executor->submit(fp, options.timeout, [this, fp, collective, body = std::move(body)] {
+      throw_if_aborted(fp);
+      NativeOp op{fp, deadline_after(options.timeout)};
+      try {
+        if (collective) native->check_agreement(op);
+        body(*native, op);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::Aborted) native->abort(e.what());  // as in submit()
         throw;
       }
     });
@@ -117,6 +138,17 @@ Communicator::Communicator(std::unique_ptr<Transport> transport, Context context
   impl_->executor = Executor::create(impl_->rank());
 }
 
+Communicator::Communicator(std::unique_ptr<NativeBackend> native, Context context,
+                           CommOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->native = std::move(native);
+  impl_->context = std::move(context);
+  impl_->options = options;
+  impl_->send_seq.assign(impl_->size(), 0);
+  impl_->recv_seq.assign(impl_->size(), 0);
+  impl_->executor = Executor::create(impl_->rank());
+}
+
 Communicator::~Communicator() {
   impl_->executor->stop();  // before the transport and scratch the ops use go away
 }
@@ -131,6 +163,10 @@ Work Communicator::allreduce(Tensor in, Tensor out, ReduceOp op) {
   Impl& m = *impl_;
   m.check_same(OpKind::allreduce, in, out, in.numel(), "they must have the same dtype and size");
   Fingerprint fp = m.next(OpKind::allreduce, in.dtype(), in.numel(), op);
+  if (m.native)
+    return m.submit_native(fp, true, [in, out, op](NativeBackend& b, const NativeOp& o) {
+      b.allreduce(in.data(), out.data(), in.numel(), in.dtype(), op, o);
+    });
   return m.submit(fp, [&m, in, out, op](const AlgoContext& ctx) {
     if (out.data() != in.data() && in.nbytes()) std::memcpy(out.data(), in.data(), in.nbytes());
     bool small = in.nbytes() <= m.options.small_bytes;
@@ -148,6 +184,10 @@ Work Communicator::broadcast(Tensor data, int root) {
   m.check_cpu(OpKind::broadcast, data);
   m.check_rank(OpKind::broadcast, root, "root");
   Fingerprint fp = m.next(OpKind::broadcast, data.dtype(), data.numel(), ReduceOp::sum, root);
+  if (m.native)
+    return m.submit_native(fp, true, [data, root](NativeBackend& b, const NativeOp& o) {
+      b.broadcast(data.data(), data.numel(), data.dtype(), root, o);
+    });
   return m.submit(fp, [&m, data, root](const AlgoContext& ctx) {
     comm::broadcast(ctx, data.data(), data.nbytes(), root, m.options.small_bytes);
   });
@@ -161,6 +201,10 @@ Work Communicator::reduce(Tensor in, Tensor out, int root, ReduceOp op) {
   else
     m.check_cpu(OpKind::reduce, in);
   Fingerprint fp = m.next(OpKind::reduce, in.dtype(), in.numel(), op, root);
+  if (m.native)
+    return m.submit_native(fp, true, [in, out, root, op](NativeBackend& b, const NativeOp& o) {
+      b.reduce(in.data(), out.data(), in.numel(), in.dtype(), op, root, o);
+    });
   return m.submit(fp, [in, out, root, op](const AlgoContext& ctx) {
     comm::reduce(ctx, in.data(), out.data(), in.numel(), in.dtype(), op, root);
   });
@@ -171,6 +215,10 @@ Work Communicator::allgather(Tensor in, Tensor out) {
   m.check_same(OpKind::allgather, in, out, in.numel() * size(),
                "the output must hold size() x the input's elements");
   Fingerprint fp = m.next(OpKind::allgather, in.dtype(), in.numel());
+  if (m.native)
+    return m.submit_native(fp, true, [in, out](NativeBackend& b, const NativeOp& o) {
+      b.allgather(in.data(), out.data(), in.numel(), in.dtype(), o);
+    });
   return m.submit(fp, [in, out, r = rank()](const AlgoContext& ctx) {
     char* mine = static_cast<char*>(out.data()) + static_cast<size_t>(r) * in.nbytes();
     if (mine != in.data() && in.nbytes()) std::memmove(mine, in.data(), in.nbytes());
@@ -188,6 +236,10 @@ Work Communicator::reduce_scatter(Tensor in, Tensor out, ReduceOp op) {
                     std::to_string(size()) + " x the output's " + std::to_string(out.numel()) +
                     " elements");
   Fingerprint fp = m.next(OpKind::reduce_scatter, in.dtype(), out.numel(), op);
+  if (m.native)
+    return m.submit_native(fp, true, [in, out, op](NativeBackend& b, const NativeOp& o) {
+      b.reduce_scatter(in.data(), out.data(), out.numel(), in.dtype(), op, o);
+    });
   return m.submit(fp, [in, out, op](const AlgoContext& ctx) {
     // The ring reduces partial sums in place, so work on the input (documented: clobbered).
     reduce_scatter_ring(ctx, in.data(), out.data(), out.numel(), in.dtype(), op);
@@ -205,6 +257,10 @@ Work Communicator::alltoall(Tensor in, Tensor out) {
     throw Error(ErrorCode::InvalidArgument,
                 m.where(OpKind::alltoall) + ": input and output must be different buffers");
   Fingerprint fp = m.next(OpKind::alltoall, in.dtype(), in.numel());
+  if (m.native)
+    return m.submit_native(fp, true, [in, out, n = size()](NativeBackend& b, const NativeOp& o) {
+      b.alltoall(in.data(), out.data(), in.numel() / n, in.dtype(), o);
+    });
   return m.submit(fp, [in, out, n = size()](const AlgoContext& ctx) {
     alltoall_pairwise(ctx, in.data(), out.data(), in.nbytes() / n);
   });
@@ -215,6 +271,10 @@ Work Communicator::send(Tensor data, int peer) {
   m.check_cpu(OpKind::send, data);
   m.check_rank(OpKind::send, peer, "peer");
   Fingerprint fp{++m.send_seq[peer], OpKind::send, data.dtype(), ReduceOp::sum, peer, data.numel()};
+  if (m.native)
+    return m.submit_native(fp, false, [data, peer](NativeBackend& b, const NativeOp& o) {
+      b.send(data.data(), data.nbytes(), peer, o);
+    });
   return m.submit(fp, [data, peer](const AlgoContext& ctx) {
     send_recv(ctx, peer, data.data(), data.nbytes(), -1, nullptr, 0);
   });
@@ -225,6 +285,10 @@ Work Communicator::recv(Tensor data, int peer) {
   m.check_cpu(OpKind::recv, data);
   m.check_rank(OpKind::recv, peer, "peer");
   Fingerprint fp{++m.recv_seq[peer], OpKind::recv, data.dtype(), ReduceOp::sum, peer, data.numel()};
+  if (m.native)
+    return m.submit_native(fp, false, [data, peer](NativeBackend& b, const NativeOp& o) {
+      b.recv(data.data(), data.nbytes(), peer, o);
+    });
   return m.submit(fp, [data, peer](const AlgoContext& ctx) {
     send_recv(ctx, -1, nullptr, 0, peer, data.data(), data.nbytes());
   });
@@ -233,6 +297,9 @@ Work Communicator::recv(Tensor data, int peer) {
 Work Communicator::barrier() {
   Impl& m = *impl_;
   Fingerprint fp = m.next(OpKind::barrier, DType::u8, 1, ReduceOp::max);
+  // Natively the agreement check is the barrier: no rank learns every rank's fingerprint before
+  // every rank has sent it.
+  if (m.native) return m.submit_native(fp, true, [](NativeBackend&, const NativeOp&) {});
   return m.submit(fp, [](const AlgoContext& ctx) {
     uint8_t token = 0;
     allreduce_recursive_doubling(ctx, &token, 1, DType::u8, ReduceOp::max);
@@ -241,6 +308,19 @@ Work Communicator::barrier() {
 
 std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   Impl& m = *impl_;
+  if (m.native) {
+    // In order with the other ops, and checked like them; it also shows that every rank has
+    // reached the split, so the library's (blocking) split below only waits for its own exchange.
+    Fingerprint fp = m.next(OpKind::split, DType::i32, 2);
+    m.submit_native(fp, true, [](NativeBackend&, const NativeOp&) {}).wait();
+    int index = m.splits++;
+    auto child = m.native->split(color, key, deadline_after(m.options.timeout));
+    if (!child) return nullptr;
+    Context context = m.context;
+    context.group_tag =
+        m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
+    return std::make_unique<Communicator>(std::move(child), std::move(context), m.options);
+  }
   int n = size();
   std::vector<int32_t> mine = {color, key};
   std::vector<int32_t> all(2 * static_cast<size_t>(n));
@@ -257,7 +337,9 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
 
   Context child = m.context;
   child.group_tag = m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
-  auto store = std::make_shared<PrefixStore>(child.group_tag, m.context.store);
+  // Transports that meet through the store get the group's own corner of it (mpi needs none).
+  auto store = m.context.store ? std::make_shared<PrefixStore>(child.group_tag, m.context.store)
+                               : nullptr;
   TransportSetup setup;
   setup.store = store.get();
   setup.rank = new_rank;
@@ -267,6 +349,8 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   setup.group_tag = child.group_tag;
   setup.host = m.context.host;
   setup.deadline = deadline_after(m.options.timeout);
+  setup.parent = m.transport.get();
+  for (const auto& member : members) setup.parent_ranks.push_back(member.second);
   auto transport = m.context.make_transport(setup);
   return std::make_unique<Communicator>(std::move(transport), std::move(child), m.options);
 }
@@ -277,7 +361,10 @@ void Communicator::abort(const std::string& reason) {
     if (impl_->abort_reason.empty()) impl_->abort_reason = reason;
   }
   impl_->aborted.store(true);
-  impl_->transport->abort(reason);
+  if (impl_->native)
+    impl_->native->abort(reason);
+  else
+    impl_->transport->abort(reason);
 }
 
 }  // namespace weft::comm

@@ -1,5 +1,6 @@
 #pragma once
-// Communicator: collectives on a group of ranks over one Transport. Every call returns a Work
+// Communicator: collectives on a group of ranks, run either by weft's own algorithms over a
+// Transport (tcp, shm, mpi-ring, inproc) or by a NativeBackend (mpi). Every call returns a Work
 // at once; ops run one after another, in call order, on the communicator's worker thread (or
 // inline on the caller's thread when it waits on an op that has not started yet, which saves
 // two thread hand-offs for the common call-then-wait pattern).
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/native_backend.h"
 #include "comm/store.h"
 #include "comm/transport.h"
 #include "comm/transport_setup.h"
@@ -37,7 +39,8 @@ class Communicator {
   // What split() needs to build sub-groups like this one.
   struct Context {
     std::shared_ptr<Store> store;  // the job's store; each group works under its own prefix
-    std::string backend;           // "tcp", "shm", "inproc": for messages and benchmarks
+    std::string backend;  // "tcp", "shm", "mpi-ring", "mpi", "inproc": messages, benchmarks
+    // Builds a sub-group's transport (unused by a native backend, which splits itself).
     std::function<std::unique_ptr<Transport>(const TransportSetup&)> make_transport;
     std::string job_id;
     std::string token;
@@ -45,7 +48,10 @@ class Communicator {
     std::string host = "127.0.0.1";   // this host as the store sees it (tcp listens there)
     std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
   };
+  // weft's algorithms over `transport`.
   Communicator(std::unique_ptr<Transport> transport, Context context, CommOptions options);
+  // The library's own collectives (MPI_Allreduce, ...) through `native`.
+  Communicator(std::unique_ptr<NativeBackend> native, Context context, CommOptions options);
   ~Communicator();  // finishes queued ops (bounded by their deadlines), joins the worker
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
@@ -84,9 +90,18 @@ class Communicator {
   std::unique_ptr<Impl> impl_;
 };
 
-// Builds the world communicator for this process from the environment: World::from_env(), the
-// store named by WEFT_STORE_ADDR (or MASTER_ADDR/PORT, rank 0 serving it), and the transport
-// named by `backend` ("auto", "tcp", "shm"; empty reads WEFT_BACKEND).
+// Builds the world communicator for this process from the environment (World::from_env()) and
+// `backend` (empty reads WEFT_BACKEND):
+//   tcp, shm   weft's algorithms over sockets / shared memory; the ranks meet through the store
+//              named by WEFT_STORE_ADDR (weftrun), or MASTER_ADDR/PORT (rank 0 serves it), or,
+//              under mpirun with neither, a store rank 0 serves and announces over MPI;
+//   auto       shm when every rank is on this node, tcp otherwise;
+//   mpi-ring   weft's algorithms over MPI_Isend/MPI_Irecv (launch with mpirun; no store);
+//   mpi        MPI's own collectives (launch with mpirun; no store);
+//   nccl-ring, nccl  not built yet: an error says so.
+// Backends that weft was built without fail with Unavailable saying so. When weft started MPI
+// (any backend under mpirun), dropping the process's last MPI-backed communicator calls
+// MPI_Finalize, which first waits (up to WEFT_TIMEOUT) for every rank to do the same.
 std::unique_ptr<Communicator> init_from_env(const std::string& backend = "");
 
 }  // namespace weft::comm

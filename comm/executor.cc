@@ -23,6 +23,19 @@ void Executor::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+bool Executor::worker_parked() {
+  std::lock_guard lock(mu_);
+  return parked_;
+}
+
+void Executor::wake_worker_if_needed(std::unique_lock<std::mutex>& lock) {
+  // A polling worker finds the queue on its next poll, which is soon enough while the caller
+  // claims its own ops; a parked one, or one whose caller overlaps, must hear now.
+  bool wake = worker_sleeping_ && (parked_ || worker_took_last_);
+  lock.unlock();
+  if (wake) cv_.notify_one();
+}
+
 Work Executor::submit(const Fingerprint& fp, std::chrono::milliseconds timeout,
                       std::function<void()> body) {
   auto state = std::make_shared<Work::State>();
@@ -30,45 +43,87 @@ Work Executor::submit(const Fingerprint& fp, std::chrono::milliseconds timeout,
   state->timeout = timeout;
   state->body = std::move(body);
   state->executor = weak_from_this();
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_)
-      throw Error(ErrorCode::Aborted, "rank " + std::to_string(rank_) + ": " + fp.describe() +
-                                          " submitted to a communicator that is shutting down");
-    queue_.push_back(state);
-  }
-  cv_.notify_one();
-  return Work(state);
+  std::unique_lock lock(mu_);
+  if (stopping_)
+    throw Error(ErrorCode::Aborted, "rank " + std::to_string(rank_) + ": " + fp.describe() +
+                                        " submitted to a communicator that is shutting down");
+  state->ticket = ++submissions_;
+  queue_.push_back(state);
+  wake_worker_if_needed(lock);
+  return Work(std::move(state));
 }
 
-bool Executor::run_inline_if_next(const std::shared_ptr<Work::State>& state) {
-  {
-    std::lock_guard lock(mu_);
-    if (busy_ || queue_.empty() || queue_.front() != state) return false;
-    queue_.pop_front();
-    busy_ = true;
-  }
-  run(state);
-  {
-    std::lock_guard lock(mu_);
+void Executor::run_inline_through(const std::shared_ptr<Work::State>& state) {
+  for (;;) {
+    std::shared_ptr<Work::State> head;
+    {
+      std::lock_guard lock(mu_);
+      // Not queued any more (running or done), or an op ahead of it runs elsewhere: the caller
+      // waits for its completion instead.
+      if (busy_ || queue_.empty() || queue_.front()->ticket > state->ticket) return;
+      head = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+    }
+    run(head);
+    std::unique_lock lock(mu_);
     busy_ = false;
+    worker_took_last_ = false;  // the caller waits for its ops: no need to wake the worker
+    if (head == state) {
+      if (!queue_.empty()) wake_worker_if_needed(lock);  // ops queued behind this one
+      return;
+    }
   }
-  cv_.notify_one();  // the worker may have ops queued behind this one
-  return true;
 }
 
 void Executor::worker_loop() {
   std::unique_lock lock(mu_);
+  uint64_t seen_submissions = submissions_;
+  uint64_t watched_ticket = 0;  // the head op seen unclaimed
+  Clock::time_point claim_deadline{};  // when the worker may take it
+  int quiet_polls = 0;
   for (;;) {
-    cv_.wait(lock, [&] { return (!queue_.empty() && !busy_) || (stopping_ && queue_.empty() && !busy_); });
-    if (queue_.empty()) return;  // stopping and drained
-    auto state = queue_.front();
-    queue_.pop_front();
-    busy_ = true;
-    lock.unlock();
-    run(state);
-    lock.lock();
-    busy_ = false;
+    if (stopping_ && queue_.empty() && !busy_) return;
+    if (!busy_ && !queue_.empty()) {
+      // Take the head only once it has stayed unclaimed for a claim window (or when draining
+      // for stop()); a caller that waits right away runs it inline in the meantime.
+      uint64_t ticket = queue_.front()->ticket;
+      if (ticket != watched_ticket) {
+        watched_ticket = ticket;
+        claim_deadline = Clock::now() + kClaimWindow;
+      }
+      if (!stopping_ && Clock::now() < claim_deadline) {
+        worker_sleeping_ = true;
+        cv_.wait_until(lock, claim_deadline);
+        worker_sleeping_ = false;
+        continue;
+      }
+      auto state = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      worker_took_last_ = true;
+      lock.unlock();
+      run(state);
+      lock.lock();
+      busy_ = false;
+      quiet_polls = 0;
+      continue;
+    }
+    // Nothing to take: the queue is empty, or the caller is running an op inline.
+    if (submissions_ != seen_submissions) {
+      seen_submissions = submissions_;
+      quiet_polls = 0;
+    } else if (++quiet_polls > kQuietPollsBeforePark && !stopping_) {
+      parked_ = worker_sleeping_ = true;
+      cv_.wait(lock);  // submit(), stop() or the end of an inline run with ops queued behind
+      parked_ = worker_sleeping_ = false;
+      quiet_polls = 0;
+      seen_submissions = submissions_;
+      continue;
+    }
+    worker_sleeping_ = true;
+    cv_.wait_for(lock, kPollInterval);
+    worker_sleeping_ = false;
   }
 }
 
@@ -85,12 +140,12 @@ void Executor::run(const std::shared_ptr<Work::State>& state) {
                                                                    ": " + state->fp.describe() +
                                                                    " failed: " + e.what()));
   }
+  state->body = nullptr;
   std::lock_guard lock(state->mu);
   state->started = started;
   state->ended = Clock::now();
-  state->body = nullptr;
   state->error = error;
-  state->finished = true;
+  state->finished.store(true, std::memory_order_release);
   state->cv.notify_all();
 }
 

@@ -1,8 +1,28 @@
 #pragma once
-// Executor: runs a communicator's ops one at a time, in submission order, on a worker thread it
-// owns. Work::wait() may instead run the op inline when it is next in line and nothing is
-// running, which saves two thread hand-offs for the usual call-then-wait pattern.
+// Executor: runs a communicator's ops one at a time, in submission order, either on a worker
+// thread it owns or on the thread that waits for them.
+//
+// Most callers wait for an op right after submitting it, and then Work::wait() runs it inline:
+// no thread hand-off at all. Waking the worker for every op would cost a futex call (about
+// 2 us on these machines) and, worse, a context switch that lands on the core where the peer
+// rank runs. So the worker is told about new ops only when that is worth it:
+//
+//  - an op is handed to the worker only once it has stayed unclaimed for a claim window
+//    (kClaimWindow), which call-then-wait never lets happen;
+//  - while the caller claims its ops (call-then-wait), submit() makes no system call; the
+//    worker polls the queue with timed sleeps (kPollInterval) to catch an op nobody waits for;
+//  - once the worker had to take an op (the caller overlaps communication with compute),
+//    submit() wakes it again at once, until the caller claims an op itself;
+//  - after a quiet spell without submissions the worker parks (an untimed sleep, no CPU while
+//    idle), and the next submit() wakes it.
+//
+// So an op nobody waits for starts within kClaimWindow (or kPollInterval + kClaimWindow for
+// the first one after a run of call-then-wait ops), which keeps compute/communication overlap
+// and progress across communicators (an op on one communicator may need its peers to be
+// inside another one), while call-then-wait costs no system call.
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -18,38 +38,56 @@ namespace weft::comm {
 struct Work::State {
   std::mutex mu;
   std::condition_variable cv;
-  bool finished = false;
+  std::atomic<bool> finished{false};  // set under `mu`; read without it on the fast path
   std::exception_ptr error;
   Fingerprint fp;
   std::chrono::milliseconds timeout{0};
   std::function<void()> body;              // cleared once run
+  uint64_t ticket = 0;                     // submission number within its executor
   Clock::time_point started, ended;        // when the op ran (for overlap accounting)
   std::weak_ptr<class Executor> executor;  // to claim the op for inline execution
 };
 
 class Executor : public std::enable_shared_from_this<Executor> {
  public:
+  // An unclaimed op waits this long for its caller to run it inline before the worker takes it.
+  static constexpr std::chrono::microseconds kClaimWindow{50};
+  // While the caller claims its ops, how often the worker looks at the queue unasked.
+  static constexpr std::chrono::microseconds kPollInterval{1000};
+  // Polls in a row that see no new submission before the worker parks (~10 ms).
+  static constexpr int kQuietPollsBeforePark = 10;
+
   static std::shared_ptr<Executor> create(int rank);
   ~Executor();  // joins the worker after the queue drains (ops are bounded by their deadlines)
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
   Work submit(const Fingerprint& fp, std::chrono::milliseconds timeout, std::function<void()> body);
-  // If `state` is next in line and nothing runs, runs it on the calling thread. Returns whether
-  // it did.
-  bool run_inline_if_next(const std::shared_ptr<Work::State>& state);
+  // Runs queued ops on the calling thread, in order, up to and including `state`, as long as
+  // no other thread is running one. Returns once `state` has run here, or once it cannot be
+  // claimed (it is running elsewhere, already done, or behind an op running elsewhere).
+  void run_inline_through(const std::shared_ptr<Work::State>& state);
+  // Drains the queue on the worker (ops are bounded by their deadlines) and joins it.
   void stop();
+  // Whether the worker sleeps untimed, so that only a notify wakes it (for tests).
+  bool worker_parked();
 
  private:
   explicit Executor(int rank) : rank_(rank) {}
   void worker_loop();
   void run(const std::shared_ptr<Work::State>& state);
+  // Unlocks; notifies the worker if it sleeps and should hear of queued ops at once.
+  void wake_worker_if_needed(std::unique_lock<std::mutex>& lock);
 
   int rank_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;  // the worker sleeps here
   std::deque<std::shared_ptr<Work::State>> queue_;
-  bool busy_ = false;
+  uint64_t submissions_ = 0;
+  bool busy_ = false;              // an op is running (on the worker or inline)
+  bool worker_sleeping_ = false;   // in a timed or untimed wait on cv_
+  bool parked_ = false;            // in an untimed wait: only a notify wakes it
+  bool worker_took_last_ = false;  // the last op ran on the worker: the caller overlaps
   bool stopping_ = false;
   std::thread worker_;
 };

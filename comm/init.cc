@@ -1,5 +1,6 @@
 // init_from_env: from "a process started by some launcher" to a world Communicator.
 #include "comm/communicator.h"
+#include "comm/mpi_rendezvous.h"
 #include "comm/store_tcp.h"
 #include "comm/transport_inproc.h"
 #include "runtime/env.h"
@@ -10,10 +11,18 @@
 namespace weft::comm {
 namespace {
 
+constexpr const char* kBackendNames = "auto, tcp, shm, mpi-ring or mpi";
+
 std::string choose_backend(const std::string& requested, const World& w) {
-  if (requested != "auto" && requested != "tcp" && requested != "shm")
+  if (requested == "nccl" || requested == "nccl-ring")
+    throw Error(ErrorCode::Unavailable,
+                "rank " + std::to_string(w.rank) + ": backend " + requested +
+                    " needs CUDA and NCCL, which this weft does not support yet; use " +
+                    kBackendNames);
+  if (requested != "auto" && requested != "tcp" && requested != "shm" &&
+      requested != "mpi-ring" && requested != "mpi")
     throw Error(ErrorCode::InvalidArgument,
-                "unknown backend '" + requested + "': use auto, tcp or shm");
+                "unknown backend '" + requested + "': use " + kBackendNames);
   if (requested == "auto") return w.local_size == w.size ? "shm" : "tcp";
   if (requested == "shm" && w.local_size != w.size)
     throw Error(ErrorCode::InvalidArgument,
@@ -23,22 +32,41 @@ std::string choose_backend(const std::string& requested, const World& w) {
   return requested;
 }
 
+// mpirun gives every rank its Open MPI variables but no store: then the ranks meet over MPI.
+bool meets_through_mpi(const World& w) {
+  return w.launcher == "openmpi" && env::get("WEFT_STORE_ADDR").empty() &&
+         (w.master_addr.empty() || w.master_port == 0);
+}
+
 // Where the rendezvous store is: weftrun names it; under torchrun rank 0 serves one on
-// MASTER_PORT + 1 (torchrun's own store already holds MASTER_PORT).
-std::shared_ptr<TcpStore> connect_store(const World& w, const std::string& token,
-                                        std::shared_ptr<void>& keepalive, Deadline deadline) {
+// MASTER_PORT + 1 (torchrun's own store already holds MASTER_PORT); under mpirun rank 0 serves
+// one and announces it over MPI.
+void connect_store(const World& w, Communicator::Context& ctx, Deadline deadline) {
   std::string addr = env::get("WEFT_STORE_ADDR");
-  if (!addr.empty()) return TcpStore::connect(addr, token, deadline);
-  if (!w.master_addr.empty() && w.master_port > 0) {
+  std::shared_ptr<TcpStore> store;
+  if (!addr.empty()) {
+    store = TcpStore::connect(addr, ctx.token, deadline);
+  } else if (!w.master_addr.empty() && w.master_port > 0) {
     if (w.rank == 0)
-      keepalive = std::make_shared<TcpStoreServer>("0.0.0.0", w.master_port + 1, token);
-    return TcpStore::connect(w.master_addr, w.master_port + 1, token, deadline);
+      ctx.keepalive = std::make_shared<TcpStoreServer>("0.0.0.0", w.master_port + 1, ctx.token);
+    store = TcpStore::connect(w.master_addr, w.master_port + 1, ctx.token, deadline);
+  } else if (meets_through_mpi(w)) {
+    StoreRendezvous met = rendezvous_through_mpi(w, deadline);
+    ctx.store = std::move(met.store);
+    ctx.host = met.host;
+    ctx.job_id = met.job_id;
+    ctx.token = met.token;
+    ctx.keepalive = std::move(met.keepalive);
+    return;
+  } else {
+    throw Error(ErrorCode::InvalidArgument,
+                "rank " + std::to_string(w.rank) + " of " + std::to_string(w.size) + " (from " +
+                    w.launcher +
+                    ") has no rendezvous store: launch with weftrun or mpirun, or set "
+                    "WEFT_STORE_ADDR (host:port of a weft store), or MASTER_ADDR and MASTER_PORT");
   }
-  throw Error(ErrorCode::InvalidArgument,
-              "rank " + std::to_string(w.rank) + " of " + std::to_string(w.size) + " (from " +
-                  w.launcher +
-                  ") has no rendezvous store: launch with weftrun, or set WEFT_STORE_ADDR "
-                  "(host:port of a weft store), or MASTER_ADDR and MASTER_PORT");
+  ctx.host = store->local_host();
+  ctx.store = std::move(store);
 }
 
 }  // namespace
@@ -50,35 +78,46 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
   std::string backend =
       choose_backend(backend_flag.empty() ? env::get("WEFT_BACKEND") : backend_flag, w);
   Communicator::Context ctx;
+  ctx.backend = backend;
   ctx.job_id = w.job_id;
   ctx.token = env::get("WEFT_TOKEN");
   Deadline deadline = deadline_after(options.timeout);
 
+  // MPI's ranks meet inside MPI: no store.
+  if (backend == "mpi") {
+    auto native = make_native_mpi_backend(w);
+    WEFT_INFO("connected " << w.describe() << " over native MPI");
+    return std::make_unique<Communicator>(std::move(native), std::move(ctx), options);
+  }
+
+  TransportSetup setup;
+  setup.rank = w.rank;
+  setup.size = w.size;
+  setup.group_tag = ctx.group_tag;
+  setup.deadline = deadline;
+  if (backend == "mpi-ring") {
+    ctx.make_transport = [](const TransportSetup& s) { return make_mpi_transport(s); };
+    auto transport = make_mpi_transport(setup);
+    WEFT_INFO("connected " << w.describe() << " over mpi-ring");
+    return std::make_unique<Communicator>(std::move(transport), std::move(ctx), options);
+  }
+
   if (w.size == 1 && env::get("WEFT_STORE_ADDR").empty()) {
     // One rank moves no bytes: an in-process group of one needs no store or sockets.
     auto hub = std::make_shared<InprocHub>(1);
-    ctx.backend = backend;
     ctx.make_transport = [hub](const TransportSetup& s) {
       return make_inproc_transport(hub->group(s.group_tag, s.size), s.rank);
     };
     return std::make_unique<Communicator>(make_inproc_transport(hub, 0), std::move(ctx), options);
   }
 
-  auto tcp_store = connect_store(w, ctx.token, ctx.keepalive, deadline);
-  ctx.host = tcp_store->local_host();
-  ctx.store = tcp_store;
-  ctx.backend = backend;
+  connect_store(w, ctx, deadline);
   ctx.make_transport = backend == "tcp" ? make_tcp_transport : make_shm_transport;
   auto store = std::make_shared<PrefixStore>(ctx.group_tag, ctx.store);
-  TransportSetup setup;
   setup.store = store.get();
-  setup.rank = w.rank;
-  setup.size = w.size;
-  setup.job_id = w.job_id;
+  setup.job_id = ctx.job_id;
   setup.token = ctx.token;
-  setup.group_tag = ctx.group_tag;
   setup.host = ctx.host;
-  setup.deadline = deadline;
   auto transport = ctx.make_transport(setup);
   WEFT_INFO("connected " << w.describe() << " over " << backend);
   return std::make_unique<Communicator>(std::move(transport), std::move(ctx), options);

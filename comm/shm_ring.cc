@@ -30,7 +30,7 @@ namespace {
 uint32_t* futex_word(std::atomic<uint32_t>& a) { return reinterpret_cast<uint32_t*>(&a); }
 
 constexpr uint64_t kSegmentMagic = 0x316d687374666577;  // "weftshm1"
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;  // 2: a mailbox between control page and data
 
 size_t header_bytes() { return (sizeof(SegmentHeader) + kPage - 1) / kPage * kPage; }
 
@@ -129,6 +129,47 @@ bool RingReader::can_read() {
   return write_pos_seen_ != read_pos_;
 }
 
+MailboxWriter::MailboxWriter(MailboxView box)
+    : box_(box),
+      posted_(box.consumed->load(std::memory_order_acquire)),
+      consumed_seen_(posted_) {}
+
+bool MailboxWriter::can_post() {
+  if (posted_ - consumed_seen_ < kMailboxSlots) return true;
+  // seq_cst: Doorbell::sleep() calls this after storing `sleeping`. Acquire semantics: the
+  // consumer has finished reading the slot before we overwrite it.
+  consumed_seen_ = box_.consumed->load(std::memory_order_seq_cst);
+  return posted_ - consumed_seen_ < kMailboxSlots;
+}
+
+void MailboxWriter::post(uint64_t stamp, const void* head, size_t head_bytes, const void* body,
+                         size_t body_bytes) {
+  MailboxSlot& slot = box_.slots[posted_ % kMailboxSlots];
+  std::memcpy(slot.body, head, head_bytes);
+  if (body_bytes > 0) std::memcpy(slot.body + head_bytes, body, body_bytes);
+  // Release would make the body visible before the stamp; seq_cst also orders this store
+  // before nudge()'s read of `sleeping` (see Doorbell).
+  slot.stamp.store(stamp, std::memory_order_seq_cst);
+  ++posted_;
+}
+
+MailboxReader::MailboxReader(MailboxView box)
+    : box_(box), taken_(box.consumed->load(std::memory_order_relaxed)) {}
+
+const std::byte* MailboxReader::peek(uint64_t stamp) {
+  MailboxSlot& slot = box_.slots[taken_ % kMailboxSlots];
+  // seq_cst rather than acquire: Doorbell::sleep() re-checks through here after storing
+  // `sleeping`. On x86 both are a plain load.
+  return slot.stamp.load(std::memory_order_seq_cst) == stamp ? slot.body : nullptr;
+}
+
+void MailboxReader::release() {
+  ++taken_;
+  // Release: our reads of the slot are done before the producer may reuse it; seq_cst also
+  // orders this store before nudge()'s read of `sleeping` (the producer may wait for a slot).
+  box_.consumed->store(taken_, std::memory_order_seq_cst);
+}
+
 void Doorbell::nudge() {
   // The caller has just stored a FIFO position (seq_cst); the owner, going to sleep, stores
   // `sleeping` and then re-reads the positions (seq_cst). All four accesses are in one total
@@ -181,7 +222,7 @@ OwnSegment::OwnSegment(std::string name, int rank, int size, uint64_t ring_bytes
                        const std::string& who)
     : linked_{std::move(name)} {
   const std::string file = "/dev/shm" + linked_.name;
-  size_t stride = kPage + ring_bytes;
+  size_t stride = kPage + kMailboxBytes + ring_bytes;
   size_t total = header_bytes() + static_cast<size_t>(size) * stride;
   shm_unlink(linked_.name.c_str());  // left by a crashed process that had our pid
   UniqueFd fd(shm_open(linked_.name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600));
@@ -206,13 +247,26 @@ OwnSegment::OwnSegment(std::string name, int rank, int size, uint64_t ring_bytes
   h->ring_bytes = ring_bytes;
   h->ring_stride = stride;
   h->rings_offset = header_bytes();
-  for (int s = 0; s < size; ++s) new (inbound(s).control) RingControl();
+  for (int s = 0; s < size; ++s) {
+    new (inbound(s).control) RingControl();
+    MailboxSlot* slots = inbound_mailbox(s).slots;
+    for (size_t i = 0; i < kMailboxSlots; ++i) new (&slots[i]) MailboxSlot();
+  }
 }
 
+// Each sender's area: a control page (RingControl), the mailbox, then the FIFO's data.
 RingView OwnSegment::inbound(int sender) const {
   const SegmentHeader& h = header();
   std::byte* base = map_.data() + h.rings_offset + static_cast<size_t>(sender) * h.ring_stride;
-  return RingView{reinterpret_cast<RingControl*>(base), base + kPage, h.ring_bytes};
+  return RingView{reinterpret_cast<RingControl*>(base), base + kPage + kMailboxBytes,
+                  h.ring_bytes};
+}
+
+MailboxView OwnSegment::inbound_mailbox(int sender) const {
+  RingView ring = inbound(sender);
+  return MailboxView{reinterpret_cast<MailboxSlot*>(reinterpret_cast<std::byte*>(ring.control) +
+                                                    kPage),
+                     &ring.control->mail_consumed};
 }
 
 void OwnSegment::unlink_name() {
@@ -238,7 +292,8 @@ PeerSegment::PeerSegment(const std::string& name, int rank, int size, int me,
   const SegmentHeader& h = header();
   bool sane = h.magic == kSegmentMagic && h.version == kLayoutVersion && h.rank == rank &&
               h.size == size && h.ring_bytes >= kPage && (h.ring_bytes & (h.ring_bytes - 1)) == 0 &&
-              h.ring_stride == kPage + h.ring_bytes && h.rings_offset == header_bytes() &&
+              h.ring_stride == kPage + kMailboxBytes + h.ring_bytes &&
+              h.rings_offset == header_bytes() &&
               h.rings_offset + static_cast<uint64_t>(size) * h.ring_stride <= file_bytes;
   if (!sane)
     throw Error(ErrorCode::Corrupt,
@@ -252,8 +307,14 @@ PeerSegment::PeerSegment(const std::string& name, int rank, int size, int me,
 }
 
 RingView PeerSegment::outbound() const {
-  return RingView{reinterpret_cast<RingControl*>(ring_map_.data()), ring_map_.data() + kPage,
-                  ring_bytes_};
+  return RingView{reinterpret_cast<RingControl*>(ring_map_.data()),
+                  ring_map_.data() + kPage + kMailboxBytes, ring_bytes_};
+}
+
+MailboxView PeerSegment::outbound_mailbox() const {
+  auto* control = reinterpret_cast<RingControl*>(ring_map_.data());
+  return MailboxView{reinterpret_cast<MailboxSlot*>(ring_map_.data() + kPage),
+                     &control->mail_consumed};
 }
 
 }  // namespace weft::comm::shm

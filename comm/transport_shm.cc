@@ -17,16 +17,27 @@
 // kChunkBytes (and at the end of each batch), so the consumer copies out one chunk while the
 // producer writes the next, and a small message becomes visible whole.
 //
+// Mailbox. A message whose header and payload fit a mailbox slot (about 2 KiB) skips the FIFO:
+// the sender copies it whole into the next slot of the mailbox beside the FIFO and stamps the
+// slot with the message's number on that path (see shm::MailboxWriter). The receiver polls the
+// stamp, which shares a cache line with the header, so a small message reaches it in one
+// cache-line transfer instead of two (FIFO position, then data): the latency of small
+// collectives. Which path a message takes depends on its size only; if the two sides' sizes
+// disagree, the receiver finds the message on the other path and reports the mismatch.
+//
 // Waking. After publishing into a peer's FIFO or consuming from one (which frees space the peer
 // may wait for) we nudge the peer's doorbell: a futex call only if the peer sleeps, otherwise
 // one read of a cache line we already hold. A waiting rank spins a few microseconds on the
-// FIFO positions, then sleeps on its doorbell.
+// FIFO positions (unless ranks outnumber cores), then yields its core for a few tens of
+// microseconds (a peer waiting to run gets it), then sleeps on its doorbell. Liveness checks
+// (a pidfd poll) happen only on the way to sleep, so a message costs no system call.
 //
 // Failure. abort() sets a flag and reason in my header and rings everyone; peers fail all
 // requests with Aborted when they see it. A peer process that exits (pidfd becomes readable)
 // or destroys its transport (closed flag) fails the requests involving it with PeerLost, after
 // delivering whatever it had completely written.
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,8 +75,17 @@ constexpr size_t kChunkBytes = 64 * 1024;
 // Per pass of the progress loop each direction of each peer moves at most this much, so sends
 // and receives interleave and data is read soon after it was written (still in cache).
 constexpr size_t kPassBytes = 256 * 1024;
-// How long wait_for_progress spins before it sleeps on the futex.
+// How a waiting rank waits (see wait_for_progress): first it spins, for a peer running on
+// another core; then it yields its core, for a peer waiting to run (ranks outnumber cores, or
+// other work shares them); then it sleeps on its doorbell. A system call costs about 2 us on
+// these machines, so the first phase makes none.
 constexpr std::chrono::nanoseconds kSpin = std::chrono::microseconds(5);
+constexpr std::chrono::nanoseconds kYieldSpin = std::chrono::microseconds(50);
+
+// Small messages go through the mailbox, larger ones through the FIFO. The choice depends on
+// the size alone, so both ends make it alike; when they disagree the sizes differ, and the
+// receiver still finds the message on the other path and reports the mismatch.
+bool fits_mailbox(size_t bytes) { return bytes <= shm::kMailboxBodyBytes - kHeader; }
 
 std::string sanitize(const std::string& s) {
   std::string out;
@@ -114,6 +134,14 @@ std::string message_of(const Error& e) {
   return what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what;
 }
 
+// CPUs this process may run on.
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
 // A pidfd: becomes readable when its process exits.
 class PidFd {
  public:
@@ -150,6 +178,7 @@ struct Slot {
   size_t bytes = 0;
   Fingerprint fp;
   size_t moved = 0;  // stream bytes moved so far: header, then payload
+  bool via_mailbox = false;  // small enough for a mailbox slot (see fits_mailbox())
   int32_t next = -1;
   std::byte header[kHeader] = {};  // the frame header as sent / as received
   ErrorCode error_code = ErrorCode::Internal;
@@ -169,6 +198,11 @@ struct Peer {
   SegmentHeader* header = nullptr;  // its file's header (mine for the loopback peer)
   shm::RingWriter out;              // my FIFO in its file
   shm::RingReader in;               // its FIFO in my file
+  shm::MailboxWriter mail_out;      // my mailbox in its file
+  shm::MailboxReader mail_in;       // its mailbox in my file
+  // Messages completed each way, whichever path they took; message k's mailbox stamp is k.
+  uint64_t sent = 0;
+  uint64_t received = 0;
   Queue sends;
   Queue recvs;
   size_t unannounced = 0;  // bytes moved but not yet published to it
@@ -206,10 +240,16 @@ class ShmTransport final : public Transport {
   void progress_all(const Slot* target);
   bool progress_sends(Peer& p, size_t budget);
   bool progress_recvs(Peer& p, size_t budget);
+  bool progress_mailbox_send(Peer& p, Slot& s);
+  const std::byte* mailbox_message(Peer& p);
+  bool head_recv_can_progress(Peer& p);
+  void complete(Peer& p, Slot& s);
+  bool reject_bad_frame(Peer& p, Slot& s);
   void check_frame_of(Slot& s);
   void account(Peer& p, size_t moved);
   void announce(Peer& p);
   bool can_progress();
+  bool progress_expected() { return own_->doorbell.key() != key_ || can_progress(); }
 
   void check_own_abort();
   void check_flags();
@@ -240,6 +280,9 @@ class ShmTransport final : public Transport {
   std::vector<pollfd> poll_fds_;
   std::vector<int> poll_ranks_;
   Deadline next_liveness_check_{};
+  // More ranks than cores to run them: a waiting rank yields at once instead of spinning,
+  // since the peer it waits for may need this very core.
+  bool oversubscribed_ = false;
 
   // Failure that ends everything: this rank's abort() or a peer's.
   bool failed_ = false;
@@ -266,6 +309,7 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
   poll_fds_.reserve(size_);
   poll_ranks_.reserve(size_);
   key_ = own_->doorbell.key();
+  oversubscribed_ = size_ > usable_cpus();
   WEFT_DEBUG(who_ << " of " << size_ << " connected, FIFOs of " << own_->ring_bytes << " bytes");
 }
 
@@ -294,12 +338,16 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
       p.header = own_;
       p.out = shm::RingWriter(own_segment_.inbound(r));
       p.in = shm::RingReader(own_segment_.inbound(r));
+      p.mail_out = shm::MailboxWriter(own_segment_.inbound_mailbox(r));
+      p.mail_in = shm::MailboxReader(own_segment_.inbound_mailbox(r));
       continue;
     }
     p.segment = shm::PeerSegment(names[r], r, size_, rank_, who_);
     p.header = &p.segment.header();
     p.out = shm::RingWriter(p.segment.outbound());
     p.in = shm::RingReader(own_segment_.inbound(r));
+    p.mail_out = shm::MailboxWriter(p.segment.outbound_mailbox());
+    p.mail_in = shm::MailboxReader(own_segment_.inbound_mailbox(r));
     watch(p, r);
   }
   if (size_ > 1) {  // barrier: nobody unlinks its file before everyone has mapped it
@@ -396,6 +444,7 @@ Transport::Request ShmTransport::post(bool is_send, int peer, std::byte* data, s
   s.bytes = bytes;
   s.fp = fp;
   s.moved = 0;
+  s.via_mailbox = fits_mailbox(bytes);
   s.state = SlotState::pending;
   Request id = (static_cast<uint64_t>(s.generation) << 32) | static_cast<uint32_t>(idx + 1);
   if (is_send) {
@@ -467,15 +516,31 @@ void ShmTransport::wait_for_progress(Deadline until) {
   // (Failed requests need no wake-up: test() reports them without waiting.)
   // Nor when a pass made for another request finished or failed one not yet retired.
   if (!idle_ || unretired_ > 0) return;
-  shm::Doorbell& bell = own_->doorbell;
-  // A short spin catches a peer that is about to answer without two syscalls; it is capped at
-  // a few microseconds because ranks often outnumber cores.
-  Deadline spin_end = Clock::now() + kSpin;
-  for (unsigned i = 1;; ++i) {
-    if (bell.key() != key_ || can_progress()) return;
-    if (i % 8 == 0 && Clock::now() >= spin_end) break;
-    shm::cpu_relax();
+
+  // 1. Spin: a peer running on another core usually answers within a microsecond or two.
+  if (!oversubscribed_) {
+    Deadline spin_end = Clock::now() + kSpin;
+    for (unsigned i = 1;; ++i) {
+      if (progress_expected()) return;
+      if (i % 16 == 0 && Clock::now() >= spin_end) break;
+      shm::cpu_relax();
+    }
   }
+  // 2. Yield: the peer may be runnable but waiting for a core, perhaps this one. Bounded, so
+  // an idle rank still ends up asleep.
+  Deadline yield_end = Clock::now() + kYieldSpin;
+  do {
+    sched_yield();
+    if (progress_expected()) return;
+  } while (Clock::now() < yield_end);
+
+  // 3. Sleep. Before that, and only here (a clock read per pass would cost every message),
+  // look whether a peer died: then the caller's next test() fails its requests.
+  if (Clock::now() >= next_liveness_check_) {
+    check_liveness();
+    if (can_progress()) return;
+  }
+  shm::Doorbell& bell = own_->doorbell;
   Deadline wake = std::min(until, Clock::now() + peer_check_);
   if (!bell.sleep(key_, wake, [this] { return !can_progress(); }))
     next_liveness_check_ = Deadline{};  // woke by time: look at the peers' pids next
@@ -483,10 +548,28 @@ void ShmTransport::wait_for_progress(Deadline until) {
 
 bool ShmTransport::can_progress() {
   for (Peer& p : peers_) {
-    if (!p.sends.empty() && (p.state != PeerState::alive || p.out.can_write())) return true;
-    if (!p.recvs.empty() && (p.state != PeerState::alive || p.in.can_read())) return true;
+    if (!p.sends.empty()) {
+      if (p.state != PeerState::alive) return true;
+      if (slots_[p.sends.head].via_mailbox ? p.mail_out.can_post() : p.out.can_write())
+        return true;
+    }
+    if (!p.recvs.empty() && (p.state != PeerState::alive || head_recv_can_progress(p)))
+      return true;
   }
   return false;
+}
+
+// Whether the first pending receive from `p` can move: its message (or, when the sizes
+// disagree, the peer's message on the other path) has arrived.
+bool ShmTransport::head_recv_can_progress(Peer& p) {
+  const Slot& s = slots_[p.recvs.head];
+  if (s.moved > 0) return p.in.can_read();
+  return mailbox_message(p) != nullptr || p.in.can_read();
+}
+
+// The peer's next message if it came through the mailbox, else null.
+const std::byte* ShmTransport::mailbox_message(Peer& p) {
+  return p.mail_in.peek(p.received + 1);
 }
 
 void ShmTransport::abort(const std::string& reason) {
@@ -519,8 +602,6 @@ void ShmTransport::progress_all(const Slot* target) {
     idle_ = true;
     return;
   }
-  if (Clock::now() >= next_liveness_check_) check_liveness();
-
   for (;;) {
     bool moved = false;
     for (Peer& p : peers_) {
@@ -565,6 +646,11 @@ bool ShmTransport::progress_sends(Peer& p, size_t budget) {
   bool moved = false;
   while (!p.sends.empty() && budget > 0) {
     Slot& s = slots_[p.sends.head];
+    if (s.via_mailbox) {
+      if (!progress_mailbox_send(p, s)) return moved;  // no free slot yet
+      moved = true;
+      continue;
+    }
     size_t total = kHeader + s.bytes;
     while (s.moved < total && budget > 0) {
       bool in_header = s.moved < kHeader;
@@ -579,18 +665,65 @@ bool ShmTransport::progress_sends(Peer& p, size_t budget) {
       if (k < want) return moved;  // FIFO full
     }
     if (s.moved < total) break;
-    s.state = SlotState::done;
-    ++unretired_;
-    --pending_;
-    pop(p.sends);
+    complete(p, s);
   }
   return moved;
+}
+
+// Puts the whole message into the next mailbox slot, if one is free.
+bool ShmTransport::progress_mailbox_send(Peer& p, Slot& s) {
+  if (!p.mail_out.can_post()) return false;
+  p.mail_out.post(p.sent + 1, s.header, kHeader, s.data, s.bytes);
+  s.moved = kHeader + s.bytes;
+  account(p, s.moved);  // so announce() nudges the peer
+  complete(p, s);
+  return true;
+}
+
+// Retires the head request of its queue as done.
+void ShmTransport::complete(Peer& p, Slot& s) {
+  s.state = SlotState::done;
+  ++unretired_;
+  --pending_;
+  if (s.is_send) {
+    ++p.sent;
+    pop(p.sends);
+  } else {
+    ++p.received;
+    pop(p.recvs);
+  }
 }
 
 bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
   bool moved = false;
   while (!p.recvs.empty() && budget > 0) {
     Slot& s = slots_[p.recvs.head];
+    if (s.moved == 0) {
+      // The message may sit in the mailbox: where we expect it, or, when the peer sent a
+      // different size, where it put it instead of the FIFO.
+      const std::byte* mail = mailbox_message(p);
+      // FIFO data means the peer got past this message; a mailbox stamp it stored before that
+      // data is visible now, so look once more.
+      if (mail == nullptr && s.via_mailbox && p.in.can_read()) mail = mailbox_message(p);
+      if (mail != nullptr) {
+        std::memcpy(s.header, mail, kHeader);
+        if (reject_bad_frame(p, s)) return true;
+        if (!s.via_mailbox)  // check_frame_of() passed although the sizes take other paths
+          throw Error(ErrorCode::Internal, who_ + ": a " + std::to_string(s.bytes) +
+                                               "-byte message came through the mailbox");
+        if (s.bytes > 0) std::memcpy(s.data, mail + kHeader, s.bytes);
+        p.mail_in.release();
+        s.moved = kHeader + s.bytes;
+        budget -= std::min(budget, s.moved);
+        moved = true;
+        account(p, s.moved);  // so announce() nudges the peer, which may wait for a slot
+        complete(p, s);
+        continue;
+      }
+      if (s.via_mailbox && !p.in.can_read()) return moved;  // not here yet
+      // Otherwise the message is in the FIFO; for a mailbox-sized receive that means the
+      // sizes differ, and the header check below says so.
+    }
     size_t total = kHeader + s.bytes;
     while (s.moved < total && budget > 0) {
       bool in_header = s.moved < kHeader;
@@ -603,29 +736,30 @@ bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
       budget -= k;
       if (k > 0) moved = true;
       account(p, k);
-      if (header_done_now) {
-        try {
-          check_frame_of(s);
-        } catch (const Error& e) {
-          // The stream is out of step with this rank's calls: fail this request with the
-          // mismatch, everything else (here and on the peers) with Aborted.
-          --pending_;
-          pop(p.recvs);
-          fail(s, e.code(), message_of(e));
-          abort(e.what());
-          check_own_abort();
-          return true;
-        }
-      }
+      if (header_done_now && reject_bad_frame(p, s)) return true;
       if (k < want) return moved;  // FIFO empty
     }
     if (s.moved < total) break;
-    s.state = SlotState::done;
-    ++unretired_;
-    --pending_;
-    pop(p.recvs);
+    complete(p, s);
   }
   return moved;
+}
+
+// Checks the frame header in `s` against what this rank posted. On a mismatch the stream is
+// out of step with this rank's calls: fails `s` with the mismatch, everything else (here and
+// on the peers) with Aborted, and returns true.
+bool ShmTransport::reject_bad_frame(Peer& p, Slot& s) {
+  try {
+    check_frame_of(s);
+    return false;
+  } catch (const Error& e) {
+    --pending_;
+    pop(p.recvs);
+    fail(s, e.code(), message_of(e));
+    abort(e.what());
+    check_own_abort();
+    return true;
+  }
 }
 
 void ShmTransport::check_frame_of(Slot& s) {

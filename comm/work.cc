@@ -5,27 +5,40 @@
 
 namespace weft::comm {
 
-void Work::wait(Deadline deadline) {
-  if (!state_) throw Error(ErrorCode::InvalidArgument, "wait() on an empty Work handle");
-  if (auto exec = state_->executor.lock()) exec->run_inline_if_next(state_);
+bool Work::finish_inline() {
+  if (state_->finished.load(std::memory_order_acquire)) return true;
+  if (auto exec = state_->executor.lock()) exec->run_inline_through(state_);
+  return state_->finished.load(std::memory_order_acquire);
+}
+
+void Work::block_until_finished(Deadline deadline) {
   std::unique_lock lock(state_->mu);
-  if (!state_->cv.wait_until(lock, deadline, [&] { return state_->finished; }))
+  if (!state_->cv.wait_until(lock, deadline, [&] { return state_->finished.load(); }))
     throw Error(ErrorCode::Timeout, "waiting for " + state_->fp.describe() +
                                         " timed out; the op is still running: abort() the "
                                         "communicator to stop it, or raise WEFT_TIMEOUT");
   if (state_->error) std::rethrow_exception(state_->error);
 }
 
+void Work::wait(Deadline deadline) {
+  if (!state_) throw Error(ErrorCode::InvalidArgument, "wait() on an empty Work handle");
+  if (!finish_inline()) return block_until_finished(deadline);
+  // Finished: `error` is no longer written, and finish_inline()'s acquire load made it visible.
+  if (state_->error) std::rethrow_exception(state_->error);
+}
+
 void Work::wait() {
   if (!state_) throw Error(ErrorCode::InvalidArgument, "wait() on an empty Work handle");
   // The op is itself bounded by its timeout once it starts; allow for ops queued before it.
-  wait(deadline_after(state_->timeout * 2 + std::chrono::seconds(10)));
+  // The deadline is only computed when the op did not finish inline (a clock read costs).
+  if (!finish_inline())
+    return block_until_finished(deadline_after(state_->timeout * 2 + std::chrono::seconds(10)));
+  if (state_->error) std::rethrow_exception(state_->error);
 }
 
 bool Work::done() const {
   if (!state_) return false;
-  std::lock_guard lock(state_->mu);
-  return state_->finished;
+  return state_->finished.load(std::memory_order_acquire);
 }
 
 std::exception_ptr Work::error() const {

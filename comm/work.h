@@ -33,6 +33,12 @@ class Work {
   std::string describe() const;
 
  private:
+  // Runs the op on this thread if it is next in line; returns whether it has finished. Reads
+  // no clock, so a call-then-wait that finishes inline never computes a deadline.
+  bool finish_inline();
+  // Sleeps until the op finishes or `deadline`, then rethrows its error.
+  void block_until_finished(Deadline deadline);
+
   std::shared_ptr<State> state_;
 };
 

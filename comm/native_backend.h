@@ -1,0 +1,94 @@
+#pragma once
+// NativeBackend: collectives done by a vendor library's own algorithms (MPI_Allreduce today,
+// ncclAllReduce next) instead of weft's algorithms over a Transport. A Communicator holds either
+// a Transport or a NativeBackend; everything above it (Work, the executor, argument checks,
+// sequence numbers) is the same for both.
+//
+// Contract every implementation keeps:
+//  - Ops are called one at a time per backend, in the communicator's order, on its executor
+//    thread (or the caller's, when it runs an op inline). abort() may come from any thread.
+//  - Each op runs to completion or throws weft::Error: Timeout at `op.deadline` naming the op,
+//    Aborted after abort() or a peer's abort, InvalidArgument for a mismatch. Idle waiting
+//    sleeps. A library that cannot cancel an op leaves the backend unusable after a failure:
+//    later ops fail with Aborted.
+//  - Buffers are host or device memory as the library supports; `count` is in elements.
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "comm/fingerprint.h"
+#include "runtime/clock.h"
+#include "runtime/dtype.h"
+
+namespace weft {
+struct World;
+}
+
+namespace weft::comm {
+
+class Store;
+
+struct NativeOp {
+  Fingerprint fp;     // what the op is, for messages and for check_agreement
+  Deadline deadline;  // the op must finish by then
+};
+
+class NativeBackend {
+ public:
+  virtual ~NativeBackend() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const char* name() const = 0;  // "mpi", "nccl": for messages
+
+  // Runs before every collective: compares every rank's fingerprint of `op` and throws
+  // InvalidArgument naming two ranks that disagree (op, dtype, count, root), so a mismatch is an
+  // error on every rank instead of garbage or a hang inside the library. Every rank learns
+  // every fingerprint, so it also synchronizes the ranks like a barrier.
+  virtual void check_agreement(const NativeOp& op) = 0;
+
+  // `in` may equal `out` (in place).
+  virtual void allreduce(const void* in, void* out, size_t count, DType dtype, ReduceOp reduce,
+                         const NativeOp& op) = 0;
+  virtual void broadcast(void* data, size_t count, DType dtype, int root, const NativeOp& op) = 0;
+  // `out` is used on root only.
+  virtual void reduce(const void* in, void* out, size_t count, DType dtype, ReduceOp reduce,
+                      int root, const NativeOp& op) = 0;
+  // `out` holds size() blocks of `count`; `in` may already be this rank's block of `out`.
+  virtual void allgather(const void* in, void* out, size_t count, DType dtype,
+                         const NativeOp& op) = 0;
+  // `in` holds size() blocks of `count`; `out` receives this rank's reduced block.
+  virtual void reduce_scatter(const void* in, void* out, size_t count, DType dtype,
+                              ReduceOp reduce, const NativeOp& op) = 0;
+  // `in` and `out` hold size() blocks of `count` and do not overlap.
+  virtual void alltoall(const void* in, void* out, size_t count, DType dtype,
+                        const NativeOp& op) = 0;
+  // Point to point, FIFO per peer; a mismatched pair fails with InvalidArgument naming both.
+  virtual void send(const void* data, size_t bytes, int peer, const NativeOp& op) = 0;
+  virtual void recv(void* data, size_t bytes, int peer, const NativeOp& op) = 0;
+
+  // Collective over this group, called after check_agreement() of the split: ranks with the
+  // same color form a new group ordered by (key, old rank); nullptr for a negative color.
+  virtual std::unique_ptr<NativeBackend> split(int color, int key, Deadline deadline) = 0;
+
+  // Fails the running op and every later one with Aborted, and tells the peers. Any thread,
+  // any number of times.
+  virtual void abort(const std::string& reason) = 0;
+};
+
+// The native MPI backend over the whole MPI job (mpirun). Checks that MPI's view of the job
+// matches `world`. Throws Unavailable when weft was built without MPI.
+std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world);
+
+// The native NCCL backend over world.size ranks, one GPU each: this rank's buffers live on
+// cuda:`device` (usually world.local_rank). Rank 0 publishes NCCL's unique id in `store`
+// (scoped to the group, e.g. a PrefixStore "world"); the others wait for it until `deadline`.
+// Throws Unavailable without that device, or when weft was built without CUDA or NCCL.
+std::unique_ptr<NativeBackend> make_native_nccl_backend(const World& world,
+                                                        std::shared_ptr<Store> store, int device,
+                                                        Deadline deadline);
+
+// The message of a failed check_agreement: `fps` holds every rank's fingerprint (index = rank);
+// empty when all agree. Shared by the backends so they word it alike.
+std::string describe_disagreement(int me, const char* backend, const Fingerprint* fps, int n);
+
+}  // namespace weft::comm

@@ -1,0 +1,194 @@
+// Executor and Work: ordering, inline execution, progress of ops nobody waits for, parking,
+// errors, deadlines and shutdown.
+#include "comm/executor.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "runtime/error.h"
+
+namespace weft::comm {
+namespace {
+
+using namespace std::chrono_literals;
+
+Fingerprint fp(uint64_t seq) { return Fingerprint{seq, OpKind::allreduce, DType::f32}; }
+
+// Polls `pred` until it holds or `limit` passes.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
+  Deadline end = Clock::now() + limit;
+  while (!pred()) {
+    if (Clock::now() > end) return false;
+    std::this_thread::sleep_for(100us);
+  }
+  return true;
+}
+
+// A gate an op can block on until the test opens it.
+class Gate {
+ public:
+  void open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void pass() {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, 10s, [&] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+TEST(Executor, OpsRunInSubmissionOrder) {
+  auto exec = Executor::create(0);
+  std::vector<int> order;
+  std::vector<Work> works;
+  for (int i = 0; i < 50; ++i)
+    works.push_back(exec->submit(fp(i), 1s, [&order, i] { order.push_back(i); }));
+  for (auto& w : works) w.wait();
+  ASSERT_EQ(order.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST(Executor, CallThenWaitRunsOnTheCallersThread) {
+  auto exec = Executor::create(0);
+  int inline_runs = 0;
+  const int n = 1000;
+  for (int i = 0; i < n; ++i) {
+    std::thread::id ran_on;
+    exec->submit(fp(i), 1s, [&] { ran_on = std::this_thread::get_id(); }).wait();
+    if (ran_on == std::this_thread::get_id()) ++inline_runs;
+  }
+  // Only a caller descheduled for longer than the claim window loses its op to the worker.
+  EXPECT_GE(inline_runs, n * 9 / 10);
+}
+
+TEST(Executor, WaitingOnALaterOpRunsTheEarlierOnesFirst) {
+  auto exec = Executor::create(0);
+  std::vector<int> order;
+  Work a = exec->submit(fp(1), 1s, [&] { order.push_back(1); });
+  Work b = exec->submit(fp(2), 1s, [&] { order.push_back(2); });
+  b.wait();
+  EXPECT_TRUE(a.done());
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  a.wait();
+}
+
+TEST(Executor, AnOpNobodyWaitsForStillRunsOnTheWorker) {
+  auto exec = Executor::create(0);
+  std::atomic<bool> ran{false};
+  std::thread::id ran_on;
+  Work w = exec->submit(fp(1), 1s, [&] {
+    ran_on = std::this_thread::get_id();
+    ran = true;
+  });
+  // Bounded by kPollInterval + kClaimWindow (about 1 ms); generous for a loaded machine.
+  EXPECT_TRUE(eventually([&] { return w.done(); }, 2s));
+  EXPECT_TRUE(ran);
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  w.wait();
+}
+
+TEST(Executor, IdleWorkerParksAndTheNextSubmitWakesIt) {
+  auto exec = Executor::create(0);
+  exec->submit(fp(1), 1s, [] {}).wait();
+  // About kQuietPollsBeforePark x kPollInterval without submissions.
+  EXPECT_TRUE(eventually([&] { return exec->worker_parked(); }, 5s));
+  Work w = exec->submit(fp(2), 1s, [] {});
+  EXPECT_TRUE(eventually([&] { return w.done(); }, 2s)) << "a parked worker missed a submit";
+}
+
+TEST(Executor, OverlappedOpsAfterCallThenWaitStillStart) {
+  auto exec = Executor::create(0);
+  for (int i = 0; i < 100; ++i) exec->submit(fp(i), 1s, [] {}).wait();  // worker polls, unasked
+  std::vector<Work> works;
+  for (int i = 0; i < 5; ++i) works.push_back(exec->submit(fp(100 + i), 1s, [] {}));
+  for (auto& w : works) EXPECT_TRUE(eventually([&] { return w.done(); }, 2s));
+}
+
+TEST(Executor, ErrorsAreRethrownByWaitOnTheCallersThread) {
+  auto exec = Executor::create(3);
+  Work weft_error = exec->submit(fp(1), 1s, [] { throw Error(ErrorCode::PeerLost, "rank 2 lost"); });
+  Work other = exec->submit(fp(2), 1s, [] { throw std::runtime_error("bad_alloc-ish"); });
+  try {
+    weft_error.wait();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::PeerLost);
+  }
+  try {
+    other.wait();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Internal);
+    EXPECT_NE(std::string(e.what()).find("rank 3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad_alloc-ish"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(weft_error.error(), nullptr);
+}
+
+TEST(Executor, WaitBehindARunningOpTimesOutAtItsDeadline) {
+  auto exec = Executor::create(0);
+  Gate gate;
+  std::atomic<bool> started{false};
+  Work blocker = exec->submit(fp(1), 10s, [&] {
+    started = true;
+    gate.pass();
+  });
+  ASSERT_TRUE(eventually([&] { return started.load(); }, 2s));  // the worker took it
+  Work behind = exec->submit(fp(2), 10s, [] {});
+  auto start = Clock::now();
+  try {
+    behind.wait(Clock::now() + 50ms);
+    FAIL() << "no timeout";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Timeout);
+  }
+  EXPECT_LT(seconds_since(start), 2.0);
+  gate.open();
+  behind.wait();
+  blocker.wait();
+}
+
+TEST(Executor, StopRunsWhatIsQueuedAndRefusesNewOps) {
+  auto exec = Executor::create(1);
+  std::atomic<int> ran{0};
+  std::vector<Work> works;
+  for (int i = 0; i < 10; ++i) works.push_back(exec->submit(fp(i), 1s, [&] { ++ran; }));
+  exec->stop();
+  exec->stop();  // twice is fine
+  EXPECT_EQ(ran.load(), 10);
+  for (auto& w : works) EXPECT_TRUE(w.done());
+  try {
+    exec->submit(fp(11), 1s, [] {});
+    FAIL() << "submit after stop() was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Aborted);
+  }
+}
+
+TEST(Executor, WorkOutlivesItsExecutor) {
+  Work w;
+  {
+    auto exec = Executor::create(0);
+    w = exec->submit(fp(1), 1s, [] {});
+  }
+  EXPECT_TRUE(w.done());
+  w.wait();
+  EXPECT_GE(w.run_seconds(), 0.0);
+}
+
+}  // namespace
+}  // namespace weft::comm
