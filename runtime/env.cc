@@ -11,7 +11,8 @@ namespace {
 constexpr Var kEnvVars[] = {
     {"WEFT_LOG", "warn", "log level: error, warn, info or debug"},
     {"WEFT_TIMEOUT", "300", "seconds any collective or rendezvous may wait before failing with Timeout"},
-    {"WEFT_BACKEND", "auto", "collective backend: tcp, shm (auto = shm on one node, tcp otherwise)"},
+    {"WEFT_BACKEND", "auto", "collective backend: tcp, shm, mpi-ring, mpi, nccl-ring, nccl "
+     "(auto = shm on one node, tcp otherwise)"},
     {"WEFT_ALGO", "auto", "force an allreduce algorithm: ring, recursive_doubling or auto"},
     {"WEFT_SMALL_BYTES", "65536", "allreduce messages up to this size use recursive doubling instead of the ring"},
     {"WEFT_SEGMENT_BYTES", "131072", "pipelining segment: ring chunks move and reduce in pieces of this size"},
