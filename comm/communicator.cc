@@ -53,16 +53,20 @@ struct Communicator::Impl {
   std::string where(OpKind op) const {
     return "rank " + std::to_string(rank()) + ": " + op_kind_name(op);
   }
-  void check_cpu(OpKind op, const Tensor& t) const {
-    if (!t.device().is_cpu())
-      throw Error(ErrorCode::InvalidArgument,
-                  where(op) + " got a tensor on " + t.device().str() + " but backend " +
-                      context.backend + " moves host memory only; pass a cpu tensor");
+  // Native NCCL moves device memory; the other backends move host memory (nccl-ring stages it
+  // through the GPU). CUDA tensors on tcp, shm and mpi need pinned staging, not written yet.
+  void check_device(OpKind op, const Tensor& t) const {
+    const bool device_backend = context.backend == "nccl";
+    if (t.device().is_cpu() != device_backend) return;
+    throw Error(ErrorCode::InvalidArgument,
+                where(op) + " got a tensor on " + t.device().str() + " but backend " +
+                    context.backend + " moves " + (device_backend ? "CUDA" : "host") +
+                    " memory only; pass a " + (device_backend ? "cuda" : "cpu") + " tensor");
   }
   void check_same(OpKind op, const Tensor& in, const Tensor& out, size_t out_numel,
                   const char* what) const {
-    check_cpu(op, in);
-    check_cpu(op, out);
+    check_device(op, in);
+    check_device(op, out);
     if (in.dtype() != out.dtype() || out.numel() != out_numel)
       throw Error(ErrorCode::InvalidArgument,
                   where(op) + ": input is " + in.describe() + " and output is " + out.describe() +
@@ -181,7 +185,7 @@ Work Communicator::allreduce(Tensor in, Tensor out, ReduceOp op) {
 
 Work Communicator::broadcast(Tensor data, int root) {
   Impl& m = *impl_;
-  m.check_cpu(OpKind::broadcast, data);
+  m.check_device(OpKind::broadcast, data);
   m.check_rank(OpKind::broadcast, root, "root");
   Fingerprint fp = m.next(OpKind::broadcast, data.dtype(), data.numel(), ReduceOp::sum, root);
   if (m.native)
@@ -199,7 +203,7 @@ Work Communicator::reduce(Tensor in, Tensor out, int root, ReduceOp op) {
   if (rank() == root)
     m.check_same(OpKind::reduce, in, out, in.numel(), "on the root they must match");
   else
-    m.check_cpu(OpKind::reduce, in);
+    m.check_device(OpKind::reduce, in);
   Fingerprint fp = m.next(OpKind::reduce, in.dtype(), in.numel(), op, root);
   if (m.native)
     return m.submit_native(fp, true, [in, out, root, op](NativeBackend& b, const NativeOp& o) {
@@ -268,7 +272,7 @@ Work Communicator::alltoall(Tensor in, Tensor out) {
 
 Work Communicator::send(Tensor data, int peer) {
   Impl& m = *impl_;
-  m.check_cpu(OpKind::send, data);
+  m.check_device(OpKind::send, data);
   m.check_rank(OpKind::send, peer, "peer");
   Fingerprint fp{++m.send_seq[peer], OpKind::send, data.dtype(), ReduceOp::sum, peer, data.numel()};
   if (m.native)
@@ -282,7 +286,7 @@ Work Communicator::send(Tensor data, int peer) {
 
 Work Communicator::recv(Tensor data, int peer) {
   Impl& m = *impl_;
-  m.check_cpu(OpKind::recv, data);
+  m.check_device(OpKind::recv, data);
   m.check_rank(OpKind::recv, peer, "peer");
   Fingerprint fp{++m.recv_seq[peer], OpKind::recv, data.dtype(), ReduceOp::sum, peer, data.numel()};
   if (m.native)

@@ -1,6 +1,8 @@
 // init_from_env: from "a process started by some launcher" to a world Communicator.
 #include "comm/communicator.h"
 #include "comm/mpi_rendezvous.h"
+#include "comm/native_backend.h"
+#include "comm/store_memory.h"
 #include "comm/store_tcp.h"
 #include "comm/transport_inproc.h"
 #include "runtime/env.h"
@@ -11,16 +13,12 @@
 namespace weft::comm {
 namespace {
 
-constexpr const char* kBackendNames = "auto, tcp, shm, mpi-ring or mpi";
+constexpr const char* kBackendNames = "auto, tcp, shm, mpi-ring, mpi, nccl-ring or nccl";
 
 std::string choose_backend(const std::string& requested, const World& w) {
-  if (requested == "nccl" || requested == "nccl-ring")
-    throw Error(ErrorCode::Unavailable,
-                "rank " + std::to_string(w.rank) + ": backend " + requested +
-                    " needs CUDA and NCCL, which this weft does not support yet; use " +
-                    kBackendNames);
   if (requested != "auto" && requested != "tcp" && requested != "shm" &&
-      requested != "mpi-ring" && requested != "mpi")
+      requested != "mpi-ring" && requested != "mpi" && requested != "nccl-ring" &&
+      requested != "nccl")
     throw Error(ErrorCode::InvalidArgument,
                 "unknown backend '" + requested + "': use " + kBackendNames);
   if (requested == "auto") return w.local_size == w.size ? "shm" : "tcp";
@@ -90,6 +88,20 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
     return std::make_unique<Communicator>(std::move(native), std::move(ctx), options);
   }
 
+  // NCCL: one GPU per local rank; NCCL's unique id goes through the store.
+  // A lone rank started without any launcher needs no store server: an in-process one serves.
+  const bool alone = w.size == 1 && env::get("WEFT_STORE_ADDR").empty();
+  if (backend == "nccl") {
+    if (alone)
+      ctx.store = std::make_shared<MemoryStore>();  // a lone rank needs no launcher
+    else
+      connect_store(w, ctx, deadline);
+    auto group_store = std::make_shared<PrefixStore>(ctx.group_tag, ctx.store);
+    auto native = make_native_nccl_backend(w, group_store, w.local_rank, deadline);
+    WEFT_INFO("connected " << w.describe() << " over native NCCL on cuda:" << w.local_rank);
+    return std::make_unique<Communicator>(std::move(native), std::move(ctx), options);
+  }
+
   TransportSetup setup;
   setup.rank = w.rank;
   setup.size = w.size;
@@ -102,7 +114,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
     return std::make_unique<Communicator>(std::move(transport), std::move(ctx), options);
   }
 
-  if (w.size == 1 && env::get("WEFT_STORE_ADDR").empty()) {
+  if (alone && backend != "nccl-ring") {
     // One rank moves no bytes: an in-process group of one needs no store or sockets.
     auto hub = std::make_shared<InprocHub>(1);
     ctx.make_transport = [hub](const TransportSetup& s) {
@@ -111,8 +123,18 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
     return std::make_unique<Communicator>(make_inproc_transport(hub, 0), std::move(ctx), options);
   }
 
-  connect_store(w, ctx, deadline);
-  ctx.make_transport = backend == "tcp" ? make_tcp_transport : make_shm_transport;
+  if (alone)
+    ctx.store = std::make_shared<MemoryStore>();  // nccl-ring on one GPU, no launcher
+  else
+    connect_store(w, ctx, deadline);
+  if (backend == "nccl-ring") {
+    const int device = w.local_rank;
+    ctx.make_transport = [device](const TransportSetup& s) {
+      return make_nccl_transport(s, device);
+    };
+  } else {
+    ctx.make_transport = backend == "tcp" ? make_tcp_transport : make_shm_transport;
+  }
   auto store = std::make_shared<PrefixStore>(ctx.group_tag, ctx.store);
   setup.store = store.get();
   setup.job_id = ctx.job_id;

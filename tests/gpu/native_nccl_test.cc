@@ -12,7 +12,7 @@
 #include "runtime/error.h"
 #include "runtime/world.h"
 #include "tests/gpu/gpu_test_support.h"
-#include "tests/gpu/memory_store.h"
+#include "comm/store_memory.h"
 
 namespace weft {
 namespace {
@@ -26,7 +26,7 @@ class NativeNcclTest : public gpu_test::GpuTest {
   void SetUp() override {
     gpu_test::GpuTest::SetUp();
     if (IsSkipped()) return;
-    backend_ = comm::make_native_nccl_backend(World{}, std::make_shared<gpu_test::MemoryStore>(),
+    backend_ = comm::make_native_nccl_backend(World{}, std::make_shared<comm::MemoryStore>(),
                                               0, deadline_after(std::chrono::seconds(60)));
   }
   NativeOp op(OpKind kind, DType dtype, size_t count, ReduceOp reduce = ReduceOp::sum,

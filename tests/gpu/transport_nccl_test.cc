@@ -10,7 +10,7 @@
 #include "runtime/cuda_buffer.h"
 #include "runtime/error.h"
 #include "tests/gpu/gpu_test_support.h"
-#include "tests/gpu/memory_store.h"
+#include "comm/store_memory.h"
 
 namespace weft {
 namespace {
@@ -37,7 +37,7 @@ class NcclTransportTest : public gpu_test::GpuTest {
     comm::wait(*transport_, r, deadline, 0, expected);
     comm::wait(*transport_, s, deadline, 0, sent);
   }
-  gpu_test::MemoryStore store_;
+  comm::MemoryStore store_;
   std::unique_ptr<comm::Transport> transport_;
 };
 

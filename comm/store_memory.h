@@ -1,6 +1,6 @@
 #pragma once
-// A Store inside one process, for the GPU tests' groups of one (NCCL's unique id goes through
-// it as it would through weftrun's store).
+// A Store inside one process: what a group of one rank started without any launcher meets
+// through (NCCL's unique id goes through it as it would through weftrun's store), and tests.
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -8,9 +8,9 @@
 #include "comm/store.h"
 #include "runtime/error.h"
 
-namespace weft::gpu_test {
+namespace weft::comm {
 
-class MemoryStore : public comm::Store {
+class MemoryStore : public Store {
  public:
   void set(const std::string& key, const std::string& value) override {
     std::lock_guard lock(mu_);
@@ -47,4 +47,4 @@ class MemoryStore : public comm::Store {
   std::map<std::string, std::string> kv_;
 };
 
-}  // namespace weft::gpu_test
+}  // namespace weft::comm
