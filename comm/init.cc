@@ -116,6 +116,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
 
   if (alone && backend != "nccl-ring") {
     // One rank moves no bytes: an in-process group of one needs no store or sockets.
+    ctx.backend = "inproc";
     auto hub = std::make_shared<InprocHub>(1);
     ctx.make_transport = [hub](const TransportSetup& s) {
       return make_inproc_transport(hub->group(s.group_tag, s.size), s.rank);
