@@ -3,6 +3,8 @@
 // main() prints it with the usage text and exits 2, so a typo never runs a half-configured
 // benchmark.
 #include <cstddef>
+#include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,6 +15,21 @@ class UsageError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// What every benchmark's main() does first: `parse(argc, argv, options)` returns false after
+// printing --help. Returns the exit status to leave with (0 after --help, 2 after a mistake,
+// printed with a pointer to --help), or nothing when the benchmark should run.
+template <typename Options, typename Parse>
+std::optional<int> parse_command_line(const char* program, int argc, char** argv,
+                                      Options* options, Parse parse) {
+  try {
+    if (!parse(argc, argv, options)) return 0;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n(run %s --help for every flag)\n", program, e.what(), program);
+    return 2;
+  }
+  return std::nullopt;
+}
 
 // "--name VALUE", "--name=VALUE" and "--switch" flags, each bound to a variable that holds its
 // default until parse() overwrites it.

@@ -168,12 +168,8 @@ int run(const Options& options, int rank, int ranks) {
 int main(int argc, char** argv) {
   using namespace weft::bench;
   Options options;
-  try {
-    if (!parse_options(argc, argv, &options)) return 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s\n(run %s --help for every flag)\n", kProgram, e.what(), kProgram);
-    return 2;
-  }
+  if (auto status = parse_command_line(kProgram, argc, argv, &options, parse_options))
+    return *status;
   MPI_Init(&argc, &argv);
   int rank = 0;
   int ranks = 1;

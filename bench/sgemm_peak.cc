@@ -173,12 +173,8 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   using namespace weft::bench;
   Options options;
-  try {
-    if (!parse_options(argc, argv, &options)) return 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s\n(run %s --help for every flag)\n", kProgram, e.what(), kProgram);
-    return 2;
-  }
+  if (auto status = parse_command_line(kProgram, argc, argv, &options, parse_options))
+    return *status;
   try {
     return run(options);
   } catch (const std::exception& e) {

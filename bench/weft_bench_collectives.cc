@@ -207,12 +207,8 @@ std::string rank_label(const comm::Communicator* comm) {
 int main(int argc, char** argv) {
   using namespace weft::bench;
   Options options;
-  try {
-    if (!parse_options(argc, argv, &options)) return 0;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s\n(run %s --help for every flag)\n", kProgram, e.what(), kProgram);
-    return 2;
-  }
+  if (auto status = parse_command_line(kProgram, argc, argv, &options, parse_options))
+    return *status;
 
   std::unique_ptr<weft::comm::Communicator> comm;
   try {
