@@ -60,11 +60,12 @@ int run(TrainOptions options) {
                  "matmul speed\n",
                  std::getenv("OPENBLAS_CORETYPE"), better);
 
-  auto comm = comm::init_from_env(options.backend);
-  const bool leader = comm->rank() == 0;
-  Trainer trainer(options, corpus, *comm);
+  // The log opens before the rendezvous, so a bad path stops the job before any peer waits.
+  const bool leader = world.rank == 0;
   std::optional<JsonLog> log;
   if (leader && !options.log_json.empty()) log.emplace(options.log_json);
+  auto comm = comm::init_from_env(options.backend);
+  Trainer trainer(options, corpus, *comm);
   if (leader) {
     std::printf(
         "weft-train: %zu parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
