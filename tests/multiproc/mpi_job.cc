@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -44,6 +45,14 @@ MpiJobResult run(std::vector<std::string> argv, const MpiJobOptions& o, const st
     result.output = "pipe2 failed";
     return result;
   }
+  // Each job keeps Open MPI's session directory in a folder of its own: jobs started at once
+  // (ctest -j2) otherwise share /tmp/ompi.<host>.<uid>, and one job's clean-up removes it while
+  // another is creating its own entry there ("A call to mkdir was unable to create ...").
+  char session_base[] = "/tmp/weft-mpi-job-XXXXXX";
+  if (!mkdtemp(session_base)) {
+    result.output = "mkdtemp failed";
+    return result;
+  }
   std::fflush(nullptr);
   Clock::time_point start = Clock::now();
   pid_t pid = fork();
@@ -52,6 +61,7 @@ MpiJobResult run(std::vector<std::string> argv, const MpiJobOptions& o, const st
     dup2(out[1], 1);
     dup2(out[1], 2);
     for (const auto& [k, v] : o.env) setenv(k.c_str(), v.c_str(), 1);
+    setenv("OMPI_MCA_orte_tmpdir_base", session_base, 1);
     std::vector<char*> args;
     for (std::string& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
@@ -100,6 +110,8 @@ MpiJobResult run(std::vector<std::string> argv, const MpiJobOptions& o, const st
     kill(leftover, SIGKILL);
     result.leftovers.push_back(std::to_string(leftover) + ": " + cmd);
   }
+  std::error_code ignored;
+  std::filesystem::remove_all(session_base, ignored);
   return result;
 }
 
