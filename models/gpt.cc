@@ -55,8 +55,7 @@ Gpt::Gpt(const GptConfig& config, int micro_batch)
   const size_t B = micro_batch, T = config.seq, C = config.d_model, NH = config.heads,
                Vp = config.padded_vocab, L = config.layers;
   const size_t BT = B * T, BTC = BT * C, att = B * NH * T * T;
-  const size_t per_layer = BTC + 2 * BT + 3 * BTC + BTC + att + BTC + BTC + 2 * BT + 4 * BTC +
-                           4 * BTC + BTC;
+  const size_t per_layer = carve_layer(nullptr, nullptr);
   const size_t total = BTC + BTC + 2 * BT + BT * Vp + BT + L * per_layer;
   acts_ = Buffer(total * sizeof(float));
   float* p = acts_.as<float>();
@@ -86,30 +85,38 @@ Gpt::Gpt(const GptConfig& config, int micro_batch)
   targets_.resize(BT);
 }
 
-// One layer's saved activations, carved from its slice in the same order as the sizes above.
-Gpt::LayerActs Gpt::layer_acts(int l) const {
+// One layer's saved activations, carved from `base` in a fixed order. Returns the floats used;
+// with base == nullptr it only counts, which is how the constructor sizes each layer's slice.
+size_t Gpt::carve_layer(float* base, LayerActs* a) const {
   const size_t B = max_batch_, T = config_.seq, C = config_.d_model, NH = config_.heads;
   const size_t BT = B * T, BTC = BT * C;
-  float* p = layer_base_[l];
-  auto take = [&p](size_t n) {
-    float* r = p;
-    p += n;
+  size_t used = 0;
+  auto take = [&](size_t n) {
+    float* r = base ? base + used : nullptr;
+    used += n;
     return r;
   };
-  LayerActs a{};
-  a.ln1 = take(BTC);
-  a.ln1_mean = take(BT);
-  a.ln1_rstd = take(BT);
-  a.qkv = take(3 * BTC);
-  a.atty = take(BTC);
-  a.att = take(B * NH * T * T);
-  a.residual2 = take(BTC);
-  a.ln2 = take(BTC);
-  a.ln2_mean = take(BT);
-  a.ln2_rstd = take(BT);
-  a.fch = take(4 * BTC);
-  a.fch_gelu = take(4 * BTC);
-  a.residual3 = take(BTC);
+  LayerActs acts{};
+  acts.ln1 = take(BTC);
+  acts.ln1_mean = take(BT);
+  acts.ln1_rstd = take(BT);
+  acts.qkv = take(3 * BTC);
+  acts.atty = take(BTC);
+  acts.att = take(B * NH * T * T);
+  acts.residual2 = take(BTC);
+  acts.ln2 = take(BTC);
+  acts.ln2_mean = take(BT);
+  acts.ln2_rstd = take(BT);
+  acts.fch = take(4 * BTC);
+  acts.fch_gelu = take(4 * BTC);
+  acts.residual3 = take(BTC);
+  if (a) *a = acts;
+  return used;
+}
+
+Gpt::LayerActs Gpt::layer_acts(int l) const {
+  LayerActs a;
+  carve_layer(layer_base_[l], &a);
   return a;
 }
 

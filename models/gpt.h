@@ -3,6 +3,7 @@
 // over flat parameter and gradient buffers laid out by GptLayout. The model owns only its
 // activations, sized for one micro-batch; a trainer accumulating several micro-batches runs
 // forward then backward for each, and the gradients add up in the gradient buffer.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -44,6 +45,7 @@ class Gpt {
     float* fch; float* fch_gelu;
     float* residual3;
   };
+  size_t carve_layer(float* base, LayerActs* a) const;
   LayerActs layer_acts(int l) const;
   const float* tensor(const float* base, int index) const {
     return base + layout_.tensors()[index].offset;

@@ -48,7 +48,6 @@ std::string one_of(const std::string& flag, const std::string& text,
 TrainOptions parse_train_options(const std::vector<std::string>& args) {
   TrainOptions o;
   using Setter = std::function<void(const std::string&)>;
-  const std::string kFlag = "--";
   const std::map<std::string, Setter> with_value = {
       {"--layers", [&](auto v) { o.model.layers = positive_int("--layers", v); }},
       {"--d-model", [&](auto v) { o.model.d_model = positive_int("--d-model", v); }},
@@ -78,7 +77,7 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); i++) {
     std::string arg = args[i], value;
     bool has_inline = false;
-    if (auto eq = arg.find('='); arg.rfind(kFlag, 0) == 0 && eq != std::string::npos) {
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
       has_inline = true;

@@ -28,7 +28,6 @@ class Trainer {
   EvalStats evaluate(int step);
 
   size_t parameter_count() const { return model_.layout().total(); }
-  const float* params() const { return params_.as<float>(); }
 
  private:
   double mean_over_ranks(double value);
