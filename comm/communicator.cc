@@ -12,6 +12,18 @@
 #include "runtime/error.h"
 
 namespace weft::comm {
+namespace {
+
+// What an op keeps of a Tensor.
+struct Span {
+  void* data;
+  size_t numel;
+  DType dtype;
+  explicit Span(const Tensor& t) : data(t.data()), numel(t.numel()), dtype(t.dtype()) {}
+  size_t nbytes() const { return numel * dtype_size(dtype); }
+};
+
+}  // namespace
 
 AllreduceAlgo parse_allreduce_algo(const std::string& name) {
   if (name == "auto") return AllreduceAlgo::automatic;
@@ -79,11 +91,6 @@ struct Communicator::Impl {
                                                   std::to_string(size()));
   }
 
-  AlgoContext algo_context(const Fingerprint& fp) {
-    return AlgoContext{*transport, fp, deadline_after(options.timeout), options.segment_bytes,
-                       scratch.data(), scratch.size()};
-  }
-
   void throw_if_aborted(const Fingerprint& fp) {
     if (!aborted.load()) return;
     std::lock_guard lock(abort_mu);
@@ -91,12 +98,15 @@ struct Communicator::Impl {
                                         " issued after abort: " + abort_reason);
   }
 
-  // An op of weft's algorithms over the transport.
-  Work submit(Fingerprint fp, std::function<void(const AlgoContext&)> body) {
-    return executor->submit(fp, options.timeout, [this, fp, body = std::move(body)] {
+  // An op of weft's algorithms over the transport; `body` takes the AlgoContext. Op lambdas
+  // capture Spans, not Tensors: copying a Tensor copies its shape (an allocation).
+  template <typename Body>
+  Work submit(const Fingerprint& fp, Body body) {
+    return executor->submit(fp, options.timeout, [this, fp, body](Deadline deadline) {
       throw_if_aborted(fp);
       try {
-        body(algo_context(fp));
+        body(AlgoContext{*transport, fp, deadline, options.segment_bytes, scratch.data(),
+                         scratch.size()});
       } catch (const Error& e) {
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
@@ -106,12 +116,13 @@ struct Communicator::Impl {
     });
   }
 
-  // An op of the native backend. Collectives first check that every rank issued the same one.
-  using NativeBody = std::function<void(NativeBackend&, const NativeOp&)>;
-  Work submit_native(Fingerprint fp, bool collective, NativeBody body) {
-    return executor->submit(fp, options.timeout, [this, fp, collective, body = std::move(body)] {
+  // An op of the native backend; `body` takes (NativeBackend&, const NativeOp&). Collectives
+  // first check that every rank issued the same one.
+  template <typename Body>
+  Work submit_native(const Fingerprint& fp, bool collective, Body body) {
+    return executor->submit(fp, options.timeout, [this, fp, collective, body](Deadline deadline) {
       throw_if_aborted(fp);
-      NativeOp op{fp, deadline_after(options.timeout)};
+      NativeOp op{fp, deadline};
       try {
         if (collective) native->check_agreement(op);
         body(*native, op);
@@ -161,140 +172,154 @@ int Communicator::rank() const { return impl_->rank(); }
 int Communicator::size() const { return impl_->size(); }
 const char* Communicator::backend() const { return impl_->context.backend.c_str(); }
 
-Work Communicator::allreduce(Tensor data, ReduceOp op) { return allreduce(data, data, op); }
+Work Communicator::allreduce(const Tensor& data, ReduceOp op) { return allreduce(data, data, op); }
 
-Work Communicator::allreduce(Tensor in, Tensor out, ReduceOp op) {
+Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, ReduceOp op) {
   Impl& m = *impl_;
-  m.check_same(OpKind::allreduce, in, out, in.numel(), "they must have the same dtype and size");
-  Fingerprint fp = m.next(OpKind::allreduce, in.dtype(), in.numel(), op);
+  m.check_same(OpKind::allreduce, in_tensor, out_tensor, in_tensor.numel(),
+               "they must have the same dtype and size");
+  Span in(in_tensor), out(out_tensor);
+  Fingerprint fp = m.next(OpKind::allreduce, in.dtype, in.numel, op);
   if (m.native)
     return m.submit_native(fp, true, [in, out, op](NativeBackend& b, const NativeOp& o) {
-      b.allreduce(in.data(), out.data(), in.numel(), in.dtype(), op, o);
+      b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
     });
   return m.submit(fp, [&m, in, out, op](const AlgoContext& ctx) {
-    if (out.data() != in.data() && in.nbytes()) std::memcpy(out.data(), in.data(), in.nbytes());
+    if (out.data != in.data && in.nbytes()) std::memcpy(out.data, in.data, in.nbytes());
     bool small = in.nbytes() <= m.options.small_bytes;
     bool doubling = m.options.algo == AllreduceAlgo::recursive_doubling ||
                     (m.options.algo == AllreduceAlgo::automatic && small);
     if (doubling && in.nbytes() <= ctx.scratch_bytes)
-      allreduce_recursive_doubling(ctx, out.data(), out.numel(), out.dtype(), op);
+      allreduce_recursive_doubling(ctx, out.data, out.numel, out.dtype, op);
     else
-      allreduce_ring(ctx, out.data(), out.numel(), out.dtype(), op);
+      allreduce_ring(ctx, out.data, out.numel, out.dtype, op);
   });
 }
 
-Work Communicator::broadcast(Tensor data, int root) {
+Work Communicator::broadcast(const Tensor& tensor, int root) {
   Impl& m = *impl_;
-  m.check_device(OpKind::broadcast, data);
+  m.check_device(OpKind::broadcast, tensor);
   m.check_rank(OpKind::broadcast, root, "root");
-  Fingerprint fp = m.next(OpKind::broadcast, data.dtype(), data.numel(), ReduceOp::sum, root);
+  Span data(tensor);
+  Fingerprint fp = m.next(OpKind::broadcast, data.dtype, data.numel, ReduceOp::sum, root);
   if (m.native)
     return m.submit_native(fp, true, [data, root](NativeBackend& b, const NativeOp& o) {
-      b.broadcast(data.data(), data.numel(), data.dtype(), root, o);
+      b.broadcast(data.data, data.numel, data.dtype, root, o);
     });
   return m.submit(fp, [&m, data, root](const AlgoContext& ctx) {
-    comm::broadcast(ctx, data.data(), data.nbytes(), root, m.options.small_bytes);
+    comm::broadcast(ctx, data.data, data.nbytes(), root, m.options.small_bytes);
   });
 }
 
-Work Communicator::reduce(Tensor in, Tensor out, int root, ReduceOp op) {
+Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int root,
+                          ReduceOp op) {
   Impl& m = *impl_;
   m.check_rank(OpKind::reduce, root, "root");
   if (rank() == root)
-    m.check_same(OpKind::reduce, in, out, in.numel(), "on the root they must match");
+    m.check_same(OpKind::reduce, in_tensor, out_tensor, in_tensor.numel(),
+                 "on the root they must match");
   else
-    m.check_device(OpKind::reduce, in);
-  Fingerprint fp = m.next(OpKind::reduce, in.dtype(), in.numel(), op, root);
+    m.check_device(OpKind::reduce, in_tensor);
+  Span in(in_tensor);
+  void* out = out_tensor.data();
+  Fingerprint fp = m.next(OpKind::reduce, in.dtype, in.numel, op, root);
   if (m.native)
     return m.submit_native(fp, true, [in, out, root, op](NativeBackend& b, const NativeOp& o) {
-      b.reduce(in.data(), out.data(), in.numel(), in.dtype(), op, root, o);
+      b.reduce(in.data, out, in.numel, in.dtype, op, root, o);
     });
   return m.submit(fp, [in, out, root, op](const AlgoContext& ctx) {
-    comm::reduce(ctx, in.data(), out.data(), in.numel(), in.dtype(), op, root);
+    comm::reduce(ctx, in.data, out, in.numel, in.dtype, op, root);
   });
 }
 
-Work Communicator::allgather(Tensor in, Tensor out) {
+Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
-  m.check_same(OpKind::allgather, in, out, in.numel() * size(),
+  m.check_same(OpKind::allgather, in_tensor, out_tensor, in_tensor.numel() * size(),
                "the output must hold size() x the input's elements");
-  Fingerprint fp = m.next(OpKind::allgather, in.dtype(), in.numel());
+  Span in(in_tensor), out(out_tensor);
+  Fingerprint fp = m.next(OpKind::allgather, in.dtype, in.numel);
   if (m.native)
     return m.submit_native(fp, true, [in, out](NativeBackend& b, const NativeOp& o) {
-      b.allgather(in.data(), out.data(), in.numel(), in.dtype(), o);
+      b.allgather(in.data, out.data, in.numel, in.dtype, o);
     });
   return m.submit(fp, [in, out, r = rank()](const AlgoContext& ctx) {
-    char* mine = static_cast<char*>(out.data()) + static_cast<size_t>(r) * in.nbytes();
-    if (mine != in.data() && in.nbytes()) std::memmove(mine, in.data(), in.nbytes());
-    allgather_ring(ctx, out.data(), in.numel(), in.dtype());
+    char* mine = static_cast<char*>(out.data) + static_cast<size_t>(r) * in.nbytes();
+    if (mine != in.data && in.nbytes()) std::memmove(mine, in.data, in.nbytes());
+    allgather_ring(ctx, out.data, in.numel, in.dtype);
   });
 }
 
-Work Communicator::reduce_scatter(Tensor in, Tensor out, ReduceOp op) {
+Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_tensor,
+                                  ReduceOp op) {
   Impl& m = *impl_;
-  m.check_same(OpKind::reduce_scatter, in, out, in.numel() / size(),
+  m.check_same(OpKind::reduce_scatter, in_tensor, out_tensor, in_tensor.numel() / size(),
                "the input must hold size() x the output's elements");
-  if (in.numel() != out.numel() * size())
+  if (in_tensor.numel() != out_tensor.numel() * size())
     throw Error(ErrorCode::InvalidArgument,
-                m.where(OpKind::reduce_scatter) + ": input " + in.describe() + " must hold " +
-                    std::to_string(size()) + " x the output's " + std::to_string(out.numel()) +
-                    " elements");
-  Fingerprint fp = m.next(OpKind::reduce_scatter, in.dtype(), out.numel(), op);
+                m.where(OpKind::reduce_scatter) + ": input " + in_tensor.describe() +
+                    " must hold " + std::to_string(size()) + " x the output's " +
+                    std::to_string(out_tensor.numel()) + " elements");
+  Span in(in_tensor), out(out_tensor);
+  Fingerprint fp = m.next(OpKind::reduce_scatter, in.dtype, out.numel, op);
   if (m.native)
     return m.submit_native(fp, true, [in, out, op](NativeBackend& b, const NativeOp& o) {
-      b.reduce_scatter(in.data(), out.data(), out.numel(), in.dtype(), op, o);
+      b.reduce_scatter(in.data, out.data, out.numel, in.dtype, op, o);
     });
   return m.submit(fp, [in, out, op](const AlgoContext& ctx) {
     // The ring reduces partial sums in place, so work on the input (documented: clobbered).
-    reduce_scatter_ring(ctx, in.data(), out.data(), out.numel(), in.dtype(), op);
+    reduce_scatter_ring(ctx, in.data, out.data, out.numel, in.dtype, op);
   });
 }
 
-Work Communicator::alltoall(Tensor in, Tensor out) {
+Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
-  m.check_same(OpKind::alltoall, in, out, in.numel(), "they must have the same dtype and size");
-  if (in.numel() % size() != 0)
+  m.check_same(OpKind::alltoall, in_tensor, out_tensor, in_tensor.numel(),
+               "they must have the same dtype and size");
+  if (in_tensor.numel() % size() != 0)
     throw Error(ErrorCode::InvalidArgument,
-                m.where(OpKind::alltoall) + ": " + std::to_string(in.numel()) +
+                m.where(OpKind::alltoall) + ": " + std::to_string(in_tensor.numel()) +
                     " elements do not split into " + std::to_string(size()) + " equal blocks");
-  if (in.numel() && in.data() == out.data())
+  if (in_tensor.numel() && in_tensor.data() == out_tensor.data())
     throw Error(ErrorCode::InvalidArgument,
                 m.where(OpKind::alltoall) + ": input and output must be different buffers");
-  Fingerprint fp = m.next(OpKind::alltoall, in.dtype(), in.numel());
+  Span in(in_tensor), out(out_tensor);
+  Fingerprint fp = m.next(OpKind::alltoall, in.dtype, in.numel);
   if (m.native)
     return m.submit_native(fp, true, [in, out, n = size()](NativeBackend& b, const NativeOp& o) {
-      b.alltoall(in.data(), out.data(), in.numel() / n, in.dtype(), o);
+      b.alltoall(in.data, out.data, in.numel / n, in.dtype, o);
     });
   return m.submit(fp, [in, out, n = size()](const AlgoContext& ctx) {
-    alltoall_pairwise(ctx, in.data(), out.data(), in.nbytes() / n);
+    alltoall_pairwise(ctx, in.data, out.data, in.nbytes() / n);
   });
 }
 
-Work Communicator::send(Tensor data, int peer) {
+Work Communicator::send(const Tensor& tensor, int peer) {
   Impl& m = *impl_;
-  m.check_device(OpKind::send, data);
+  m.check_device(OpKind::send, tensor);
   m.check_rank(OpKind::send, peer, "peer");
-  Fingerprint fp{++m.send_seq[peer], OpKind::send, data.dtype(), ReduceOp::sum, peer, data.numel()};
+  Span data(tensor);
+  Fingerprint fp{++m.send_seq[peer], OpKind::send, data.dtype, ReduceOp::sum, peer, data.numel};
   if (m.native)
     return m.submit_native(fp, false, [data, peer](NativeBackend& b, const NativeOp& o) {
-      b.send(data.data(), data.nbytes(), peer, o);
+      b.send(data.data, data.nbytes(), peer, o);
     });
   return m.submit(fp, [data, peer](const AlgoContext& ctx) {
-    send_recv(ctx, peer, data.data(), data.nbytes(), -1, nullptr, 0);
+    send_recv(ctx, peer, data.data, data.nbytes(), -1, nullptr, 0);
   });
 }
 
-Work Communicator::recv(Tensor data, int peer) {
+Work Communicator::recv(const Tensor& tensor, int peer) {
   Impl& m = *impl_;
-  m.check_device(OpKind::recv, data);
+  m.check_device(OpKind::recv, tensor);
   m.check_rank(OpKind::recv, peer, "peer");
-  Fingerprint fp{++m.recv_seq[peer], OpKind::recv, data.dtype(), ReduceOp::sum, peer, data.numel()};
+  Span data(tensor);
+  Fingerprint fp{++m.recv_seq[peer], OpKind::recv, data.dtype, ReduceOp::sum, peer, data.numel};
   if (m.native)
     return m.submit_native(fp, false, [data, peer](NativeBackend& b, const NativeOp& o) {
-      b.recv(data.data(), data.nbytes(), peer, o);
+      b.recv(data.data, data.nbytes(), peer, o);
     });
   return m.submit(fp, [data, peer](const AlgoContext& ctx) {
-    send_recv(ctx, -1, nullptr, 0, peer, data.data(), data.nbytes());
+    send_recv(ctx, -1, nullptr, 0, peer, data.data, data.nbytes());
   });
 }
 

@@ -61,20 +61,20 @@ class Communicator {
   const char* backend() const;
 
   // In place: `data` on every rank becomes the reduction over ranks.
-  Work allreduce(Tensor data, ReduceOp op = ReduceOp::sum);
+  Work allreduce(const Tensor& data, ReduceOp op = ReduceOp::sum);
   // Out of place: `out` (same shape as `in`) receives the reduction; `in` is unchanged.
-  Work allreduce(Tensor in, Tensor out, ReduceOp op);
-  Work broadcast(Tensor data, int root);
+  Work allreduce(const Tensor& in, const Tensor& out, ReduceOp op);
+  Work broadcast(const Tensor& data, int root);
   // `out` is written on root only (others may pass an empty Tensor).
-  Work reduce(Tensor in, Tensor out, int root, ReduceOp op = ReduceOp::sum);
+  Work reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op = ReduceOp::sum);
   // out has size() x in.numel() elements, rank r's input at offset r x in.numel().
-  Work allgather(Tensor in, Tensor out);
+  Work allgather(const Tensor& in, const Tensor& out);
   // in has size() x out.numel() elements; rank r gets the reduction of block r.
-  Work reduce_scatter(Tensor in, Tensor out, ReduceOp op = ReduceOp::sum);
+  Work reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op = ReduceOp::sum);
   // in and out have size() x block elements; block j of `in` goes to rank j's block rank().
-  Work alltoall(Tensor in, Tensor out);
-  Work send(Tensor data, int peer);
-  Work recv(Tensor data, int peer);
+  Work alltoall(const Tensor& in, const Tensor& out);
+  Work send(const Tensor& data, int peer);
+  Work recv(const Tensor& data, int peer);
   Work barrier();
 
   // Collective over this group: ranks with the same color form a new communicator, ordered by

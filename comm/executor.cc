@@ -36,17 +36,35 @@ void Executor::wake_worker_if_needed(std::unique_lock<std::mutex>& lock) {
   if (wake) cv_.notify_one();
 }
 
-Work Executor::submit(const Fingerprint& fp, std::chrono::milliseconds timeout,
-                      std::function<void()> body) {
-  auto state = std::make_shared<Work::State>();
-  state->fp = fp;
-  state->timeout = timeout;
-  state->body = std::move(body);
-  state->executor = weak_from_this();
+std::shared_ptr<Work::State> Executor::fresh_state() {
+  // Only this executor hands out references to a state (there are no weak ones), so a count of
+  // one stays one. The acquire fence pairs with the release in the last holder's decrement:
+  // its reads of the state are over before we write. ThreadSanitizer supports neither the
+  // fence nor this reasoning, so its builds always allocate.
+#if !defined(__SANITIZE_THREAD__)
+  if (last_ && last_.use_count() == 1) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    Work::State& s = *last_;
+    s.finished.store(false, std::memory_order_relaxed);
+    s.error = nullptr;
+    s.started = s.ended = Clock::time_point{};
+    return last_;
+  }
+#endif
+  last_ = std::make_shared<Work::State>();
+  last_->executor = weak_from_this();
+  return last_;
+}
+
+Work Executor::submit(const Fingerprint& fp, std::chrono::milliseconds timeout, OpBody body) {
   std::unique_lock lock(mu_);
   if (stopping_)
     throw Error(ErrorCode::Aborted, "rank " + std::to_string(rank_) + ": " + fp.describe() +
                                         " submitted to a communicator that is shutting down");
+  std::shared_ptr<Work::State> state = fresh_state();
+  state->fp = fp;
+  state->timeout = timeout;
+  state->body = std::move(body);
   state->ticket = ++submissions_;
   queue_.push_back(state);
   wake_worker_if_needed(lock);
@@ -132,7 +150,7 @@ void Executor::run(const std::shared_ptr<Work::State>& state) {
   std::exception_ptr error;
   Clock::time_point started = Clock::now();
   try {
-    state->body();
+    state->body(started + state->timeout);
   } catch (const Error&) {
     error = std::current_exception();
   } catch (const std::exception& e) {
@@ -140,12 +158,15 @@ void Executor::run(const std::shared_ptr<Work::State>& state) {
                                                                    ": " + state->fp.describe() +
                                                                    " failed: " + e.what()));
   }
-  state->body = nullptr;
-  std::lock_guard lock(state->mu);
+  state->body.reset();
   state->started = started;
   state->ended = Clock::now();
   state->error = error;
-  state->finished.store(true, std::memory_order_release);
+  // seq_cst store, then seq_cst load of `sleepers`; a sleeper does the mirror image (see
+  // Work::block_until_finished), so either it sees `finished` or we see it and wake it.
+  state->finished.store(true, std::memory_order_seq_cst);
+  if (state->sleepers.load(std::memory_order_seq_cst) == 0) return;
+  std::lock_guard lock(state->mu);
   state->cv.notify_all();
 }
 

@@ -30,19 +30,24 @@
 #include <thread>
 
 #include "comm/fingerprint.h"
+#include "comm/op_body.h"
 #include "comm/work.h"
 #include "runtime/clock.h"
 
 namespace weft::comm {
 
 struct Work::State {
+  // `finished` is stored after `error`, `started` and `ended` are written and never changes
+  // back: whoever reads it true may read those without a lock. A thread that sleeps on `cv`
+  // counts itself in `sleepers` first, so the op's end takes `mu` only when someone sleeps.
   std::mutex mu;
   std::condition_variable cv;
-  std::atomic<bool> finished{false};  // set under `mu`; read without it on the fast path
+  std::atomic<bool> finished{false};
+  std::atomic<int> sleepers{0};
   std::exception_ptr error;
   Fingerprint fp;
   std::chrono::milliseconds timeout{0};
-  std::function<void()> body;              // cleared once run
+  OpBody body;                             // called with started + timeout; cleared once run
   uint64_t ticket = 0;                     // submission number within its executor
   Clock::time_point started, ended;        // when the op ran (for overlap accounting)
   std::weak_ptr<class Executor> executor;  // to claim the op for inline execution
@@ -62,7 +67,8 @@ class Executor : public std::enable_shared_from_this<Executor> {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  Work submit(const Fingerprint& fp, std::chrono::milliseconds timeout, std::function<void()> body);
+  // `body` gets the deadline it must finish by: `timeout` after it starts.
+  Work submit(const Fingerprint& fp, std::chrono::milliseconds timeout, OpBody body);
   // Runs queued ops on the calling thread, in order, up to and including `state`, as long as
   // no other thread is running one. Returns once `state` has run here, or once it cannot be
   // claimed (it is running elsewhere, already done, or behind an op running elsewhere).
@@ -78,6 +84,8 @@ class Executor : public std::enable_shared_from_this<Executor> {
   void run(const std::shared_ptr<Work::State>& state);
   // Unlocks; notifies the worker if it sleeps and should hear of queued ops at once.
   void wake_worker_if_needed(std::unique_lock<std::mutex>& lock);
+  // last_ when nothing else holds it any more (reset for a new op), else a new state.
+  std::shared_ptr<Work::State> fresh_state();
 
   int rank_;
   std::mutex mu_;
@@ -89,6 +97,9 @@ class Executor : public std::enable_shared_from_this<Executor> {
   bool parked_ = false;            // in an untimed wait: only a notify wakes it
   bool worker_took_last_ = false;  // the last op ran on the worker: the caller overlaps
   bool stopping_ = false;
+  // The last op submitted, kept for reuse: in a call-then-wait loop its Work is gone by the
+  // next submit(), and reusing its state saves an allocation and a free per op.
+  std::shared_ptr<Work::State> last_;
   std::thread worker_;
 };
 

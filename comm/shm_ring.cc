@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -30,7 +31,8 @@ namespace {
 uint32_t* futex_word(std::atomic<uint32_t>& a) { return reinterpret_cast<uint32_t*>(&a); }
 
 constexpr uint64_t kSegmentMagic = 0x316d687374666577;  // "weftshm1"
-constexpr uint32_t kLayoutVersion = 2;  // 2: a mailbox between control page and data
+// 2: a mailbox between control page and data; 3: SegmentHeader::asymmetric_fences
+constexpr uint32_t kLayoutVersion = 3;
 
 size_t header_bytes() { return (sizeof(SegmentHeader) + kPage - 1) / kPage * kPage; }
 
@@ -48,10 +50,32 @@ Mapping map_shared(int fd, size_t len, size_t offset, const std::string& what) {
   return Mapping(p, len);
 }
 
+// Stores a position the peer may be about to sleep without (see Fences): nudge() follows.
+void store_position(std::atomic<uint64_t>& position, uint64_t value, Fences fences) {
+  if (fences == Fences::symmetric) {
+    position.store(value, std::memory_order_seq_cst);
+    return;
+  }
+  // Release: the bytes it announces (or our reads of the space it frees) come first. The
+  // store-load order against nudge()'s read is the sleeper's membarrier's job.
+  position.store(value, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
 }  // namespace
 
-RingWriter::RingWriter(RingView ring)
+bool register_asymmetric_fences() {
+  static const bool registered = [] {
+    long commands = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (commands < 0 || !(commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+  }();
+  return registered;
+}
+
+RingWriter::RingWriter(RingView ring, Fences fences)
     : ring_(ring),
+      fences_(fences),
       write_pos_(ring.control->write_pos.load(std::memory_order_relaxed)),
       published_(write_pos_),
       read_pos_seen_(ring.control->read_pos.load(std::memory_order_acquire)) {}
@@ -78,9 +102,8 @@ size_t RingWriter::write(const void* src, size_t n) {
 void RingWriter::publish() {
   if (published_ == write_pos_) return;
   published_ = write_pos_;
-  // Release would make the bytes visible before the position that announces them; seq_cst
-  // also orders this store before nudge()'s read of `sleeping` (see Doorbell).
-  ring_.control->write_pos.store(write_pos_, std::memory_order_seq_cst);
+  // Release at least: the bytes become visible before the position that announces them.
+  store_position(ring_.control->write_pos, write_pos_, fences_);
 }
 
 bool RingWriter::can_write() {
@@ -90,8 +113,9 @@ bool RingWriter::can_write() {
   return write_pos_ - read_pos_seen_ < ring_.capacity;
 }
 
-RingReader::RingReader(RingView ring)
+RingReader::RingReader(RingView ring, Fences fences)
     : ring_(ring),
+      fences_(fences),
       read_pos_(ring.control->read_pos.load(std::memory_order_relaxed)),
       published_(read_pos_),
       write_pos_seen_(ring.control->write_pos.load(std::memory_order_acquire)) {}
@@ -117,9 +141,8 @@ size_t RingReader::read(void* dst, size_t n) {
 void RingReader::publish() {
   if (published_ == read_pos_) return;
   published_ = read_pos_;
-  // Release would finish our reads of the data before the producer may reuse the space;
-  // seq_cst also orders this store before nudge()'s read of `sleeping` (see Doorbell).
-  ring_.control->read_pos.store(read_pos_, std::memory_order_seq_cst);
+  // Release at least: our reads of the data finish before the producer may reuse the space.
+  store_position(ring_.control->read_pos, read_pos_, fences_);
 }
 
 bool RingReader::can_read() {
@@ -129,8 +152,9 @@ bool RingReader::can_read() {
   return write_pos_seen_ != read_pos_;
 }
 
-MailboxWriter::MailboxWriter(MailboxView box)
+MailboxWriter::MailboxWriter(MailboxView box, Fences fences)
     : box_(box),
+      fences_(fences),
       posted_(box.consumed->load(std::memory_order_acquire)),
       consumed_seen_(posted_) {}
 
@@ -147,14 +171,13 @@ void MailboxWriter::post(uint64_t stamp, const void* head, size_t head_bytes, co
   MailboxSlot& slot = box_.slots[posted_ % kMailboxSlots];
   std::memcpy(slot.body, head, head_bytes);
   if (body_bytes > 0) std::memcpy(slot.body + head_bytes, body, body_bytes);
-  // Release would make the body visible before the stamp; seq_cst also orders this store
-  // before nudge()'s read of `sleeping` (see Doorbell).
-  slot.stamp.store(stamp, std::memory_order_seq_cst);
+  // Release at least: the body becomes visible before the stamp.
+  store_position(slot.stamp, stamp, fences_);
   ++posted_;
 }
 
-MailboxReader::MailboxReader(MailboxView box)
-    : box_(box), taken_(box.consumed->load(std::memory_order_relaxed)) {}
+MailboxReader::MailboxReader(MailboxView box, Fences fences)
+    : box_(box), fences_(fences), taken_(box.consumed->load(std::memory_order_relaxed)) {}
 
 const std::byte* MailboxReader::peek(uint64_t stamp) {
   MailboxSlot& slot = box_.slots[taken_ % kMailboxSlots];
@@ -165,18 +188,26 @@ const std::byte* MailboxReader::peek(uint64_t stamp) {
 
 void MailboxReader::release() {
   ++taken_;
-  // Release: our reads of the slot are done before the producer may reuse it; seq_cst also
-  // orders this store before nudge()'s read of `sleeping` (the producer may wait for a slot).
-  box_.consumed->store(taken_, std::memory_order_seq_cst);
+  // Release at least: our reads of the slot are done before the producer may reuse it (and
+  // the producer may be waiting for a free slot).
+  store_position(*box_.consumed, taken_, fences_);
 }
 
 void Doorbell::nudge() {
-  // The caller has just stored a FIFO position (seq_cst); the owner, going to sleep, stores
-  // `sleeping` and then re-reads the positions (seq_cst). All four accesses are in one total
-  // order, so at least one side sees the other's store: either the owner sees the new position
-  // and stays up, or we see `sleeping` and wake it. While the owner is awake this is one read
-  // of a line that stays in our cache.
+  // The caller has just stored a FIFO position (store_position); the owner, going to sleep,
+  // stores `sleeping`, fences, and then re-reads the positions. With both sides fenced (see
+  // Fences) at least one sees the other's store: either the owner sees the new position and
+  // stays up, or we see `sleeping` and wake it. While the owner is awake this is one read of a
+  // line that stays in our cache.
   if (sleeping.load(std::memory_order_seq_cst) != 0) ring();
+}
+
+bool Doorbell::fence_every_publisher() {
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+Deadline Doorbell::soon(Deadline until) {
+  return std::min(until, Clock::now() + std::chrono::milliseconds(1));
 }
 
 void Doorbell::ring() {
@@ -244,6 +275,7 @@ OwnSegment::OwnSegment(std::string name, int rank, int size, uint64_t ring_bytes
   h->size = size;
   h->pid = static_cast<int32_t>(getpid());
   h->pid_namespace = pid_namespace_id();
+  h->asymmetric_fences = register_asymmetric_fences() ? 1 : 0;
   h->ring_bytes = ring_bytes;
   h->ring_stride = stride;
   h->rings_offset = header_bytes();

@@ -283,6 +283,7 @@ class ShmTransport final : public Transport {
   // More ranks than cores to run them: a waiting rank yields at once instead of spinning,
   // since the peer it waits for may need this very core.
   bool oversubscribed_ = false;
+  shm::Fences fences_ = shm::Fences::symmetric;  // how publishing pairs with sleeping
 
   // Failure that ends everything: this rank's abort() or a peer's.
   bool failed_ = false;
@@ -310,7 +311,9 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
   poll_ranks_.reserve(size_);
   key_ = own_->doorbell.key();
   oversubscribed_ = size_ > usable_cpus();
-  WEFT_DEBUG(who_ << " of " << size_ << " connected, FIFOs of " << own_->ring_bytes << " bytes");
+  WEFT_DEBUG(who_ << " of " << size_ << " connected, FIFOs of " << own_->ring_bytes << " bytes, "
+                 << (fences_ == shm::Fences::asymmetric ? "asymmetric" : "symmetric")
+                 << " fences");
 }
 
 void ShmTransport::connect(const TransportSetup& setup, const std::string& my_name) {
@@ -336,19 +339,25 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
     Peer& p = peers_[r];
     if (r == rank_) {  // loopback: the FIFO from me in my own file
       p.header = own_;
-      p.out = shm::RingWriter(own_segment_.inbound(r));
-      p.in = shm::RingReader(own_segment_.inbound(r));
-      p.mail_out = shm::MailboxWriter(own_segment_.inbound_mailbox(r));
-      p.mail_in = shm::MailboxReader(own_segment_.inbound_mailbox(r));
       continue;
     }
     p.segment = shm::PeerSegment(names[r], r, size_, rank_, who_);
     p.header = &p.segment.header();
-    p.out = shm::RingWriter(p.segment.outbound());
-    p.in = shm::RingReader(own_segment_.inbound(r));
-    p.mail_out = shm::MailboxWriter(p.segment.outbound_mailbox());
-    p.mail_in = shm::MailboxReader(own_segment_.inbound_mailbox(r));
     watch(p, r);
+  }
+  // Every rank reads the same headers, so all of the group agree.
+  fences_ = shm::Fences::asymmetric;
+  for (const Peer& p : peers_)
+    if (p.header->asymmetric_fences == 0) fences_ = shm::Fences::symmetric;
+  for (int r = 0; r < size_; ++r) {
+    Peer& p = peers_[r];
+    shm::RingView to_peer = r == rank_ ? own_segment_.inbound(r) : p.segment.outbound();
+    shm::MailboxView mail_to_peer =
+        r == rank_ ? own_segment_.inbound_mailbox(r) : p.segment.outbound_mailbox();
+    p.out = shm::RingWriter(to_peer, fences_);
+    p.in = shm::RingReader(own_segment_.inbound(r), fences_);
+    p.mail_out = shm::MailboxWriter(mail_to_peer, fences_);
+    p.mail_in = shm::MailboxReader(own_segment_.inbound_mailbox(r), fences_);
   }
   if (size_ > 1) {  // barrier: nobody unlinks its file before everyone has mapped it
     std::vector<std::string> keys;
@@ -542,7 +551,7 @@ void ShmTransport::wait_for_progress(Deadline until) {
   }
   shm::Doorbell& bell = own_->doorbell;
   Deadline wake = std::min(until, Clock::now() + peer_check_);
-  if (!bell.sleep(key_, wake, [this] { return !can_progress(); }))
+  if (!bell.sleep(key_, wake, fences_, [this] { return !can_progress(); }))
     next_liveness_check_ = Deadline{};  // woke by time: look at the peers' pids next
 }
 

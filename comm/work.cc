@@ -13,7 +13,11 @@ bool Work::finish_inline() {
 
 void Work::block_until_finished(Deadline deadline) {
   std::unique_lock lock(state_->mu);
-  if (!state_->cv.wait_until(lock, deadline, [&] { return state_->finished.load(); }))
+  state_->sleepers.fetch_add(1, std::memory_order_seq_cst);  // pairs with Executor::run()
+  bool finished = state_->cv.wait_until(
+      lock, deadline, [&] { return state_->finished.load(std::memory_order_seq_cst); });
+  state_->sleepers.fetch_sub(1, std::memory_order_relaxed);
+  if (!finished)
     throw Error(ErrorCode::Timeout, "waiting for " + state_->fp.describe() +
                                         " timed out; the op is still running: abort() the "
                                         "communicator to stop it, or raise WEFT_TIMEOUT");
@@ -42,16 +46,13 @@ bool Work::done() const {
 }
 
 std::exception_ptr Work::error() const {
-  if (!state_) return nullptr;
-  std::lock_guard lock(state_->mu);
+  if (!done()) return nullptr;
   return state_->error;
 }
 
 double Work::run_seconds() const {
-  if (!state_) return 0;
-  std::lock_guard lock(state_->mu);
-  return state_->finished ? std::chrono::duration<double>(state_->ended - state_->started).count()
-                          : 0;
+  if (!done()) return 0;
+  return std::chrono::duration<double>(state_->ended - state_->started).count();
 }
 
 std::string Work::describe() const { return state_ ? state_->fp.describe() : "empty Work"; }

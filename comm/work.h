@@ -1,11 +1,8 @@
 #pragma once
 // Work: the handle of an asynchronous collective. Failures raised on the worker are stored here
 // and rethrown by wait() on the caller's thread.
-#include <condition_variable>
 #include <exception>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "runtime/clock.h"

@@ -12,7 +12,7 @@
 //             split (with a reversed key and a rank that opts out); then, on a second world
 //             communicator with default settings, allreduce of 4 Mi + 3 f32 elements.
 //   quick     the matrix on f32 and bf16 only, and no large size (tcp/shm under mpirun).
-//   kill      allreduce in a loop; the last rank SIGKILLs itself after iteration 3.
+//   kill      allreduce in a loop; the last rank SIGKILLs itself after iteration 4.
 //   mismatch  rank 1 allreduces 999 elements, the others 1000: every rank must fail with
 //             InvalidArgument (or Aborted, from the rank that noticed first).
 //   abort     rank 0 calls abort(); the others, waiting in an allreduce, must fail with Aborted
@@ -117,8 +117,10 @@ int run_kill(const Args& a) {
     if (i == 3) {
       std::printf("iteration 3 done by rank %d\n", comm->rank());
       std::fflush(stdout);
-      if (comm->rank() == victim) raise(SIGKILL);
     }
+    // One allreduce later: its finishing on the victim shows that every rank had printed
+    // (finishing iteration 3 on one rank does not mean the others had got its last chunk).
+    if (i == 4 && comm->rank() == victim) raise(SIGKILL);
   }
 }
 

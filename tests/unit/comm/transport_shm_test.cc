@@ -673,6 +673,40 @@ TEST_F(ShmTest, ProcessesExchangeBothWays) {
   EXPECT_EQ(child.join(), "");
 }
 
+// Every message must wake a peer that fell asleep waiting for it, whichever way the sleep and
+// the publish interleave (see shm::Fences). Each side pauses before answering, longer than the
+// spin and yield phases, so the other is usually asleep on its doorbell when the message
+// lands. A lost wake-up would leave the sleeper until its liveness check, set to 20 s here, so
+// the exchange would blow its time limit. Both paths run: mailbox messages, and FIFO messages
+// five times the FIFO's size (the sender also sleeps waiting for space the reader frees).
+TEST_F(ShmTest, ASleepingPeerIsWokenByEveryMessage) {
+  ScopedEnv check("WEFT_PEER_CHECK_MS", "20000");
+  ScopedEnv ring("WEFT_SHM_RING_BYTES", "4096");
+  Deadline end = Clock::now() + 8s;
+  auto left = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()); };
+  auto ping_pong = [&](int me) {
+    auto t = make(me, 2);
+    for (size_t bytes : {size_t{8}, size_t{20480}}) {
+      std::vector<uint8_t> out(bytes), in(bytes);
+      for (uint64_t i = 0; i < 150; ++i) {
+        Fingerprint fp = fp_of(OpKind::send, i, bytes);
+        if ((i + me) % 2 == 0) {
+          std::this_thread::sleep_for(200us);
+          fill(out, i);
+          finish(*t, t->isend(1 - me, out.data(), bytes, fp), left());
+        } else {
+          finish(*t, t->irecv(1 - me, in.data(), bytes, fp), left());
+          if (first_mismatch(in, i) >= 0)
+            throw std::runtime_error("message " + std::to_string(i) + " differs");
+        }
+      }
+    }
+  };
+  ChildRank child([&] { ping_pong(1); });
+  EXPECT_NO_THROW(ping_pong(0));
+  EXPECT_EQ(child.join(left() + 1s), "");
+}
+
 TEST_F(ShmTest, KilledPeerProcessFailsPendingRequestsWithPeerLost) {
   ScopedEnv check("WEFT_PEER_CHECK_MS", "50");
   ChildRank child([&] {
