@@ -51,7 +51,8 @@ int run(TrainOptions options) {
                 "--device cuda: this weft-train trains on CPU only; the CUDA kernels "
                 "(kernels/cuda) are not wired into the trainer yet. Use --device cpu");
   Corpus corpus = Corpus::load(options.data, options.model.seq);
-  int threads = options.threads ? options.threads : default_threads(world);
+  if (options.threads == 0) options.threads = default_threads(world);
+  const int threads = options.threads;
   kernels::cpu::set_blas_threads(threads);
   if (const char* better = kernels::cpu::blas_coretype_upgrade(); better && world.rank == 0)
     std::fprintf(stderr,
@@ -69,12 +70,13 @@ int run(TrainOptions options) {
   if (leader) {
     std::printf(
         "weft-train: %zu parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
-        "%s | batch %d = %d ranks x %d micro-batches x %d | %d BLAS threads/rank (%s) | data: "
+        "%s | batch %d = %d ranks x %d micro-batches x %d | %d threads/rank as %d lanes (%s) | "
+        "data: "
         "%s, %zu train / %zu held-out tokens\n",
         trainer.parameter_count(), options.model.layers, options.model.d_model,
         options.model.heads, options.model.seq, comm->size(), comm->backend(), options.batch,
         comm->size(), options.accumulation(comm->size()), options.micro_batch, threads,
-        kernels::cpu::blas_core_name(), corpus.source().c_str(), corpus.train_tokens(),
+        options.lanes(), kernels::cpu::blas_core_name(), corpus.source().c_str(), corpus.train_tokens(),
         corpus.eval_tokens());
     std::fflush(stdout);
   }

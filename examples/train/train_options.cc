@@ -138,7 +138,9 @@ parallel:  --backend auto|tcp|shm|mpi|mpi-ring|nccl|nccl-ring   --device cpu|cud
            --zero1          shard the optimizer state across ranks (ZeRO-1)
            --bucket-mb X    gradient bucket size (25)
            --grad-dtype f32|bf16   gradient wire format
-           --threads N      BLAS threads per rank (the node's cores / ranks on the node)
+           --threads N      threads per rank, as lanes splitting each micro-batch when it has a
+                            sequence for each, else as BLAS threads (the node's cores / ranks on the
+                            node)
 output:    --log-json FILE  one JSON object per step, appended, from rank 0
 )";
 }

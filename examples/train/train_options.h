@@ -35,6 +35,10 @@ struct TrainOptions {
   void resolve(int dp);
   // Micro-batches each rank accumulates per step.
   int accumulation(int dp) const { return batch / (dp * micro_batch); }
+  // Threads that each run a share of every micro-batch with a one-thread BLAS (see
+  // ModelLanes): all of the rank's `threads` (resolved, non-zero) when each gets a sequence;
+  // otherwise one lane, and the BLAS gets the threads.
+  int lanes() const { return threads > 1 && micro_batch >= threads ? threads : 1; }
 };
 
 // `args` are the arguments after argv[0].

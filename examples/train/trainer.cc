@@ -36,7 +36,7 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, comm::Commun
     : options_(options),
       corpus_(corpus),
       comm_(comm),
-      model_(options.model, options.micro_batch),
+      model_(options.model, options.micro_batch, options.lanes()),
       dp_(comm, model_.layout().counts(), dp_options(options)),
       params_(dp_.padded_elements() * sizeof(float)),
       grads_(dp_.padded_elements() * sizeof(float)),
@@ -88,14 +88,10 @@ StepStats Trainer::step(int step) {
     loss += model_.forward(params, inputs_.data(), targets_.data(), micro);
     s.ms_forward += ms_since(t);
     t = Clock::now();
+    // Only the last micro-batch finishes gradients, so only its backward starts buckets.
     bool last = m == accumulation - 1;
-    if (last) {
-      // Only the last micro-batch finishes gradients, so only its backward starts buckets.
-      dp_.begin(grads);
-      model_.backward(params, grads, loss_scale, [this](int p) { dp_.grad_ready(p); });
-    } else {
-      model_.backward(params, grads, loss_scale);
-    }
+    if (last) dp_.begin(grads);
+    model_.backward(params, grads, loss_scale, last, [this](int p) { dp_.grad_ready(p); });
     s.ms_backward += ms_since(t);
   }
 

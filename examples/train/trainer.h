@@ -7,9 +7,9 @@
 #include "comm/communicator.h"
 #include "examples/train/corpus.h"
 #include "examples/train/lr_schedule.h"
+#include "examples/train/model_lanes.h"
 #include "examples/train/step_log.h"
 #include "examples/train/train_options.h"
-#include "models/gpt.h"
 #include "parallel/data_parallel.h"
 #include "parallel/sharded_adamw.h"
 #include "runtime/buffer.h"
@@ -18,7 +18,7 @@ namespace weft::train {
 
 class Trainer {
  public:
-  // `options` must be resolved for comm.size() ranks. Initialises the parameters from the seed
+  // `options` must be resolved for comm.size() ranks, `threads` included. Initialises the parameters from the seed
   // and makes sure every rank starts from rank 0's copy.
   Trainer(const TrainOptions& options, const Corpus& corpus, comm::Communicator& comm);
 
@@ -36,7 +36,7 @@ class Trainer {
   TrainOptions options_;
   const Corpus& corpus_;
   comm::Communicator& comm_;
-  models::Gpt model_;
+  ModelLanes model_;
   parallel::DataParallel dp_;
   Buffer params_, grads_;
   parallel::ShardedAdamW optimizer_;

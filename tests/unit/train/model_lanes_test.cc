@@ -1,0 +1,115 @@
+// ModelLanes against one Gpt running the whole micro-batch: same loss, same accumulated
+// gradients, and every tensor reported ready exactly once, already summed over the lanes.
+#include "examples/train/model_lanes.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "models/gpt.h"
+#include "runtime/error.h"
+
+namespace weft::train {
+namespace {
+
+const models::GptConfig kConfig{.layers = 2, .d_model = 32, .heads = 4, .seq = 16};
+
+std::vector<int32_t> tokens(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % kConfig.vocab);
+  return t;
+}
+
+double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0, scale = 0;
+  for (float x : a) scale = std::max(scale, std::abs(static_cast<double>(x)));
+  for (size_t i = 0; i < a.size(); i++)
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]) / scale);
+  return worst;
+}
+
+// Two micro-batches of `micro` sequences, accumulated: the first backward without summing,
+// the second as the step's last.
+struct Step {
+  std::vector<float> grads;
+  float loss = 0;
+  std::vector<int> ready_count;
+  bool ready_was_final = true;
+};
+
+TEST(ModelLanes, MatchOneModelOnTheWholeMicroBatch) {
+  const int micro = 5;  // does not split evenly over 2 or 3 lanes
+  const size_t per_batch = static_cast<size_t>(micro) * kConfig.seq;
+  std::vector<int32_t> in = tokens(2 * per_batch, 1), target = tokens(2 * per_batch, 2);
+  const float scale = 1.0f / (2 * per_batch);
+
+  models::Gpt reference(kConfig, micro);
+  std::vector<float> params(reference.layout().total());
+  reference.init_params(params.data(), 7);
+  Step want;
+  want.grads.assign(params.size(), 0.0f);
+  for (int m = 0; m < 2; m++) {
+    want.loss += reference.forward(params.data(), in.data() + m * per_batch,
+                                   target.data() + m * per_batch, micro);
+    reference.backward(params.data(), want.grads.data(), scale);
+  }
+
+  kernels::cpu::set_blas_threads(2);
+  for (int lanes : {1, 2, 3}) {
+    SCOPED_TRACE(std::to_string(lanes) + " lanes");
+    ModelLanes model(kConfig, micro, lanes);
+    Step got;
+    got.grads.assign(params.size(), 0.0f);
+    got.ready_count.assign(model.layout().tensors().size(), 0);
+    std::vector<float> expected_at_ready = want.grads;
+    for (int m = 0; m < 2; m++) {
+      got.loss += model.forward(params.data(), in.data() + m * per_batch,
+                                target.data() + m * per_batch, micro);
+      model.backward(params.data(), got.grads.data(), scale, m == 1, [&](int index) {
+        got.ready_count[index]++;
+        const auto& t = model.layout().tensors()[index];
+        for (size_t i = 0; i < t.count; i++) {
+          float w = want.grads[t.offset + i], g = got.grads[t.offset + i];
+          if (std::abs(w - g) > 1e-5f * (1.0f + std::abs(w))) got.ready_was_final = false;
+        }
+      });
+    }
+    EXPECT_EQ(kernels::cpu::blas_threads(), 2) << "the BLAS thread count is restored";
+    EXPECT_NEAR(got.loss, want.loss, 1e-5 * want.loss);
+    EXPECT_LT(max_relative_difference(want.grads, got.grads), 1e-5);
+    for (size_t i = 0; i < got.ready_count.size(); i++)
+      EXPECT_EQ(got.ready_count[i], 1) << model.layout().tensors()[i].name;
+    EXPECT_TRUE(got.ready_was_final) << "a tensor was reported before its lanes were summed";
+
+    // The lanes' own buffers start the next step from zero: the same step again gives the
+    // same gradients.
+    std::vector<float> again(params.size(), 0.0f);
+    for (int m = 0; m < 2; m++) {
+      model.forward(params.data(), in.data() + m * per_batch, target.data() + m * per_batch,
+                    micro);
+      model.backward(params.data(), again.data(), scale, m == 1);
+    }
+    EXPECT_LT(max_relative_difference(got.grads, again), 1e-6);
+  }
+}
+
+TEST(ModelLanes, EvaluationBatchSmallerThanTheLanesStillWorks) {
+  models::Gpt reference(kConfig, 4);
+  std::vector<float> params(reference.layout().total());
+  reference.init_params(params.data(), 3);
+  std::vector<int32_t> in = tokens(kConfig.seq, 5), target = tokens(kConfig.seq, 6);
+  float want = reference.forward(params.data(), in.data(), target.data(), 1);
+  ModelLanes model(kConfig, 4, 4);
+  EXPECT_NEAR(model.forward(params.data(), in.data(), target.data(), 1), want, 1e-6 * want);
+}
+
+TEST(ModelLanes, EveryLaneNeedsASequence) {
+  EXPECT_THROW(ModelLanes(kConfig, 2, 3), Error);
+}
+
+}  // namespace
+}  // namespace weft::train
