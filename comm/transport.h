@@ -28,6 +28,11 @@ class Transport {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual const char* name() const = 0;
+  // Whether a rank that both sends and receives (send_recv) should post its receive first.
+  // MPI: yes, a message over the eager limit goes through a rendezvous that completes sooner
+  // when the receive is already posted. Shared memory: no, looking for the incoming message
+  // before sending delays the send (see send_recv).
+  virtual bool receive_first() const { return false; }
 
   // Start moving `bytes` to / from `peer`. Never blocks; the buffer must stay valid (and, for
   // sends, unchanged) until test() reports completion. Zero-byte messages are allowed.
