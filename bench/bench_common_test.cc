@@ -150,6 +150,27 @@ TEST(IterationPlan, WarmUpDoublesUntilARoundIsLongThenRepeatsIt) {
   EXPECT_DOUBLE_EQ(estimate, 0.005);
 }
 
+// Every contender times a size through time_ops(): warm-up, then the ranks lined up, then the
+// timed ops, reported as the slowest rank's mean.
+TEST(IterationPlan, TimeOpsWarmsUpLinesUpThenTimesTheSlowestRank) {
+  IterationPolicy p;
+  std::vector<std::string> events;
+  auto run_ops = [&events](size_t k) { events.push_back("run " + std::to_string(k)); };
+  auto barrier = [&events] { events.push_back("barrier"); };
+  // The slowest rank took 1 s per op, whatever this rank measured.
+  auto max_over_ranks = [](double) { return 1.0; };
+  Timing fixed = time_ops(7, run_ops, max_over_ranks, barrier, p);
+  EXPECT_EQ(events, (std::vector<std::string>{"run 2", "barrier", "run 7"}));
+  EXPECT_EQ(fixed.iters, 7u);
+  EXPECT_DOUBLE_EQ(fixed.seconds_per_op, 1.0);
+
+  events.clear();
+  Timing adaptive = time_ops(0, run_ops, max_over_ranks, barrier, p);
+  // Warm-up rounds say an op costs 0.5 s (1 s over 2 ops): 0.3 s target, so the minimum 3.
+  EXPECT_EQ(events, (std::vector<std::string>{"run 2", "run 2", "barrier", "run 3"}));
+  EXPECT_EQ(adaptive.iters, 3u);
+}
+
 TEST(CheckPattern, SumHasAClosedForm) {
   for (int ranks : {1, 2, 3, 5})
     for (size_t i : {0u, 1u, 4u, 5u, 12u}) {

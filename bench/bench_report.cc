@@ -40,6 +40,14 @@ void print_table_row(std::FILE* out, const Measurement& m) {
   std::fflush(out);
 }
 
+void print_measurement(const Measurement& m, bool json) {
+  if (json)
+    std::printf("%s\n", json_line(m).c_str());
+  else
+    print_table_row(stdout, m);
+  std::fflush(stdout);
+}
+
 std::string json_line(const CopyBandwidth& c) {
   char line[256];
   std::snprintf(line, sizeof line,

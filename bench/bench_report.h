@@ -32,6 +32,8 @@ struct Measurement {
 std::string json_line(const Measurement& m);
 void print_table_header(std::FILE* out);
 void print_table_row(std::FILE* out, const Measurement& m);
+// One line on stdout, JSON or a table row, flushed (a driver reads it as it comes).
+void print_measurement(const Measurement& m, bool json);
 
 // Memory copy bandwidth of every rank copying at once: the unit of the memory-traffic bound.
 struct CopyBandwidth {

@@ -126,34 +126,17 @@ class GlooBench {
         throw Error(ErrorCode::Corrupt, "AllreduceRingChunked of " + format_bytes(data.nbytes()) +
                                             " returned wrong data: " + wrong);
 
-      IterationPolicy policy;
-      size_t iters = options_.iters;
-      if (iters == 0) {
-        double estimate = warm_up_and_estimate(
-            run_ops, [this](double x) { return max_over_ranks(x); }, policy);
-        iters = iterations_for(estimate, policy);
-      } else {
-        run_ops(policy.min_warmup_ops);
-      }
-
-      barrier_.run();
-      Clock::time_point start = Clock::now();
-      run_ops(iters);
-      double mean = seconds_since(start) / static_cast<double>(iters);
-
+      Timing t = time_ops(
+          options_.iters, run_ops, [this](double x) { return max_over_ranks(x); },
+          [this] { barrier_.run(); });
       Measurement m;
       m.op = "allreduce";
       m.backend = options_.label;
       m.ranks = ranks;
       m.bytes = data.nbytes();
-      m.seconds_per_op = max_over_ranks(mean);
-      m.iters = iters;
-      if (rank != 0) continue;
-      if (options_.json)
-        std::printf("%s\n", json_line(m).c_str());
-      else
-        print_table_row(stdout, m);
-      std::fflush(stdout);
+      m.seconds_per_op = t.seconds_per_op;
+      m.iters = t.iters;
+      if (rank == 0) print_measurement(m, options_.json);
     }
     barrier_.run();  // nobody leaves (and closes its sockets) while a peer still reads
   }

@@ -48,4 +48,30 @@ double warm_up_and_estimate(RunOps&& run_ops, MaxOverRanks&& max_over_ranks,
   return timed_round(ops) / static_cast<double>(ops);
 }
 
+struct Timing {
+  double seconds_per_op = 0;  // the slowest rank's mean over the timed ops
+  size_t iters = 0;
+};
+
+// Times one size the same way in every contender (weft, MPI, Gloo), so their figures compare:
+// warm up (adaptively when fixed_iters is 0, else p.min_warmup_ops), line the ranks up with
+// barrier(), time the ops, and take the slowest rank's mean.
+//   run_ops, max_over_ranks  as for warm_up_and_estimate()
+//   barrier()                 a collective that returns once every rank called it
+template <typename RunOps, typename MaxOverRanks, typename Barrier>
+Timing time_ops(size_t fixed_iters, RunOps&& run_ops, MaxOverRanks&& max_over_ranks,
+                Barrier&& barrier, const IterationPolicy& p = {}) {
+  Timing t;
+  t.iters = fixed_iters;
+  if (t.iters == 0)
+    t.iters = iterations_for(warm_up_and_estimate(run_ops, max_over_ranks, p), p);
+  else
+    run_ops(p.min_warmup_ops);
+  barrier();
+  Clock::time_point start = Clock::now();
+  run_ops(t.iters);
+  t.seconds_per_op = max_over_ranks(seconds_since(start) / static_cast<double>(t.iters));
+  return t;
+}
+
 }  // namespace weft::bench

@@ -130,34 +130,17 @@ int run(const Options& options, int rank, int ranks) {
       fail(rank,
            "MPI_Allreduce of " + format_bytes(data.nbytes()) + " returned wrong data: " + wrong);
 
-    IterationPolicy policy;
-    size_t iters = options.iters;
-    if (iters == 0) {
-      double estimate = warm_up_and_estimate(
-          run_ops, [rank](double x) { return max_over_ranks(x, rank); }, policy);
-      iters = iterations_for(estimate, policy);
-    } else {
-      run_ops(policy.min_warmup_ops);
-    }
-
-    check(MPI_Barrier(MPI_COMM_WORLD), rank, "MPI_Barrier");
-    Clock::time_point start = Clock::now();
-    run_ops(iters);
-    double mean = seconds_since(start) / static_cast<double>(iters);
-
+    Timing t = time_ops(
+        options.iters, run_ops, [rank](double x) { return max_over_ranks(x, rank); },
+        [rank] { check(MPI_Barrier(MPI_COMM_WORLD), rank, "MPI_Barrier"); });
     Measurement m;
     m.op = "allreduce";
     m.backend = options.label;
     m.ranks = ranks;
     m.bytes = data.nbytes();
-    m.seconds_per_op = max_over_ranks(mean, rank);
-    m.iters = iters;
-    if (rank != 0) continue;
-    if (options.json)
-      std::printf("%s\n", json_line(m).c_str());
-    else
-      print_table_row(stdout, m);
-    std::fflush(stdout);
+    m.seconds_per_op = t.seconds_per_op;
+    m.iters = t.iters;
+    if (rank == 0) print_measurement(m, options.json);
   }
   return 0;
 }

@@ -153,39 +153,21 @@ class Bench {
                       std::to_string(comm_.size()) + " ranks returned wrong data: " + wrong +
                       "; the collective is broken, do not trust any figure from this build");
 
-    IterationPolicy policy;
-    size_t iters = options_.iters;
-    if (iters == 0) {
-      double estimate = warm_up_and_estimate(
-          run_ops, [this](double x) { return max_over_ranks(x); }, policy);
-      iters = iterations_for(estimate, policy);
-    } else {
-      run_ops(policy.min_warmup_ops);
-    }
-
-    barrier();
-    Clock::time_point start = Clock::now();
-    run_ops(iters);
-    double mean = seconds_since(start) / static_cast<double>(iters);
-
+    Timing t = time_ops(
+        options_.iters, run_ops, [this](double x) { return max_over_ranks(x); },
+        [this] { barrier(); });
     Measurement m;
     m.op = op;
     m.backend = comm_.backend();
     m.ranks = comm_.size();
     m.bytes = c.bytes;
-    m.seconds_per_op = max_over_ranks(mean);
-    m.iters = iters;
+    m.seconds_per_op = t.seconds_per_op;
+    m.iters = t.iters;
     return m;
   }
 
   void report(const Measurement& m) {
-    if (!leader()) return;
-    if (options_.json) {
-      std::printf("%s\n", json_line(m).c_str());
-      std::fflush(stdout);
-    } else {
-      print_table_row(stdout, m);
-    }
+    if (leader()) print_measurement(m, options_.json);
   }
 
   comm::Communicator& comm_;
