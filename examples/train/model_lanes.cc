@@ -61,10 +61,8 @@ float ModelLanes::forward(const float* params, const int32_t* inputs, const int3
 }
 
 void ModelLanes::finished_tensor(int index, float* grads, const std::function<void(int)>& on_ready) {
-  int active = static_cast<int>(
-      std::count_if(lane_batch_.begin(), lane_batch_.end(), [](int b) { return b > 0; }));
   // acq_rel: the last lane to arrive sees every other lane's writes to this tensor.
-  if (arrivals_[index].fetch_add(1, std::memory_order_acq_rel) + 1 != active) return;
+  if (arrivals_[index].fetch_add(1, std::memory_order_acq_rel) + 1 != active_lanes_) return;
   const auto& t = layout().tensors()[index];
   float* sum = grads + t.offset;
   for (Buffer& lane : lane_grads_) {
@@ -90,6 +88,8 @@ void ModelLanes::backward(const float* params, float* grads, float loss_scale, b
     return;
   }
   for (size_t i = 0; i < layout().tensors().size(); i++) arrivals_[i].store(0);
+  active_lanes_ = static_cast<int>(
+      std::count_if(lane_batch_.begin(), lane_batch_.end(), [](int b) { return b > 0; }));
   run_lanes([&](int k) {
     float* g = k == 0 ? grads : lane_grads_[k - 1].as<float>();
     models_[k]->backward(params, g, loss_scale,

@@ -56,6 +56,7 @@ class ModelLanes {
   std::vector<int> lane_batch_;     // sequences each lane got in the last forward
   int T_;
   std::unique_ptr<std::atomic<int>[]> arrivals_;  // per tensor: lanes that finished it
+  int active_lanes_ = 0;  // lanes with sequences in the summing backward
   std::mutex on_ready_mu_;
 };
 
