@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "comm/algorithms.h"
+#include "comm/device_staging.h"
 #include "comm/executor.h"
 #include "runtime/buffer.h"
 #include "runtime/env.h"
@@ -16,12 +17,45 @@ namespace {
 
 // What an op keeps of a Tensor.
 struct Span {
-  void* data;
-  size_t numel;
-  DType dtype;
-  explicit Span(const Tensor& t) : data(t.data()), numel(t.numel()), dtype(t.dtype()) {}
+  void* data = nullptr;
+  size_t numel = 0;
+  DType dtype = DType::u8;
+  int cuda_device = -1;  // -1: host memory
+  Span() = default;
+  explicit Span(const Tensor& t)
+      : data(t.data()),
+        numel(t.numel()),
+        dtype(t.dtype()),
+        cuda_device(t.device().is_cpu() ? -1 : t.device().index) {}
   size_t nbytes() const { return numel * dtype_size(dtype); }
+  bool on_device() const { return cuda_device >= 0; }
+  Span on_host(void* host) const {
+    Span h = *this;
+    h.data = host;
+    h.cuda_device = -1;
+    return h;
+  }
 };
+
+// Runs fn(in, out) on host copies of whatever of `in` and `out` lives on a GPU: `in` (what the
+// op reads) is copied over before, `out` (what it writes) copied back after; an empty Span is
+// neither, and `out` may alias `in`.
+template <typename Fn>
+void run_on_host(DeviceStaging* staging, Span in, Span out, Fn&& fn) {
+  if (!in.on_device() && !out.on_device()) return fn(in, out);
+  Span hin = in, hout = out;
+  if (in.on_device()) {
+    hin = in.on_host(staging->host(0, in.nbytes()));
+    staging->to_host(static_cast<std::byte*>(hin.data), in.data, in.nbytes());
+  }
+  if (out.on_device())
+    hout = out.on_host(out.data == in.data ? hin.data : staging->host(1, out.nbytes()));
+  staging->wait();
+  fn(hin, hout);
+  if (!out.on_device()) return;
+  staging->to_device(out.data, static_cast<std::byte*>(hout.data), out.nbytes());
+  staging->wait();
+}
 
 }  // namespace
 
@@ -51,6 +85,7 @@ struct Communicator::Impl {
   Context context;
   CommOptions options;
   Buffer scratch;  // the algorithms' work area (none for a native backend)
+  std::unique_ptr<DeviceStaging> staging;  // CUDA tensors on a host backend (staging_for)
   std::shared_ptr<Executor> executor;
   uint64_t seq = 0;                             // collectives issued (caller thread)
   std::vector<uint64_t> send_seq, recv_seq;     // point-to-point messages per peer
@@ -65,15 +100,21 @@ struct Communicator::Impl {
   std::string where(OpKind op) const {
     return "rank " + std::to_string(rank()) + ": " + op_kind_name(op);
   }
-  // Native NCCL moves device memory; the other backends move host memory (nccl-ring stages it
-  // through the GPU). CUDA tensors on tcp, shm and mpi need pinned staging, not written yet.
+  // Native NCCL moves device memory only. The other backends move host memory, and copy CUDA
+  // tensors through it (DeviceStaging).
   void check_device(OpKind op, const Tensor& t) const {
-    const bool device_backend = context.backend == "nccl";
-    if (t.device().is_cpu() != device_backend) return;
+    if (context.backend != "nccl" || !t.device().is_cpu()) return;
     throw Error(ErrorCode::InvalidArgument,
-                where(op) + " got a tensor on " + t.device().str() + " but backend " +
-                    context.backend + " moves " + (device_backend ? "CUDA" : "host") +
-                    " memory only; pass a " + (device_backend ? "cuda" : "cpu") + " tensor");
+                where(op) + " got a tensor on " + t.device().str() + " but backend nccl moves "
+                    "CUDA memory only; pass a cuda tensor, or use a host backend (tcp, shm, mpi)");
+  }
+  // The staging for CUDA tensors, made on first use (on the caller's thread; ops use it on the
+  // executor's, one at a time). Null when neither span is on a GPU.
+  DeviceStaging* staging_for(const Span& a, const Span& b) {
+    int device = a.on_device() ? a.cuda_device : b.cuda_device;
+    if (device < 0) return nullptr;
+    if (!staging) staging = context.make_staging(device);
+    return staging.get();
   }
   void check_same(OpKind op, const Tensor& in, const Tensor& out, size_t out_numel,
                   const char* what) const {
@@ -98,15 +139,24 @@ struct Communicator::Impl {
                                         " issued after abort: " + abort_reason);
   }
 
-  // An op of weft's algorithms over the transport; `body` takes the AlgoContext. Op lambdas
-  // capture Spans, not Tensors: copying a Tensor copies its shape (an allocation).
+  // An op of weft's algorithms over the transport: body(in, out, ctx) with `in` and `out` in
+  // host memory (see run_on_host). Op lambdas capture Spans, not Tensors: copying a Tensor
+  // copies its shape (an allocation).
   template <typename Body>
-  Work submit(const Fingerprint& fp, Body body) {
-    return executor->submit(fp, options.timeout, [this, fp, body](Deadline deadline) {
+  Work submit(const Fingerprint& fp, Span in, Span out, Body body) {
+    DeviceStaging* staging = staging_for(in, out);
+    return submit_algo(fp, [staging, in, out, body](const AlgoContext& ctx) {
+      run_on_host(staging, in, out, [&](Span hin, Span hout) { body(hin, hout, ctx); });
+    });
+  }
+
+  // The core of submit(): body(ctx) on the executor.
+  template <typename Body>
+  Work submit_algo(const Fingerprint& fp, Body body) {
+    return executor->submit(fp, options.timeout, [this, fp, body](Deadline d) {
       throw_if_aborted(fp);
       try {
-        body(AlgoContext{*transport, fp, deadline, options.segment_bytes, scratch.data(),
-                         scratch.size()});
+        body(AlgoContext{*transport, fp, d, options.segment_bytes, scratch.data(), scratch.size()});
       } catch (const Error& e) {
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
@@ -116,16 +166,56 @@ struct Communicator::Impl {
     });
   }
 
-  // An op of the native backend; `body` takes (NativeBackend&, const NativeOp&). Collectives
-  // first check that every rank issued the same one.
+  void allreduce_in_place(const AlgoContext& ctx, void* data, size_t count, DType dtype,
+                          ReduceOp op) const {
+    size_t bytes = count * dtype_size(dtype);
+    bool doubling = options.algo == AllreduceAlgo::recursive_doubling ||
+                    (options.algo == AllreduceAlgo::automatic && bytes <= options.small_bytes);
+    if (doubling && bytes <= ctx.scratch_bytes)
+      allreduce_recursive_doubling(ctx, data, count, dtype, op);
+    else
+      allreduce_ring(ctx, data, count, dtype, op);
+  }
+
+  // Allreduce of GPU memory over a host backend, in chunks of options.staging_chunk_bytes
+  // through the two host areas in turn: chunk k+1 is copied to the host while chunk k is
+  // reduced. Every rank cuts the same chunks (the sizes agree), and every chunk's messages carry
+  // the whole op's fingerprint, so a size mismatch still names both totals.
+  Work submit_staged_allreduce(const Fingerprint& fp, Span in, Span out, ReduceOp op) {
+    DeviceStaging* s = staging_for(in, out);
+    return submit_algo(fp, [this, s, in, out, op](const AlgoContext& ctx) {
+      const size_t esize = dtype_size(in.dtype);
+      const size_t per = std::max<size_t>(1, options.staging_chunk_bytes / esize);
+      const size_t chunks = std::max<size_t>(1, (in.numel + per - 1) / per);
+      auto count_of = [&](size_t k) { return std::min(per, in.numel - k * per); };
+      auto at = [&](const Span& span, size_t k) {
+        return static_cast<std::byte*>(span.data) + k * per * esize;
+      };
+      std::byte* area[2] = {s->host(0, count_of(0) * esize), s->host(1, count_of(0) * esize)};
+      s->to_host(area[0], at(in, 0), count_of(0) * esize);
+      s->wait();
+      for (size_t k = 0; k < chunks; k++) {
+        if (k + 1 < chunks) s->to_host(area[(k + 1) % 2], at(in, k + 1), count_of(k + 1) * esize);
+        allreduce_in_place(ctx, area[k % 2], count_of(k), in.dtype, op);
+        s->to_device(at(out, k), area[k % 2], count_of(k) * esize);
+        s->wait();
+      }
+    });
+  }
+
+  // An op of the native backend: body(in, out, backend, op) with host spans as in submit().
+  // Collectives first check that every rank issued the same one.
   template <typename Body>
-  Work submit_native(const Fingerprint& fp, bool collective, Body body) {
-    return executor->submit(fp, options.timeout, [this, fp, collective, body](Deadline deadline) {
+  Work submit_native(const Fingerprint& fp, bool collective, Span in, Span out, Body body) {
+    DeviceStaging* staging = context.backend == "nccl" ? nullptr : staging_for(in, out);
+    return executor->submit(fp, options.timeout,
+                            [this, fp, collective, staging, in, out, body](Deadline d) {
       throw_if_aborted(fp);
-      NativeOp op{fp, deadline};
+      NativeOp op{fp, d};
       try {
         if (collective) native->check_agreement(op);
-        body(*native, op);
+        if (!staging) return body(in, out, *native, op);  // nccl: device memory as it is
+        run_on_host(staging, in, out, [&](Span hin, Span hout) { body(hin, hout, *native, op); });
       } catch (const Error& e) {
         if (e.code() != ErrorCode::Aborted) native->abort(e.what());  // as in submit()
         throw;
@@ -181,18 +271,14 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::allreduce, in.dtype, in.numel, op);
   if (m.native)
-    return m.submit_native(fp, true, [in, out, op](NativeBackend& b, const NativeOp& o) {
-      b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
-    });
-  return m.submit(fp, [&m, in, out, op](const AlgoContext& ctx) {
+    return m.submit_native(fp, true, in, out,
+                           [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
+                             b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
+                           });
+  if (in.on_device() && out.on_device()) return m.submit_staged_allreduce(fp, in, out, op);
+  return m.submit(fp, in, out, [&m, op](Span in, Span out, const AlgoContext& ctx) {
     if (out.data != in.data && in.nbytes()) std::memcpy(out.data, in.data, in.nbytes());
-    bool small = in.nbytes() <= m.options.small_bytes;
-    bool doubling = m.options.algo == AllreduceAlgo::recursive_doubling ||
-                    (m.options.algo == AllreduceAlgo::automatic && small);
-    if (doubling && in.nbytes() <= ctx.scratch_bytes)
-      allreduce_recursive_doubling(ctx, out.data, out.numel, out.dtype, op);
-    else
-      allreduce_ring(ctx, out.data, out.numel, out.dtype, op);
+    m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
   });
 }
 
@@ -202,12 +288,17 @@ Work Communicator::broadcast(const Tensor& tensor, int root) {
   m.check_rank(OpKind::broadcast, root, "root");
   Span data(tensor);
   Fingerprint fp = m.next(OpKind::broadcast, data.dtype, data.numel, ReduceOp::sum, root);
+  // The root only reads its tensor, the others only write theirs.
+  Span in = rank() == root ? data : Span(), out = rank() == root ? Span() : data;
   if (m.native)
-    return m.submit_native(fp, true, [data, root](NativeBackend& b, const NativeOp& o) {
-      b.broadcast(data.data, data.numel, data.dtype, root, o);
-    });
-  return m.submit(fp, [&m, data, root](const AlgoContext& ctx) {
-    comm::broadcast(ctx, data.data, data.nbytes(), root, m.options.small_bytes);
+    return m.submit_native(fp, true, in, out,
+                           [root](Span in, Span out, NativeBackend& b, const NativeOp& o) {
+                             Span d = in.data ? in : out;
+                             b.broadcast(d.data, d.numel, d.dtype, root, o);
+                           });
+  return m.submit(fp, in, out, [&m, root](Span in, Span out, const AlgoContext& ctx) {
+    Span d = in.data ? in : out;
+    comm::broadcast(ctx, d.data, d.nbytes(), root, m.options.small_bytes);
   });
 }
 
@@ -220,15 +311,15 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
                  "on the root they must match");
   else
     m.check_device(OpKind::reduce, in_tensor);
-  Span in(in_tensor);
-  void* out = out_tensor.data();
+  Span in(in_tensor), out = rank() == root ? Span(out_tensor) : Span();
   Fingerprint fp = m.next(OpKind::reduce, in.dtype, in.numel, op, root);
   if (m.native)
-    return m.submit_native(fp, true, [in, out, root, op](NativeBackend& b, const NativeOp& o) {
-      b.reduce(in.data, out, in.numel, in.dtype, op, root, o);
-    });
-  return m.submit(fp, [in, out, root, op](const AlgoContext& ctx) {
-    comm::reduce(ctx, in.data, out, in.numel, in.dtype, op, root);
+    return m.submit_native(fp, true, in, out,
+                           [root, op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
+                             b.reduce(in.data, out.data, in.numel, in.dtype, op, root, o);
+                           });
+  return m.submit(fp, in, out, [root, op](Span in, Span out, const AlgoContext& ctx) {
+    comm::reduce(ctx, in.data, out.data, in.numel, in.dtype, op, root);
   });
 }
 
@@ -239,10 +330,11 @@ Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) 
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::allgather, in.dtype, in.numel);
   if (m.native)
-    return m.submit_native(fp, true, [in, out](NativeBackend& b, const NativeOp& o) {
-      b.allgather(in.data, out.data, in.numel, in.dtype, o);
-    });
-  return m.submit(fp, [in, out, r = rank()](const AlgoContext& ctx) {
+    return m.submit_native(fp, true, in, out,
+                           [](Span in, Span out, NativeBackend& b, const NativeOp& o) {
+                             b.allgather(in.data, out.data, in.numel, in.dtype, o);
+                           });
+  return m.submit(fp, in, out, [r = rank()](Span in, Span out, const AlgoContext& ctx) {
     char* mine = static_cast<char*>(out.data) + static_cast<size_t>(r) * in.nbytes();
     if (mine != in.data && in.nbytes()) std::memmove(mine, in.data, in.nbytes());
     allgather_ring(ctx, out.data, in.numel, in.dtype);
@@ -262,10 +354,11 @@ Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_ten
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::reduce_scatter, in.dtype, out.numel, op);
   if (m.native)
-    return m.submit_native(fp, true, [in, out, op](NativeBackend& b, const NativeOp& o) {
-      b.reduce_scatter(in.data, out.data, out.numel, in.dtype, op, o);
-    });
-  return m.submit(fp, [in, out, op](const AlgoContext& ctx) {
+    return m.submit_native(fp, true, in, out,
+                           [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
+                             b.reduce_scatter(in.data, out.data, out.numel, in.dtype, op, o);
+                           });
+  return m.submit(fp, in, out, [op](Span in, Span out, const AlgoContext& ctx) {
     // The ring reduces partial sums in place, so work on the input (documented: clobbered).
     reduce_scatter_ring(ctx, in.data, out.data, out.numel, in.dtype, op);
   });
@@ -285,10 +378,11 @@ Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::alltoall, in.dtype, in.numel);
   if (m.native)
-    return m.submit_native(fp, true, [in, out, n = size()](NativeBackend& b, const NativeOp& o) {
-      b.alltoall(in.data, out.data, in.numel / n, in.dtype, o);
-    });
-  return m.submit(fp, [in, out, n = size()](const AlgoContext& ctx) {
+    return m.submit_native(fp, true, in, out,
+                           [n = size()](Span in, Span out, NativeBackend& b, const NativeOp& o) {
+                             b.alltoall(in.data, out.data, in.numel / n, in.dtype, o);
+                           });
+  return m.submit(fp, in, out, [n = size()](Span in, Span out, const AlgoContext& ctx) {
     alltoall_pairwise(ctx, in.data, out.data, in.nbytes() / n);
   });
 }
@@ -300,11 +394,12 @@ Work Communicator::send(const Tensor& tensor, int peer) {
   Span data(tensor);
   Fingerprint fp{++m.send_seq[peer], OpKind::send, data.dtype, ReduceOp::sum, peer, data.numel};
   if (m.native)
-    return m.submit_native(fp, false, [data, peer](NativeBackend& b, const NativeOp& o) {
-      b.send(data.data, data.nbytes(), peer, o);
-    });
-  return m.submit(fp, [data, peer](const AlgoContext& ctx) {
-    send_recv(ctx, peer, data.data, data.nbytes(), -1, nullptr, 0);
+    return m.submit_native(fp, false, data, Span(),
+                           [peer](Span in, Span, NativeBackend& b, const NativeOp& o) {
+                             b.send(in.data, in.nbytes(), peer, o);
+                           });
+  return m.submit(fp, data, Span(), [peer](Span in, Span, const AlgoContext& ctx) {
+    send_recv(ctx, peer, in.data, in.nbytes(), -1, nullptr, 0);
   });
 }
 
@@ -315,11 +410,12 @@ Work Communicator::recv(const Tensor& tensor, int peer) {
   Span data(tensor);
   Fingerprint fp{++m.recv_seq[peer], OpKind::recv, data.dtype, ReduceOp::sum, peer, data.numel};
   if (m.native)
-    return m.submit_native(fp, false, [data, peer](NativeBackend& b, const NativeOp& o) {
-      b.recv(data.data, data.nbytes(), peer, o);
-    });
-  return m.submit(fp, [data, peer](const AlgoContext& ctx) {
-    send_recv(ctx, -1, nullptr, 0, peer, data.data, data.nbytes());
+    return m.submit_native(fp, false, Span(), data,
+                           [peer](Span, Span out, NativeBackend& b, const NativeOp& o) {
+                             b.recv(out.data, out.nbytes(), peer, o);
+                           });
+  return m.submit(fp, Span(), data, [peer](Span, Span out, const AlgoContext& ctx) {
+    send_recv(ctx, -1, nullptr, 0, peer, out.data, out.nbytes());
   });
 }
 
@@ -328,8 +424,10 @@ Work Communicator::barrier() {
   Fingerprint fp = m.next(OpKind::barrier, DType::u8, 1, ReduceOp::max);
   // Natively the agreement check is the barrier: no rank learns every rank's fingerprint before
   // every rank has sent it.
-  if (m.native) return m.submit_native(fp, true, [](NativeBackend&, const NativeOp&) {});
-  return m.submit(fp, [](const AlgoContext& ctx) {
+  if (m.native)
+    return m.submit_native(fp, true, Span(), Span(),
+                           [](Span, Span, NativeBackend&, const NativeOp&) {});
+  return m.submit_algo(fp, [](const AlgoContext& ctx) {
     uint8_t token = 0;
     allreduce_recursive_doubling(ctx, &token, 1, DType::u8, ReduceOp::max);
   });
@@ -341,7 +439,8 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
     // In order with the other ops, and checked like them; it also shows that every rank has
     // reached the split, so the library's (blocking) split below only waits for its own exchange.
     Fingerprint fp = m.next(OpKind::split, DType::i32, 2);
-    m.submit_native(fp, true, [](NativeBackend&, const NativeOp&) {}).wait();
+    m.submit_native(fp, true, Span(), Span(), [](Span, Span, NativeBackend&, const NativeOp&) {})
+        .wait();
     int index = m.splits++;
     auto child = m.native->split(color, key, deadline_after(m.options.timeout));
     if (!child) return nullptr;

@@ -7,12 +7,17 @@
 //
 // Every rank of the group must issue the same collectives in the same order with matching
 // dtype, count and root; a mismatch fails with InvalidArgument naming both ranks' values.
+//
+// Tensors may live on the host or on a GPU. Native NCCL takes CUDA tensors only; every other
+// backend moves host memory and copies CUDA tensors through pinned host buffers on the way
+// (DeviceStaging; an allreduce in chunks, copying one while reducing the one before).
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "comm/device_staging.h"
 #include "comm/native_backend.h"
 #include "comm/store.h"
 #include "comm/transport.h"
@@ -30,6 +35,8 @@ struct CommOptions {
   AllreduceAlgo algo = AllreduceAlgo::automatic;
   size_t small_bytes = 64 * 1024;     // at or below: recursive doubling; above: ring
   size_t segment_bytes = 128 * 1024;  // pipelining unit of the ring algorithms
+  // CUDA tensors on a host backend: an allreduce copies and reduces them in chunks of this size.
+  size_t staging_chunk_bytes = 4u << 20;
   // Reads WEFT_TIMEOUT, WEFT_ALGO, WEFT_SMALL_BYTES, WEFT_SEGMENT_BYTES.
   static CommOptions from_env();
 };
@@ -47,6 +54,8 @@ class Communicator {
     std::string group_tag = "world";
     std::string host = "127.0.0.1";   // this host as the store sees it (tcp listens there)
     std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
+    // How a host backend copies CUDA tensors (tests substitute their own).
+    MakeDeviceStaging make_staging = make_cuda_staging;
   };
   // weft's algorithms over `transport`.
   Communicator(std::unique_ptr<Transport> transport, Context context, CommOptions options);

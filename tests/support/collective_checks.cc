@@ -33,29 +33,31 @@ struct Checker {
 
 }  // namespace
 
-std::vector<std::string> check_allreduce(Communicator& comm, size_t count, DType t, ReduceOp op) {
+std::vector<std::string> check_allreduce(Communicator& comm, size_t count, DType t, ReduceOp op,
+                                         Device dev) {
   Checker c{comm, {}};
   int n = comm.size(), r = comm.rank();
   auto in = make_data(r, count, t);
   auto out = std::vector<char>(in.size());
   auto expected = [&](size_t i) { return reference(n, i, t, op); };
   std::string what = Checker::label("allreduce", t, count, (std::string(" ") + reduce_op_name(op)).c_str());
-  comm.allreduce(Tensor::flat(in.data(), t, count), Tensor::flat(out.data(), t, count), op).wait();
+  comm.allreduce(Tensor::flat(in.data(), t, count, dev), Tensor::flat(out.data(), t, count, dev), op).wait();
   c.expect(what + " out-of-place", out.data(), count, t, expected);
   c.expect(what + " input untouched", in.data(), count, t, [&](size_t i) { return test_value(r, i, t); });
-  comm.allreduce(Tensor::flat(in.data(), t, count), op).wait();
+  comm.allreduce(Tensor::flat(in.data(), t, count, dev), op).wait();
   c.expect(what + " in-place", in.data(), count, t, expected);
   return c.failures;
 }
 
 std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix& m) {
   Checker c{comm, {}};
+  const Device dev = m.device;
   int n = comm.size(), r = comm.rank();
   for (DType t : m.dtypes) {
     size_t esz = dtype_size(t);
     for (size_t count : m.counts) {
       for (ReduceOp op : m.ops) {
-        auto f = check_allreduce(comm, count, t, op);
+        auto f = check_allreduce(comm, count, t, op, dev);
         c.failures.insert(c.failures.end(), f.begin(), f.end());
         std::string extra = std::string(" ") + reduce_op_name(op);
 
@@ -63,8 +65,8 @@ std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix
         int root = static_cast<int>(count % n);
         auto in = make_data(r, count, t);
         std::vector<char> out(count * esz + 1);
-        comm.reduce(Tensor::flat(in.data(), t, count),
-                    r == root ? Tensor::flat(out.data(), t, count) : Tensor(), root, op)
+        comm.reduce(Tensor::flat(in.data(), t, count, dev),
+                    r == root ? Tensor::flat(out.data(), t, count, dev) : Tensor(), root, op)
             .wait();
         if (r == root)
           c.expect(Checker::label("reduce", t, count, extra.c_str()), out.data(), count, t,
@@ -73,8 +75,8 @@ std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix
         // reduce_scatter: input holds n blocks; block b of rank r's input is data offset b*count
         auto rs_in = make_data(r, count * n, t);
         std::vector<char> rs_out(count * esz + 1);
-        comm.reduce_scatter(Tensor::flat(rs_in.data(), t, count * n),
-                            Tensor::flat(rs_out.data(), t, count), op)
+        comm.reduce_scatter(Tensor::flat(rs_in.data(), t, count * n, dev),
+                            Tensor::flat(rs_out.data(), t, count, dev), op)
             .wait();
         c.expect(Checker::label("reduce_scatter", t, count, extra.c_str()), rs_out.data(), count,
                  t, [&](size_t i) { return reference(n, r * count + i, t, op); });
@@ -83,14 +85,14 @@ std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix
       // broadcast from a root that varies with the size
       int root = static_cast<int>((count + 1) % n);
       auto data = make_data(r, count, t);
-      comm.broadcast(Tensor::flat(data.data(), t, count), root).wait();
+      comm.broadcast(Tensor::flat(data.data(), t, count, dev), root).wait();
       c.expect(Checker::label("broadcast", t, count), data.data(), count, t,
                [&](size_t i) { return test_value(root, i, t); });
 
       // allgather: block b comes from rank b
       auto in = make_data(r, count, t);
       std::vector<char> out(count * n * esz + 1);
-      comm.allgather(Tensor::flat(in.data(), t, count), Tensor::flat(out.data(), t, count * n))
+      comm.allgather(Tensor::flat(in.data(), t, count, dev), Tensor::flat(out.data(), t, count * n, dev))
           .wait();
       c.expect(Checker::label("allgather", t, count), out.data(), count * n, t,
                [&](size_t i) { return test_value(static_cast<int>(i / count), i % count, t); });
@@ -98,7 +100,7 @@ std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix
       // alltoall: rank r's block j (offset j*count) goes to rank j's block r
       auto a_in = make_data(r, count * n, t);
       std::vector<char> a_out(count * n * esz + 1);
-      comm.alltoall(Tensor::flat(a_in.data(), t, count * n), Tensor::flat(a_out.data(), t, count * n))
+      comm.alltoall(Tensor::flat(a_in.data(), t, count * n, dev), Tensor::flat(a_out.data(), t, count * n, dev))
           .wait();
       c.expect(Checker::label("alltoall", t, count), a_out.data(), count * n, t, [&](size_t i) {
         size_t src = i / count;
@@ -110,8 +112,8 @@ std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix
         auto mine = make_data(r, count, t);
         std::vector<char> got(count * esz + 1);
         int right = (r + 1) % n, left = (r + n - 1) % n;
-        auto s = comm.send(Tensor::flat(mine.data(), t, count), right);
-        comm.recv(Tensor::flat(got.data(), t, count), left).wait();
+        auto s = comm.send(Tensor::flat(mine.data(), t, count, dev), right);
+        comm.recv(Tensor::flat(got.data(), t, count, dev), left).wait();
         s.wait();
         c.expect(Checker::label("send/recv", t, count), got.data(), count, t,
                  [&](size_t i) { return test_value(left, i, t); });

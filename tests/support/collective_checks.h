@@ -13,6 +13,9 @@ struct CheckMatrix {
   std::vector<size_t> counts = {0, 1, 7, 1001};
   std::vector<DType> dtypes = {std::begin(kAllDTypes), std::end(kAllDTypes)};
   std::vector<ReduceOp> ops = {std::begin(kAllReduceOps), std::end(kAllReduceOps)};
+  // What the tensors claim to live on: host buffers labelled cuda:0 test the staging of a host
+  // backend with a stand-in DeviceStaging that copies host memory.
+  Device device = Device::cpu();
 };
 
 // Returns a list of mismatches ("allreduce f32 sum count=7: element 3 is 2, expected 4");
@@ -21,6 +24,6 @@ std::vector<std::string> check_collectives(comm::Communicator& comm, const Check
 
 // Only allreduce (in place and out of place), for the big-size runs.
 std::vector<std::string> check_allreduce(comm::Communicator& comm, size_t count, DType dtype,
-                                         ReduceOp op);
+                                         ReduceOp op, Device device = Device::cpu());
 
 }  // namespace weft::testing
