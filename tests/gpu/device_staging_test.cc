@@ -14,6 +14,7 @@
 #include "comm/transport_setup.h"
 #include "runtime/cuda_buffer.h"
 #include "tests/gpu/gpu_test_support.h"
+#include "tests/support/inproc_group.h"
 
 namespace weft {
 namespace {
@@ -25,38 +26,28 @@ using comm::Communicator;
 void run_ranks(int n, const std::string& backend, const std::function<void(Communicator&)>& fn) {
   auto hub = std::make_shared<comm::InprocHub>(n);
   auto store = std::make_shared<comm::MemoryStore>();
-  std::vector<std::exception_ptr> errors(n);
-  std::vector<std::thread> threads;
   CommOptions options;
   options.timeout = std::chrono::seconds(60);
   options.staging_chunk_bytes = 1 << 20;  // several chunks for the larger sizes below
-  for (int r = 0; r < n; r++)
-    threads.emplace_back([&, r] {
-      try {
-        Communicator::Context ctx;
-        ctx.backend = backend;
-        std::unique_ptr<comm::Transport> t;
-        if (backend == "inproc") {
-          t = comm::make_inproc_transport(hub, r);
-        } else {
-          comm::TransportSetup s;
-          s.store = store.get();
-          s.rank = r;
-          s.size = n;
-          s.job_id = "gpustaging" + std::to_string(getpid());
-          s.token = "t";
-          s.deadline = deadline_after(std::chrono::seconds(30));
-          t = comm::make_shm_transport(s);
-        }
-        Communicator comm(std::move(t), std::move(ctx), options);
-        fn(comm);
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  testing::run_rank_threads(n, [&](int r) {
+    Communicator::Context ctx;
+    ctx.backend = backend;
+    std::unique_ptr<comm::Transport> t;
+    if (backend == "inproc") {
+      t = comm::make_inproc_transport(hub, r);
+    } else {
+      comm::TransportSetup s;
+      s.store = store.get();
+      s.rank = r;
+      s.size = n;
+      s.job_id = "gpustaging" + std::to_string(getpid());
+      s.token = "t";
+      s.deadline = deadline_after(std::chrono::seconds(30));
+      t = comm::make_shm_transport(s);
+    }
+    Communicator comm(std::move(t), std::move(ctx), options);
+    fn(comm);
+  });
 }
 
 class CudaTensorsOnHostBackends : public ::testing::TestWithParam<std::string> {

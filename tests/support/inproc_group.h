@@ -22,17 +22,14 @@ inline std::unique_ptr<comm::Communicator> make_inproc_comm(std::shared_ptr<comm
                                               std::move(ctx), options);
 }
 
-// fn runs on every rank; an exception on any rank is rethrown here after all threads end.
-inline void run_inproc_group(int n, comm::CommOptions options,
-                             const std::function<void(comm::Communicator&)>& fn) {
-  auto hub = std::make_shared<comm::InprocHub>(n);
+// Runs fn(rank) on n threads; an exception on any of them is rethrown here after all end.
+inline void run_rank_threads(int n, const std::function<void(int)>& fn) {
   std::vector<std::exception_ptr> errors(n);
   std::vector<std::thread> threads;
   for (int r = 0; r < n; r++)
     threads.emplace_back([&, r] {
       try {
-        auto comm = make_inproc_comm(hub, r, options);
-        fn(*comm);
+        fn(r);
       } catch (...) {
         errors[r] = std::current_exception();
       }
@@ -40,6 +37,16 @@ inline void run_inproc_group(int n, comm::CommOptions options,
   for (auto& t : threads) t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+// fn runs on every rank, each with its own communicator over one in-process hub.
+inline void run_inproc_group(int n, comm::CommOptions options,
+                             const std::function<void(comm::Communicator&)>& fn) {
+  auto hub = std::make_shared<comm::InprocHub>(n);
+  run_rank_threads(n, [&](int r) {
+    auto comm = make_inproc_comm(hub, r, options);
+    fn(*comm);
+  });
 }
 
 }  // namespace weft::testing

@@ -63,26 +63,16 @@ class DeferredStaging final : public DeviceStaging {
 void run_staged_group(int n, CommOptions options, std::vector<CopyCounts>& counts,
                       const std::function<void(Communicator&)>& fn) {
   auto hub = std::make_shared<comm::InprocHub>(n);
-  std::vector<std::exception_ptr> errors(n);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; r++)
-    threads.emplace_back([&, r] {
-      try {
-        Communicator::Context ctx;
-        ctx.backend = "inproc";
-        ctx.make_staging = [&counts, r](int device) {
-          EXPECT_EQ(device, 0);
-          return std::make_unique<DeferredStaging>(&counts[r]);
-        };
-        Communicator comm(comm::make_inproc_transport(hub, r), std::move(ctx), options);
-        fn(comm);
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  run_rank_threads(n, [&](int r) {
+    Communicator::Context ctx;
+    ctx.backend = "inproc";
+    ctx.make_staging = [&counts, r](int device) {
+      EXPECT_EQ(device, 0);
+      return std::make_unique<DeferredStaging>(&counts[r]);
+    };
+    Communicator comm(comm::make_inproc_transport(hub, r), std::move(ctx), options);
+    fn(comm);
+  });
 }
 
 CommOptions small_chunks() {
