@@ -65,12 +65,18 @@ void store_position(std::atomic<uint64_t>& position, uint64_t value, Fences fenc
 }  // namespace
 
 bool register_asymmetric_fences() {
-  static const bool registered = [] {
-    long commands = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    if (commands < 0 || !(commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED)) return false;
-    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
-  }();
-  return registered;
+  // The registration belongs to a process (its memory map): a child forked after it registers
+  // again. Registering twice is harmless, so racing threads need no lock.
+  static std::atomic<pid_t> registered_for{0};
+  static std::atomic<bool> registered{false};
+  const pid_t me = getpid();
+  if (registered_for.load(std::memory_order_acquire) == me) return registered.load();
+  long commands = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  bool ok = commands >= 0 && (commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+            syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+  registered.store(ok);
+  registered_for.store(me, std::memory_order_release);
+  return ok;
 }
 
 RingWriter::RingWriter(RingView ring, Fences fences)

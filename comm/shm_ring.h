@@ -44,8 +44,9 @@ inline constexpr size_t kPage = 4096;
 // SegmentHeader whether it did, and a transport uses them only when every rank of its group did.
 enum class Fences : uint8_t { symmetric, asymmetric };
 
-// Registers this process for asymmetric fences (the first call does the work). False where the
-// kernel lacks membarrier's global expedited command or a seccomp policy refuses it.
+// Registers this process for asymmetric fences (the first call in each process does the work).
+// False where the kernel lacks membarrier's global expedited command or a seccomp policy
+// refuses it.
 bool register_asymmetric_fences();
 
 // ---- FIFO ----
