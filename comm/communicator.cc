@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #include "comm/algorithms.h"
@@ -85,7 +86,7 @@ struct Communicator::Impl {
   Context context;
   CommOptions options;
   Buffer scratch;  // the algorithms' work area (none for a native backend)
-  std::unique_ptr<DeviceStaging> staging;  // CUDA tensors on a host backend (staging_for)
+  std::map<int, std::unique_ptr<DeviceStaging>> stagings;  // by CUDA device (staging_for)
   std::shared_ptr<Executor> executor;
   uint64_t seq = 0;                             // collectives issued (caller thread)
   std::vector<uint64_t> send_seq, recv_seq;     // point-to-point messages per peer
@@ -108,13 +109,14 @@ struct Communicator::Impl {
                 where(op) + " got a tensor on " + t.device().str() + " but backend nccl moves "
                     "CUDA memory only; pass a cuda tensor, or use a host backend (tcp, shm, mpi)");
   }
-  // The staging for CUDA tensors, made on first use (on the caller's thread; ops use it on the
-  // executor's, one at a time). Null when neither span is on a GPU.
+  // The staging for CUDA tensors on this device, made on first use (on the caller's thread;
+  // ops use it on the executor's, one at a time). Null when neither span is on a GPU.
   DeviceStaging* staging_for(const Span& a, const Span& b) {
     int device = a.on_device() ? a.cuda_device : b.cuda_device;
     if (device < 0) return nullptr;
-    if (!staging) staging = context.make_staging(device);
-    return staging.get();
+    std::unique_ptr<DeviceStaging>& s = stagings[device];
+    if (!s) s = context.make_staging(device);
+    return s.get();
   }
   void check_same(OpKind op, const Tensor& in, const Tensor& out, size_t out_numel,
                   const char* what) const {
