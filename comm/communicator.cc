@@ -103,17 +103,19 @@ struct Communicator::Impl {
   }
   // Native NCCL moves device memory only. The other backends move host memory, and copy CUDA
   // tensors through it (DeviceStaging).
+  bool moves_device_memory() const { return context.backend == "nccl"; }
   void check_device(OpKind op, const Tensor& t) const {
-    if (context.backend != "nccl" || !t.device().is_cpu()) return;
+    if (!moves_device_memory() || !t.device().is_cpu()) return;
     throw Error(ErrorCode::InvalidArgument,
                 where(op) + " got a tensor on " + t.device().str() + " but backend nccl moves "
                     "CUDA memory only; pass a cuda tensor, or use a host backend (tcp, shm, mpi)");
   }
   // The staging for CUDA tensors on this device, made on first use (on the caller's thread;
-  // ops use it on the executor's, one at a time). Null when neither span is on a GPU.
+  // ops use it on the executor's, one at a time). Null when neither span is on a GPU, or when
+  // the backend takes device memory as it is.
   DeviceStaging* staging_for(const Span& a, const Span& b) {
     int device = a.on_device() ? a.cuda_device : b.cuda_device;
-    if (device < 0) return nullptr;
+    if (device < 0 || moves_device_memory()) return nullptr;
     std::unique_ptr<DeviceStaging>& s = stagings[device];
     if (!s) s = context.make_staging(device);
     return s.get();
@@ -209,14 +211,14 @@ struct Communicator::Impl {
   // Collectives first check that every rank issued the same one.
   template <typename Body>
   Work submit_native(const Fingerprint& fp, bool collective, Span in, Span out, Body body) {
-    DeviceStaging* staging = context.backend == "nccl" ? nullptr : staging_for(in, out);
+    DeviceStaging* staging = staging_for(in, out);
     return executor->submit(fp, options.timeout,
                             [this, fp, collective, staging, in, out, body](Deadline d) {
       throw_if_aborted(fp);
       NativeOp op{fp, d};
       try {
         if (collective) native->check_agreement(op);
-        if (!staging) return body(in, out, *native, op);  // nccl: device memory as it is
+        if (!staging) return body(in, out, *native, op);  // host tensors, or nccl
         run_on_host(staging, in, out, [&](Span hin, Span hout) { body(hin, hout, *native, op); });
       } catch (const Error& e) {
         if (e.code() != ErrorCode::Aborted) native->abort(e.what());  // as in submit()
