@@ -14,7 +14,7 @@ namespace weft::comm {
 struct AlgoContext {
   Transport& transport;
   Fingerprint fp;       // stamped on every message of this collective
-  Deadline deadline;    // the whole collective must finish by then
+  LazyDeadline deadline;  // the whole collective must finish by then (counted from its first wait)
   size_t segment_bytes; // pipelining unit
   void* scratch;        // at least 2 x segment_bytes, and at least small_bytes for recursive doubling
   size_t scratch_bytes;

@@ -157,7 +157,7 @@ struct Communicator::Impl {
   // The core of submit(): body(ctx) on the executor.
   template <typename Body>
   Work submit_algo(const Fingerprint& fp, Body body) {
-    return executor->submit(fp, options.timeout, [this, fp, body](Deadline d) {
+    return executor->submit(fp, options.timeout, [this, fp, body](LazyDeadline d) {
       throw_if_aborted(fp);
       try {
         body(AlgoContext{*transport, fp, d, options.segment_bytes, scratch.data(), scratch.size()});
@@ -213,9 +213,9 @@ struct Communicator::Impl {
   Work submit_native(const Fingerprint& fp, bool collective, Span in, Span out, Body body) {
     DeviceStaging* staging = staging_for(in, out);
     return executor->submit(fp, options.timeout,
-                            [this, fp, collective, staging, in, out, body](Deadline d) {
+                            [this, fp, collective, staging, in, out, body](LazyDeadline d) {
       throw_if_aborted(fp);
-      NativeOp op{fp, d};
+      NativeOp op{fp, d.get()};
       try {
         if (collective) native->check_agreement(op);
         if (!staging) return body(in, out, *native, op);  // host tensors, or nccl
@@ -486,6 +486,8 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   auto transport = m.context.make_transport(setup);
   return std::make_unique<Communicator>(std::move(transport), std::move(child), m.options);
 }
+
+void Communicator::record_op_times(bool on) { impl_->executor->record_times(on); }
 
 void Communicator::abort(const std::string& reason) {
   {

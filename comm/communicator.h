@@ -90,6 +90,10 @@ class Communicator {
   // (key, old rank). A negative color returns nullptr (the rank joins no group).
   std::unique_ptr<Communicator> split(int color, int key);
 
+  // Whether ops record how long they ran (Work::run_seconds); off by default, since it costs
+  // two clock reads per op, a sixth of an 8-byte allreduce on shared memory.
+  void record_op_times(bool on);
+
   // Fails every queued and running op with Aborted and tells peers. Safe to call twice and
   // from any thread.
   void abort(const std::string& reason = "abort() called");

@@ -28,7 +28,7 @@ bool Executor::worker_parked() {
   return parked_;
 }
 
-void Executor::wake_worker_if_needed(std::unique_lock<std::mutex>& lock) {
+void Executor::wake_worker_if_needed(std::unique_lock<SpinMutex>& lock) {
   // A polling worker finds the queue on its next poll, which is soon enough while the caller
   // claims its own ops; a parked one, or one whose caller overlaps, must hear now.
   bool wake = worker_sleeping_ && (parked_ || worker_took_last_);
@@ -148,9 +148,10 @@ void Executor::worker_loop() {
 void Executor::run(const std::shared_ptr<Work::State>& state) {
   // Background threads never throw: the failure is stored and rethrown by Work::wait().
   std::exception_ptr error;
-  Clock::time_point started = Clock::now();
+  const bool timed = record_times_.load(std::memory_order_relaxed);
+  Clock::time_point started = timed ? Clock::now() : Clock::time_point{};
   try {
-    state->body(started + state->timeout);
+    state->body(timed ? LazyDeadline(started + state->timeout) : LazyDeadline(state->timeout));
   } catch (const Error&) {
     error = std::current_exception();
   } catch (const std::exception& e) {
@@ -160,7 +161,7 @@ void Executor::run(const std::shared_ptr<Work::State>& state) {
   }
   state->body.reset();
   state->started = started;
-  state->ended = Clock::now();
+  state->ended = timed ? Clock::now() : started;
   state->error = error;
   // seq_cst store, then seq_cst load of `sleepers`; a sleeper does the mirror image (see
   // Work::block_until_finished), so either it sees `finished` or we see it and wake it.

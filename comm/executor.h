@@ -31,6 +31,7 @@
 
 #include "comm/fingerprint.h"
 #include "comm/op_body.h"
+#include "comm/spin_mutex.h"
 #include "comm/work.h"
 #include "runtime/clock.h"
 
@@ -67,8 +68,12 @@ class Executor : public std::enable_shared_from_this<Executor> {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  // `body` gets the deadline it must finish by: `timeout` after it starts.
+  // `body` gets the deadline it must finish by: `timeout` after it starts (when timed) or
+  // after it first reads the deadline (when not: see LazyDeadline).
   Work submit(const Fingerprint& fp, std::chrono::milliseconds timeout, OpBody body);
+  // Whether ops record when they start and end (Work::run_seconds), off by default: two clock
+  // reads per op are a sixth of an 8-byte allreduce's budget on shared memory.
+  void record_times(bool on) { record_times_.store(on, std::memory_order_relaxed); }
   // Runs queued ops on the calling thread, in order, up to and including `state`, as long as
   // no other thread is running one. Returns once `state` has run here, or once it cannot be
   // claimed (it is running elsewhere, already done, or behind an op running elsewhere).
@@ -83,13 +88,13 @@ class Executor : public std::enable_shared_from_this<Executor> {
   void worker_loop();
   void run(const std::shared_ptr<Work::State>& state);
   // Unlocks; notifies the worker if it sleeps and should hear of queued ops at once.
-  void wake_worker_if_needed(std::unique_lock<std::mutex>& lock);
+  void wake_worker_if_needed(std::unique_lock<SpinMutex>& lock);
   // last_ when nothing else holds it any more (reset for a new op), else a new state.
   std::shared_ptr<Work::State> fresh_state();
 
   int rank_;
-  std::mutex mu_;
-  std::condition_variable cv_;  // the worker sleeps here
+  SpinMutex mu_;  // taken three times per op (submit, claim, release): see spin_mutex.h
+  std::condition_variable_any cv_;  // the worker sleeps here
   std::deque<std::shared_ptr<Work::State>> queue_;
   uint64_t submissions_ = 0;
   bool busy_ = false;              // an op is running (on the worker or inline)
@@ -97,6 +102,7 @@ class Executor : public std::enable_shared_from_this<Executor> {
   bool parked_ = false;            // in an untimed wait: only a notify wakes it
   bool worker_took_last_ = false;  // the last op ran on the worker: the caller overlaps
   bool stopping_ = false;
+  std::atomic<bool> record_times_{false};
   // The last op submitted, kept for reuse: in a call-then-wait loop its Work is gone by the
   // next submit(), and reusing its state saves an allocation and a free per op.
   std::shared_ptr<Work::State> last_;

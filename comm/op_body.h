@@ -1,5 +1,6 @@
 #pragma once
-// OpBody: what an Executor runs for one op, called with the deadline the op must finish by.
+// OpBody: what an Executor runs for one op, called with the deadline the op must finish by
+// (lazy: see LazyDeadline).
 //
 // A move-only callable like std::function, except that it never allocates: the callable lives
 // inside the OpBody, and one that does not fit is a compile error. The communicator's op lambdas
@@ -26,7 +27,7 @@ class OpBody {
     static_assert(sizeof(Fn) <= kCapacity, "op lambda captures too much: capture pointers");
     static_assert(alignof(Fn) <= alignof(std::max_align_t), "op lambda is over-aligned");
     static_assert(std::is_nothrow_move_constructible_v<Fn>, "op lambda must move without throwing");
-    static_assert(std::is_invocable_v<Fn&, Deadline>, "op lambda must take (Deadline)");
+    static_assert(std::is_invocable_v<Fn&, LazyDeadline>, "op lambda must take (LazyDeadline)");
     new (storage_) Fn(std::forward<F>(f));
     vtable_ = &kVtable<Fn>;
   }
@@ -43,7 +44,7 @@ class OpBody {
   ~OpBody() { reset(); }
 
   explicit operator bool() const { return vtable_ != nullptr; }
-  void operator()(Deadline deadline) { vtable_->call(storage_, deadline); }
+  void operator()(LazyDeadline deadline) { vtable_->call(storage_, deadline); }
   // Destroys the callable (and what it captured).
   void reset() {
     if (vtable_ == nullptr) return;
@@ -53,13 +54,13 @@ class OpBody {
 
  private:
   struct Vtable {
-    void (*call)(void*, Deadline);
+    void (*call)(void*, LazyDeadline);
     void (*move)(void* to, void* from);  // move-constructs into `to`, destroys `from`
     void (*destroy)(void*);
   };
   template <typename Fn>
   static constexpr Vtable kVtable{
-      [](void* p, Deadline d) { (*static_cast<Fn*>(p))(d); },
+      [](void* p, LazyDeadline d) { (*static_cast<Fn*>(p))(d); },
       [](void* to, void* from) {
         new (to) Fn(std::move(*static_cast<Fn*>(from)));
         static_cast<Fn*>(from)->~Fn();

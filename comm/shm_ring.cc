@@ -19,10 +19,6 @@
 #include "runtime/error.h"
 #include "runtime/unique_fd.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
 namespace weft::comm::shm {
 namespace {
 
@@ -231,12 +227,6 @@ bool Doorbell::futex_wait(uint32_t key, Deadline until) {
   // the caller re-checks.
   syscall(SYS_futex, futex_word(seq), FUTEX_WAIT, key, &ts, nullptr, 0);
   return true;
-}
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#endif
 }
 
 Mapping::Mapping(Mapping&& o) noexcept

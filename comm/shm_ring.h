@@ -230,9 +230,6 @@ struct Doorbell {
 };
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word must be 32 bits");
 
-// A pause for spin loops: lets the other hyperthread run and saves power.
-void cpu_relax();
-
 // ---- the file a rank owns ----
 
 inline constexpr size_t kReasonBytes = 1024;

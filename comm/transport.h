@@ -44,10 +44,11 @@ class Transport {
   // failed.
   virtual bool test(Request r) = 0;
 
-  // Sleeps until some posted request may be able to progress or `until` passes. Returns at
+  // Sleeps until some posted request may be able to progress or `until` passes (read only
+  // once it must sleep, so a quick reply costs no clock read). Returns at
   // once while a request that an earlier test() call completed (as a side effect of testing
   // another) is not yet retired. May return early for no reason; callers loop on test().
-  virtual void wait_for_progress(Deadline until) = 0;
+  virtual void wait_for_progress(const LazyDeadline& until) = 0;
 
   // Fails every pending and future request with Aborted carrying `reason`, and tells the
   // peers so they fail too instead of waiting for their timeout.

@@ -62,13 +62,13 @@ class InprocTransport : public Transport {
     return true;
   }
 
-  void wait_for_progress(Deadline until) override {
+  void wait_for_progress(const LazyDeadline& until) override {
     // A request completed by an earlier progress pass but not yet retired needs no sleep.
     for (auto& entry : pending_)
       if (entry.second.done || entry.second.error) return;
     // Sleeps until something changed since progress() last looked, so no wake-up is lost.
     std::unique_lock lock(hub_->mu_);
-    hub_->cv_.wait_until(lock, until, [&] { return hub_->generation_ != seen_generation_; });
+    hub_->cv_.wait_until(lock, until.get(), [&] { return hub_->generation_ != seen_generation_; });
   }
 
   void abort(const std::string& reason) override {

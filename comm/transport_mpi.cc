@@ -78,7 +78,7 @@ class MpiTransport final : public Transport {
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
-  void wait_for_progress(Deadline until) override;
+  void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override;
 
   const MpiComm& comm() const { return comm_; }
@@ -394,7 +394,7 @@ void MpiTransport::retire(uint32_t slot) {
   if (r.mpi_idle()) free_.push_back(slot);
 }
 
-void MpiTransport::wait_for_progress(Deadline until) {
+void MpiTransport::wait_for_progress(const LazyDeadline& until) {
   // Something finished since the caller last slept: it may be what the caller waits for.
   if (completions_ != seen_completions_ || aborted_.load()) {
     seen_completions_ = completions_;
@@ -415,8 +415,8 @@ void MpiTransport::wait_for_progress(Deadline until) {
       request_abort(notice, false);  // every peer heard the aborting rank itself
       return;
     }
-    if (Clock::now() >= until) return;
-    backoff_.idle(until);
+    if (Clock::now() >= until.get()) return;
+    backoff_.idle(until.get());
   }
 }
 

@@ -58,7 +58,7 @@ class NcclTransport final : public Transport {
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
-  void wait_for_progress(Deadline until) override;
+  void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override;
 
  private:
@@ -416,7 +416,7 @@ bool NcclTransport::test(Request id) {
   return true;
 }
 
-void NcclTransport::wait_for_progress(Deadline until) {
+void NcclTransport::wait_for_progress(const LazyDeadline& until) {
   if (completions_ != seen_completions_ || aborted_.load()) {
     seen_completions_ = completions_;
     return;
@@ -432,7 +432,7 @@ void NcclTransport::wait_for_progress(Deadline until) {
       fail_all(ErrorCode::Aborted, "rank " + std::to_string(rank_) + ": " + notice);
       return;
     }
-    if (Clock::now() >= until) {
+    if (Clock::now() >= until.get()) {
       // The caller's wait is about to time out (its message names the peer); NCCL cannot be
       // left running into buffers the caller will reuse, so the communicator goes now.
       fail_all(ErrorCode::Timeout,
@@ -441,7 +441,7 @@ void NcclTransport::wait_for_progress(Deadline until) {
                    "; the peer is stuck, slower, dead or calling a different collective");
       return;
     }
-    backoff_.idle(until);
+    backoff_.idle(until.get());
   }
 }
 

@@ -259,7 +259,7 @@ class TcpTransport final : public Transport {
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
-  void wait_for_progress(Deadline until) override;
+  void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override;
 
  private:
@@ -694,7 +694,7 @@ void TcpTransport::send_abort_frames(const std::string& reason,
 
 // ---- sleeping ----
 
-void TcpTransport::wait_for_progress(Deadline until) {
+void TcpTransport::wait_for_progress(const LazyDeadline& until) {
   {
     std::lock_guard lock(mu_);
     if (aborted_.load()) apply_abort();
@@ -724,7 +724,7 @@ void TcpTransport::wait_for_progress(Deadline until) {
     }
   }
   int n = ::poll(pfds_.data(), pfds_.size(),
-                 poll_timeout_ms(std::min(until, Clock::now() + kPollCap),
+                 poll_timeout_ms(std::min(until.get(), Clock::now() + kPollCap),
                                  static_cast<int>(kPollCap.count())));
   if (n <= 0) return;
   std::lock_guard lock(mu_);

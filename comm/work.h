@@ -24,8 +24,9 @@ class Work {
   // The stored error of a finished op, or null.
   std::exception_ptr error() const;
   bool valid() const { return state_ != nullptr; }
-  // Seconds the op ran (0 until it finished): with the caller's own waiting time this tells how
-  // much communication was hidden behind compute.
+  // Seconds the op ran (0 until it finished, and 0 unless its communicator records op times:
+  // Communicator::record_op_times): with the caller's own waiting time this tells how much
+  // communication was hidden behind compute.
   double run_seconds() const;
   std::string describe() const;
 

