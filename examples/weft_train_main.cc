@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "comm/communicator.h"
+#include "examples/train/cuda_trainer.h"
 #include "examples/train/trainer.h"
 #include "kernels/matmul.h"
 #include "runtime/clock.h"
@@ -46,10 +47,8 @@ int default_threads(const World& world) {
 int run(TrainOptions options) {
   World world = World::from_env();
   options.resolve(world.size);  // bad batch shapes fail here, before any rendezvous
-  if (options.device == "cuda")
-    throw Error(ErrorCode::InvalidArgument,
-                "--device cuda: this weft-train trains on CPU only; the CUDA kernels "
-                "(kernels/cuda) are not wired into the trainer yet. Use --device cpu");
+  // Before the rendezvous: a rank without a usable GPU stops before its peers wait for it.
+  const int gpu = options.device == "cuda" ? training_device(world.local_rank) : -1;
   Corpus corpus = Corpus::load(options.data, options.model.seq);
   if (options.threads == 0) options.threads = default_threads(world);
   const int threads = options.threads;
@@ -66,18 +65,25 @@ int run(TrainOptions options) {
   std::optional<JsonLog> log;
   if (leader && !options.log_json.empty()) log.emplace(options.log_json);
   auto comm = comm::init_from_env(options.backend);
-  Trainer trainer(options, corpus, *comm);
+  std::unique_ptr<TrainingRun> trainer;
+  std::string compute;
+  if (gpu >= 0) {
+    trainer = make_cuda_trainer(options, corpus, *comm, gpu);
+    compute = "cuda:" + std::to_string(gpu) + " in " + options.precision;
+  } else {
+    trainer = std::make_unique<Trainer>(options, corpus, *comm);
+    compute = std::to_string(threads) + " threads/rank as " + std::to_string(options.lanes()) +
+              " lanes (" + kernels::cpu::blas_core_name() + ")";
+  }
   if (leader) {
     std::printf(
         "weft-train: %zu parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
-        "%s | batch %d = %d ranks x %d micro-batches x %d | %d threads/rank as %d lanes (%s) | "
-        "data: "
-        "%s, %zu train / %zu held-out tokens\n",
-        trainer.parameter_count(), options.model.layers, options.model.d_model,
+        "%s | batch %d = %d ranks x %d micro-batches x %d | %s | data: %s, %zu train / %zu "
+        "held-out tokens\n",
+        trainer->parameter_count(), options.model.layers, options.model.d_model,
         options.model.heads, options.model.seq, comm->size(), comm->backend(), options.batch,
-        comm->size(), options.accumulation(comm->size()), options.micro_batch, threads,
-        options.lanes(), kernels::cpu::blas_core_name(), corpus.source().c_str(), corpus.train_tokens(),
-        corpus.eval_tokens());
+        comm->size(), options.accumulation(comm->size()), options.micro_batch, compute.c_str(),
+        corpus.source().c_str(), corpus.train_tokens(), corpus.eval_tokens());
     std::fflush(stdout);
   }
 
@@ -85,14 +91,14 @@ int run(TrainOptions options) {
   std::optional<double> last_eval;
   Clock::time_point start = Clock::now();
   for (int step = 1; step <= options.steps; step++) {
-    StepStats s = trainer.step(step);
+    StepStats s = trainer->step(step);
     history.push_back(s);
     if (leader) {
       std::printf("%s\n", progress_line(s, options.steps).c_str());
       if (log) log->write(json_line(s));
     }
     if (options.eval_every > 0 && (step % options.eval_every == 0 || step == options.steps)) {
-      EvalStats e = trainer.evaluate(step);
+      EvalStats e = trainer->evaluate(step);
       last_eval = e.loss;
       if (leader) {
         std::printf("%s\n", eval_line(e).c_str());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "models/gpt_config.h"
+#include "models/gpt_activations.h"
 #include "runtime/buffer.h"
 
 namespace weft::models {
@@ -21,8 +22,7 @@ class Gpt {
   const GptConfig& config() const { return config_; }
   const GptLayout& layout() const { return layout_; }
 
-  // Every tensor from its own stream of N(0, init_std) (or its constant), derived from `seed`
-  // and the tensor's index: the same seed gives the same weights on every rank and machine.
+  // GptLayout::init_params.
   void init_params(float* params, uint64_t seed) const;
 
   // inputs/targets: [B, seq] tokens, B <= micro_batch. Returns the mean cross-entropy over the
@@ -37,16 +37,6 @@ class Gpt {
                 const std::function<void(int)>& on_ready = {});
 
  private:
-  struct LayerActs {
-    float* ln1; float* ln1_mean; float* ln1_rstd;
-    float* qkv; float* atty; float* att;
-    float* residual2;
-    float* ln2; float* ln2_mean; float* ln2_rstd;
-    float* fch; float* fch_gelu;
-    float* residual3;
-  };
-  size_t carve_layer(float* base, LayerActs* a) const;
-  LayerActs layer_acts(int l) const;
   const float* tensor(const float* base, int index) const {
     return base + layout_.tensors()[index].offset;
   }
@@ -57,23 +47,10 @@ class Gpt {
   int max_batch_;
   int B_ = 0;                  // batch of the last forward
   std::vector<int32_t> inputs_, targets_;
-  Buffer acts_;                // everything forward saves
-  Buffer scratch_;             // backward's activation gradients
-  float* encoded_ = nullptr;   // [B, T, C]
-  float* lnf_ = nullptr;       // [B, T, C]
-  float* lnf_mean_ = nullptr;  // [B, T]
-  float* lnf_rstd_ = nullptr;
-  float* probs_ = nullptr;     // [B, T, Vp]: logits, then softmax in place, then dlogits
-  float* losses_ = nullptr;    // [B, T]
-  std::vector<float*> layer_base_;
-  // Scratch (reused by every layer).
-  float* dresidual_ = nullptr;  // [B, T, C]: gradient of the residual stream
-  float* dln_ = nullptr;        // [B, T, C]
-  float* datty_ = nullptr;      // [B, T, C]
-  float* dqkv_ = nullptr;       // [B, T, 3C]
-  float* datt_ = nullptr;       // [B, NH, T, T]
-  float* dfch_ = nullptr;       // [B, T, 4C]
-  float* dfch_gelu_ = nullptr;  // [B, T, 4C]
+  Buffer acts_;     // everything forward saves
+  Buffer scratch_;  // backward's activation gradients
+  GptActivations<float> a_;
+  GptScratch<float> d_;
 };
 
 }  // namespace weft::models

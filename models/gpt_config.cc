@@ -11,6 +11,33 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw Error(ErrorCode::InvalidArgument, what);
 }
 
+// SplitMix64: a tiny generator with a fixed, documented sequence, so weights do not depend on
+// the standard library's distribution implementations.
+class Random {
+ public:
+  explicit Random(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in (0, 1]: never 0, so the log below is finite.
+  double uniform() { return (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53; }
+  // Box-Muller, both outputs used.
+  void normal(float* out, size_t n, float std) {
+    constexpr double kTwoPi = 6.283185307179586;
+    for (size_t i = 0; i < n; i += 2) {
+      double r = std::sqrt(-2.0 * std::log(uniform())), a = kTwoPi * uniform();
+      out[i] = static_cast<float>(r * std::cos(a) * std);
+      if (i + 1 < n) out[i + 1] = static_cast<float>(r * std::sin(a) * std);
+    }
+  }
+
+ private:
+  uint64_t state_;
+};
+
 }  // namespace
 
 void GptConfig::validate() const {
@@ -68,6 +95,20 @@ std::vector<size_t> GptLayout::counts() const {
   std::vector<size_t> c;
   for (const auto& t : tensors_) c.push_back(t.count);
   return c;
+}
+
+void GptLayout::init_params(float* params, uint64_t seed) const {
+  const auto& tensors = tensors_;
+  for (size_t i = 0; i < tensors.size(); i++) {
+    const ParamTensor& t = tensors[i];
+    float* p = params + t.offset;
+    if (t.init_std > 0) {
+      Random rng(seed * 0x100000001b3ull + i);
+      rng.normal(p, t.count, t.init_std);
+    } else {
+      for (size_t j = 0; j < t.count; j++) p[j] = t.init_value;
+    }
+  }
 }
 
 }  // namespace weft::models

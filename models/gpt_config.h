@@ -8,6 +8,7 @@
 // layer, then the embeddings, which the tied LM head and the input both touch), which is the
 // order gradient buckets are cut in (parallel/bucket_plan.h).
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ class GptLayout {
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   size_t total() const { return total_; }
   std::vector<size_t> counts() const;
+  // Every tensor from its own stream of N(0, init_std) (or its constant), derived from `seed`
+  // and the tensor's index: the same seed gives the same weights on every rank and machine,
+  // whichever device then trains them.
+  void init_params(float* params, uint64_t seed) const;
 
   // Indices into tensors().
   static constexpr int kWte = 0;

@@ -25,6 +25,17 @@ DataParallel::DataParallel(comm::Communicator& comm, std::vector<size_t> param_c
     throw Error(ErrorCode::InvalidArgument, std::string("gradient wire dtype ") +
                                                 dtype_name(options.wire_dtype) +
                                                 " is not supported: use f32 or bf16");
+  if (options.dtype != DType::f32 && !(options.dtype == DType::bf16 && !options.device.is_cpu()))
+    throw Error(ErrorCode::InvalidArgument,
+                std::string("gradients in ") + dtype_name(options.dtype) + " on " +
+                    options.device.str() + " are not supported: f32, or bf16 on a GPU");
+  // A GPU's gradients go on the wire as they are: converting them is the model's choice of
+  // dtype, not the wire's.
+  if (!options.device.is_cpu() && options.wire_dtype != options.dtype)
+    throw Error(ErrorCode::InvalidArgument,
+                std::string("gradient wire dtype ") + dtype_name(options.wire_dtype) +
+                    " differs from the gradients' own " + dtype_name(options.dtype) +
+                    " on a GPU: train in bf16 to send bf16 gradients");
   comm.record_op_times(true);  // finish() reports how much of their run time was hidden
   size_t n = static_cast<size_t>(comm.size());
   plan_ = plan_buckets(param_counts, std::max<size_t>(1, options.bucket_bytes / sizeof(float)), n);
@@ -35,7 +46,7 @@ DataParallel::DataParallel(comm::Communicator& comm, std::vector<size_t> param_c
   // The owned ranges were collected last-bucket-first; step them in buffer order.
   std::sort(owned_.begin(), owned_.end(),
             [](const ShardRange& a, const ShardRange& b) { return a.offset < b.offset; });
-  if (options.wire_dtype == DType::bf16) wire_ = Buffer(plan_.padded_elements * sizeof(bf16));
+  if (converts_to_wire()) wire_ = Buffer(plan_.padded_elements * sizeof(bf16));
   missing_.resize(plan_.buckets.size());
 }
 
@@ -45,8 +56,13 @@ size_t DataParallel::owned_elements() const {
   return total;
 }
 
-void DataParallel::begin(float* grads) {
-  grads_ = grads;
+Tensor DataParallel::span(void* base, size_t offset, size_t count, DType dtype) const {
+  return Tensor::flat(static_cast<std::byte*>(base) + offset * dtype_size(dtype), dtype, count,
+                      dtype == options_.dtype ? options_.device : Device::cpu());
+}
+
+void DataParallel::begin(void* grads) {
+  grads_ = static_cast<std::byte*>(grads);
   works_.clear();
   next_launch_ = 0;
   for (size_t b = 0; b < plan_.buckets.size(); b++)
@@ -70,31 +86,25 @@ void DataParallel::launch_ready_buckets() {
 void DataParallel::launch(int index) {
   // One rank: its gradients already are the average, and there is no wire to compress for.
   if (comm_.size() == 1) return;
+  if (options_.wait_for_grads) options_.wait_for_grads();
   const Bucket& b = plan_.buckets[index];
-  size_t n = static_cast<size_t>(comm_.size());
-  float* g = grads_ + b.offset;
-  if (options_.wire_dtype == DType::bf16) {
-    bf16* w = wire_.as<bf16>() + b.offset;
-    to_bf16(g, w, b.count);
-    if (options_.zero1) {
-      works_.push_back(comm_.reduce_scatter(Tensor::flat(w, DType::bf16, b.count),
-                                            Tensor::flat(w + b.count / n * comm_.rank(),
-                                                         DType::bf16, b.count / n),
-                                            ReduceOp::avg));
-    } else {
-      works_.push_back(comm_.allreduce(Tensor::flat(w, DType::bf16, b.count), ReduceOp::avg));
-    }
-    return;
+  const size_t shard = b.count / static_cast<size_t>(comm_.size());
+  void* base = grads_;
+  DType dtype = options_.dtype;
+  if (converts_to_wire()) {
+    to_bf16(reinterpret_cast<const float*>(grads_) + b.offset, wire_.as<bf16>() + b.offset,
+            b.count);
+    base = wire_.data();
+    dtype = DType::bf16;
   }
   if (options_.zero1) {
     // The ring reduces in place in its input, so the shard lands in a scratch-free spot: the
     // rank's own block of the bucket.
-    works_.push_back(comm_.reduce_scatter(Tensor::flat(g, DType::f32, b.count),
-                                          Tensor::flat(g + b.count / n * comm_.rank(),
-                                                       DType::f32, b.count / n),
+    works_.push_back(comm_.reduce_scatter(span(base, b.offset, b.count, dtype),
+                                          span(base, b.offset + shard * comm_.rank(), shard, dtype),
                                           ReduceOp::avg));
   } else {
-    works_.push_back(comm_.allreduce(Tensor::flat(g, DType::f32, b.count), ReduceOp::avg));
+    works_.push_back(comm_.allreduce(span(base, b.offset, b.count, dtype), ReduceOp::avg));
   }
 }
 
@@ -108,21 +118,23 @@ CommStats DataParallel::finish() {
   for (auto& w : works_) w.wait();
   stats.exposed_seconds = seconds_since(start);
   for (auto& w : works_) stats.comm_seconds += w.run_seconds();
-  if (options_.wire_dtype == DType::bf16 && comm_.size() > 1) {
+  if (converts_to_wire() && comm_.size() > 1) {
     const bf16* w = wire_.as<bf16>();
-    for (const auto& r : owned_) from_bf16(w + r.offset, grads_ + r.offset, r.count);
+    float* g = reinterpret_cast<float*>(grads_);
+    for (const auto& r : owned_) from_bf16(w + r.offset, g + r.offset, r.count);
   }
   return stats;
 }
 
-void DataParallel::gather_params(float* params) {
+void DataParallel::gather_params(void* params) {
   if (!options_.zero1) return;
-  size_t n = static_cast<size_t>(comm_.size());
+  const size_t n = static_cast<size_t>(comm_.size());
   std::vector<comm::Work> works;
   for (const Bucket& b : plan_.buckets) {
-    float* p = params + b.offset;
-    works.push_back(comm_.allgather(Tensor::flat(p + b.count / n * comm_.rank(), DType::f32, b.count / n),
-                                    Tensor::flat(p, DType::f32, b.count)));
+    const size_t shard = b.count / n;
+    works.push_back(
+        comm_.allgather(span(params, b.offset + shard * comm_.rank(), shard, options_.dtype),
+                        span(params, b.offset, b.count, options_.dtype)));
   }
   for (auto& w : works) w.wait();
 }

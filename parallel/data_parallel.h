@@ -8,7 +8,12 @@
 // rank then owns the shard it received, steps only that shard of the optimizer state, and
 // gather_params() allgathers the updated parameters). Wire dtype f32 or bf16 (gradients are
 // converted to bf16 for the wire and back, accumulation happens in f32 inside the reduction).
+//
+// Gradients and parameters live on the host in f32, or on a GPU in f32 or bf16 (a model
+// trained in bf16 sends its bf16 gradients as they are). A GPU's backward only enqueues the
+// kernels that write a bucket: `wait_for_grads` is called before its reduction starts.
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -21,6 +26,9 @@ struct DataParallelOptions {
   size_t bucket_bytes = 25u << 20;
   bool zero1 = false;
   DType wire_dtype = DType::f32;  // f32 or bf16
+  DType dtype = DType::f32;       // of the gradients and parameters: f32, or bf16 on a GPU
+  Device device = Device::cpu();  // where they are
+  std::function<void()> wait_for_grads;  // GPU: returns once backward's queued writes are done
 };
 
 struct CommStats {
@@ -39,7 +47,7 @@ struct ShardRange {
 
 class DataParallel {
  public:
-  // `grads` and `params` are flat f32 buffers of plan_padded_elements() elements.
+  // `grads` and `params` are flat buffers of padded_elements() elements of options.dtype.
   DataParallel(comm::Communicator& comm, std::vector<size_t> param_counts,
                DataParallelOptions options);
 
@@ -50,12 +58,12 @@ class DataParallel {
   size_t owned_elements() const;
 
   // Call once per step before the last micro-batch's backward.
-  void begin(float* grads);
+  void begin(void* grads);
   void grad_ready(int param);
   // Waits for every bucket; afterwards the owned ranges of `grads` hold the average over ranks.
   CommStats finish();
   // ZeRO-1 only: after the optimizer updated the owned ranges, share them with every rank.
-  void gather_params(float* params);
+  void gather_params(void* params);
 
  private:
   void launch_ready_buckets();
@@ -67,7 +75,13 @@ class DataParallel {
   std::vector<ShardRange> owned_;
   std::vector<int> missing_;  // per bucket: parameters not yet ready
   int next_launch_ = 0;
-  float* grads_ = nullptr;
+  // f32 host gradients sent as bf16: converted into wire_ before, and back after.
+  bool converts_to_wire() const { return options_.wire_dtype != options_.dtype; }
+  // Elements [offset, offset + count) of a flat buffer of `dtype`, on the gradients' device
+  // (or the host, for the bf16 wire copy of host gradients).
+  Tensor span(void* base, size_t offset, size_t count, DType dtype) const;
+
+  std::byte* grads_ = nullptr;
   std::vector<comm::Work> works_;
   Buffer wire_;  // bf16 staging for every bucket (allocated once)
 };

@@ -10,41 +10,14 @@ namespace weft::parallel {
 
 ShardedAdamW::ShardedAdamW(const std::vector<ShardRange>& owned,
                            const std::vector<DecaySpan>& spans, AdamWOptions options)
-    : options_(options) {
-  // Intersect each owned range with the decay spans; whatever no span covers is padding and
-  // is stepped without decay (its gradient is zero, so it stays put).
-  size_t state = 0;
-  for (const ShardRange& r : owned) {
-    size_t pos = r.offset, end = r.offset + r.count;
-    while (pos < end) {
-      bool decay = false;
-      size_t stop = end;
-      for (const DecaySpan& s : spans) {
-        if (s.offset <= pos && pos < s.offset + s.count) {
-          decay = s.decay;
-          stop = std::min(end, s.offset + s.count);
-          break;
-        }
-        if (s.offset > pos) stop = std::min(stop, s.offset);
-      }
-      // Merge with the previous segment when contiguous and alike: fewer, longer kernel calls.
-      if (!segments_.empty() && segments_.back().decay == decay &&
-          segments_.back().offset + segments_.back().count == pos) {
-        segments_.back().count += stop - pos;
-      } else {
-        segments_.push_back({pos, stop - pos, state, decay});
-      }
-      state += stop - pos;
-      pos = stop;
-    }
-  }
-  m_ = Buffer(state * sizeof(float));
-  v_ = Buffer(state * sizeof(float));
+    : segments_(adamw_segments(owned, spans)), options_(options) {
+  m_ = Buffer(state_elements(segments_) * sizeof(float));
+  v_ = Buffer(state_elements(segments_) * sizeof(float));
 }
 
 double ShardedAdamW::owned_grad_square_sum(const float* grads) const {
   double total = 0;
-  for (const Segment& s : segments_) {
+  for (const AdamWSegment& s : segments_) {
     const float* g = grads + s.offset;
     // f32 within a block of 4096, the blocks summed in double: accurate enough for a norm.
     for (size_t b = 0; b < s.count; b += 4096) {
@@ -57,7 +30,7 @@ double ShardedAdamW::owned_grad_square_sum(const float* grads) const {
 }
 
 void ShardedAdamW::scale_grads(float* grads, float factor) const {
-  for (const Segment& s : segments_)
+  for (const AdamWSegment& s : segments_)
     for (size_t i = 0; i < s.count; i++) grads[s.offset + i] *= factor;
 }
 
@@ -66,11 +39,10 @@ void ShardedAdamW::step(float* params, const float* grads, float lr, long t) {
   // not saturate: the owned elements are cut into equal parts, one per kernel thread (the
   // trainer's cores per rank), each a run of whole or partial segments.
   const int threads = std::max(1, kernels::cpu::blas_threads());
-  size_t total = 0;
-  for (const Segment& s : segments_) total += s.count;
+  const size_t total = state_elements(segments_);
   auto run_part = [&](size_t begin, size_t end) {  // [begin, end) of the owned elements
     size_t pos = 0;
-    for (const Segment& s : segments_) {
+    for (const AdamWSegment& s : segments_) {
       size_t lo = std::max(begin, pos), hi = std::min(end, pos + s.count);
       if (lo < hi) {
         size_t skip = lo - pos;

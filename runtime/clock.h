@@ -31,5 +31,6 @@ class LazyDeadline {
 inline double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
+inline double ms_since(Clock::time_point t) { return seconds_since(t) * 1e3; }
 
 }  // namespace weft

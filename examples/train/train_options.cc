@@ -68,6 +68,7 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
                                              "nccl-ring"});
        }},
       {"--device", [&](auto v) { o.device = one_of("--device", v, {"cpu", "cuda"}); }},
+      {"--precision", [&](auto v) { o.precision = one_of("--precision", v, {"f32", "bf16"}); }},
       {"--bucket-mb", [&](auto v) { o.bucket_mb = non_negative("--bucket-mb", v); }},
       {"--grad-dtype", [&](auto v) { o.grad_dtype = one_of("--grad-dtype", v, {"f32", "bf16"}); }},
       {"--eval-every", [&](auto v) { o.eval_every = parse_number<int>("--eval-every", v); }},
@@ -100,6 +101,15 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
   if (o.eval_every < 0)
     bad("--eval-every must not be negative, got " + std::to_string(o.eval_every));
   if (o.bucket_mb <= 0) bad("--bucket-mb must be positive");
+  if (o.precision.empty()) o.precision = o.device == "cuda" ? "bf16" : "f32";
+  if (o.device == "cpu" && o.precision != "f32")
+    bad("--precision " + o.precision + " needs --device cuda: the CPU model trains in f32");
+  // On a GPU the gradients go on the wire in the model's own dtype.
+  if (o.grad_dtype.empty()) o.grad_dtype = o.device == "cuda" ? o.precision : "f32";
+  if (o.device == "cuda" && o.grad_dtype != o.precision)
+    bad("--grad-dtype " + o.grad_dtype + " with --device cuda --precision " + o.precision +
+        ": a GPU's gradients go on the wire in the model's own dtype; set --precision " +
+        o.grad_dtype + " instead");
   try {
     o.model.validate();
   } catch (const Error& e) {
@@ -134,10 +144,13 @@ training:  --steps N (50)  --lr X (1e-3)  --warmup N (10)  --weight-decay X (0.1
            --clip X (1.0, 0 disables)  --seed N (1337)
 data:      --data FILE      UTF-8 text, byte-level tokens (default: a built-in corpus)
            --eval-every K   held-out loss and perplexity every K steps (0: never)
-parallel:  --backend auto|tcp|shm|mpi|mpi-ring|nccl|nccl-ring   --device cpu|cuda
+parallel:  --backend auto|tcp|shm|mpi|mpi-ring|nccl|nccl-ring   (GPU tensors take nccl
+                            as they are; the others copy them through pinned host memory)
            --zero1          shard the optimizer state across ranks (ZeRO-1)
            --bucket-mb X    gradient bucket size (25)
-           --grad-dtype f32|bf16   gradient wire format
+           --grad-dtype f32|bf16   gradient wire format (bf16 when training in bf16)
+device:    --device cpu|cuda   --precision f32|bf16   cuda trains in bf16 (f32 master weights)
+                               by default; rank r uses GPU (local rank mod GPUs)
            --threads N      threads per rank, as lanes splitting each micro-batch when it has a
                             sequence for each, else as BLAS threads (the node's cores / ranks on the
                             node)

@@ -22,9 +22,10 @@ struct TrainOptions {
   std::string data;              // --data FILE (empty: the built-in corpus)
   std::string backend = "auto";  // --backend
   std::string device = "cpu";    // --device cpu|cuda
+  std::string precision;         // --precision f32|bf16 (cuda only; default bf16 there, f32 on cpu)
   bool zero1 = false;            // --zero1
   double bucket_mb = 25;         // --bucket-mb
-  std::string grad_dtype = "f32";  // --grad-dtype f32|bf16
+  std::string grad_dtype;        // --grad-dtype f32|bf16 (default: f32, the precision on cuda)
   int eval_every = 0;            // --eval-every K (0: never)
   int threads = 0;               // --threads per rank (0: the node's cores / ranks on the node)
   std::string log_json;          // --log-json FILE

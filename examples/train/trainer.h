@@ -10,27 +10,24 @@
 #include "examples/train/model_lanes.h"
 #include "examples/train/step_log.h"
 #include "examples/train/train_options.h"
+#include "examples/train/training_run.h"
 #include "parallel/data_parallel.h"
 #include "parallel/sharded_adamw.h"
 #include "runtime/buffer.h"
 
 namespace weft::train {
 
-class Trainer {
+class Trainer final : public TrainingRun {
  public:
   // `options` must be resolved for comm.size() ranks, `threads` included. Initialises the parameters from the seed
   // and makes sure every rank starts from rank 0's copy.
   Trainer(const TrainOptions& options, const Corpus& corpus, comm::Communicator& comm);
 
-  // Runs training step `step` (from 1) over global batch `step - 1` of the corpus.
-  StepStats step(int step);
-  // Mean loss over `batch` held-out sequences, split across the ranks.
-  EvalStats evaluate(int step);
-
-  size_t parameter_count() const { return model_.layout().total(); }
+  StepStats step(int step) override;
+  EvalStats evaluate(int step) override;
+  size_t parameter_count() const override { return model_.layout().total(); }
 
  private:
-  double mean_over_ranks(double value);
   double global_grad_norm();
 
   TrainOptions options_;

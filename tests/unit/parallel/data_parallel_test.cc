@@ -25,7 +25,12 @@ float grad_value(int rank, size_t i) { return static_cast<float>((rank + 1) * 0.
 void check(int ranks, bool zero1, DType wire) {
   std::vector<size_t> params = {100, 37, 1000, 5, 250};
   run_inproc_group(ranks, options(), [&](comm::Communicator& comm) {
-    DataParallelOptions o{64 * sizeof(float), zero1, wire};
+    DataParallelOptions o;
+    o.bucket_bytes = 64 * sizeof(float);
+    o.zero1 = zero1;
+    o.wire_dtype = wire;
+    int waits = 0;  // a GPU trainer synchronises its stream here: once per bucket, before it
+    o.wait_for_grads = [&waits] { ++waits; };
     DataParallel dp(comm, params, o);
     std::vector<float> grads(dp.padded_elements(), 0.0f);
     size_t total = 0;
@@ -35,6 +40,7 @@ void check(int ranks, bool zero1, DType wire) {
     for (int p = static_cast<int>(params.size()) - 1; p >= 0; p--) dp.grad_ready(p);
     CommStats stats = dp.finish();
     EXPECT_GE(stats.comm_seconds, 0.0);
+    EXPECT_EQ(waits, static_cast<int>(dp.plan().buckets.size()));
     size_t owned = 0;
     for (const ShardRange& r : dp.owned_ranges()) {
       owned += r.count;
@@ -65,11 +71,27 @@ TEST(DataParallel, Zero1ShardsBf16Wire) { check(3, true, DType::bf16); }
 
 TEST(DataParallel, FinishBeforeAllGradientsIsAnError) {
   run_inproc_group(1, options(), [&](comm::Communicator& comm) {
-    DataParallel dp(comm, {10, 10}, DataParallelOptions{16, false, DType::f32});
+    DataParallelOptions o;
+    o.bucket_bytes = 16;
+    DataParallel dp(comm, {10, 10}, o);
     std::vector<float> g(dp.padded_elements());
     dp.begin(g.data());
     dp.grad_ready(1);
     EXPECT_THROW(dp.finish(), Error);
+  });
+}
+
+TEST(DataParallel, RefusesGradientsItCannotReduce) {
+  run_inproc_group(1, options(), [&](comm::Communicator& comm) {
+    // bf16 gradients come from a GPU model trained in bf16; the host model is f32.
+    DataParallelOptions bf16_on_host;
+    bf16_on_host.dtype = DType::bf16;
+    EXPECT_THROW(DataParallel(comm, {10}, bf16_on_host), Error);
+    // A GPU's f32 gradients are not converted for a bf16 wire: the model's dtype decides.
+    DataParallelOptions converted_on_gpu;
+    converted_on_gpu.wire_dtype = DType::bf16;
+    converted_on_gpu.device = Device::cuda(0);
+    EXPECT_THROW(DataParallel(comm, {10}, converted_on_gpu), Error);
   });
 }
 

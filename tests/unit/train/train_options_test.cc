@@ -75,5 +75,22 @@ TEST(TrainOptions, BadFlagsSayWhatIsWrong) {
   EXPECT_NE(error_of({"--grad-dtype", "f16"}).find("f32, bf16"), std::string::npos);
 }
 
+// The GPU trains in bf16 unless told otherwise, and its gradients go on the wire in the
+// model's dtype; the CPU trains in f32 only.
+TEST(TrainOptions, PrecisionAndGradientDtypeFollowTheDevice) {
+  TrainOptions cpu = parse_train_options({});
+  EXPECT_EQ(cpu.precision, "f32");
+  EXPECT_EQ(cpu.grad_dtype, "f32");
+  TrainOptions gpu = parse_train_options({"--device", "cuda"});
+  EXPECT_EQ(gpu.precision, "bf16");
+  EXPECT_EQ(gpu.grad_dtype, "bf16");
+  TrainOptions gpu_f32 = parse_train_options({"--device", "cuda", "--precision=f32"});
+  EXPECT_EQ(gpu_f32.grad_dtype, "f32");
+  EXPECT_NE(error_of({"--precision", "bf16"}).find("needs --device cuda"), std::string::npos);
+  EXPECT_NE(error_of({"--device", "cuda", "--grad-dtype", "f32"}).find("set --precision f32"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--precision", "f16"}).find("--precision"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace weft::train

@@ -1,0 +1,230 @@
+#include "examples/train/cuda_trainer.h"
+
+#include <cmath>
+#include <functional>
+#include <type_traits>
+#include <vector>
+
+#include "examples/train/lr_schedule.h"
+#include "examples/train/trainer_setup.h"
+#include "kernels/cuda/check.h"
+#include "models/gpt_cuda.h"
+#include "parallel/cuda_sharded_adamw.h"
+#include "parallel/data_parallel.h"
+#include "runtime/clock.h"
+#include "runtime/cuda_buffer.h"
+#include "runtime/cuda_device.h"
+#include "runtime/cuda_stream.h"
+#include "runtime/error.h"
+#include "runtime/half.h"
+
+namespace weft::train {
+namespace {
+
+template <typename T>
+constexpr DType dtype_of() {
+  return std::is_same_v<T, float> ? DType::f32 : DType::bf16;
+}
+
+// T = float: the model computes with the f32 master weights themselves. T = bf16: with a bf16
+// copy that every optimizer step rewrites.
+template <typename T>
+class CudaTrainer final : public TrainingRun {
+ public:
+  CudaTrainer(const TrainOptions& options, const Corpus& corpus, comm::Communicator& comm,
+              int device);
+  StepStats step(int step) override;
+  EvalStats evaluate(int step) override;
+  size_t parameter_count() const override { return model_.layout().total(); }
+
+ private:
+  parallel::DataParallelOptions dp_options(const TrainOptions& options);
+  T* params() {
+    return std::is_same_v<T, float> ? reinterpret_cast<T*>(master_.data())
+                                    : static_cast<T*>(params_.data());
+  }
+  // Copies the host token arrays to the device (the copy is done when this returns: the host
+  // arrays are refilled for the next micro-batch).
+  void upload_tokens();
+  void synchronize() { WEFT_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
+  double global_grad_norm();
+
+  TrainOptions options_;
+  const Corpus& corpus_;
+  comm::Communicator& comm_;
+  int device_;
+  CudaDeviceGuard on_device_;  // kernels and cuBLAS use the current device
+  CudaStream stream_;
+  models::CudaGpt<T> model_;
+  parallel::DataParallel dp_;
+  CudaBuffer master_;  // f32 master weights
+  CudaBuffer params_;  // the model's bf16 copy (unused for T = float)
+  CudaBuffer grads_;   // T
+  parallel::CudaShardedAdamW<T> optimizer_;
+  LrSchedule schedule_;
+  std::vector<int32_t> inputs_, targets_;  // host
+  CudaBuffer tokens_;                      // device: inputs, then targets
+};
+
+template <typename T>
+parallel::DataParallelOptions CudaTrainer<T>::dp_options(const TrainOptions& options) {
+  parallel::DataParallelOptions d = data_parallel_options(options);
+  d.dtype = dtype_of<T>();
+  d.device = Device::cuda(device_);
+  // Backward only enqueued the kernels that write a bucket; the communicator reads it on
+  // another stream (NCCL's, or the staging copies'), so the writes must be done first.
+  d.wait_for_grads = [this] { synchronize(); };
+  return d;
+}
+
+template <typename T>
+CudaTrainer<T>::CudaTrainer(const TrainOptions& options, const Corpus& corpus,
+                            comm::Communicator& comm, int device)
+    : options_(options),
+      corpus_(corpus),
+      comm_(comm),
+      device_(device),
+      on_device_(device),
+      stream_(device),
+      model_(options.model, options.micro_batch, device, stream_.get()),
+      dp_(comm, model_.layout().counts(), dp_options(options)),
+      master_(dp_.padded_elements() * sizeof(float), device),
+      params_(std::is_same_v<T, float> ? 0 : dp_.padded_elements() * sizeof(T), device),
+      grads_(dp_.padded_elements() * sizeof(T), device),
+      optimizer_(dp_.owned_ranges(), decay_spans(model_.layout()), adamw_options(options), device,
+                 stream_.get()),
+      schedule_{options.lr, options.warmup, options.steps},
+      inputs_(static_cast<size_t>(options.micro_batch) * options.model.seq),
+      targets_(inputs_.size()),
+      tokens_(2 * inputs_.size() * sizeof(int32_t), device) {
+  // The same weights as the CPU trainer's for the same seed, made on the host; rank 0's copy
+  // is broadcast (as DDP does) before it goes to the GPU.
+  std::vector<float> host(dp_.padded_elements(), 0.0f);
+  model_.layout().init_params(host.data(), options.seed);
+  comm_.broadcast(Tensor::flat(host.data(), DType::f32, host.size()), 0).wait();
+  master_.upload(host.data(), host.size() * sizeof(float));
+  if constexpr (!std::is_same_v<T, float>) {
+    std::vector<bf16> low(host.size());
+    for (size_t i = 0; i < host.size(); i++) low[i] = bf16(host[i]);
+    params_.upload(low.data(), low.size() * sizeof(bf16));
+  }
+}
+
+template <typename T>
+void CudaTrainer<T>::upload_tokens() {
+  int32_t* d = static_cast<int32_t*>(tokens_.data());
+  const size_t bytes = inputs_.size() * sizeof(int32_t);
+  WEFT_CUDA_CHECK(
+      cudaMemcpyAsync(d, inputs_.data(), bytes, cudaMemcpyHostToDevice, stream_.get()));
+  WEFT_CUDA_CHECK(cudaMemcpyAsync(d + inputs_.size(), targets_.data(), bytes,
+                                  cudaMemcpyHostToDevice, stream_.get()));
+  synchronize();
+}
+
+template <typename T>
+double CudaTrainer<T>::global_grad_norm() {
+  double sq = optimizer_.owned_grad_square_sum(static_cast<T*>(grads_.data()));
+  // ZeRO-1 shards are disjoint: their squares add up across ranks.
+  if (options_.zero1 && comm_.size() > 1)
+    comm_.allreduce(Tensor::flat(&sq, DType::f64, 1), ReduceOp::sum).wait();
+  return std::sqrt(sq);
+}
+
+template <typename T>
+StepStats CudaTrainer<T>::step(int step) {
+  const int dp = comm_.size(), micro = options_.micro_batch, seq = options_.model.seq;
+  const int accumulation = options_.accumulation(dp);
+  const int per_rank = options_.batch / dp;
+  const int32_t* inputs = static_cast<const int32_t*>(tokens_.data());
+  const int32_t* targets = inputs + inputs_.size();
+  T* grads = static_cast<T*>(grads_.data());
+  StepStats s;
+  s.step = step;
+  s.lr = schedule_.at(step);
+  Clock::time_point start = Clock::now();
+
+  WEFT_CUDA_CHECK(cudaMemsetAsync(grads, 0, grads_.size(), stream_.get()));
+  double loss = 0;
+  const float scale = loss_scale(options_, dp);
+  for (int m = 0; m < accumulation; m++) {
+    // Forward and backward are timed to the end of their GPU work (mean_loss and the
+    // synchronisation wait for it), so the phases add up to the step.
+    Clock::time_point t = Clock::now();
+    corpus_.train_batch(static_cast<uint64_t>(step - 1), options_.batch,
+                        comm_.rank() * per_rank + m * micro, micro, seq, inputs_.data(),
+                        targets_.data());
+    upload_tokens();
+    model_.forward(params(), inputs, targets, micro);
+    loss += model_.mean_loss();
+    s.ms_forward += ms_since(t);
+    t = Clock::now();
+    // Only the last micro-batch finishes gradients, so only its backward starts buckets.
+    const bool last = m == accumulation - 1;
+    if (last) dp_.begin(grads);
+    model_.backward(params(), grads, scale,
+                    last ? std::function<void(int)>([this](int p) { dp_.grad_ready(p); })
+                         : std::function<void(int)>());
+    synchronize();
+    s.ms_backward += ms_since(t);
+  }
+
+  record_comm(s, dp_.finish());
+
+  Clock::time_point t = Clock::now();
+  s.grad_norm = global_grad_norm();
+  if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f) optimizer_.scale_grads(grads, f);
+  optimizer_.step(static_cast<float*>(master_.data()), params(), grads, static_cast<float>(s.lr),
+                  step);
+  synchronize();  // the allgather reads the updated shard on another stream
+  dp_.gather_params(params());
+  synchronize();
+  s.ms_optimizer = ms_since(t);
+
+  s.loss = mean_over_ranks(comm_, loss / accumulation);
+  record_rates(s, options_, start);
+  return s;
+}
+
+template <typename T>
+EvalStats CudaTrainer<T>::evaluate(int step) {
+  const int dp = comm_.size(), micro = options_.micro_batch, seq = options_.model.seq;
+  const int per_rank = options_.batch / dp;
+  const int32_t* inputs = static_cast<const int32_t*>(tokens_.data());
+  double loss = 0;
+  int batches = 0;
+  for (int first = 0; first < per_rank; first += micro, batches++) {
+    const int count = std::min(micro, per_rank - first);
+    corpus_.eval_batch(static_cast<uint64_t>(comm_.rank() * per_rank + first), count, seq,
+                       inputs_.data(), targets_.data());
+    upload_tokens();
+    model_.forward(params(), inputs, inputs + inputs_.size(), count);
+    loss += model_.mean_loss();
+  }
+  EvalStats e;
+  e.step = step;
+  e.loss = mean_over_ranks(comm_, loss / batches);
+  e.perplexity = std::exp(e.loss);
+  return e;
+}
+
+}  // namespace
+
+int training_device(int local_rank) {
+  const int gpus = cuda_device_count();
+  if (gpus == 0)
+    throw Error(ErrorCode::Unavailable,
+                "--device cuda: CUDA sees no GPU here (check nvidia-smi, the driver, and "
+                "CUDA_VISIBLE_DEVICES), or use --device cpu");
+  const int device = local_rank % gpus;
+  require_cuda_device(device, "weft-train --device cuda");
+  return device;
+}
+
+std::unique_ptr<TrainingRun> make_cuda_trainer(const TrainOptions& options, const Corpus& corpus,
+                                               comm::Communicator& comm, int device) {
+  if (options.precision == "f32")
+    return std::make_unique<CudaTrainer<float>>(options, corpus, comm, device);
+  return std::make_unique<CudaTrainer<__nv_bfloat16>>(options, corpus, comm, device);
+}
+
+}  // namespace weft::train

@@ -1,0 +1,34 @@
+#pragma once
+// What the CPU and GPU trainers both derive from the options and the model layout, and the one
+// cross-rank mean they both take.
+#include <vector>
+
+#include "comm/communicator.h"
+#include "examples/train/step_log.h"
+#include "examples/train/train_options.h"
+#include "models/gpt_config.h"
+#include "parallel/adamw_segments.h"
+#include "parallel/data_parallel.h"
+#include "runtime/clock.h"
+
+namespace weft::train {
+
+// Bucket size, ZeRO-1 and wire dtype from the flags; dtype and device are the caller's.
+parallel::DataParallelOptions data_parallel_options(const TrainOptions& o);
+// Which tensors AdamW decays.
+std::vector<parallel::DecaySpan> decay_spans(const models::GptLayout& layout);
+parallel::AdamWOptions adamw_options(const TrainOptions& o);
+// The step's communication figures from what DataParallel::finish() measured.
+void record_comm(StepStats& s, const parallel::CommStats& comm);
+// What the gradients are multiplied by for clipping: below 1 only when the norm exceeds --clip.
+float clip_factor(const TrainOptions& o, double grad_norm);
+// The step's time and rates, for a step that began at `start` (ms_step, tokens/s, GFLOP/s).
+void record_rates(StepStats& s, const TrainOptions& o, Clock::time_point start);
+// The mean of `value` over the ranks of `comm`.
+double mean_over_ranks(comm::Communicator& comm, double value);
+// What a rank's backward scales the summed per-token losses by: 1 / the tokens of its share of
+// the step, so that it adds up the gradient of their mean (the data-parallel average then makes
+// it the mean over the global batch).
+float loss_scale(const TrainOptions& o, int ranks);
+
+}  // namespace weft::train

@@ -1,0 +1,61 @@
+#pragma once
+// What the weft-train end-to-end tests share (tests/integration/train_test.cc on CPU,
+// tests/gpu/train_cuda_test.cc on a GPU): a scratch directory, running weft-train under
+// weftrun, and reading the losses back from its JSON log.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/integration/weftrun_harness.h"
+
+namespace weft::testing {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Args = std::vector<std::string>;
+
+inline std::vector<std::string> split_words(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> words;
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+class Train : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/weft-train-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs `weftrun -n ranks -- weft-train flags...` to the end.
+  WeftrunResult train(int ranks, const Args& flags) {
+    Args args = {"-n", std::to_string(ranks), "--", WEFT_TRAIN_PATH};
+    args.insert(args.end(), flags.begin(), flags.end());
+    WeftrunProcess p(args);
+    return p.finish(120s);
+  }
+
+  // The "loss" of every step record in a JSON log, in order.
+  std::vector<double> losses(const std::string& log) {
+    std::vector<double> out;
+    std::ifstream in(dir_ / log);
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) out.push_back(j["loss"]);
+    }
+    return out;
+  }
+
+  fs::path dir_;
+};
+
+}  // namespace weft::testing
