@@ -91,6 +91,9 @@ struct Communicator::Impl {
   uint64_t seq = 0;                             // collectives issued (caller thread)
   std::vector<uint64_t> send_seq, recv_seq;     // point-to-point messages per peer
   int splits = 0;
+  std::unique_ptr<Communicator> device_route;  // made on the first op on a CUDA tensor
+  bool device_route_made = false;
+  bool record_op_times = false;
   std::atomic<bool> aborted{false};
   std::mutex abort_mu;
   std::string abort_reason;
@@ -100,6 +103,22 @@ struct Communicator::Impl {
 
   std::string where(OpKind op) const {
     return "rank " + std::to_string(rank()) + ": " + op_kind_name(op);
+  }
+  // The communicator that runs an op on these tensors instead of this one: the device route,
+  // when the context has one and a tensor is on a GPU (its maker may decline: null).
+  Communicator* route(const Tensor& a, const Tensor& b) {
+    if (!context.make_device_route || (a.device().is_cpu() && b.device().is_cpu())) return nullptr;
+    if (!device_route_made) {
+      device_route_made = true;
+      std::unique_ptr<Communicator> made = context.make_device_route();
+      if (made) made->record_op_times(record_op_times);
+      // abort() may run on any thread: it reads device_route under abort_mu, and a route made
+      // after an abort starts aborted.
+      std::lock_guard lock(abort_mu);
+      device_route = std::move(made);
+      if (device_route && aborted.load()) device_route->abort(abort_reason);
+    }
+    return device_route.get();
   }
   // Native NCCL moves device memory only. The other backends move host memory, and copy CUDA
   // tensors through it (DeviceStaging).
@@ -270,6 +289,7 @@ Work Communicator::allreduce(const Tensor& data, ReduceOp op) { return allreduce
 
 Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, ReduceOp op) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(in_tensor, out_tensor)) return d->allreduce(in_tensor, out_tensor, op);
   m.check_same(OpKind::allreduce, in_tensor, out_tensor, in_tensor.numel(),
                "they must have the same dtype and size");
   Span in(in_tensor), out(out_tensor);
@@ -288,6 +308,7 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
 
 Work Communicator::broadcast(const Tensor& tensor, int root) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(tensor, tensor)) return d->broadcast(tensor, root);
   m.check_device(OpKind::broadcast, tensor);
   m.check_rank(OpKind::broadcast, root, "root");
   Span data(tensor);
@@ -309,6 +330,8 @@ Work Communicator::broadcast(const Tensor& tensor, int root) {
 Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int root,
                           ReduceOp op) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(in_tensor, out_tensor))
+    return d->reduce(in_tensor, out_tensor, root, op);
   m.check_rank(OpKind::reduce, root, "root");
   if (rank() == root)
     m.check_same(OpKind::reduce, in_tensor, out_tensor, in_tensor.numel(),
@@ -329,6 +352,7 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
 
 Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(in_tensor, out_tensor)) return d->allgather(in_tensor, out_tensor);
   m.check_same(OpKind::allgather, in_tensor, out_tensor, in_tensor.numel() * size(),
                "the output must hold size() x the input's elements");
   Span in(in_tensor), out(out_tensor);
@@ -348,6 +372,8 @@ Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) 
 Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_tensor,
                                   ReduceOp op) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(in_tensor, out_tensor))
+    return d->reduce_scatter(in_tensor, out_tensor, op);
   m.check_same(OpKind::reduce_scatter, in_tensor, out_tensor, in_tensor.numel() / size(),
                "the input must hold size() x the output's elements");
   if (in_tensor.numel() != out_tensor.numel() * size())
@@ -370,6 +396,7 @@ Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_ten
 
 Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(in_tensor, out_tensor)) return d->alltoall(in_tensor, out_tensor);
   m.check_same(OpKind::alltoall, in_tensor, out_tensor, in_tensor.numel(),
                "they must have the same dtype and size");
   if (in_tensor.numel() % size() != 0)
@@ -393,6 +420,7 @@ Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
 
 Work Communicator::send(const Tensor& tensor, int peer) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(tensor, tensor)) return d->send(tensor, peer);
   m.check_device(OpKind::send, tensor);
   m.check_rank(OpKind::send, peer, "peer");
   Span data(tensor);
@@ -409,6 +437,7 @@ Work Communicator::send(const Tensor& tensor, int peer) {
 
 Work Communicator::recv(const Tensor& tensor, int peer) {
   Impl& m = *impl_;
+  if (Communicator* d = m.route(tensor, tensor)) return d->recv(tensor, peer);
   m.check_device(OpKind::recv, tensor);
   m.check_rank(OpKind::recv, peer, "peer");
   Span data(tensor);
@@ -449,6 +478,7 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
     auto child = m.native->split(color, key, deadline_after(m.options.timeout));
     if (!child) return nullptr;
     Context context = m.context;
+    context.make_device_route = nullptr;
     context.group_tag =
         m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
     return std::make_unique<Communicator>(std::move(child), std::move(context), m.options);
@@ -468,6 +498,7 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
       std::find(members.begin(), members.end(), std::make_pair(key, rank())) - members.begin());
 
   Context child = m.context;
+  child.make_device_route = nullptr;
   child.group_tag = m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
   // Transports that meet through the store get the group's own corner of it (mpi needs none).
   auto store = m.context.store ? std::make_shared<PrefixStore>(child.group_tag, m.context.store)
@@ -487,14 +518,19 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   return std::make_unique<Communicator>(std::move(transport), std::move(child), m.options);
 }
 
-void Communicator::record_op_times(bool on) { impl_->executor->record_times(on); }
+void Communicator::record_op_times(bool on) {
+  impl_->record_op_times = on;
+  impl_->executor->record_times(on);
+  if (impl_->device_route) impl_->device_route->record_op_times(on);
+}
 
 void Communicator::abort(const std::string& reason) {
   {
     std::lock_guard lock(impl_->abort_mu);
     if (impl_->abort_reason.empty()) impl_->abort_reason = reason;
+    impl_->aborted.store(true);
+    if (impl_->device_route) impl_->device_route->abort(reason);
   }
-  impl_->aborted.store(true);
   if (impl_->native)
     impl_->native->abort(reason);
   else

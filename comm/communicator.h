@@ -10,7 +10,10 @@
 //
 // Tensors may live on the host or on a GPU. Native NCCL takes CUDA tensors only; every other
 // backend moves host memory and copies CUDA tensors through pinned host buffers on the way
-// (DeviceStaging; an allreduce in chunks, copying one while reducing the one before).
+// (DeviceStaging; an allreduce in chunks, copying one while reducing the one before), unless the
+// communicator has a device route (backend auto, a GPU per rank): then ops on CUDA tensors go to
+// a native NCCL communicator of the same ranks. Every rank must then pass its tensors on the
+// same kind of device, as every rank of an NCCL job does.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -56,6 +59,11 @@ class Communicator {
     std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
     // How a host backend copies CUDA tensors (tests substitute their own).
     MakeDeviceStaging make_staging = make_cuda_staging;
+    // Backend auto with a GPU per rank: builds the communicator that takes this group's CUDA
+    // tensors as they are (native NCCL), on the first op given one; every rank gets there at
+    // the same op, since all issue the same ops. Unset: CUDA tensors are staged (see above).
+    // Sub-groups from split() stage theirs.
+    std::function<std::unique_ptr<Communicator>()> make_device_route;
   };
   // weft's algorithms over `transport`.
   Communicator(std::unique_ptr<Transport> transport, Context context, CommOptions options);
@@ -108,10 +116,12 @@ class Communicator {
 //   tcp, shm   weft's algorithms over sockets / shared memory; the ranks meet through the store
 //              named by WEFT_STORE_ADDR (weftrun), or MASTER_ADDR/PORT (rank 0 serves it), or,
 //              under mpirun with neither, a store rank 0 serves and announces over MPI;
-//   auto       shm when every rank is on this node, tcp otherwise;
+//   auto       shm when every rank is on this node, tcp otherwise; CUDA tensors over native
+//              NCCL when every local rank has a GPU of its own (else staged, like shm's);
 //   mpi-ring   weft's algorithms over MPI_Isend/MPI_Irecv (launch with mpirun; no store);
 //   mpi        MPI's own collectives (launch with mpirun; no store);
-//   nccl-ring, nccl  not built yet: an error says so.
+//   nccl-ring  weft's algorithms over ncclSend/ncclRecv, a GPU per rank (the store as tcp's);
+//   nccl       NCCL's own collectives on CUDA tensors, a GPU per rank (the store as tcp's).
 // Backends that weft was built without fail with Unavailable saying so. When weft started MPI
 // (any backend under mpirun), dropping the process's last MPI-backed communicator calls
 // MPI_Finalize, which first waits (up to WEFT_TIMEOUT) for every rank to do the same.

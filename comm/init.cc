@@ -67,14 +67,34 @@ void connect_store(const World& w, Communicator::Context& ctx, Deadline deadline
   ctx.store = std::move(store);
 }
 
+// Backend auto with a GPU for every local rank: CUDA tensors go to native NCCL over the same
+// ranks, set up on the first op given one (see Communicator::Context::make_device_route).
+void route_cuda_tensors_to_nccl(const World& w, Communicator::Context& ctx,
+                                const CommOptions& options) {
+  if (nccl_visible_gpus() < w.local_size) return;  // shared GPUs: the tensors are staged
+  std::shared_ptr<Store> store = ctx.store ? ctx.store : std::make_shared<MemoryStore>();
+  Communicator::Context route = ctx;
+  route.backend = "nccl";
+  route.group_tag = ctx.group_tag + ".cuda";
+  route.make_transport = nullptr;
+  route.store = store;
+  ctx.make_device_route = [w, route, options] {
+    auto native = make_native_nccl_backend(w, std::make_shared<PrefixStore>(route.group_tag,
+                                                                            route.store),
+                                           w.local_rank, deadline_after(options.timeout));
+    WEFT_INFO("CUDA tensors go over native NCCL on cuda:" << w.local_rank);
+    return std::make_unique<Communicator>(std::move(native), route, options);
+  };
+}
+
 }  // namespace
 
 std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
   World w = World::from_env();
   log::set_rank(w.rank);
   CommOptions options = CommOptions::from_env();
-  std::string backend =
-      choose_backend(backend_flag.empty() ? env::get("WEFT_BACKEND") : backend_flag, w);
+  const std::string requested = backend_flag.empty() ? env::get("WEFT_BACKEND") : backend_flag;
+  std::string backend = choose_backend(requested, w);
   Communicator::Context ctx;
   ctx.backend = backend;
   ctx.job_id = w.job_id;
@@ -117,6 +137,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
   if (alone && backend != "nccl-ring") {
     // One rank moves no bytes: an in-process group of one needs no store or sockets.
     ctx.backend = "inproc";
+    if (requested == "auto") route_cuda_tensors_to_nccl(w, ctx, options);
     auto hub = std::make_shared<InprocHub>(1);
     ctx.make_transport = [hub](const TransportSetup& s) {
       return make_inproc_transport(hub->group(s.group_tag, s.size), s.rank);
@@ -142,6 +163,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
   setup.token = ctx.token;
   setup.host = ctx.host;
   auto transport = ctx.make_transport(setup);
+  if (requested == "auto") route_cuda_tensors_to_nccl(w, ctx, options);
   WEFT_INFO("connected " << w.describe() << " over " << backend);
   return std::make_unique<Communicator>(std::move(transport), std::move(ctx), options);
 }

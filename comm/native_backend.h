@@ -87,6 +87,10 @@ std::unique_ptr<NativeBackend> make_native_nccl_backend(const World& world,
                                                         std::shared_ptr<Store> store, int device,
                                                         Deadline deadline);
 
+// The GPUs native NCCL could use in this process: 0 when weft was built without CUDA or NCCL,
+// or no GPU is visible. Backend auto routes CUDA tensors to NCCL when each local rank has one.
+int nccl_visible_gpus();
+
 // The message of a failed check_agreement: `fps` holds every rank's fingerprint (index = rank);
 // empty when all agree. Shared by the backends so they word it alike.
 std::string describe_disagreement(int me, const char* backend, const Fingerprint* fps, int n);

@@ -453,6 +453,8 @@ std::unique_ptr<NativeBackend> NativeNcclBackend::split(int color, int key, Dead
 
 }  // namespace
 
+int nccl_visible_gpus() { return cuda_device_count(); }
+
 std::unique_ptr<NativeBackend> make_native_nccl_backend(const World& world,
                                                         std::shared_ptr<Store> store, int device,
                                                         Deadline deadline) {

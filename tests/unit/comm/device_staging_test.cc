@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <latch>
 #include <vector>
 
 #include "comm/device_staging.h"
@@ -134,6 +135,56 @@ TEST(DeviceStaging, ChunkedAllreduceOfMismatchedSizesNamesBothTotals) {
     EXPECT_NE(what.find("f32 x 1000"), std::string::npos) << what;
     EXPECT_NE(what.find("f32 x 999"), std::string::npos) << what;
   }
+}
+
+// A device route (backend auto with a GPU per rank) takes every op on CUDA tensors; host tensors
+// stay on the communicator. Here the route is itself an in-process group whose staging counts
+// its copies, so the test sees which communicator moved which bytes, and that the route is made
+// once, on the first op that needs it.
+TEST(DeviceRoute, CudaTensorsTakeTheRouteAndHostTensorsStay) {
+  const int n = 2;
+  std::vector<CopyCounts> main_counts(n), route_counts(n);
+  std::vector<std::atomic<int>> routes_made(n);
+  auto hub = std::make_shared<comm::InprocHub>(n);
+  auto route_hub = std::make_shared<comm::InprocHub>(n);
+  std::latch checks_done(n);
+  run_rank_threads(n, [&](int r) {
+    auto staged_by = [r](std::vector<CopyCounts>& counts) {
+      return [&counts, r](int) { return std::make_unique<DeferredStaging>(&counts[r]); };
+    };
+    Communicator::Context ctx;
+    ctx.backend = "inproc";
+    ctx.make_staging = staged_by(main_counts);
+    ctx.make_device_route = [&, r] {
+      ++routes_made[r];
+      Communicator::Context route;
+      route.backend = "route";
+      route.make_staging = staged_by(route_counts);
+      return std::make_unique<Communicator>(comm::make_inproc_transport(route_hub, r),
+                                            std::move(route), small_chunks());
+    };
+    Communicator comm(comm::make_inproc_transport(hub, r), std::move(ctx), small_chunks());
+
+    CheckMatrix host;
+    host.counts = {0, 5, 301};
+    host.dtypes = {DType::f32, DType::i64};
+    for (const auto& f : check_collectives(comm, host)) ADD_FAILURE() << f;
+    EXPECT_EQ(routes_made[r].load(), 0) << "host tensors made a route";
+
+    CheckMatrix device = host;
+    device.device = Device::cuda(0);
+    for (const auto& f : check_collectives(comm, device)) ADD_FAILURE() << f;
+    EXPECT_EQ(main_counts[r].to_host.load(), 0u) << "the communicator staged a CUDA tensor itself";
+    EXPECT_GT(route_counts[r].to_host.load(), 0u);
+
+    // An abort reaches the route: its next op fails instead of waiting for peers.
+    checks_done.arrive_and_wait();  // no rank aborts while another still checks
+    EXPECT_EQ(routes_made[r].load(), 1) << "a route per op instead of one";
+    comm.abort("test over");
+    std::vector<float> x(4);
+    EXPECT_THROW(comm.allreduce(Tensor::flat(x.data(), DType::f32, 4, Device::cuda(0))).wait(),
+                 Error);
+  });
 }
 
 // Without CUDA in the build, a CUDA tensor on a host backend is a clear error, not a crash.
