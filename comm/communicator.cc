@@ -49,8 +49,10 @@ void run_on_host(DeviceStaging* staging, Span in, Span out, Fn&& fn) {
     hin = in.on_host(staging->host(0, in.nbytes()));
     staging->to_host(static_cast<std::byte*>(hin.data), in.data, in.nbytes());
   }
-  if (out.on_device())
-    hout = out.on_host(out.data == in.data ? hin.data : staging->host(1, out.nbytes()));
+  // In place, the output reuses the input's copy, when it fits there: rank 0's in-place
+  // allgather writes more than its input (the first block of the output).
+  const bool shared = out.data == in.data && out.nbytes() <= in.nbytes();
+  if (out.on_device()) hout = out.on_host(shared ? hin.data : staging->host(1, out.nbytes()));
   staging->wait();
   fn(hin, hout);
   if (!out.on_device()) return;
@@ -105,12 +107,21 @@ struct Communicator::Impl {
     return "rank " + std::to_string(rank()) + ": " + op_kind_name(op);
   }
   // The communicator that runs an op on these tensors instead of this one: the device route,
-  // when the context has one and a tensor is on a GPU (its maker may decline: null).
-  Communicator* route(const Tensor& a, const Tensor& b) {
+  // when the context has one, a tensor is on a GPU, and every rank agreed to make it (at the
+  // first collective on a GPU tensor: see Context::make_device_route).
+  Communicator* route(Communicator& self, const Tensor& a, const Tensor& b, bool collective) {
     if (!context.make_device_route || (a.device().is_cpu() && b.device().is_cpu())) return nullptr;
     if (!device_route_made) {
-      device_route_made = true;
+      if (!collective) return nullptr;
+      int32_t here = context.device_route_here ? 1 : 0;
+      self.allreduce(Tensor::flat(&here, DType::i32, 1), ReduceOp::min).wait();
+      if (here == 0) {
+        device_route_made = true;  // some rank cannot: everyone stages
+        return nullptr;
+      }
+      // A maker that throws leaves no route: the next collective on a GPU tensor tries again.
       std::unique_ptr<Communicator> made = context.make_device_route();
+      device_route_made = true;
       if (made) made->record_op_times(record_op_times);
       // abort() may run on any thread: it reads device_route under abort_mu, and a route made
       // after an abort starts aborted.
@@ -289,7 +300,7 @@ Work Communicator::allreduce(const Tensor& data, ReduceOp op) { return allreduce
 
 Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, ReduceOp op) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(in_tensor, out_tensor)) return d->allreduce(in_tensor, out_tensor, op);
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true)) return d->allreduce(in_tensor, out_tensor, op);
   m.check_same(OpKind::allreduce, in_tensor, out_tensor, in_tensor.numel(),
                "they must have the same dtype and size");
   Span in(in_tensor), out(out_tensor);
@@ -308,7 +319,7 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
 
 Work Communicator::broadcast(const Tensor& tensor, int root) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(tensor, tensor)) return d->broadcast(tensor, root);
+  if (Communicator* d = m.route(*this, tensor, tensor, true)) return d->broadcast(tensor, root);
   m.check_device(OpKind::broadcast, tensor);
   m.check_rank(OpKind::broadcast, root, "root");
   Span data(tensor);
@@ -330,7 +341,7 @@ Work Communicator::broadcast(const Tensor& tensor, int root) {
 Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int root,
                           ReduceOp op) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(in_tensor, out_tensor))
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true))
     return d->reduce(in_tensor, out_tensor, root, op);
   m.check_rank(OpKind::reduce, root, "root");
   if (rank() == root)
@@ -352,7 +363,7 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
 
 Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(in_tensor, out_tensor)) return d->allgather(in_tensor, out_tensor);
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true)) return d->allgather(in_tensor, out_tensor);
   m.check_same(OpKind::allgather, in_tensor, out_tensor, in_tensor.numel() * size(),
                "the output must hold size() x the input's elements");
   Span in(in_tensor), out(out_tensor);
@@ -372,7 +383,7 @@ Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) 
 Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_tensor,
                                   ReduceOp op) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(in_tensor, out_tensor))
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true))
     return d->reduce_scatter(in_tensor, out_tensor, op);
   m.check_same(OpKind::reduce_scatter, in_tensor, out_tensor, in_tensor.numel() / size(),
                "the input must hold size() x the output's elements");
@@ -396,7 +407,7 @@ Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_ten
 
 Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(in_tensor, out_tensor)) return d->alltoall(in_tensor, out_tensor);
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true)) return d->alltoall(in_tensor, out_tensor);
   m.check_same(OpKind::alltoall, in_tensor, out_tensor, in_tensor.numel(),
                "they must have the same dtype and size");
   if (in_tensor.numel() % size() != 0)
@@ -420,7 +431,7 @@ Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
 
 Work Communicator::send(const Tensor& tensor, int peer) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(tensor, tensor)) return d->send(tensor, peer);
+  if (Communicator* d = m.route(*this, tensor, tensor, false)) return d->send(tensor, peer);
   m.check_device(OpKind::send, tensor);
   m.check_rank(OpKind::send, peer, "peer");
   Span data(tensor);
@@ -437,7 +448,7 @@ Work Communicator::send(const Tensor& tensor, int peer) {
 
 Work Communicator::recv(const Tensor& tensor, int peer) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(tensor, tensor)) return d->recv(tensor, peer);
+  if (Communicator* d = m.route(*this, tensor, tensor, false)) return d->recv(tensor, peer);
   m.check_device(OpKind::recv, tensor);
   m.check_rank(OpKind::recv, peer, "peer");
   Span data(tensor);

@@ -59,11 +59,14 @@ class Communicator {
     std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
     // How a host backend copies CUDA tensors (tests substitute their own).
     MakeDeviceStaging make_staging = make_cuda_staging;
-    // Backend auto with a GPU per rank: builds the communicator that takes this group's CUDA
-    // tensors as they are (native NCCL), on the first op given one; every rank gets there at
-    // the same op, since all issue the same ops. Unset: CUDA tensors are staged (see above).
-    // Sub-groups from split() stage theirs.
+    // Backend auto: builds the communicator that takes this group's CUDA tensors as they are
+    // (native NCCL over the same ranks). At the first collective given a CUDA tensor, which
+    // every rank reaches at the same point, the ranks agree (an allreduce) whether every one
+    // of them can (device_route_here: a GPU of its own); if so each makes its route, else all
+    // stage their CUDA tensors (see above) from then on. Point-to-point ops stage until then.
+    // Unset: always staged. Sub-groups from split() stage theirs.
     std::function<std::unique_ptr<Communicator>()> make_device_route;
+    bool device_route_here = false;
   };
   // weft's algorithms over `transport`.
   Communicator(std::unique_ptr<Transport> transport, Context context, CommOptions options);

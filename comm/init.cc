@@ -67,11 +67,12 @@ void connect_store(const World& w, Communicator::Context& ctx, Deadline deadline
   ctx.store = std::move(store);
 }
 
-// Backend auto with a GPU for every local rank: CUDA tensors go to native NCCL over the same
-// ranks, set up on the first op given one (see Communicator::Context::make_device_route).
+// Backend auto: CUDA tensors go to native NCCL over the same ranks when every rank has a GPU of
+// its own (this one: as many visible GPUs as ranks on this node), set up at the first
+// collective given one (see Communicator::Context::make_device_route).
 void route_cuda_tensors_to_nccl(const World& w, Communicator::Context& ctx,
                                 const CommOptions& options) {
-  if (nccl_visible_gpus() < w.local_size) return;  // shared GPUs: the tensors are staged
+  ctx.device_route_here = nccl_visible_gpus() >= w.local_size;
   std::shared_ptr<Store> store = ctx.store ? ctx.store : std::make_shared<MemoryStore>();
   Communicator::Context route = ctx;
   route.backend = "nccl";

@@ -38,7 +38,8 @@ DataParallel::DataParallel(comm::Communicator& comm, std::vector<size_t> param_c
                     " on a GPU: train in bf16 to send bf16 gradients");
   comm.record_op_times(true);  // finish() reports how much of their run time was hidden
   size_t n = static_cast<size_t>(comm.size());
-  plan_ = plan_buckets(param_counts, std::max<size_t>(1, options.bucket_bytes / sizeof(float)), n);
+  plan_ = plan_buckets(param_counts,
+                       std::max<size_t>(1, options.bucket_bytes / dtype_size(options.dtype)), n);
   for (const Bucket& b : plan_.buckets) {
     if (options.zero1) owned_.push_back({b.offset + b.count / n * comm.rank(), b.count / n});
   }

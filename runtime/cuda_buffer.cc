@@ -48,6 +48,9 @@ void CudaBuffer::upload(const void* host, size_t bytes) {
   CudaDeviceGuard on(device_index());
   check_cuda_status(cudaMemcpy(data(), host, bytes, cudaMemcpyHostToDevice),
                     "cudaMemcpy to " + device().str());
+  // From pageable memory cudaMemcpy may return before its DMA has landed, and work on a
+  // non-blocking stream is not ordered after it: wait, so the data is there for any stream.
+  check_cuda_status(cudaStreamSynchronize(nullptr), "finishing an upload to " + device().str());
 }
 
 void CudaBuffer::download(void* host, size_t bytes) const {

@@ -28,7 +28,8 @@ class CudaBuffer {
   Tensor view(DType dtype, size_t count) const;
 
   // Synchronous copies between host memory and the first `bytes` of this buffer, for set-up
-  // and tests (a hot path enqueues cudaMemcpyAsync on its own stream instead).
+  // and tests (a hot path enqueues cudaMemcpyAsync on its own stream instead): an upload has
+  // landed when it returns, for work on any stream.
   void upload(const void* host, size_t bytes);
   void download(void* host, size_t bytes) const;
 

@@ -48,6 +48,9 @@ class CudaTrainer final : public TrainingRun {
   void upload_tokens();
   void synchronize() { WEFT_CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
   double global_grad_norm();
+  // `value` reduced over the ranks. Through a GPU buffer, since every tensor this trainer gives
+  // the communicator lives on the GPU: native NCCL takes nothing else.
+  double over_ranks(double value, ReduceOp op);
 
   TrainOptions options_;
   const Corpus& corpus_;
@@ -64,6 +67,7 @@ class CudaTrainer final : public TrainingRun {
   LrSchedule schedule_;
   std::vector<int32_t> inputs_, targets_;  // host
   CudaBuffer tokens_;                      // device: inputs, then targets
+  CudaBuffer scalar_;                      // device: one f64 for over_ranks()
 };
 
 template <typename T>
@@ -96,13 +100,15 @@ CudaTrainer<T>::CudaTrainer(const TrainOptions& options, const Corpus& corpus,
       schedule_{options.lr, options.warmup, options.steps},
       inputs_(static_cast<size_t>(options.micro_batch) * options.model.seq),
       targets_(inputs_.size()),
-      tokens_(2 * inputs_.size() * sizeof(int32_t), device) {
+      tokens_(2 * inputs_.size() * sizeof(int32_t), device),
+      scalar_(sizeof(double), device) {
   // The same weights as the CPU trainer's for the same seed, made on the host; rank 0's copy
-  // is broadcast (as DDP does) before it goes to the GPU.
+  // is broadcast (as DDP does) from the GPU, and the model's bf16 copy made from the result.
   std::vector<float> host(dp_.padded_elements(), 0.0f);
   model_.layout().init_params(host.data(), options.seed);
-  comm_.broadcast(Tensor::flat(host.data(), DType::f32, host.size()), 0).wait();
   master_.upload(host.data(), host.size() * sizeof(float));
+  comm_.broadcast(master_.view(DType::f32, host.size()), 0).wait();
+  master_.download(host.data(), host.size() * sizeof(float));
   if constexpr (!std::is_same_v<T, float>) {
     std::vector<bf16> low(host.size());
     for (size_t i = 0; i < host.size(); i++) low[i] = bf16(host[i]);
@@ -122,11 +128,19 @@ void CudaTrainer<T>::upload_tokens() {
 }
 
 template <typename T>
+double CudaTrainer<T>::over_ranks(double value, ReduceOp op) {
+  if (comm_.size() == 1) return value;
+  scalar_.upload(&value, sizeof value);
+  comm_.allreduce(scalar_.view(DType::f64, 1), op).wait();
+  scalar_.download(&value, sizeof value);
+  return value;
+}
+
+template <typename T>
 double CudaTrainer<T>::global_grad_norm() {
   double sq = optimizer_.owned_grad_square_sum(static_cast<T*>(grads_.data()));
   // ZeRO-1 shards are disjoint: their squares add up across ranks.
-  if (options_.zero1 && comm_.size() > 1)
-    comm_.allreduce(Tensor::flat(&sq, DType::f64, 1), ReduceOp::sum).wait();
+  if (options_.zero1) sq = over_ranks(sq, ReduceOp::sum);
   return std::sqrt(sq);
 }
 
@@ -180,7 +194,7 @@ StepStats CudaTrainer<T>::step(int step) {
   synchronize();
   s.ms_optimizer = ms_since(t);
 
-  s.loss = mean_over_ranks(comm_, loss / accumulation);
+  s.loss = over_ranks(loss / accumulation, ReduceOp::avg);
   record_rates(s, options_, start);
   return s;
 }
@@ -202,7 +216,7 @@ EvalStats CudaTrainer<T>::evaluate(int step) {
   }
   EvalStats e;
   e.step = step;
-  e.loss = mean_over_ranks(comm_, loss / batches);
+  e.loss = over_ranks(loss / batches, ReduceOp::avg);
   e.perplexity = std::exp(e.loss);
   return e;
 }

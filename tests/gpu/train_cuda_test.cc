@@ -1,5 +1,6 @@
 // weft-train --device cuda end to end under weftrun, on the one GPU a test machine has: the
-// GPU trainer in f32 follows the CPU trainer step by step; 2 ranks sharing the GPU (their
+// GPU trainer in f32 follows the CPU trainer step by step (also over native NCCL, which takes
+// GPU tensors only); 2 ranks sharing the GPU (their
 // buckets staged through pinned host memory over shm), with and without ZeRO-1, follow 1 rank;
 // and the bf16 model learns the demo corpus as fast as the f32 one.
 #include <gtest/gtest.h>
@@ -45,10 +46,14 @@ void expect_same_losses(const std::vector<double>& got, const std::vector<double
 TEST_F(TrainCuda, F32OnTheGpuFollowsTheCpu) {
   auto cpu = run(1, kModel, {"--device", "cpu"}, "cpu.json");
   auto gpu = run(1, kModel, {"--device", "cuda", "--precision", "f32"}, "gpu.json");
+  // Native NCCL takes GPU tensors only: the trainer must give it nothing else.
+  auto nccl = run(1, kModel, {"--device", "cuda", "--precision", "f32", "--backend", "nccl"},
+                  "nccl.json");
   ASSERT_EQ(cpu.size(), 10u);
   EXPECT_LT(cpu.back(), cpu.front());
   // Both compute in f32; summation orders differ (and the embedding's backward adds atomically).
   expect_same_losses(gpu, cpu, 1e-3, "cuda f32 against cpu");
+  expect_same_losses(nccl, cpu, 1e-3, "cuda f32 over nccl against cpu");
 }
 
 TEST_F(TrainCuda, TwoRanksSharingTheGpuFollowOneWithAndWithoutZero1) {

@@ -37,10 +37,12 @@ class DeferredStaging final : public DeviceStaging {
     return areas_[which].data();
   }
   void to_host(std::byte* host, const void* device, size_t bytes) override {
+    check_inside_an_area(host, bytes);
     queue_.push_back({host, device, bytes});
     counts_->to_host += bytes;
   }
   void to_device(void* device, const std::byte* host, size_t bytes) override {
+    check_inside_an_area(host, bytes);
     queue_.push_back({device, host, bytes});
     counts_->to_device += bytes;
   }
@@ -50,6 +52,12 @@ class DeferredStaging final : public DeviceStaging {
   }
 
  private:
+  // A copy that runs off the end of the host area it starts in would overrun pinned memory.
+  void check_inside_an_area(const std::byte* host, size_t bytes) const {
+    for (const auto& a : areas_)
+      if (host >= a.data() && host + bytes <= a.data() + a.size()) return;
+    ADD_FAILURE() << "a copy of " << bytes << " bytes runs outside the staging areas";
+  }
   struct Copy {
     void* dst;
     const void* src;
@@ -137,53 +145,115 @@ TEST(DeviceStaging, ChunkedAllreduceOfMismatchedSizesNamesBothTotals) {
   }
 }
 
+// In place, an op's output may be larger than its input (allgather, whose input is one block
+// of the output): the staging must not write the output into the input's smaller copy.
+TEST(DeviceStaging, InPlaceAllgatherAndReduceScatterStayInsideTheirAreas) {
+  const int n = 3;
+  const size_t block = 1000;
+  std::vector<CopyCounts> counts(n);
+  run_staged_group(n, small_chunks(), counts, [&](Communicator& comm) {
+    const size_t r = static_cast<size_t>(comm.rank());
+    std::vector<float> all(n * block, -1.0f);
+    for (size_t i = 0; i < block; i++) all[r * block + i] = static_cast<float>(r * block + i);
+    comm.allgather(Tensor::flat(all.data() + r * block, DType::f32, block, Device::cuda(0)),
+                   Tensor::flat(all.data(), DType::f32, n * block, Device::cuda(0)))
+        .wait();
+    for (size_t i = 0; i < all.size(); i++) ASSERT_EQ(all[i], static_cast<float>(i)) << i;
+    comm.reduce_scatter(Tensor::flat(all.data(), DType::f32, n * block, Device::cuda(0)),
+                        Tensor::flat(all.data() + r * block, DType::f32, block, Device::cuda(0)),
+                        ReduceOp::sum)
+        .wait();
+    for (size_t i = 0; i < block; i++)
+      ASSERT_EQ(all[r * block + i], static_cast<float>(n * (r * block + i))) << i;
+  });
+}
+
 // A device route (backend auto with a GPU per rank) takes every op on CUDA tensors; host tensors
 // stay on the communicator. Here the route is itself an in-process group whose staging counts
 // its copies, so the test sees which communicator moved which bytes, and that the route is made
-// once, on the first op that needs it.
+// once, at the first collective that needs it, and only when every rank can make one.
+struct RoutedGroup {
+  int n;
+  std::vector<bool> can_route;  // per rank: device_route_here
+  std::vector<CopyCounts> main_counts, route_counts;
+  std::vector<std::atomic<int>> routes_made;
+  explicit RoutedGroup(std::vector<bool> can)
+      : n(static_cast<int>(can.size())), can_route(std::move(can)), main_counts(n),
+        route_counts(n), routes_made(n) {}
+
+  void run(const std::function<void(Communicator&)>& fn) {
+    auto hub = std::make_shared<comm::InprocHub>(n);
+    auto route_hub = std::make_shared<comm::InprocHub>(n);
+    run_rank_threads(n, [&](int r) {
+      auto staged_by = [r](std::vector<CopyCounts>& counts) {
+        return [&counts, r](int) { return std::make_unique<DeferredStaging>(&counts[r]); };
+      };
+      Communicator::Context ctx;
+      ctx.backend = "inproc";
+      ctx.make_staging = staged_by(main_counts);
+      ctx.device_route_here = can_route[r];
+      ctx.make_device_route = [&, r] {
+        ++routes_made[r];
+        Communicator::Context route;
+        route.backend = "route";
+        route.make_staging = staged_by(route_counts);
+        return std::make_unique<Communicator>(comm::make_inproc_transport(route_hub, r),
+                                              std::move(route), small_chunks());
+      };
+      Communicator comm(comm::make_inproc_transport(hub, r), std::move(ctx), small_chunks());
+      fn(comm);
+    });
+  }
+};
+
+CheckMatrix route_checks(Device device) {
+  CheckMatrix m;
+  m.counts = {0, 5, 301};
+  m.dtypes = {DType::f32, DType::i64};
+  m.device = device;
+  return m;
+}
+
 TEST(DeviceRoute, CudaTensorsTakeTheRouteAndHostTensorsStay) {
-  const int n = 2;
-  std::vector<CopyCounts> main_counts(n), route_counts(n);
-  std::vector<std::atomic<int>> routes_made(n);
-  auto hub = std::make_shared<comm::InprocHub>(n);
-  auto route_hub = std::make_shared<comm::InprocHub>(n);
-  std::latch checks_done(n);
-  run_rank_threads(n, [&](int r) {
-    auto staged_by = [r](std::vector<CopyCounts>& counts) {
-      return [&counts, r](int) { return std::make_unique<DeferredStaging>(&counts[r]); };
-    };
-    Communicator::Context ctx;
-    ctx.backend = "inproc";
-    ctx.make_staging = staged_by(main_counts);
-    ctx.make_device_route = [&, r] {
-      ++routes_made[r];
-      Communicator::Context route;
-      route.backend = "route";
-      route.make_staging = staged_by(route_counts);
-      return std::make_unique<Communicator>(comm::make_inproc_transport(route_hub, r),
-                                            std::move(route), small_chunks());
-    };
-    Communicator comm(comm::make_inproc_transport(hub, r), std::move(ctx), small_chunks());
+  RoutedGroup g({true, true});
+  std::latch checks_done(g.n);
+  g.run([&](Communicator& comm) {
+    const int r = comm.rank();
+    // Point-to-point before any collective made the route: staged on both sides.
+    std::vector<float> p2p(8, static_cast<float>(r));
+    if (r == 0) comm.send(Tensor::flat(p2p.data(), DType::f32, 8, Device::cuda(0)), 1).wait();
+    if (r == 1) comm.recv(Tensor::flat(p2p.data(), DType::f32, 8, Device::cuda(0)), 0).wait();
+    EXPECT_EQ(p2p[7], 0.0f);
+    EXPECT_EQ(g.routes_made[r].load(), 0) << "a point-to-point op made a route";
+    for (const auto& f : check_collectives(comm, route_checks(Device::cpu()))) ADD_FAILURE() << f;
+    EXPECT_EQ(g.routes_made[r].load(), 0) << "host tensors made a route";
+    const size_t staged_before = g.main_counts[r].to_host.load();
 
-    CheckMatrix host;
-    host.counts = {0, 5, 301};
-    host.dtypes = {DType::f32, DType::i64};
-    for (const auto& f : check_collectives(comm, host)) ADD_FAILURE() << f;
-    EXPECT_EQ(routes_made[r].load(), 0) << "host tensors made a route";
-
-    CheckMatrix device = host;
-    device.device = Device::cuda(0);
-    for (const auto& f : check_collectives(comm, device)) ADD_FAILURE() << f;
-    EXPECT_EQ(main_counts[r].to_host.load(), 0u) << "the communicator staged a CUDA tensor itself";
-    EXPECT_GT(route_counts[r].to_host.load(), 0u);
+    for (const auto& f : check_collectives(comm, route_checks(Device::cuda(0))))
+      ADD_FAILURE() << f;
+    EXPECT_EQ(g.main_counts[r].to_host.load(), staged_before)
+        << "the communicator staged a CUDA tensor itself";
+    EXPECT_GT(g.route_counts[r].to_host.load(), 0u);
+    EXPECT_EQ(g.routes_made[r].load(), 1) << "a route per op instead of one";
 
     // An abort reaches the route: its next op fails instead of waiting for peers.
     checks_done.arrive_and_wait();  // no rank aborts while another still checks
-    EXPECT_EQ(routes_made[r].load(), 1) << "a route per op instead of one";
     comm.abort("test over");
     std::vector<float> x(4);
     EXPECT_THROW(comm.allreduce(Tensor::flat(x.data(), DType::f32, 4, Device::cuda(0))).wait(),
                  Error);
+  });
+}
+
+// One rank without a GPU of its own: nobody makes a route (they would wait for it forever),
+// and every rank stages.
+TEST(DeviceRoute, NoRankRoutesUnlessEveryRankCan) {
+  RoutedGroup g({true, false, true});
+  g.run([&](Communicator& comm) {
+    for (const auto& f : check_collectives(comm, route_checks(Device::cuda(0))))
+      ADD_FAILURE() << f;
+    EXPECT_EQ(g.routes_made[comm.rank()].load(), 0);
+    EXPECT_GT(g.main_counts[comm.rank()].to_host.load(), 0u);
   });
 }
 
