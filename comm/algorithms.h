@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <utility>
 
+#include "comm/buffer_ops.h"
 #include "comm/transport.h"
 #include "runtime/dtype.h"
 
@@ -13,10 +14,11 @@ namespace weft::comm {
 // What an algorithm needs besides its buffers.
 struct AlgoContext {
   Transport& transport;
+  BufferOps& ops;       // copies and reductions on the buffers (host, or a GPU: buffer_ops.h)
   Fingerprint fp;       // stamped on every message of this collective
   LazyDeadline deadline;  // the whole collective must finish by then (counted from its first wait)
   size_t segment_bytes; // pipelining unit
-  void* scratch;        // at least 2 x segment_bytes, and at least small_bytes for recursive doubling
+  void* scratch;        // where ops work: at least 2 x segment_bytes, and small_bytes
   size_t scratch_bytes;
   int rank() const { return transport.rank(); }
   int size() const { return transport.size(); }

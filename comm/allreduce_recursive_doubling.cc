@@ -2,10 +2,8 @@
 // dominates. Ranks beyond the largest power of two p first fold their data into rank r-p and
 // get the result back at the end. Every rank combines in the same order (lower rank first), so
 // all ranks end with bit-identical results.
-#include <cstring>
 
 #include "comm/algorithms.h"
-#include "kernels/reduce.h"
 #include "runtime/error.h"
 
 namespace weft::comm {
@@ -31,15 +29,15 @@ void allreduce_recursive_doubling(const AlgoContext& ctx, void* data, size_t cou
   }
   if (r < extra) {
     send_recv(ctx, -1, nullptr, 0, r + p, tmp, bytes);
-    kernels::cpu::reduce(data, data, tmp, count, dtype, op);
+    ctx.ops.reduce(data, data, tmp, count, dtype, op);
   }
   for (int mask = 1; mask < p; mask <<= 1) {
     int partner = r ^ mask;
     send_recv(ctx, partner, data, bytes, partner, tmp, bytes);
-    if (r < partner) kernels::cpu::reduce(data, data, tmp, count, dtype, op);
-    else kernels::cpu::reduce(data, tmp, data, count, dtype, op);
+    if (r < partner) ctx.ops.reduce(data, data, tmp, count, dtype, op);
+    else ctx.ops.reduce(data, tmp, data, count, dtype, op);
   }
-  if (op == ReduceOp::avg) kernels::cpu::scale_down(data, count, dtype, n);
+  if (op == ReduceOp::avg) ctx.ops.scale_down(data, count, dtype, n);
   if (r < extra) send_recv(ctx, r + p, data, bytes, -1, nullptr, 0);
 }
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "comm/ring_steps.h"
-#include "kernels/reduce.h"
 
 namespace weft::comm {
 
@@ -28,7 +27,7 @@ void allreduce_ring(const AlgoContext& ctx, void* data, size_t count, DType dtyp
     ring_reduce_scatter_steps(ctx, block, dtype, op, 0, nullptr);
     if (op == ReduceOp::avg) {
       auto [p, c] = block(ring_mod(r + 1, n));
-      kernels::cpu::scale_down(p, c, dtype, n);
+      ctx.ops.scale_down(p, c, dtype, n);
     }
     ring_allgather_steps(ctx, block, esz, 0);
     if (count == 0) break;

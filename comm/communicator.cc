@@ -12,6 +12,7 @@
 #include "runtime/buffer.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
+#include "runtime/log.h"
 
 namespace weft::comm {
 namespace {
@@ -40,10 +41,11 @@ struct Span {
 
 // Runs fn(in, out) on host copies of whatever of `in` and `out` lives on a GPU: `in` (what the
 // op reads) is copied over before, `out` (what it writes) copied back after; an empty Span is
-// neither, and `out` may alias `in`.
+// neither, and `out` may alias `in`. Without a staging (host spans, or a transport that moves
+// device memory) fn runs on the spans as they are.
 template <typename Fn>
 void run_on_host(DeviceStaging* staging, Span in, Span out, Fn&& fn) {
-  if (!in.on_device() && !out.on_device()) return fn(in, out);
+  if (!staging || (!in.on_device() && !out.on_device())) return fn(in, out);
   Span hin = in, hout = out;
   if (in.on_device()) {
     hin = in.on_host(staging->host(0, in.nbytes()));
@@ -89,6 +91,7 @@ struct Communicator::Impl {
   CommOptions options;
   Buffer scratch;  // the algorithms' work area (none for a native backend)
   std::map<int, std::unique_ptr<DeviceStaging>> stagings;  // by CUDA device (staging_for)
+  std::map<int, std::unique_ptr<DeviceBufferOps>> device_ops;  // by CUDA device (ops_for)
   std::shared_ptr<Executor> executor;
   uint64_t seq = 0;                             // collectives issued (caller thread)
   std::vector<uint64_t> send_seq, recv_seq;     // point-to-point messages per peer
@@ -115,27 +118,43 @@ struct Communicator::Impl {
       if (!collective) return nullptr;
       int32_t here = context.device_route_here ? 1 : 0;
       self.allreduce(Tensor::flat(&here, DType::i32, 1), ReduceOp::min).wait();
-      if (here == 0) {
-        device_route_made = true;  // some rank cannot: everyone stages
-        return nullptr;
+      std::unique_ptr<Communicator> made;
+      if (here == 1) {
+        std::string why;
+        try {
+          made = context.make_device_route();
+        } catch (const Error& e) {
+          why = e.what();
+        }
+        // A route that some rank lacks would wait for it forever: use one only if every rank
+        // made its own, else everyone stages.
+        int32_t everyone = made ? 1 : 0;
+        self.allreduce(Tensor::flat(&everyone, DType::i32, 1), ReduceOp::min).wait();
+        if (everyone == 0) {
+          if (made) made->abort("a peer could not set up its device route");
+          made.reset();
+          WEFT_WARN("CUDA tensors stay staged through host memory: "
+                    << (why.empty() ? "another rank could not set up its device route" : why));
+        }
       }
-      // A maker that throws leaves no route: the next collective on a GPU tensor tries again.
-      std::unique_ptr<Communicator> made = context.make_device_route();
-      device_route_made = true;
       if (made) made->record_op_times(record_op_times);
       // abort() may run on any thread: it reads device_route under abort_mu, and a route made
       // after an abort starts aborted.
       std::lock_guard lock(abort_mu);
+      device_route_made = true;  // decided, alike on every rank
       device_route = std::move(made);
       if (device_route && aborted.load()) device_route->abort(abort_reason);
     }
     return device_route.get();
   }
-  // Native NCCL moves device memory only. The other backends move host memory, and copy CUDA
-  // tensors through it (DeviceStaging).
-  bool moves_device_memory() const { return context.backend == "nccl"; }
+  // Native NCCL moves device memory only, and the nccl transport takes it as it is too (and host
+  // memory). The other backends move host memory, and copy CUDA tensors through it
+  // (DeviceStaging).
+  bool moves_device_memory() const {
+    return native ? context.backend == "nccl" : transport->moves_device_memory();
+  }
   void check_device(OpKind op, const Tensor& t) const {
-    if (!moves_device_memory() || !t.device().is_cpu()) return;
+    if (!native || !moves_device_memory() || !t.device().is_cpu()) return;
     throw Error(ErrorCode::InvalidArgument,
                 where(op) + " got a tensor on " + t.device().str() + " but backend nccl moves "
                     "CUDA memory only; pass a cuda tensor, or use a host backend (tcp, shm, mpi)");
@@ -149,6 +168,15 @@ struct Communicator::Impl {
     std::unique_ptr<DeviceStaging>& s = stagings[device];
     if (!s) s = context.make_staging(device);
     return s.get();
+  }
+  // The algorithms' operations and work area for these spans: the GPU's, made on first use,
+  // when the transport moves device memory and a span is on a GPU; else the host's.
+  std::pair<BufferOps*, DeviceBufferOps*> ops_for(const Span& a, const Span& b) {
+    int device = a.on_device() ? a.cuda_device : b.cuda_device;
+    if (device < 0 || !moves_device_memory()) return {&host_buffer_ops(), nullptr};
+    std::unique_ptr<DeviceBufferOps>& o = device_ops[device];
+    if (!o) o = context.make_device_ops(device, scratch.size());
+    return {o.get(), o.get()};
   }
   void check_same(OpKind op, const Tensor& in, const Tensor& out, size_t out_numel,
                   const char* what) const {
@@ -179,18 +207,22 @@ struct Communicator::Impl {
   template <typename Body>
   Work submit(const Fingerprint& fp, Span in, Span out, Body body) {
     DeviceStaging* staging = staging_for(in, out);
-    return submit_algo(fp, [staging, in, out, body](const AlgoContext& ctx) {
+    auto [ops, device] = ops_for(in, out);
+    return submit_algo(fp, ops, device, [staging, in, out, body](const AlgoContext& ctx) {
       run_on_host(staging, in, out, [&](Span hin, Span hout) { body(hin, hout, ctx); });
     });
   }
 
-  // The core of submit(): body(ctx) on the executor.
+  // The core of submit(): body(ctx) on the executor, with `ops` on the buffers and the scratch
+  // of `device` (GPU buffers) or the communicator's own (host buffers, device null).
   template <typename Body>
-  Work submit_algo(const Fingerprint& fp, Body body) {
-    return executor->submit(fp, options.timeout, [this, fp, body](LazyDeadline d) {
+  Work submit_algo(const Fingerprint& fp, BufferOps* ops, DeviceBufferOps* device, Body body) {
+    return executor->submit(fp, options.timeout, [this, fp, ops, device, body](LazyDeadline d) {
       throw_if_aborted(fp);
       try {
-        body(AlgoContext{*transport, fp, d, options.segment_bytes, scratch.data(), scratch.size()});
+        void* work = device ? device->scratch() : scratch.data();
+        size_t work_bytes = device ? device->scratch_bytes() : scratch.size();
+        body(AlgoContext{*transport, *ops, fp, d, options.segment_bytes, work, work_bytes});
       } catch (const Error& e) {
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
@@ -217,7 +249,7 @@ struct Communicator::Impl {
   // the whole op's fingerprint, so a size mismatch still names both totals.
   Work submit_staged_allreduce(const Fingerprint& fp, Span in, Span out, ReduceOp op) {
     DeviceStaging* s = staging_for(in, out);
-    return submit_algo(fp, [this, s, in, out, op](const AlgoContext& ctx) {
+    return submit_algo(fp, &host_buffer_ops(), nullptr, [this, s, in, out, op](const AlgoContext& ctx) {
       const size_t esize = dtype_size(in.dtype);
       const size_t per = std::max<size_t>(1, options.staging_chunk_bytes / esize);
       const size_t chunks = std::max<size_t>(1, (in.numel + per - 1) / per);
@@ -310,9 +342,10 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
                            [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
                            });
-  if (in.on_device() && out.on_device()) return m.submit_staged_allreduce(fp, in, out, op);
+  if (in.on_device() && out.on_device() && !m.moves_device_memory())
+    return m.submit_staged_allreduce(fp, in, out, op);
   return m.submit(fp, in, out, [&m, op](Span in, Span out, const AlgoContext& ctx) {
-    if (out.data != in.data && in.nbytes()) std::memcpy(out.data, in.data, in.nbytes());
+    ctx.ops.copy(out.data, in.data, in.nbytes());
     m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
   });
 }
@@ -375,7 +408,7 @@ Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) 
                            });
   return m.submit(fp, in, out, [r = rank()](Span in, Span out, const AlgoContext& ctx) {
     char* mine = static_cast<char*>(out.data) + static_cast<size_t>(r) * in.nbytes();
-    if (mine != in.data && in.nbytes()) std::memmove(mine, in.data, in.nbytes());
+    ctx.ops.copy(mine, in.data, in.nbytes());
     allgather_ring(ctx, out.data, in.numel, in.dtype);
   });
 }
@@ -471,7 +504,7 @@ Work Communicator::barrier() {
   if (m.native)
     return m.submit_native(fp, true, Span(), Span(),
                            [](Span, Span, NativeBackend&, const NativeOp&) {});
-  return m.submit_algo(fp, [](const AlgoContext& ctx) {
+  return m.submit_algo(fp, &host_buffer_ops(), nullptr, [](const AlgoContext& ctx) {
     uint8_t token = 0;
     allreduce_recursive_doubling(ctx, &token, 1, DType::u8, ReduceOp::max);
   });

@@ -8,9 +8,11 @@
 // Every rank of the group must issue the same collectives in the same order with matching
 // dtype, count and root; a mismatch fails with InvalidArgument naming both ranks' values.
 //
-// Tensors may live on the host or on a GPU. Native NCCL takes CUDA tensors only; every other
-// backend moves host memory and copies CUDA tensors through pinned host buffers on the way
-// (DeviceStaging; an allreduce in chunks, copying one while reducing the one before), unless the
+// Tensors may live on the host or on a GPU. Native NCCL takes CUDA tensors only. Over a
+// transport that moves GPU memory (nccl-ring) weft's algorithms work on CUDA tensors in place,
+// with the CUDA kernels (BufferOps). Every other backend moves host memory and copies CUDA
+// tensors through pinned host buffers on the way (DeviceStaging; an allreduce in chunks,
+// copying one while reducing the one before), unless the
 // communicator has a device route (backend auto, a GPU per rank): then ops on CUDA tensors go to
 // a native NCCL communicator of the same ranks. Every rank must then pass its tensors on the
 // same kind of device, as every rank of an NCCL job does.
@@ -20,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/buffer_ops.h"
 #include "comm/device_staging.h"
 #include "comm/native_backend.h"
 #include "comm/store.h"
@@ -59,12 +62,16 @@ class Communicator {
     std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
     // How a host backend copies CUDA tensors (tests substitute their own).
     MakeDeviceStaging make_staging = make_cuda_staging;
+    // How the algorithms work on CUDA tensors in place, over a transport that moves device
+    // memory (nccl-ring; tests substitute their own).
+    MakeDeviceBufferOps make_device_ops = make_cuda_buffer_ops;
     // Backend auto: builds the communicator that takes this group's CUDA tensors as they are
     // (native NCCL over the same ranks). At the first collective given a CUDA tensor, which
     // every rank reaches at the same point, the ranks agree (an allreduce) whether every one
     // of them can (device_route_here: a GPU of its own); if so each makes its route, else all
-    // stage their CUDA tensors (see above) from then on. Point-to-point ops stage until then.
-    // Unset: always staged. Sub-groups from split() stage theirs.
+    // stage their CUDA tensors (see above) from then on; likewise, with a warning, if any rank
+    // fails to make its route. Point-to-point ops stage until then. Unset: always staged.
+    // Sub-groups from split() stage theirs.
     std::function<std::unique_ptr<Communicator>()> make_device_route;
     bool device_route_here = false;
   };

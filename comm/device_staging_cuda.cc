@@ -23,7 +23,7 @@ class CudaStaging final : public DeviceStaging {
     PinnedBuffer& b = areas_[which];
     if (b.size() < bytes) {
       wait();  // queued copies may still use the old area
-      b = PinnedBuffer(bytes);
+      b = PinnedBuffer(bytes, device_);
     }
     return static_cast<std::byte*>(b.data());
   }

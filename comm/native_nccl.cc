@@ -18,9 +18,10 @@
 // make the store the bottleneck of every job. Its size never depends on the op, so ranks that
 // disagree still complete it and then fail with InvalidArgument naming both.
 //
-// avg: ncclAvg for the float types; for integers a sum followed by kernels::cuda::scale_down,
-// so integer avg truncates toward zero exactly as weft's other backends do (NCCL does not
-// document how its integer avg rounds).
+// avg: a sum followed by kernels::cuda::scale_down, for every dtype, as weft's other backends
+// do. ncclAvg multiplies each input by 1/n rounded to the tensor's dtype before summing: in
+// bf16 1/3 is 0.33398, which would inflate every averaged gradient by 0.2% on 3 ranks; and
+// NCCL does not document how its integer avg rounds.
 //
 // send/recv: a 48-byte FrameHeader goes first, so a mismatched pair fails with InvalidArgument
 // naming both sides before NCCL moves a payload of the wrong size (which NCCL does not check).
@@ -97,10 +98,8 @@ class NativeNcclBackend final : public NativeBackend {
   // Records the failure, aborts the NCCL communicator, tells the peers, throws.
   [[noreturn]] void fail(ErrorCode code, const std::string& message);
   void poison(const std::string& reason);
-  // Integer avg as sum then divide (see the top of the file).
-  static bool sums_then_divides(DType dtype, ReduceOp reduce) {
-    return reduce == ReduceOp::avg && !dtype_is_float(dtype);
-  }
+  // avg as sum then divide (see the top of the file).
+  static bool sums_then_divides(DType, ReduceOp reduce) { return reduce == ReduceOp::avg; }
   ncclRedOp_t nccl_op(DType dtype, ReduceOp reduce) const {
     return sums_then_divides(dtype, reduce) ? ncclSum : nccl_reduce_op(reduce);
   }
@@ -140,10 +139,10 @@ NativeNcclBackend::NativeNcclBackend(NcclComm comm, std::shared_ptr<Store> store
       stream_(device_),
       done_(device_),
       channel_(store_, rank_),
-      fp_host_((static_cast<size_t>(size_) + 1) * kFpBytes),
+      fp_host_((static_cast<size_t>(size_) + 1) * kFpBytes, device_),
       fp_device_((static_cast<size_t>(size_) + 1) * kFpBytes, device_),
       fingerprints_(static_cast<size_t>(size_)),
-      header_host_(sizeof(FrameHeader)),
+      header_host_(sizeof(FrameHeader), device_),
       header_device_(sizeof(FrameHeader), device_) {}
 
 NativeNcclBackend::~NativeNcclBackend() {
@@ -182,6 +181,7 @@ void NativeNcclBackend::check_usable(const NativeOp& op) {
 
 void NativeNcclBackend::check_device_memory(const void* p, const char* role,
                                             const NativeOp& op) const {
+  CudaDeviceGuard on(device_);  // a query on an unset thread would open a context on GPU 0
   cudaPointerAttributes attributes{};
   cudaError_t status = cudaPointerGetAttributes(&attributes, p);
   if (status != cudaSuccess) cudaGetLastError();
@@ -370,14 +370,16 @@ void NativeNcclBackend::alltoall(const void* in, void* out, size_t count, DType 
   auto dst = static_cast<char*>(out);
   run(op, "grouped ncclSend/ncclRecv (alltoall)", [&] {
     // One group: NCCL schedules every pair at once, so no send waits behind another.
+    // Nothing may throw between ncclGroupStart and ncclGroupEnd: an open group would swallow
+    // this thread's later NCCL calls. A failed copy is reported after the group is closed.
+    cudaError_t copied = cudaSuccess;
     ncclResult_t result = ncclGroupStart();
     for (int peer = 0; peer < size_ && (result == ncclSuccess || result == ncclInProgress);
          peer++) {
       size_t at = block * static_cast<size_t>(peer);
       if (peer == rank_) {
-        check_cuda_status(cudaMemcpyAsync(dst + at, src + at, block, cudaMemcpyDeviceToDevice,
-                                          stream_.get()),
-                          where(op) + ": copying this rank's own block");
+        copied = cudaMemcpyAsync(dst + at, src + at, block, cudaMemcpyDeviceToDevice,
+                                 stream_.get());
         continue;
       }
       result = ncclSend(src + at, block, ncclUint8, peer, comm_.get(), stream_.get());
@@ -385,6 +387,7 @@ void NativeNcclBackend::alltoall(const void* in, void* out, size_t count, DType 
         result = ncclRecv(dst + at, block, ncclUint8, peer, comm_.get(), stream_.get());
     }
     ncclResult_t ended = ncclGroupEnd();
+    check_cuda_status(copied, where(op) + ": copying this rank's own block");
     return result == ncclSuccess || result == ncclInProgress ? ended : result;
   });
 }

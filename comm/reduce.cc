@@ -2,10 +2,8 @@
 // the root in segments, and each rank on the way adds its own before forwarding. Every link
 // carries the data once, and all links work at the same time.
 #include <algorithm>
-#include <cstring>
 
 #include "comm/ring_steps.h"
-#include "kernels/reduce.h"
 
 namespace weft::comm {
 
@@ -33,9 +31,9 @@ void reduce(const AlgoContext& ctx, const void* in, void* out, size_t count, DTy
       size_t len = std::min(seg, count - std::min(count, k * seg));
       char* dst = v == 0 ? static_cast<char*>(out) + k * seg * esz : partial;
       const char* mine = src + k * seg * esz;
-      if (from >= 0) kernels::cpu::reduce(dst, mine, tmp, len, dtype, op);
-      else if (len) std::memcpy(dst, mine, len * esz);
-      if (v == 0 && op == ReduceOp::avg) kernels::cpu::scale_down(dst, len, dtype, n);
+      if (from >= 0) ctx.ops.reduce(dst, mine, tmp, len, dtype, op);
+      else ctx.ops.copy(dst, mine, len * esz);
+      if (v == 0 && op == ReduceOp::avg) ctx.ops.scale_down(dst, len, dtype, n);
     }
   }
 }

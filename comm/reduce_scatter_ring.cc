@@ -4,7 +4,6 @@
 #include <algorithm>
 
 #include "comm/ring_steps.h"
-#include "kernels/reduce.h"
 
 namespace weft::comm {
 
@@ -15,7 +14,7 @@ void reduce_scatter_ring(const AlgoContext& ctx, void* in, void* out, size_t cou
   char* base = static_cast<char*>(in);
   char* dst = static_cast<char*>(out);
   if (n == 1) {
-    if (out != in) std::memcpy(out, in, count * esz);
+    ctx.ops.copy(out, in, count * esz);
     return;
   }
   size_t seg = std::max<size_t>(1, ctx.segment_bytes / esz);
@@ -25,7 +24,7 @@ void reduce_scatter_ring(const AlgoContext& ctx, void* in, void* out, size_t cou
       return std::pair<char*, size_t>(base + (static_cast<size_t>(b) * count + off) * esz, len);
     };
     ring_reduce_scatter_steps(ctx, block, dtype, op, -1, dst + off * esz);
-    if (op == ReduceOp::avg) kernels::cpu::scale_down(dst + off * esz, len, dtype, n);
+    if (op == ReduceOp::avg) ctx.ops.scale_down(dst + off * esz, len, dtype, n);
     if (count == 0) break;
   }
 }

@@ -2,10 +2,8 @@
 // The two halves of a ring, shared by allreduce, reduce_scatter and allgather. `block(b)`
 // returns {pointer, element count} of block b of the current piece of work; blocks may differ
 // in size by one element. Rank r sends to r+1 and receives from r-1 at every step.
-#include <cstring>
 
 #include "comm/algorithms.h"
-#include "kernels/reduce.h"
 
 namespace weft::comm {
 
@@ -25,7 +23,7 @@ void ring_reduce_scatter_steps(const AlgoContext& ctx, BlockFn block, DType dtyp
     send_recv(ctx, ring_mod(r + 1, n), send_ptr, send_count * esz, ring_mod(r - 1, n),
               ctx.scratch, recv_count * esz);
     void* dst = (s == n - 2 && final_out) ? final_out : recv_ptr;
-    kernels::cpu::reduce(dst, recv_ptr, ctx.scratch, recv_count, dtype, op);
+    ctx.ops.reduce(dst, recv_ptr, ctx.scratch, recv_count, dtype, op);
   }
 }
 

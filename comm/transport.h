@@ -33,6 +33,9 @@ class Transport {
   // when the receive is already posted. Shared memory: no, looking for the incoming message
   // before sending delays the send (see send_recv).
   virtual bool receive_first() const { return false; }
+  // Whether isend/irecv take GPU memory as it is (nccl): the algorithms then work on CUDA
+  // tensors in place (BufferOps on the GPU) instead of on host copies of them.
+  virtual bool moves_device_memory() const { return false; }
 
   // Start moving `bytes` to / from `peer`. Never blocks; the buffer must stay valid (and, for
   // sends, unchanged) until test() reports completion. Zero-byte messages are allowed.

@@ -27,6 +27,7 @@
 // thread, the peers' abort notices (StoreAbortChannel) and the deadlines of the callers' waits
 // are checked while polling; any of them calls ncclCommAbort, fails every request with the
 // batch's messages named, and leaves the transport failed (later requests fail with Aborted).
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <vector>
@@ -55,6 +56,7 @@ class NcclTransport final : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   const char* name() const override { return "nccl"; }
+  bool moves_device_memory() const override { return true; }
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
@@ -75,6 +77,9 @@ class NcclTransport final : public Transport {
     PinnedBuffer header_host;  // FrameHeader: what this rank sends, or what arrived
     CudaBuffer header_device;
     CudaBuffer staging;
+    // A staged receive lands here first: a device-to-host copy into pageable memory would block
+    // the progress thread behind NCCL's receive, out of reach of the deadline and abort().
+    PinnedBuffer landing;
     ErrorCode code = ErrorCode::Internal;
     std::string error;
   };
@@ -131,6 +136,7 @@ NcclTransport::~NcclTransport() {
 }
 
 bool NcclTransport::is_device_memory(const void* p) const {
+  CudaDeviceGuard on(device_);  // a query on an unset thread would open a context on GPU 0
   cudaPointerAttributes attributes{};
   if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
     cudaGetLastError();
@@ -166,7 +172,7 @@ Transport::Request NcclTransport::post(bool is_send, int peer, char* data, size_
   if (free_.empty()) {
     CudaDeviceGuard on(device_);
     Req& fresh = slots_.emplace_back();
-    fresh.header_host = PinnedBuffer(sizeof(FrameHeader));
+    fresh.header_host = PinnedBuffer(sizeof(FrameHeader), device_);
     fresh.header_device = CudaBuffer(sizeof(FrameHeader), device_);
     free_.push_back(static_cast<uint32_t>(slots_.size() - 1));
   }
@@ -183,6 +189,8 @@ Transport::Request NcclTransport::post(bool is_send, int peer, char* data, size_
   r.staged = bytes > 0 && !is_device_memory(data);
   if (r.staged && r.staging.size() < bytes)
     r.staging = CudaBuffer(std::max(bytes, kMinStagingBytes), device_);
+  if (r.staged && !is_send && r.landing.size() < bytes)
+    r.landing = PinnedBuffer(std::max(bytes, kMinStagingBytes), device_);
   if (aborted_.load()) {
     std::lock_guard lock(abort_mu_);
     r.state = State::failed;
@@ -282,7 +290,9 @@ void NcclTransport::launch_payloads() {
 
 void NcclTransport::finish_batch() {
   for (uint32_t slot : batch_) {
-    slots_[slot].state = State::done;
+    Req& r = slots_[slot];
+    if (!r.is_send && r.staged) std::memcpy(r.data, r.landing.data(), r.bytes);
+    r.state = State::done;
     completions_++;
   }
   batch_.clear();
@@ -334,7 +344,7 @@ bool NcclTransport::progress() {
       for (uint32_t slot : batch_) {
         Req& r = slots_[slot];
         if (!r.is_send && r.staged)
-          check_cuda_status(cudaMemcpyAsync(r.data, r.staging.data(), r.bytes,
+          check_cuda_status(cudaMemcpyAsync(r.landing.data(), r.staging.data(), r.bytes,
                                             cudaMemcpyDeviceToHost, stream_.get()),
                             where(r) + ": copying staged data back to host memory");
       }

@@ -9,8 +9,10 @@ namespace weft {
 
 void PinnedBuffer::Free::operator()(void* p) const { cudaFreeHost(p); }
 
-PinnedBuffer::PinnedBuffer(size_t bytes) : size_(bytes) {
+PinnedBuffer::PinnedBuffer(size_t bytes, int device) : size_(bytes) {
   if (bytes == 0) return;
+  require_cuda_device(device, "pinning host memory for cuda:" + std::to_string(device));
+  CudaDeviceGuard on(device);
   void* p = nullptr;
   // Portable: usable from every device's streams, not only the one current here.
   check_cuda_status(cudaHostAlloc(&p, bytes, cudaHostAllocPortable),

@@ -12,9 +12,11 @@ namespace weft {
 class PinnedBuffer {
  public:
   PinnedBuffer() = default;
-  // Allocates and zeroes `bytes` (touching every page once here, not in a hot path). Throws
-  // Unavailable without a usable GPU or when the memory cannot be pinned.
-  explicit PinnedBuffer(size_t bytes);
+  // Allocates and zeroes `bytes` (touching every page once here, not in a hot path), from
+  // cuda:`device`'s context: the calling thread's current device would otherwise be device 0,
+  // and every rank would open a context (hundreds of MB) on GPU 0. Throws Unavailable without
+  // that GPU or when the memory cannot be pinned.
+  PinnedBuffer(size_t bytes, int device);
   PinnedBuffer(PinnedBuffer&&) noexcept = default;
   PinnedBuffer& operator=(PinnedBuffer&&) noexcept = default;
 

@@ -57,7 +57,7 @@ TEST_F(CudaBufferTest, MoveTransfersOwnership) {
 TEST_F(CudaBufferTest, PinnedBufferStagesAsyncCopies) {
   const size_t n = 4099;
   const size_t bytes = n * sizeof(float);
-  PinnedBuffer out(bytes), back(bytes);
+  PinnedBuffer out(bytes, 0), back(bytes, 0);
   EXPECT_TRUE(out.view(DType::f32, n).device().is_cpu());
   auto* values = static_cast<float*>(out.data());
   for (size_t i = 0; i < n; i++) values[i] = 0.5f * static_cast<float>(i);

@@ -97,8 +97,10 @@ class DeviceArray {
   void upload(const std::vector<U>& host) {
     static_assert(sizeof(U) == sizeof(T));
     ASSERT_EQ(host.size(), n_);
-    if (n_ > 0)
-      check(cudaMemcpy(data_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice), "upload");
+    if (n_ == 0) return;
+    check(cudaMemcpy(data_, host.data(), n_ * sizeof(T), cudaMemcpyHostToDevice), "upload");
+    // From pageable memory the copy may still be landing; the tests' streams are non-blocking.
+    check(cudaStreamSynchronize(nullptr), "finishing the upload");
   }
   template <typename U = T>
   std::vector<U> download() const {

@@ -175,11 +175,12 @@ TEST(DeviceStaging, InPlaceAllgatherAndReduceScatterStayInsideTheirAreas) {
 struct RoutedGroup {
   int n;
   std::vector<bool> can_route;  // per rank: device_route_here
+  std::vector<bool> maker_throws;  // per rank: making the route fails
   std::vector<CopyCounts> main_counts, route_counts;
   std::vector<std::atomic<int>> routes_made;
   explicit RoutedGroup(std::vector<bool> can)
-      : n(static_cast<int>(can.size())), can_route(std::move(can)), main_counts(n),
-        route_counts(n), routes_made(n) {}
+      : n(static_cast<int>(can.size())), can_route(std::move(can)), maker_throws(n, false),
+        main_counts(n), route_counts(n), routes_made(n) {}
 
   void run(const std::function<void(Communicator&)>& fn) {
     auto hub = std::make_shared<comm::InprocHub>(n);
@@ -192,7 +193,8 @@ struct RoutedGroup {
       ctx.backend = "inproc";
       ctx.make_staging = staged_by(main_counts);
       ctx.device_route_here = can_route[r];
-      ctx.make_device_route = [&, r] {
+      ctx.make_device_route = [&, r]() -> std::unique_ptr<Communicator> {
+        if (maker_throws[r]) throw Error(ErrorCode::Unavailable, "no NCCL here after all");
         ++routes_made[r];
         Communicator::Context route;
         route.backend = "route";
@@ -254,6 +256,95 @@ TEST(DeviceRoute, NoRankRoutesUnlessEveryRankCan) {
       ADD_FAILURE() << f;
     EXPECT_EQ(g.routes_made[comm.rank()].load(), 0);
     EXPECT_GT(g.main_counts[comm.rank()].to_host.load(), 0u);
+  });
+}
+
+// Every rank could, but one failed to make its route: the others drop theirs and all stage,
+// rather than wait in a route that rank will never join.
+TEST(DeviceRoute, ARouteOneRankFailedToMakeIsDroppedEverywhere) {
+  RoutedGroup g({true, true, true});
+  g.maker_throws[1] = true;
+  g.run([&](Communicator& comm) {
+    for (const auto& f : check_collectives(comm, route_checks(Device::cuda(0))))
+      ADD_FAILURE() << f;
+    EXPECT_EQ(g.route_counts[comm.rank()].to_host.load(), 0u) << "a dropped route was used";
+    EXPECT_GT(g.main_counts[comm.rank()].to_host.load(), 0u);
+  });
+}
+
+// A transport that moves device memory as it is (nccl-ring): the algorithms work on CUDA
+// tensors in place, through the communicator's device BufferOps, and nothing is staged. Here the
+// "device" is host memory again: an in-process transport that says it moves device memory, and
+// BufferOps that count their calls and work on a scratch area of their own.
+class DeviceMemoryTransport final : public comm::Transport {
+ public:
+  explicit DeviceMemoryTransport(std::unique_ptr<comm::Transport> inner) : t_(std::move(inner)) {}
+  int rank() const override { return t_->rank(); }
+  int size() const override { return t_->size(); }
+  const char* name() const override { return "device-memory"; }
+  bool moves_device_memory() const override { return true; }
+  Request isend(int peer, const void* data, size_t bytes, const comm::Fingerprint& fp) override {
+    return t_->isend(peer, data, bytes, fp);
+  }
+  Request irecv(int peer, void* data, size_t bytes, const comm::Fingerprint& fp) override {
+    return t_->irecv(peer, data, bytes, fp);
+  }
+  bool test(Request r) override { return t_->test(r); }
+  void wait_for_progress(const LazyDeadline& until) override { t_->wait_for_progress(until); }
+  void abort(const std::string& reason) override { t_->abort(reason); }
+
+ private:
+  std::unique_ptr<comm::Transport> t_;
+};
+
+class CountingDeviceOps final : public comm::DeviceBufferOps {
+ public:
+  CountingDeviceOps(size_t scratch_bytes, std::atomic<size_t>* calls)
+      : scratch_(scratch_bytes), calls_(calls) {}
+  void copy(void* dst, const void* src, size_t bytes) override {
+    ++*calls_;
+    comm::host_buffer_ops().copy(dst, src, bytes);
+  }
+  void reduce(void* out, const void* a, const void* b, size_t count, DType dtype,
+              ReduceOp op) override {
+    ++*calls_;
+    comm::host_buffer_ops().reduce(out, a, b, count, dtype, op);
+  }
+  void scale_down(void* data, size_t count, DType dtype, int divisor) override {
+    ++*calls_;
+    comm::host_buffer_ops().scale_down(data, count, dtype, divisor);
+  }
+  void* scratch() override { return scratch_.data(); }
+  size_t scratch_bytes() const override { return scratch_.size(); }
+
+ private:
+  std::vector<std::byte> scratch_;
+  std::atomic<size_t>* calls_;
+};
+
+TEST(DeviceMemoryTransport, AlgorithmsWorkOnCudaTensorsInPlaceThroughDeviceOps) {
+  const int n = 3;
+  std::vector<CopyCounts> staged(n);
+  std::vector<std::atomic<size_t>> device_calls(n);
+  auto hub = std::make_shared<comm::InprocHub>(n);
+  run_rank_threads(n, [&](int r) {
+    Communicator::Context ctx;
+    ctx.backend = "device-memory";
+    ctx.make_staging = [&staged, r](int) { return std::make_unique<DeferredStaging>(&staged[r]); };
+    ctx.make_device_ops = [&device_calls, r](int device, size_t scratch_bytes) {
+      EXPECT_EQ(device, 0);
+      return std::make_unique<CountingDeviceOps>(scratch_bytes, &device_calls[r]);
+    };
+    Communicator comm(std::make_unique<DeviceMemoryTransport>(comm::make_inproc_transport(hub, r)),
+                      std::move(ctx), small_chunks());
+    CheckMatrix device = route_checks(Device::cuda(0));
+    for (const auto& f : check_collectives(comm, device)) ADD_FAILURE() << f;
+    EXPECT_GT(device_calls[r].load(), 0u) << "the algorithms did not use the device ops";
+    EXPECT_EQ(staged[r].to_host.load(), 0u) << "a CUDA tensor was staged";
+    // Host tensors on the same transport use the host's ops.
+    const size_t before = device_calls[r].load();
+    for (const auto& f : check_collectives(comm, route_checks(Device::cpu()))) ADD_FAILURE() << f;
+    EXPECT_EQ(device_calls[r].load(), before) << "host tensors went through the device ops";
   });
 }
 
