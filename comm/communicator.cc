@@ -549,6 +549,7 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
                                : nullptr;
   TransportSetup setup;
   setup.store = store.get();
+  setup.shared_store = store;
   setup.rank = new_rank;
   setup.size = static_cast<int>(members.size());
   setup.job_id = m.context.job_id;

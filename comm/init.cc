@@ -160,6 +160,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
   }
   auto store = std::make_shared<PrefixStore>(ctx.group_tag, ctx.store);
   setup.store = store.get();
+  setup.shared_store = store;
   setup.job_id = ctx.job_id;
   setup.token = ctx.token;
   setup.host = ctx.host;

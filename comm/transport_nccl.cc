@@ -475,11 +475,11 @@ std::unique_ptr<Transport> make_nccl_transport(const TransportSetup& setup, int 
     throw Error(ErrorCode::InvalidArgument,
                 where + " needs a rendezvous store to share NCCL's unique id: launch with "
                         "weftrun, set WEFT_STORE_ADDR, or MASTER_ADDR and MASTER_PORT");
-  // The transport keeps no reference to setup.store (it may not outlive set-up); the abort
-  // channel needs none either when none is shared, so notices stay within this process.
+  // The abort channel keeps the group's store (setup.store may not outlive set-up), so a rank
+  // that fails tells its peers at once instead of leaving them to their deadline.
   NcclComm comm = NcclComm::connect(*setup.store, "nccl/unique_id", setup.rank, setup.size,
                                     cuda_device, setup.deadline);
-  return std::make_unique<NcclTransport>(std::move(comm), nullptr);
+  return std::make_unique<NcclTransport>(std::move(comm), setup.shared_store);
 }
 
 }  // namespace weft::comm

@@ -11,6 +11,9 @@ namespace weft::comm {
 
 struct TransportSetup {
   Store* store = nullptr;  // already scoped to this group (a PrefixStore per communicator)
+  // The same store, owned, for a transport that keeps using it after set-up (nccl-ring posts
+  // abort notices there for its peers). May be null: then notices stay within this process.
+  std::shared_ptr<Store> shared_store;
   int rank = 0;            // rank within the group
   int size = 1;
   std::string job_id;      // names shared-memory files; checked in handshakes
