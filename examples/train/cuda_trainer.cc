@@ -146,9 +146,8 @@ double CudaTrainer<T>::global_grad_norm() {
 
 template <typename T>
 StepStats CudaTrainer<T>::step(int step) {
-  const int dp = comm_.size(), micro = options_.micro_batch, seq = options_.model.seq;
+  const int dp = comm_.size(), micro = options_.micro_batch;
   const int accumulation = options_.accumulation(dp);
-  const int per_rank = options_.batch / dp;
   const int32_t* inputs = static_cast<const int32_t*>(tokens_.data());
   const int32_t* targets = inputs + inputs_.size();
   T* grads = static_cast<T*>(grads_.data());
@@ -164,9 +163,8 @@ StepStats CudaTrainer<T>::step(int step) {
     // Forward and backward are timed to the end of their GPU work (mean_loss and the
     // synchronisation wait for it), so the phases add up to the step.
     Clock::time_point t = Clock::now();
-    corpus_.train_batch(static_cast<uint64_t>(step - 1), options_.batch,
-                        comm_.rank() * per_rank + m * micro, micro, seq, inputs_.data(),
-                        targets_.data());
+    load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(),
+                     targets_.data());
     upload_tokens();
     model_.forward(params(), inputs, targets, micro);
     loss += model_.mean_loss();

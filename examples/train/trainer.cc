@@ -36,9 +36,8 @@ double Trainer::global_grad_norm() {
 }
 
 StepStats Trainer::step(int step) {
-  const int dp = comm_.size(), micro = options_.micro_batch, T = options_.model.seq;
+  const int dp = comm_.size(), micro = options_.micro_batch;
   const int accumulation = options_.accumulation(dp);
-  const int per_rank = options_.batch / dp;
   float* params = params_.as<float>();
   float* grads = grads_.as<float>();
   StepStats s;
@@ -51,9 +50,8 @@ StepStats Trainer::step(int step) {
   const float scale = loss_scale(options_, dp);
   for (int m = 0; m < accumulation; m++) {
     Clock::time_point t = Clock::now();
-    corpus_.train_batch(static_cast<uint64_t>(step - 1), options_.batch,
-                        comm_.rank() * per_rank + m * micro, micro, T, inputs_.data(),
-                        targets_.data());
+    load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(),
+                     targets_.data());
     loss += model_.forward(params, inputs_.data(), targets_.data(), micro);
     s.ms_forward += ms_since(t);
     t = Clock::now();

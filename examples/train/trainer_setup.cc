@@ -22,6 +22,13 @@ parallel::AdamWOptions adamw_options(const TrainOptions& o) {
   return a;
 }
 
+void load_micro_batch(const Corpus& corpus, const TrainOptions& o, int rank, int ranks, int step,
+                      int m, int32_t* inputs, int32_t* targets) {
+  const int per_rank = o.batch / ranks;
+  corpus.train_batch(static_cast<uint64_t>(step - 1), o.batch, rank * per_rank + m * o.micro_batch,
+                     o.micro_batch, o.model.seq, inputs, targets);
+}
+
 void record_comm(StepStats& s, const parallel::CommStats& comm) {
   s.ms_comm_exposed = comm.exposed_seconds * 1e3;
   s.ms_comm = comm.comm_seconds * 1e3;

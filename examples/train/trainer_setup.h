@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "examples/train/corpus.h"
 #include "examples/train/step_log.h"
 #include "examples/train/train_options.h"
 #include "models/gpt_config.h"
@@ -18,6 +19,10 @@ parallel::DataParallelOptions data_parallel_options(const TrainOptions& o);
 // Which tensors AdamW decays.
 std::vector<parallel::DecaySpan> decay_spans(const models::GptLayout& layout);
 parallel::AdamWOptions adamw_options(const TrainOptions& o);
+// The tokens of micro-batch `m` of step `step` (from 1) on `rank` of `ranks`: its slice of the
+// step's global batch.
+void load_micro_batch(const Corpus& corpus, const TrainOptions& o, int rank, int ranks, int step,
+                      int m, int32_t* inputs, int32_t* targets);
 // The step's communication figures from what DataParallel::finish() measured.
 void record_comm(StepStats& s, const parallel::CommStats& comm);
 // What the gradients are multiplied by for clipping: below 1 only when the norm exceeds --clip.
