@@ -39,6 +39,9 @@ struct Span {
   }
 };
 
+// The CUDA device of whichever of an op's spans is on one (they share it), or -1.
+int device_of(const Span& a, const Span& b) { return a.on_device() ? a.cuda_device : b.cuda_device; }
+
 // Runs fn(in, out) on host copies of whatever of `in` and `out` lives on a GPU: `in` (what the
 // op reads) is copied over before, `out` (what it writes) copied back after; an empty Span is
 // neither, and `out` may alias `in`. Without a staging (host spans, or a transport that moves
@@ -163,7 +166,7 @@ struct Communicator::Impl {
   // ops use it on the executor's, one at a time). Null when neither span is on a GPU, or when
   // the backend takes device memory as it is.
   DeviceStaging* staging_for(const Span& a, const Span& b) {
-    int device = a.on_device() ? a.cuda_device : b.cuda_device;
+    const int device = device_of(a, b);
     if (device < 0 || moves_device_memory()) return nullptr;
     std::unique_ptr<DeviceStaging>& s = stagings[device];
     if (!s) s = context.make_staging(device);
@@ -172,7 +175,7 @@ struct Communicator::Impl {
   // The algorithms' operations and work area for these spans: the GPU's, made on first use,
   // when the transport moves device memory and a span is on a GPU; else the host's.
   std::pair<BufferOps*, DeviceBufferOps*> ops_for(const Span& a, const Span& b) {
-    int device = a.on_device() ? a.cuda_device : b.cuda_device;
+    const int device = device_of(a, b);
     if (device < 0 || !moves_device_memory()) return {&host_buffer_ops(), nullptr};
     std::unique_ptr<DeviceBufferOps>& o = device_ops[device];
     if (!o) o = context.make_device_ops(device, scratch.size());

@@ -7,6 +7,15 @@
 #include "runtime/clock.h"
 
 namespace weft::train {
+namespace {
+
+// The mean of `value` over the ranks of `comm` (a host tensor: every host backend takes it).
+double mean_over_ranks(comm::Communicator& comm, double value) {
+  comm.allreduce(Tensor::flat(&value, DType::f64, 1), ReduceOp::avg).wait();
+  return value;
+}
+
+}  // namespace
 
 Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, comm::Communicator& comm)
     : options_(options),

@@ -47,11 +47,6 @@ void record_rates(StepStats& s, const TrainOptions& o, Clock::time_point start) 
   s.model_gflops = s.tokens_per_s * o.model.flops_per_token() / 1e9;
 }
 
-double mean_over_ranks(comm::Communicator& comm, double value) {
-  comm.allreduce(Tensor::flat(&value, DType::f64, 1), ReduceOp::avg).wait();
-  return value;
-}
-
 float loss_scale(const TrainOptions& o, int ranks) {
   return 1.0f / (static_cast<float>(o.accumulation(ranks)) * o.micro_batch * o.model.seq);
 }

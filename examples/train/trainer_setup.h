@@ -1,6 +1,6 @@
 #pragma once
-// What the CPU and GPU trainers both derive from the options and the model layout, and the one
-// cross-rank mean they both take.
+// What the CPU and GPU trainers both derive from the options and the model layout, and the
+// pieces of a step's bookkeeping they share.
 #include <vector>
 
 #include "comm/communicator.h"
@@ -29,8 +29,6 @@ void record_comm(StepStats& s, const parallel::CommStats& comm);
 float clip_factor(const TrainOptions& o, double grad_norm);
 // The step's time and rates, for a step that began at `start` (ms_step, tokens/s, GFLOP/s).
 void record_rates(StepStats& s, const TrainOptions& o, Clock::time_point start);
-// The mean of `value` over the ranks of `comm`.
-double mean_over_ranks(comm::Communicator& comm, double value);
 // What a rank's backward scales the summed per-token losses by: 1 / the tokens of its share of
 // the step, so that it adds up the gradient of their mean (the data-parallel average then makes
 // it the mean over the global batch).
