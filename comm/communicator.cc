@@ -40,7 +40,9 @@ struct Span {
 };
 
 // The CUDA device of whichever of an op's spans is on one (they share it), or -1.
-int device_of(const Span& a, const Span& b) { return a.on_device() ? a.cuda_device : b.cuda_device; }
+int device_of(const Span& a, const Span& b) {
+  return a.on_device() ? a.cuda_device : b.cuda_device;
+}
 
 // Runs fn(in, out) on host copies of whatever of `in` and `out` lives on a GPU: `in` (what the
 // op reads) is copied over before, `out` (what it writes) copied back after; an empty Span is
@@ -93,7 +95,7 @@ struct Communicator::Impl {
   Context context;
   CommOptions options;
   Buffer scratch;  // the algorithms' work area (none for a native backend)
-  std::map<int, std::unique_ptr<DeviceStaging>> stagings;  // by CUDA device (staging_for)
+  std::map<int, std::unique_ptr<DeviceStaging>> stagings;      // by CUDA device (staging_for)
   std::map<int, std::unique_ptr<DeviceBufferOps>> device_ops;  // by CUDA device (ops_for)
   std::shared_ptr<Executor> executor;
   uint64_t seq = 0;                             // collectives issued (caller thread)
@@ -159,8 +161,9 @@ struct Communicator::Impl {
   void check_device(OpKind op, const Tensor& t) const {
     if (!native || !moves_device_memory() || !t.device().is_cpu()) return;
     throw Error(ErrorCode::InvalidArgument,
-                where(op) + " got a tensor on " + t.device().str() + " but backend nccl moves "
-                    "CUDA memory only; pass a cuda tensor, or use a host backend (tcp, shm, mpi)");
+                where(op) + " got a tensor on " + t.device().str() +
+                    " but backend nccl moves CUDA memory only; pass a cuda tensor, or use a "
+                    "host backend (tcp, shm, mpi)");
   }
   // The staging for CUDA tensors on this device, made on first use (on the caller's thread;
   // ops use it on the executor's, one at a time). Null when neither span is on a GPU, or when
@@ -252,24 +255,26 @@ struct Communicator::Impl {
   // the whole op's fingerprint, so a size mismatch still names both totals.
   Work submit_staged_allreduce(const Fingerprint& fp, Span in, Span out, ReduceOp op) {
     DeviceStaging* s = staging_for(in, out);
-    return submit_algo(fp, &host_buffer_ops(), nullptr, [this, s, in, out, op](const AlgoContext& ctx) {
-      const size_t esize = dtype_size(in.dtype);
-      const size_t per = std::max<size_t>(1, options.staging_chunk_bytes / esize);
-      const size_t chunks = std::max<size_t>(1, (in.numel + per - 1) / per);
-      auto count_of = [&](size_t k) { return std::min(per, in.numel - k * per); };
-      auto at = [&](const Span& span, size_t k) {
-        return static_cast<std::byte*>(span.data) + k * per * esize;
-      };
-      std::byte* area[2] = {s->host(0, count_of(0) * esize), s->host(1, count_of(0) * esize)};
-      s->to_host(area[0], at(in, 0), count_of(0) * esize);
-      s->wait();
-      for (size_t k = 0; k < chunks; k++) {
-        if (k + 1 < chunks) s->to_host(area[(k + 1) % 2], at(in, k + 1), count_of(k + 1) * esize);
-        allreduce_in_place(ctx, area[k % 2], count_of(k), in.dtype, op);
-        s->to_device(at(out, k), area[k % 2], count_of(k) * esize);
-        s->wait();
-      }
-    });
+    return submit_algo(
+        fp, &host_buffer_ops(), nullptr, [this, s, in, out, op](const AlgoContext& ctx) {
+          const size_t esize = dtype_size(in.dtype);
+          const size_t per = std::max<size_t>(1, options.staging_chunk_bytes / esize);
+          const size_t chunks = std::max<size_t>(1, (in.numel + per - 1) / per);
+          auto count_of = [&](size_t k) { return std::min(per, in.numel - k * per); };
+          auto at = [&](const Span& span, size_t k) {
+            return static_cast<std::byte*>(span.data) + k * per * esize;
+          };
+          std::byte* area[2] = {s->host(0, count_of(0) * esize), s->host(1, count_of(0) * esize)};
+          s->to_host(area[0], at(in, 0), count_of(0) * esize);
+          s->wait();
+          for (size_t k = 0; k < chunks; k++) {
+            if (k + 1 < chunks)
+              s->to_host(area[(k + 1) % 2], at(in, k + 1), count_of(k + 1) * esize);
+            allreduce_in_place(ctx, area[k % 2], count_of(k), in.dtype, op);
+            s->to_device(at(out, k), area[k % 2], count_of(k) * esize);
+            s->wait();
+          }
+        });
   }
 
   // An op of the native backend: body(in, out, backend, op) with host spans as in submit().
@@ -277,19 +282,20 @@ struct Communicator::Impl {
   template <typename Body>
   Work submit_native(const Fingerprint& fp, bool collective, Span in, Span out, Body body) {
     DeviceStaging* staging = staging_for(in, out);
-    return executor->submit(fp, options.timeout,
-                            [this, fp, collective, staging, in, out, body](LazyDeadline d) {
-      throw_if_aborted(fp);
-      NativeOp op{fp, d.get()};
-      try {
-        if (collective) native->check_agreement(op);
-        if (!staging) return body(in, out, *native, op);  // host tensors, or nccl
-        run_on_host(staging, in, out, [&](Span hin, Span hout) { body(hin, hout, *native, op); });
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::Aborted) native->abort(e.what());  // as in submit()
-        throw;
-      }
-    });
+    return executor->submit(
+        fp, options.timeout, [this, fp, collective, staging, in, out, body](LazyDeadline d) {
+          throw_if_aborted(fp);
+          NativeOp op{fp, d.get()};
+          try {
+            if (collective) native->check_agreement(op);
+            if (!staging) return body(in, out, *native, op);  // host tensors, or nccl
+            run_on_host(staging, in, out,
+                        [&](Span hin, Span hout) { body(hin, hout, *native, op); });
+          } catch (const Error& e) {
+            if (e.code() != ErrorCode::Aborted) native->abort(e.what());  // as in submit()
+            throw;
+          }
+        });
   }
 
   Fingerprint next(OpKind op, DType dtype, size_t count, ReduceOp reduce = ReduceOp::sum,
@@ -335,7 +341,8 @@ Work Communicator::allreduce(const Tensor& data, ReduceOp op) { return allreduce
 
 Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, ReduceOp op) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true)) return d->allreduce(in_tensor, out_tensor, op);
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true))
+    return d->allreduce(in_tensor, out_tensor, op);
   m.check_same(OpKind::allreduce, in_tensor, out_tensor, in_tensor.numel(),
                "they must have the same dtype and size");
   Span in(in_tensor), out(out_tensor);
@@ -399,7 +406,8 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
 
 Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true)) return d->allgather(in_tensor, out_tensor);
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true))
+    return d->allgather(in_tensor, out_tensor);
   m.check_same(OpKind::allgather, in_tensor, out_tensor, in_tensor.numel() * size(),
                "the output must hold size() x the input's elements");
   Span in(in_tensor), out(out_tensor);
@@ -443,7 +451,8 @@ Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_ten
 
 Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
   Impl& m = *impl_;
-  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true)) return d->alltoall(in_tensor, out_tensor);
+  if (Communicator* d = m.route(*this, in_tensor, out_tensor, true))
+    return d->alltoall(in_tensor, out_tensor);
   m.check_same(OpKind::alltoall, in_tensor, out_tensor, in_tensor.numel(),
                "they must have the same dtype and size");
   if (in_tensor.numel() % size() != 0)
@@ -519,8 +528,8 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
     // In order with the other ops, and checked like them; it also shows that every rank has
     // reached the split, so the library's (blocking) split below only waits for its own exchange.
     Fingerprint fp = m.next(OpKind::split, DType::i32, 2);
-    m.submit_native(fp, true, Span(), Span(), [](Span, Span, NativeBackend&, const NativeOp&) {})
-        .wait();
+    m.submit_native(fp, true, Span(), Span(), [](Span, Span, NativeBackend&, const NativeOp&) {
+     }).wait();
     int index = m.splits++;
     auto child = m.native->split(color, key, deadline_after(m.options.timeout));
     if (!child) return nullptr;

@@ -120,8 +120,7 @@ template <typename T>
 void CudaTrainer<T>::upload_tokens() {
   int32_t* d = static_cast<int32_t*>(tokens_.data());
   const size_t bytes = inputs_.size() * sizeof(int32_t);
-  WEFT_CUDA_CHECK(
-      cudaMemcpyAsync(d, inputs_.data(), bytes, cudaMemcpyHostToDevice, stream_.get()));
+  WEFT_CUDA_CHECK(cudaMemcpyAsync(d, inputs_.data(), bytes, cudaMemcpyHostToDevice, stream_.get()));
   WEFT_CUDA_CHECK(cudaMemcpyAsync(d + inputs_.size(), targets_.data(), bytes,
                                   cudaMemcpyHostToDevice, stream_.get()));
   synchronize();
@@ -163,8 +162,7 @@ StepStats CudaTrainer<T>::step(int step) {
     // Forward and backward are timed to the end of their GPU work (mean_loss and the
     // synchronisation wait for it), so the phases add up to the step.
     Clock::time_point t = Clock::now();
-    load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(),
-                     targets_.data());
+    load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(), targets_.data());
     upload_tokens();
     model_.forward(params(), inputs, targets, micro);
     loss += model_.mean_loss();
@@ -184,7 +182,8 @@ StepStats CudaTrainer<T>::step(int step) {
 
   Clock::time_point t = Clock::now();
   s.grad_norm = global_grad_norm();
-  if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f) optimizer_.scale_grads(grads, f);
+  if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f)
+    optimizer_.scale_grads(grads, f);
   optimizer_.step(static_cast<float*>(master_.data()), params(), grads, static_cast<float>(s.lr),
                   step);
   synchronize();  // the allgather reads the updated shard on another stream

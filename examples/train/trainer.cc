@@ -59,8 +59,7 @@ StepStats Trainer::step(int step) {
   const float scale = loss_scale(options_, dp);
   for (int m = 0; m < accumulation; m++) {
     Clock::time_point t = Clock::now();
-    load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(),
-                     targets_.data());
+    load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(), targets_.data());
     loss += model_.forward(params, inputs_.data(), targets_.data(), micro);
     s.ms_forward += ms_since(t);
     t = Clock::now();
@@ -75,7 +74,8 @@ StepStats Trainer::step(int step) {
 
   Clock::time_point t = Clock::now();
   s.grad_norm = global_grad_norm();
-  if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f) optimizer_.scale_grads(grads, f);
+  if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f)
+    optimizer_.scale_grads(grads, f);
   optimizer_.step(params, grads, static_cast<float>(s.lr), step);
   dp_.gather_params(params);
   s.ms_optimizer = ms_since(t);
