@@ -128,7 +128,7 @@ class TorchrunLaunch : public ::testing::Test {
                "MASTER_PORT=" + std::to_string(port_),
                "TMPDIR=" + tmpdir_.string(),
                "WEFT_BACKEND=tcp",
-               "WEFT_TIMEOUT=30",
+               "WEFT_TIMEOUT=60",
                "WEFT_LOG=warn",
                "WEFT_TOKEN=",
                "WEFT_INSECURE=",
@@ -181,8 +181,8 @@ TEST_F(TorchrunLaunch, AnotherUsersProcessPosingAsRank1IsRefusedAndTheRealRanksM
 
   // The real rank 1 still finds its place, and the sums are right.
   auto rank1 = start_rank(rank_env(1));
-  WeftrunResult r1 = rank1->finish(60s);
-  WeftrunResult r0 = rank0->finish(60s);
+  WeftrunResult r1 = rank1->finish(90s);
+  WeftrunResult r0 = rank0->finish(90s);
   EXPECT_EQ(r0.exit_code, 0) << r0.out << r0.err;
   EXPECT_EQ(r1.exit_code, 0) << r1.out << r1.err;
   EXPECT_TRUE(contains(r0.out, "rank 0 allreduce 3 over tcp")) << r0.out << r0.err;
@@ -214,7 +214,7 @@ TEST_F(TorchrunLaunch, WeftInsecureRunsAJobAcrossMachinesWithAWarningOnEveryRank
   auto rank0 = start_rank(rank_env(0, "127.0.0.1", 1, {"WEFT_INSECURE=1"}));
   auto rank1 = start_rank(rank_env(1, "127.0.0.1", 1, {"WEFT_INSECURE=1"}));
   int rank = 0;
-  for (WeftrunResult r : {rank0->finish(60s), rank1->finish(60s)}) {
+  for (WeftrunResult r : {rank0->finish(90s), rank1->finish(90s)}) {
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_TRUE(contains(r.out, "rank " + std::to_string(rank++) + " allreduce 3")) << r.out;
     EXPECT_TRUE(contains(r.err, "warn] WEFT_INSECURE=1: this job spans machines")) << r.err;
@@ -226,7 +226,7 @@ TEST_F(TorchrunLaunch, WeftTokenAcrossMachinesRunsAndIsNeverPrinted) {
   Env extra = {"WEFT_TOKEN=" + token, "WEFT_LOG=debug"};
   auto rank0 = start_rank(rank_env(0, "127.0.0.1", 1, extra));
   auto rank1 = start_rank(rank_env(1, "127.0.0.1", 1, extra));
-  for (WeftrunResult r : {rank0->finish(60s), rank1->finish(60s)}) {
+  for (WeftrunResult r : {rank0->finish(90s), rank1->finish(90s)}) {
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_FALSE(contains(r.out + r.err, token)) << r.out << r.err;
   }
@@ -242,8 +242,8 @@ TEST_F(TorchrunLaunch, NothingListensOnAWildcardAddressDuringALoopbackJob) {
   EXPECT_TRUE(contains(joined(listeners), "127.0.0.1:" + std::to_string(port_ + 1)))
       << joined(listeners);
   auto rank1 = start_rank(rank_env(1));
-  EXPECT_EQ(rank1->finish(60s).exit_code, 0);
-  EXPECT_EQ(rank0->finish(60s).exit_code, 0);
+  EXPECT_EQ(rank1->finish(90s).exit_code, 0);
+  EXPECT_EQ(rank0->finish(90s).exit_code, 0);
 }
 
 TEST(WeftrunStore, ListensOnLoopbackOnly) {

@@ -3,7 +3,10 @@
 // WEFT_INSECURE and a usage error.
 #include "comm/job_token.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -181,6 +184,33 @@ TEST_F(JobToken, AJobOnThisMachineUsesThePerUserSecretAndListensWhereMasterAddrS
   EXPECT_EQ(a.secret_path, user_secret_dir() + "/secret");
   EXPECT_EQ(a.token, user_secret(user_secret_dir()));
   EXPECT_EQ(user_secret_dir(), root_.string() + "/weft-" + std::to_string(::geteuid()));
+}
+
+// An IPv4 address of this machine other than loopback, or "" when it has none.
+std::string non_loopback_address() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* i = list; i && found.empty(); i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+    if (std::string(buf).rfind("127.", 0) != 0) found = buf;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+TEST_F(JobToken, AnInterfaceAddressOfThisMachineIsOneMachineToo) {
+  const std::string addr = non_loopback_address();
+  if (addr.empty()) GTEST_SKIP() << "this machine has no IPv4 address but loopback";
+  ScopedEnv env({{"TMPDIR", root_.string()},
+                 {"WEFT_TOKEN", ""},
+                 {"WEFT_INSECURE", ""},
+                 {"WEFT_STORE_BIND", ""}});
+  MasterStoreAccess a = master_store_access(torchrun_world(addr, 0, 2));
+  EXPECT_EQ(a.bind_host, addr);  // where MASTER_ADDR says, not every interface
+  EXPECT_EQ(a.token, user_secret(user_secret_dir()));
 }
 
 TEST_F(JobToken, WeftTokenWinsAndWeftStoreBindOverridesTheAddress) {
