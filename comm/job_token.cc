@@ -50,7 +50,7 @@ void check_private(int fd, const std::string& path, bool directory) {
                                                 ": other users may read it." + fix);
 }
 
-// Reads the secret file (nullopt-like empty string when it does not exist yet).
+// The secret in the file, or "" when the file does not exist yet.
 std::string read_secret(int dir_fd, const std::string& path) {
   UniqueFd fd(::openat(dir_fd, kSecretName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) {
