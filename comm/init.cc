@@ -4,6 +4,7 @@
 #include "comm/group_context.h"
 #include "comm/mpi/backends.h"
 #include "comm/mpi/mpi_rendezvous.h"
+#include "comm/rendezvous/job_token.h"
 #include "comm/native_backend.h"
 #include "comm/nccl/backends.h"
 #include "comm/rendezvous/store_memory.h"
@@ -38,17 +39,26 @@ bool meets_through_mpi(const World& w) {
 }
 
 // Where the rendezvous store is: weftrun names it; under torchrun rank 0 serves one on
-// MASTER_PORT + 1 (torchrun's own store already holds MASTER_PORT); under mpirun rank 0 serves
-// one and announces it over MPI.
+// MASTER_PORT + 1 (torchrun's own store already holds MASTER_PORT), on the address MASTER_ADDR
+// names, guarded by the token master_store_access finds (comm/job_token.h); under mpirun rank 0
+// serves one and announces it over MPI.
 void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
   std::string addr = env::get("WEFT_STORE_ADDR");
   std::shared_ptr<TcpStore> store;
   if (!addr.empty()) {
     store = TcpStore::connect(addr, ctx.token, deadline);
   } else if (!w.master_addr.empty() && w.master_port > 0) {
+    MasterStoreAccess access = master_store_access(w);
+    ctx.token = access.token;
     if (w.rank == 0)
-      ctx.keepalive = std::make_shared<TcpStoreServer>("0.0.0.0", w.master_port + 1, ctx.token);
-    store = TcpStore::connect(w.master_addr, w.master_port + 1, ctx.token, deadline);
+      ctx.keepalive =
+          std::make_shared<TcpStoreServer>(access.bind_host, w.master_port + 1, ctx.token);
+    std::string origin = access.secret_path.empty()
+                             ? "WEFT_TOKEN, which every rank must be given the same"
+                             : "this user's secret in " + access.secret_path +
+                                   ": every rank of a job on one machine runs as one user, or "
+                                   "every rank is given the same WEFT_TOKEN";
+    store = TcpStore::connect(w.master_addr, w.master_port + 1, ctx.token, deadline, origin);
   } else if (meets_through_mpi(w)) {
     StoreRendezvous met = rendezvous_through_mpi(w, deadline);
     ctx.store = std::move(met.store);

@@ -28,8 +28,14 @@ constexpr Var kEnvVars[] = {
     {"WEFT_LOCAL_WORLD_SIZE", "", "set by weftrun: number of ranks on this node"},
     {"WEFT_NODE_RANK", "", "set by weftrun: index of this node"},
     {"WEFT_JOB_ID", "", "set by weftrun: job id; names shared-memory files and guards connections"},
-    {"WEFT_TOKEN", "", "set by weftrun: secret every connection presents; strangers are refused"},
+    {"WEFT_TOKEN", "", "set by weftrun: secret every connection presents; strangers are refused. "
+     "Under torchrun-style launch across machines, set it yourself: "
+     "export WEFT_TOKEN=$(openssl rand -hex 16), the same on every node"},
     {"WEFT_STORE_ADDR", "", "set by weftrun: host:port of the rendezvous store"},
+    {"WEFT_STORE_BIND", "", "under torchrun-style launch: the address rank 0's store listens on "
+     "(default MASTER_ADDR; 0.0.0.0 = every interface)"},
+    {"WEFT_INSECURE", "0", "1 lets a torchrun-style job across machines run without WEFT_TOKEN: "
+     "anyone who can reach its ports can join it (a warning on every rank)"},
 };
 
 }  // namespace

@@ -106,6 +106,18 @@ UniqueFd listen_tcp(const std::string& host, int port, int backlog) {
   return fd;
 }
 
+bool is_local_address(const std::string& host) {
+  sockaddr_in a{};
+  try {
+    a = resolve(host, 0);
+  } catch (const Error&) {
+    return false;
+  }
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw_errno("socket()");
+  return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+}
+
 UniqueFd accept_tcp(int listen_fd) {
   for (;;) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);

@@ -24,7 +24,11 @@ struct HostPort {
 HostPort parse_host_port(const std::string& address, const char* what);
 
 // A listening socket on host:port ("" or "0.0.0.0" = every interface; port 0 = a free port).
+// Callers name the address their peers reach: every interface only when the user asked for it.
 UniqueFd listen_tcp(const std::string& host, int port, int backlog = 128);
+// Whether `host` names an address of this machine (loopback, an interface's, or 0.0.0.0): one
+// a socket can bind. False when it does not resolve.
+bool is_local_address(const std::string& host);
 // Accepts one pending connection as a non-blocking socket; an empty UniqueFd when none is pending.
 UniqueFd accept_tcp(int listen_fd);
 // Connects to host:port and returns a non-blocking socket. A refused or unreachable address is

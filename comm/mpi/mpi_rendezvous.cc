@@ -3,11 +3,11 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <random>
 
-#include "runtime/idle_backoff.h"
 #include "comm/mpi/mpi_comm.h"
+#include "comm/rendezvous/job_token.h"
 #include "comm/rendezvous/store_tcp.h"
+#include "runtime/idle_backoff.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -15,17 +15,6 @@
 
 namespace weft::comm {
 namespace {
-
-std::string random_hex(size_t digits) {
-  std::random_device rd;
-  std::string s;
-  const char* hex = "0123456789abcdef";
-  while (s.size() < digits) {
-    unsigned v = rd();
-    for (int i = 0; i < 8 && s.size() < digits; i++, v >>= 4) s += hex[v & 15];
-  }
-  return s;
-}
 
 // Where the other ranks reach rank 0: loopback when the whole job is on this node, else this
 // host's name (which the other nodes resolve).
@@ -83,13 +72,17 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   // Rank 0 says "address\njob id\ntoken" in one fixed-size broadcast.
   char message[1024] = {};
   if (w.rank == 0) {
-    std::string token = random_hex(32);
-    keep->server = std::make_unique<TcpStoreServer>("0.0.0.0", 0, token);
-    std::string job = w.job_id != "local" ? w.job_id : "mpi" + random_hex(12);
+    std::string token = random_hex(16);
+    // On one node the store listens on loopback; other nodes reach it at this host's name,
+    // which may resolve to any of its interfaces (the token keeps strangers out).
+    const std::string host = server_host(w);
+    keep->server =
+        std::make_unique<TcpStoreServer>(host == "127.0.0.1" ? host : "0.0.0.0", 0, token);
+    std::string job = w.job_id != "local" ? w.job_id : "mpi" + random_hex(6);
     std::string text =
-        server_host(w) + ":" + std::to_string(keep->server->port()) + "\n" + job + "\n" + token;
-    if (text.size() >= sizeof message)
-      throw Error(ErrorCode::InvalidArgument, "rank 0: host name too long to broadcast: " + text);
+        host + ":" + std::to_string(keep->server->port()) + "\n" + job + "\n" + token;
+    if (text.size() >= sizeof message)  // the message names the host, never the token
+      throw Error(ErrorCode::InvalidArgument, "rank 0: host name too long to broadcast: " + host);
     std::memcpy(message, text.data(), text.size());
   }
   MPI_Request request = MPI_REQUEST_NULL;
@@ -104,7 +97,8 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   size_t a = text.find('\n'), b = text.find('\n', a + 1);
   if (a == std::string::npos || b == std::string::npos)
     throw Error(ErrorCode::Corrupt, "rank " + std::to_string(w.rank) +
-                                        ": malformed rendezvous message from rank 0: " + text);
+                                        ": malformed rendezvous message from rank 0 (" +
+                                        std::to_string(text.size()) + " bytes)");
   StoreRendezvous out;
   out.job_id = text.substr(a + 1, b - a - 1);
   out.token = text.substr(b + 1);

@@ -22,6 +22,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "comm/rendezvous/job_token.h"
 #include "runtime/socket.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
@@ -210,7 +211,7 @@ struct TcpStoreServer::State {
     if (!c.authed) {
       if (m.code != kHello || m.parts.size() != 2 || m.parts[0] != kProtocol) {
         refuse(c, "not a weft store client");
-      } else if (m.parts[1] != token) {
+      } else if (!same_token(m.parts[1], token)) {
         reply(c, m.id, kFailed, {"wrong job token"});
         refuse(c, "wrong job token");
       } else {
@@ -458,7 +459,8 @@ TcpStore::TcpStore(std::unique_ptr<Conn> conn) : conn_(std::move(conn)) {}
 TcpStore::~TcpStore() = default;
 
 std::unique_ptr<TcpStore> TcpStore::connect(const std::string& host, int port,
-                                            const std::string& token, Deadline deadline) {
+                                            const std::string& token, Deadline deadline,
+                                            const std::string& token_origin) {
   auto conn = std::make_unique<Conn>();
   conn->address = host + ":" + std::to_string(port);
   try {
@@ -481,10 +483,9 @@ std::unique_ptr<TcpStore> TcpStore::connect(const std::string& host, int port,
                                             "launcher's");
   }
   if (reply.code != kOk)
-    throw Error(ErrorCode::Unavailable,
-                "the store at " + conn->address +
-                    " refused this rank: " + (reply.parts.empty() ? "" : reply.parts[0]) +
-                    "; WEFT_TOKEN must be the one the launcher gave this job");
+    throw Error(ErrorCode::Unavailable, "the store at " + conn->address + " refused this rank: " +
+                                            (reply.parts.empty() ? "" : reply.parts[0]) +
+                                            "; this rank presented the token from " + token_origin);
   return std::unique_ptr<TcpStore>(new TcpStore(std::move(conn)));
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 // A Store served over TCP: one server (in weftrun, or rank 0 under torchrun-style launch) and a
-// client per rank. Every connection first presents the job token; strangers are refused and
-// logged. Waits are answered by the server when the keys appear, so clients sleep, not poll.
+// client per rank. Every connection first presents the job token (comm/job_token.h); strangers
+// are refused and logged with their address before they can read or write a key, so they take
+// no rank's place. Waits are answered by the server when the keys appear, so clients sleep,
+// not poll.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -29,8 +31,11 @@ class TcpStoreServer {
 class TcpStore : public Store {
  public:
   // Connects (retrying until the deadline, as the server may start later) and authenticates.
-  static std::unique_ptr<TcpStore> connect(const std::string& host, int port,
-                                           const std::string& token, Deadline deadline);
+  // A refusal says where the token came from (`token_origin`) and what to check.
+  static std::unique_ptr<TcpStore> connect(
+      const std::string& host, int port, const std::string& token, Deadline deadline,
+      const std::string& token_origin =
+          "WEFT_TOKEN, which must be the one the launcher gave this job");
   // "host:port" form.
   static std::unique_ptr<TcpStore> connect(const std::string& address, const std::string& token,
                                            Deadline deadline);

@@ -25,15 +25,20 @@ void check(bool ok, const char* what) {
 }  // namespace
 
 WeftrunProcess::WeftrunProcess(const std::vector<std::string>& args, const std::string& input,
+                               const std::vector<std::string>& extra_env)
+    : WeftrunProcess(Program{WEFTRUN_PATH}, args, input, extra_env) {}
+
+WeftrunProcess::WeftrunProcess(const Program& program, const std::vector<std::string>& args,
+                               const std::string& input,
                                const std::vector<std::string>& extra_env) {
   int out[2], err[2], in[2];
   check(::pipe2(out, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0 && ::pipe2(in, O_CLOEXEC) == 0,
         "pipe2");
-  std::vector<std::string> argv_strings = {WEFTRUN_PATH};
+  std::vector<std::string> argv_strings = {program.path};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<std::string> env_strings;
+  // extra_env first: getenv() returns the first of duplicate names.
+  std::vector<std::string> env_strings = extra_env;
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> argv, envp;
   for (auto& s : argv_strings) argv.push_back(s.data());
   for (auto& s : env_strings) envp.push_back(s.data());

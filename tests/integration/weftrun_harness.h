@@ -17,12 +17,20 @@ struct WeftrunResult {
   double seconds = 0;  // from start to exit
 };
 
+// A program other than weftrun, for ranks started without it (torchrun-style variables).
+struct Program {
+  std::string path;
+};
+
 class WeftrunProcess {
  public:
-  // Starts `weftrun args...` with the test's environment plus `extra_env` ("NAME=value"),
-  // and `input` on its stdin.
+  // Starts `weftrun args...` with the test's environment plus `extra_env` ("NAME=value", which
+  // wins over the test's), and `input` on its stdin.
   explicit WeftrunProcess(const std::vector<std::string>& args, const std::string& input = "",
                           const std::vector<std::string>& extra_env = {});
+  // Starts `program args...` the same way.
+  WeftrunProcess(const Program& program, const std::vector<std::string>& args,
+                 const std::string& input = "", const std::vector<std::string>& extra_env = {});
   ~WeftrunProcess();
   WeftrunProcess(const WeftrunProcess&) = delete;
   WeftrunProcess& operator=(const WeftrunProcess&) = delete;

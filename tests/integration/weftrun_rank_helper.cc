@@ -1,7 +1,8 @@
 // A rank program for weftrun's integration tests: proves that what weftrun hands a rank is
 // enough to meet the others.
 //   weftrun_rank_helper store       rendezvous through the store weftrun serves
-//   weftrun_rank_helper allreduce   build the world communicator and allreduce rank+1
+//   weftrun_rank_helper allreduce   build the world communicator and allreduce rank+1 (also
+//                                   as a rank started with torchrun-style variables)
 //   weftrun_rank_helper lost-during-setup R
 //                                   rank R fails (exit 3) once the others have created their
 //                                   shared-memory files and wait for it in the shm transport's
@@ -77,6 +78,9 @@ int main(int argc, char** argv) {
       return lose_rank_during_setup(world, std::atoi(argv[2]));
     std::fprintf(stderr, "usage: %s store | allreduce | lost-during-setup RANK\n", argv[0]);
     return 2;
+  } catch (const weft::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return e.code() == weft::ErrorCode::InvalidArgument ? 2 : 1;  // bad usage, as weft-train
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

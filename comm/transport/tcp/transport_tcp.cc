@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/rendezvous/job_token.h"
 #include "comm/transport/tcp/transport_tcp.h"
 #include "runtime/socket.h"
 #include "comm/transport_setup.h"
@@ -95,7 +96,7 @@ int check_hello(const std::string& buf, const TransportSetup& s, std::string& wh
   if (h.version != kProtocolVersion)
     why = "protocol version " + std::to_string(h.version) + ", this rank speaks " +
           std::to_string(kProtocolVersion) + " (mixed weft builds?)";
-  else if (rest.substr(h.job_len, h.token_len) != s.token)
+  else if (!same_token(rest.substr(h.job_len, h.token_len), s.token))
     why = "wrong job token";
   else if (rest.substr(0, h.job_len) != s.job_id)
     why = "it belongs to job '" + std::string(rest.substr(0, h.job_len)) + "', not '" + s.job_id +
@@ -132,7 +133,8 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
   if (s.size == 1) return std::vector<UniqueFd>(1);  // a group of one has no one to meet
   const std::string me =
       "tcp set-up: rank " + std::to_string(s.rank) + " of group '" + s.group_tag + "'";
-  UniqueFd listener = listen_tcp("0.0.0.0", 0, std::max(128, s.size));
+  // Listen where peers are told to call, not on every interface.
+  UniqueFd listener = listen_tcp(advertised_host(s), 0, std::max(128, s.size));
   set_buffer_sizes(listener.get(), kSocketBufferBytes);  // accepted sockets inherit it
   s.store->set(addr_key(s.rank),
                advertised_host(s) + ":" + std::to_string(local_port(listener.get())));
