@@ -15,6 +15,10 @@ StdinRelay::StdinRelay(int from, UniqueFd to) : from_(from), to_(std::move(to)) 
 pollfd StdinRelay::poll_entry() const {
   if (!to_.valid()) return {-1, 0, 0};
   if (written_ < pending_.size()) return {to_.get(), POLLOUT, 0};
+  // A weftrun in the background (`&`, or Ctrl-Z then bg) leaves the terminal to the foreground
+  // job: reading it would stop weftrun with SIGTTIN. The shell's fg sends SIGCONT, which wakes
+  // weftrun's loop to ask again.
+  if (::tcgetpgrp(from_) != ::getpgrp()) return {-1, 0, 0};
   return {from_, POLLIN, 0};
 }
 

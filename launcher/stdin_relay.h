@@ -17,9 +17,10 @@ class StdinRelay {
   // `to` is the write end of rank 0's stdin pipe; it is made non-blocking.
   StdinRelay(int from, UniqueFd to);
 
-  // What to poll now: `from` for reading while nothing waits to be written, `to` for writing
-  // while something does; fd -1 once the relay is over (end of input, or rank 0 stopped
-  // reading), when rank 0 sees the end of its stdin.
+  // What to poll now: `from` for reading while nothing waits to be written and weftrun is in
+  // the terminal's foreground, `to` for writing while something waits; fd -1 otherwise, and
+  // for good once the relay is over (end of input, or rank 0 stopped reading), when rank 0
+  // sees the end of its stdin.
   pollfd poll_entry() const;
   // Moves what poll() reported ready. Never blocks, never throws.
   void on_ready();

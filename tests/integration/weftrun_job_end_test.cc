@@ -218,18 +218,16 @@ TEST_F(WeftrunJobEnd, CtrlZStopsTheWholeJobAndContinuingResumesIt) {
   EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
 }
 
-// Runs `weftrun args` as the session leader of a new terminal, which is its stdin (as in an
-// interactive shell); its stdout is a pipe. Types `typed` once `prompt` shows on stdout and
-// returns stdout once `until` shows, or after 10 s.
-std::string run_on_a_terminal(const Args& args, const std::string& prompt,
+// Runs `argv` as the session leader of a new terminal, which is its stdin (as in an interactive
+// shell); its stdout is a pipe. Types `typed` once `prompt` shows on stdout and returns stdout
+// once `until` shows, or after 10 s.
+std::string run_on_a_terminal(Args strings, const std::string& prompt,
                               const std::vector<std::string>& typed, const std::string& until) {
   int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) return "no pty";
   std::string slave_name = ::ptsname(master);
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return "no pipe";
-  std::vector<std::string> strings = {WEFTRUN_PATH};
-  strings.insert(strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& s : strings) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -269,17 +267,35 @@ std::string run_on_a_terminal(const Args& args, const std::string& prompt,
   return text;
 }
 
+Args weftrun_with(const Args& args) {
+  Args argv = {WEFTRUN_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
 TEST(WeftrunJobEndRanks, RankZeroReadsATerminalOnWeftrunsStdin) {
   // Ranks lead process groups of their own, that is, run as background jobs of the terminal:
   // reading it directly would stop rank 0 with SIGTTIN. weftrun reads it for rank 0.
-  std::string out = run_on_a_terminal(
-      shell(2,
-            "[ $WEFT_RANK = 0 ] || exit 0; echo ready; read line; echo \"got $line\"; cat; "
-            "echo eof"),
-      "ready", {"hello\n", "more\n", "\x04"}, "[rank 0] eof");
+  std::string out =
+      run_on_a_terminal(weftrun_with(shell(2,
+                                           "[ $WEFT_RANK = 0 ] || exit 0; echo ready; read line; "
+                                           "echo \"got $line\"; cat; echo eof")),
+                        "ready", {"hello\n", "more\n", "\x04"}, "[rank 0] eof");
   EXPECT_TRUE(contains(out, "[rank 0] got hello\n")) << out;
   EXPECT_TRUE(contains(out, "[rank 0] more\n")) << out;  // cat's copy
   EXPECT_TRUE(contains(out, "[rank 0] eof\n")) << out;   // Ctrl-D ends rank 0's input
+}
+
+TEST(WeftrunJobEndRanks, AWeftrunInTheBackgroundLeavesTheTerminalAlone) {
+  // An interactive shell runs `weftrun ... &` in a process group of its own with the terminal
+  // still on its stdin; typing at the shell must not make weftrun read it (and stop, SIGTTIN).
+  Args job = shell(1, "echo ready; sleep 1; echo done");
+  std::string command = "set -m; '" + std::string(WEFTRUN_PATH) + "'";
+  for (size_t i = 0; i + 1 < job.size(); ++i) command += " " + job[i];
+  command += " '" + job.back() + "' & wait";
+  std::string out =
+      run_on_a_terminal({"/bin/sh", "-c", command}, "ready", {"typed at the shell\n"}, "done");
+  EXPECT_TRUE(contains(out, "[rank 0] done\n")) << out;
 }
 
 }  // namespace
