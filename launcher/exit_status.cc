@@ -1,5 +1,6 @@
 #include "launcher/exit_status.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cstring>
@@ -23,12 +24,17 @@ std::string describe_wait_status(int wait_status) {
   return "ended with wait status " + std::to_string(wait_status);
 }
 
-int exit_code_of(int wait_status) {
-  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-  return 1;
-}
-
 bool succeeded(int wait_status) { return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0; }
+
+int job_exit_code(int wait_status) {
+  constexpr int kUsage = 2, kFailure = 1;
+  if (succeeded(wait_status)) return 0;
+  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+  if (!WIFEXITED(wait_status)) return kFailure;
+  int code = WEXITSTATUS(wait_status);
+  if (code == kUsage) return kUsage;
+  if (code > 128 && code - 128 <= SIGRTMAX) return code;
+  return kFailure;
+}
 
 }  // namespace weft::launcher

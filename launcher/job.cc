@@ -1,5 +1,6 @@
 #include "launcher/job.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -20,6 +22,7 @@
 #include "launcher/rank_process.h"
 #include "launcher/shm_cleanup.h"
 #include "launcher/signal_watch.h"
+#include "launcher/stdin_relay.h"
 #include "runtime/clock.h"
 #include "runtime/error.h"
 
@@ -28,11 +31,31 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// After SIGTERM, how long a rank has before SIGKILL.
+// After a rank failed and the grace period ran out: how long from SIGTERM to SIGKILL.
 constexpr auto kTermToKill = 2s;
+// After the user's signal (Ctrl-C, SIGTERM) is passed on: how long from it to SIGKILL, at least
+// (--grace when longer). Time for a rank that catches the signal to save its work.
+constexpr auto kSignalToKill = 10s;
 // After SIGKILL, how long weftrun waits for the kernel to reap before giving up on a rank
 // (a process stuck in uninterruptible sleep cannot be killed; weftrun must still exit).
 constexpr auto kKillToGiveUp = 5s;
+// How long weftrun waits for its own store when it tells the ranks that one failed.
+constexpr auto kStorePatience = 2s;
+// The job's death notice: the store's abort channel for ranks in set-up. Ranks waiting in the
+// store for a dead rank's keys fail with PeerLost quoting it, at once instead of at
+// WEFT_TIMEOUT; only the first notice counts, so a death the store server saw first (the
+// rank's connection closing) keeps its own words.
+constexpr const char* kRankLostKey = "weft/rank-lost";
+
+// A signal weftrun inherited as ignored would be discarded, never reaching its signalfd: a
+// shell starts `weftrun ... &` with SIGINT ignored, and an ignored SIGCHLD would make the
+// kernel reap the ranks before weftrun could learn how they ended. SIGHUP stays as inherited:
+// `nohup weftrun ...` keeps the job running when the terminal goes.
+void restore_default_dispositions() {
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  for (int signo : {SIGCHLD, SIGINT, SIGTERM}) ::sigaction(signo, &default_action, nullptr);
+}
 
 // Writes all of `data` to `fd`. A closed reader (EPIPE, e.g. `weftrun ... | head`) makes the
 // stream `broken`: its output is dropped from then on while the ranks keep running.
@@ -81,11 +104,12 @@ class JobRunner {
     killing,      // SIGKILL sent; give up at the deadline
   };
 
-  void start_ranks(int store_port);
+  void start_ranks();
   void relay_until_all_exit(SignalWatch& signals);
   void handle_signal(const SignalWatch::Received& s);
   void reap_exited_ranks();
   void on_rank_exit(size_t index);
+  void tell_other_ranks(const RankProcess& failed);
   void on_deadline();
   void stop_running_ranks(int signo);
   std::vector<int> running_ranks() const;
@@ -98,7 +122,9 @@ class JobRunner {
   const LaunchOptions& options_;
   const std::string& program_path_;
   JobIdentity identity_;
+  int store_port_ = 0;
   std::vector<RankProcess> ranks_;
+  StdinRelay stdin_relay_;
   std::vector<bool> stopped_by_launcher_;
 
   Phase phase_ = Phase::running;
@@ -111,12 +137,16 @@ class JobRunner {
 };
 
 int JobRunner::run() {
+  restore_default_dispositions();
   // Block the signals before the store server starts its thread, which inherits the mask.
-  SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP});
+  SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT});
   identity_ = JobIdentity::generate();
+  // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
+  sweep_orphaned_shm_files(kShmDir);
   try {
     comm::TcpStoreServer store("127.0.0.1", 0, identity_.token);
-    start_ranks(store.port());
+    store_port_ = store.port();
+    start_ranks();
     relay_until_all_exit(signals);
   } catch (...) {
     // Could not start everything: no rank may outlive weftrun, and no file may be left.
@@ -138,15 +168,24 @@ int JobRunner::run() {
   return code;
 }
 
-void JobRunner::start_ranks(int store_port) {
+void JobRunner::start_ranks() {
   std::vector<std::string> base_env = current_environment();
   RankEnvironmentInputs inputs;
   inputs.world_size = options_.num_ranks;
   inputs.job_id = identity_.job_id;
   inputs.token = identity_.token;
-  inputs.store_addr = "127.0.0.1:" + std::to_string(store_port);
+  inputs.store_addr = "127.0.0.1:" + std::to_string(store_port_);
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
+
+  // Rank 0 reads weftrun's stdin: as it is, or through the relay when it is a terminal.
+  UniqueFd rank0_stdin;
+  if (::isatty(STDIN_FILENO)) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("creating the stdin pipe for rank 0");
+    rank0_stdin = UniqueFd(fds[0]);
+    stdin_relay_ = StdinRelay(STDIN_FILENO, UniqueFd(fds[1]));
+  }
 
   ranks_.reserve(static_cast<size_t>(options_.num_ranks));
   stopped_by_launcher_.assign(static_cast<size_t>(options_.num_ranks), false);
@@ -157,7 +196,7 @@ void JobRunner::start_ranks(int store_port) {
     launch.program_path = program_path_;
     launch.argv = options_.command;
     launch.env = rank_environment(base_env, inputs);
-    launch.keep_stdin = rank == 0;
+    if (rank == 0) launch.stdin_fd = rank0_stdin.valid() ? rank0_stdin.get() : STDIN_FILENO;
     launch.tag_output = options_.tag_output;
     ranks_.push_back(RankProcess::start(launch));
   }
@@ -171,7 +210,7 @@ void JobRunner::relay_until_all_exit(SignalWatch& signals) {
   std::vector<pollfd> fds;
   std::vector<Source> sources;
   while (!running_ranks().empty()) {
-    fds.assign(1, pollfd{signals.fd(), POLLIN, 0});
+    fds.assign({pollfd{signals.fd(), POLLIN, 0}, stdin_relay_.poll_entry()});
     sources.clear();
     for (size_t i = 0; i < ranks_.size(); ++i) {
       for (auto stream : {RankProcess::Stream::out, RankProcess::Stream::err}) {
@@ -187,15 +226,17 @@ void JobRunner::relay_until_all_exit(SignalWatch& signals) {
       timeout_ms = static_cast<int>(std::clamp<long long>(left.count() + 1, 0, 60'000));
     }
     int ready = ::poll(fds.data(), fds.size(), timeout_ms);
-    if (ready < 0 && errno != EINTR) throw_errno("weftrun: poll over the ranks' output");
+    if (ready < 0 && errno != EINTR) throw_errno("poll over the ranks' output");
 
+    constexpr size_t kFirstSource = 2;  // after the signal fd and the stdin relay
     for (size_t k = 0; ready > 0 && k < sources.size(); ++k) {
-      if (fds[k + 1].revents == 0) continue;
+      if (fds[k + kFirstSource].revents == 0) continue;
       std::string& buffer =
           sources[k].stream == RankProcess::Stream::out ? stdout_buffer_ : stderr_buffer_;
       ranks_[sources[k].index].read_output(sources[k].stream, buffer);
     }
     flush_output();
+    if (ready > 0 && fds[1].revents != 0) stdin_relay_.on_ready();
     if (ready > 0 && fds[0].revents != 0)
       while (auto s = signals.next()) handle_signal(*s);
     if (deadline_ && Clock::now() >= *deadline_) on_deadline();
@@ -214,6 +255,13 @@ void JobRunner::handle_signal(const SignalWatch::Received& s) {
     reap_exited_ranks();
     return;
   }
+  if (s.signo == SIGTSTP || s.signo == SIGCONT) {
+    // Ctrl-Z reached weftrun alone (the ranks lead process groups of their own): the job stops
+    // as one, and goes on as one when the shell continues weftrun (fg, bg).
+    for (const RankProcess& r : ranks_) r.send_signal(s.signo);
+    if (s.signo == SIGTSTP) ::raise(SIGSTOP);
+    return;
+  }
   std::vector<int> running = running_ranks();
   if (received_signal_ != 0) {
     // A second interrupt means "now": do not wait for the ranks any longer.
@@ -226,17 +274,12 @@ void JobRunner::handle_signal(const SignalWatch::Received& s) {
   }
   received_signal_ = s.signo;
   if (running.empty()) return;
-  auto patience = std::max<std::chrono::milliseconds>(to_ms(options_.grace_seconds), kTermToKill);
-  // Ctrl-C in a terminal reaches the whole foreground process group, ranks included: sending
-  // SIGINT again would make it two interrupts for each rank.
-  bool ranks_already_have_it = s.signo == SIGINT && s.from_kernel;
-  std::string what =
-      ranks_already_have_it
-          ? "got SIGINT from the terminal, as did " + format_rank_set(running)
-          : "got " + signal_name(s.signo) + "; passing it on to " + format_rank_set(running);
-  notice(what + " (SIGKILL in " + format_seconds(static_cast<double>(patience.count()) / 1000) +
+  auto patience = std::max<std::chrono::milliseconds>(to_ms(options_.grace_seconds), kSignalToKill);
+  // The ranks lead process groups of their own, so a terminal's Ctrl-C reached weftrun alone.
+  notice("got " + signal_name(s.signo) + "; passing it on to " + format_rank_set(running) +
+         " (SIGKILL in " + format_seconds(static_cast<double>(patience.count()) / 1000) +
          " s if they have not exited; send it again to kill them now)");
-  stop_running_ranks(ranks_already_have_it ? 0 : s.signo);
+  stop_running_ranks(s.signo);
   phase_ = Phase::terminating;
   deadline_ = Clock::now() + patience;
 }
@@ -257,16 +300,35 @@ void JobRunner::on_rank_exit(size_t index) {
   int status = *r.wait_status();
   if (stopped_by_launcher_[index] || succeeded(status)) return;
   notice("rank " + std::to_string(r.rank()) + " " + describe_wait_status(status));
+  // What it had in /dev/shm (set-up files, while the others wait for it) is nobody's now.
+  remove_orphaned_job_shm_files(kShmDir, identity_.job_id);
   if (first_failure_ || received_signal_ != 0) return;
   first_failure_ = index;
   std::vector<int> running = running_ranks();
   if (phase_ != Phase::running || running.empty()) return;
+  tell_other_ranks(r);
   phase_ = Phase::grace;
   deadline_ = Clock::now() + to_ms(options_.grace_seconds);
   if (options_.grace_seconds > 0)
     notice("stopping " + format_rank_set(running) + " in " +
            format_seconds(options_.grace_seconds) +
            " s unless they exit first (--grace sets the wait)");
+}
+
+// Posts the job's death notice (kRankLostKey) naming the failed rank: the ranks still setting
+// up stop waiting for it and fail naming it. It is often the only word they get: a rank that
+// dies before it has joined the store leaves no connection for the server to see close.
+void JobRunner::tell_other_ranks(const RankProcess& failed) {
+  try {
+    auto store = comm::TcpStore::connect("127.0.0.1", store_port_, identity_.token,
+                                         deadline_after(kStorePatience));
+    store->set(kRankLostKey, "rank " + std::to_string(failed.rank()) + " (pid " +
+                                 std::to_string(failed.pid()) + ") " +
+                                 describe_wait_status(*failed.wait_status()) +
+                                 ", as weftrun saw; weftrun is stopping the job");
+  } catch (const Error& e) {
+    notice("could not tell the other ranks through the store: " + strip_code_prefix(e));
+  }
 }
 
 void JobRunner::on_deadline() {
@@ -297,12 +359,12 @@ void JobRunner::on_deadline() {
   }
 }
 
-// Marks every running rank as stopped by weftrun and sends it `signo` (0: mark only).
+// Marks every running rank as stopped by weftrun and sends `signo` to its process group.
 void JobRunner::stop_running_ranks(int signo) {
   for (size_t i = 0; i < ranks_.size(); ++i) {
     if (!ranks_[i].running()) continue;
     stopped_by_launcher_[i] = true;
-    if (signo != 0) ranks_[i].send_signal(signo);
+    ranks_[i].send_signal(signo);
   }
 }
 
@@ -325,7 +387,7 @@ void JobRunner::flush_output() {
 
 int JobRunner::exit_code() const {
   if (received_signal_ != 0) return 128 + received_signal_;
-  if (first_failure_) return exit_code_of(*ranks_[*first_failure_].wait_status());
+  if (first_failure_) return job_exit_code(*ranks_[*first_failure_].wait_status());
   // Ranks weftrun gave up on cannot count as a success.
   return running_ranks().empty() ? 0 : 128 + SIGKILL;
 }

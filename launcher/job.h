@@ -1,13 +1,17 @@
 #pragma once
-// Job: one local weftrun job from start to exit code. Starts the rendezvous store and N ranks,
-// relays their output line by line, watches them, and applies the failure policy:
+// Job: one local weftrun job from start to exit code. Starts the rendezvous store and N ranks
+// (each leading a process group of its own, which weftrun signals as a whole), relays their
+// output line by line, watches them, and applies the failure policy:
 //   - all ranks exit 0                -> exit 0, nothing extra printed;
-//   - a rank fails (code or signal)   -> say so, give the others `grace` seconds to exit on
-//     their own (they are likely reporting the lost peer), then SIGTERM, then SIGKILL 2 s
-//     later; exit with the first failure's code (128+signal when killed);
+//   - a rank fails (code or signal)   -> say so, remove its files in /dev/shm, tell the others
+//     through the store's abort channel (ranks still setting up fail at once, naming it), give
+//     them `grace` seconds to exit on their own, then SIGTERM, then SIGKILL 2 s later; exit
+//     with the first failure's code as job_exit_code (exit_status.h) maps it;
 //   - weftrun gets SIGINT/SIGTERM/SIGHUP -> pass it on, wait (bounded), SIGKILL what is left;
-//     exit 128+signal. A second signal kills at once.
-// Leftover shared-memory files of the job are removed however it ends.
+//     exit 128+signal. A second signal kills at once;
+//   - weftrun gets SIGTSTP (Ctrl-Z) -> pass it on and stop; SIGCONT is passed on too.
+// Shared-memory files of the job are removed however it ends, and those of jobs whose owners
+// are gone are swept when it starts.
 #include <string>
 
 #include "launcher/launch_options.h"
@@ -19,7 +23,8 @@ class Job {
   // `program_path` is options.command[0] resolved (program_path.h).
   Job(LaunchOptions options, std::string program_path);
   // Runs the job to the end and returns weftrun's exit code. Throws Error only when the job
-  // could not start (store or a rank failed to launch); started ranks are stopped first.
+  // could not start (store or a rank failed to launch; InvalidArgument when the program cannot
+  // be run); started ranks are stopped first.
   int run();
 
  private:

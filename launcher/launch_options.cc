@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "comm/backend_registry.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 
@@ -108,13 +109,9 @@ double parse_seconds(const std::string& flag, const std::string& text, bool allo
 }
 
 std::string parse_backend(const std::string& text) {
-  if (text == "tcp" || text == "shm" || text == "auto") return text;
-  std::string hint;
-  if (text == "mpi")
-    hint =
-        "; the mpi backend runs under mpirun instead of weftrun: mpirun -np 4 ./my_program "
-        "--backend mpi";
-  fail("unknown backend '" + text + "': choose tcp, shm or auto" + hint);
+  for (const comm::BackendInfo& b : comm::backends())
+    if (text == b.name) return text;
+  fail("unknown backend '" + text + "': choose " + comm::backend_names());
 }
 
 }  // namespace
@@ -163,7 +160,7 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
           parse_rank_count(flag, cursor.value_of(flag, glued, "the number of ranks, e.g. -n 4"));
       saw_rank_count = true;
     } else if (flag == "--backend") {
-      options.backend = parse_backend(cursor.value_of(flag, glued, "tcp, shm or auto"));
+      options.backend = parse_backend(cursor.value_of(flag, glued, comm::backend_names()));
     } else if (flag == "--timeout") {
       std::string text = cursor.value_of(flag, glued, "seconds, e.g. --timeout 60");
       parse_seconds(flag, text, /*allow_zero=*/false);
@@ -201,21 +198,34 @@ prints their output line by line as "[rank K] ...".
 flags:
   -n N, --np N           number of ranks to start (required, 1..)" +
          std::to_string(kMaxRanks) + R"()
-  --backend B            collective backend for the ranks: tcp, shm or auto (sets WEFT_BACKEND)
+  --backend B            collective backend for the ranks (sets WEFT_BACKEND), one of
+                         )" +
+         comm::backend_names() + R"(
   --timeout S            seconds any collective may wait before failing (sets WEFT_TIMEOUT)
   --grace S              after a rank fails, seconds the others get to exit on their own before
-                         weftrun sends SIGTERM, then SIGKILL 2 s later (default 10)
+                         weftrun sends SIGTERM, then SIGKILL 2 s later (default 1)
   --tag-output           prefix every output line with "[rank K] " (default)
   --no-tag-output        print the ranks' lines unchanged
   -h, --help             this text
   --help-env             the environment variables weft reads, with defaults
 
-Exit status: 0 when every rank exits 0; otherwise the first failing rank's exit code, or
-128+signal if it was killed; 128+signal when weftrun itself is interrupted (SIGINT: 130,
-SIGTERM: 143); 2 for a mistake on the command line.
+Exit status:
+  0      every rank exited 0
+  1      the job failed: a rank exited with an error (weftrun names the rank and its code)
+  2      bad usage: a mistake on weftrun's command line, a program that cannot be started,
+         or a rank that exited with 2 (a mistake in the program's own flags)
+  128+N  a rank was killed by signal N (or exited with 128+N, as a shell reports a killed
+         child), or weftrun itself got signal N and passed it on (SIGINT: 130, SIGTERM: 143)
+
+Each rank runs in a process group of its own, and weftrun signals the whole group, so what a
+rank starts (a wrapper script's child, data-loader workers) ends with it. When a rank fails,
+weftrun names it, tells the others through the rendezvous store (ranks still setting up need
+not wait for it), stops those still running after the grace period, and removes the dead
+rank's files in /dev/shm; files left there by jobs whose processes are gone are swept when
+weftrun starts.
 SIGINT, SIGTERM and SIGHUP sent to weftrun are passed on to every rank; ranks still running
-after the grace period (at least 2 s) get SIGKILL, and a second signal kills them at once.
-Shared-memory files the job leaves in /dev/shm are removed when it ends.
+10 s later (or after the grace period, if longer) get SIGKILL, and a second signal kills them
+at once.
 
 example:
   weftrun -n 4 --backend shm -- ./weft-train --steps 100

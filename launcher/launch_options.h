@@ -12,9 +12,9 @@ struct LaunchOptions {
   Action action = Action::run;
 
   int num_ranks = 0;                   // -n N
-  std::optional<std::string> backend;  // --backend tcp|shm|auto, exported as WEFT_BACKEND
+  std::optional<std::string> backend;  // --backend B, exported as WEFT_BACKEND
   std::optional<std::string> timeout;  // --timeout S (validated text), exported as WEFT_TIMEOUT
-  double grace_seconds = 10.0;         // --grace S: how long the other ranks get after one fails
+  double grace_seconds = 1.0;          // --grace S: how long the other ranks get after one fails
   bool tag_output = true;              // --tag-output / --no-tag-output: "[rank K] " prefixes
   std::vector<std::string> command;    // program and its arguments, everything after "--"
 };

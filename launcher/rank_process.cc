@@ -31,8 +31,7 @@ struct Pipe {
 Pipe make_pipe(int rank, const char* what) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0)
-    throw_errno("weftrun: creating the " + std::string(what) + " pipe for rank " +
-                std::to_string(rank));
+    throw_errno("creating the " + std::string(what) + " pipe for rank " + std::to_string(rank));
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
@@ -55,20 +54,26 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
 [[noreturn]] void exec_child(pid_t parent, int stdin_fd, int out_fd, int err_fd, int status_fd,
                              const char* path, char* const argv[], char* const envp[]) {
   auto fail = [status_fd](int error) { report_exec_failure(status_fd, error); };
+  // A group of its own, which weftrun signals as a whole (the parent sets it too, so that it
+  // holds from fork on, whichever of the two runs first).
+  if (::setpgid(0, 0) != 0) fail(errno);
   // Die with weftrun. If weftrun died before this line, the signal will never come: check.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
   if (::getppid() != parent) ::_exit(127);
-  if (stdin_fd >= 0 && ::dup2(stdin_fd, STDIN_FILENO) < 0) fail(errno);
+  if (::dup2(stdin_fd, STDIN_FILENO) < 0) fail(errno);
   if (::dup2(out_fd, STDOUT_FILENO) < 0) fail(errno);
   if (::dup2(err_fd, STDERR_FILENO) < 0) fail(errno);
-  // weftrun blocks the signals it reads through its signalfd and ignores SIGPIPE; a rank must
-  // start with neither.
+  // A rank starts with no signal blocked or ignored whatever weftrun inherited or set: weftrun
+  // blocks the signals it reads through its signalfd and ignores SIGPIPE, and a shell starts a
+  // background job (`weftrun ... &`) with SIGINT and SIGQUIT ignored, which exec keeps. SIGHUP
+  // is left as inherited: `nohup weftrun ...` means the ranks too.
   sigset_t none;
   sigemptyset(&none);
   if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) fail(errno);
   struct sigaction default_action {};
   default_action.sa_handler = SIG_DFL;
-  ::sigaction(SIGPIPE, &default_action, nullptr);
+  for (int signo : {SIGINT, SIGQUIT, SIGTERM, SIGPIPE})
+    ::sigaction(signo, &default_action, nullptr);
   // No descriptor of weftrun's (other ranks' pipes, store sockets) may leak into the rank:
   // a leaked pipe write end would keep another rank's output from ever reaching EOF.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -114,7 +119,7 @@ RankProcess::~RankProcess() {
   if (pid_ <= 0 || !running()) return;
   // Only reached when weftrun unwinds early (e.g. a later rank failed to start): never leave
   // a rank running, and never wait for it without a bound.
-  ::kill(pid_, SIGKILL);
+  ::kill(-pid_, SIGKILL);
   auto give_up = std::chrono::steady_clock::now() + kReapTimeout;
   while (!try_reap() && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -129,22 +134,25 @@ RankProcess RankProcess::start(const RankLaunch& launch) {
   Pipe err = make_pipe(launch.rank, "stderr");
   Pipe status = make_pipe(launch.rank, "exec status");
   UniqueFd dev_null;
-  if (!launch.keep_stdin) {
+  if (launch.stdin_fd < 0) {
     dev_null = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    if (!dev_null.valid()) throw_errno("weftrun: opening /dev/null as stdin of " + who);
+    if (!dev_null.valid()) throw_errno("opening /dev/null as stdin of " + who);
   }
+  const int stdin_fd = launch.stdin_fd >= 0 ? launch.stdin_fd : dev_null.get();
 
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int e = errno;
-    throw Error(ErrorCode::Unavailable, "weftrun: could not fork " + who + ": " + std::strerror(e) +
+    throw Error(ErrorCode::Unavailable, "could not fork " + who + ": " + std::strerror(e) +
                                             "; check the process limit (ulimit -u) and memory");
   }
   if (pid == 0)
-    exec_child(parent, dev_null.get(), out.write_end.get(), err.write_end.get(),
-               status.write_end.get(), launch.program_path.c_str(), argv.data(), envp.data());
+    exec_child(parent, stdin_fd, out.write_end.get(), err.write_end.get(), status.write_end.get(),
+               launch.program_path.c_str(), argv.data(), envp.data());
 
+  // Fails (harmlessly) when the child has set it itself and already exec'd.
+  ::setpgid(pid, pid);
   // Only the child writes: without closing our ends the pipes would never reach EOF.
   out.write_end.reset();
   err.write_end.reset();
@@ -158,8 +166,12 @@ RankProcess RankProcess::start(const RankLaunch& launch) {
             ? "did not report back within " + std::to_string(kExecReportTimeoutMs / 1000) + " s"
             : std::string("failed: ") + std::strerror(error);
     if (error == ENOEXEC) why += " (a script needs a #! line)";
-    throw Error(ErrorCode::Unavailable,
-                "weftrun: could not start " + who + ": exec '" + launch.program_path + "' " + why);
+    // A program the kernel refuses to run (no #! line, no permission, ...) is a mistake on the
+    // command line; a machine out of memory or processes is not.
+    bool out_of_resources = error == kExecReportTimedOut || error == ENOMEM || error == EAGAIN ||
+                            error == EMFILE || error == ENFILE;
+    throw Error(out_of_resources ? ErrorCode::Unavailable : ErrorCode::InvalidArgument,
+                "could not start " + who + ": exec '" + launch.program_path + "' " + why);
   }
   for (const UniqueFd& fd : process.pipes_)
     ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
@@ -196,20 +208,29 @@ void RankProcess::flush_output(Stream s, std::string& out) {
 }
 
 void RankProcess::send_signal(int signo) const {
-  if (pid_ > 0 && running()) ::kill(pid_, signo);
+  // An unreaped rank, even a zombie, keeps its pid, and so its group's id, from being reused.
+  if (pid_ > 0 && running()) ::kill(-pid_, signo);
 }
 
 bool RankProcess::try_reap() {
   if (pid_ <= 0 || !running()) return false;
-  int status = 0;
-  pid_t r;
+  // Look without reaping first: while the rank is a zombie its group's id cannot be reused, so
+  // this is the moment to kill what it left running in the group.
+  siginfo_t info{};
+  int r;
   do {
-    r = ::waitpid(pid_, &status, WNOHANG);
+    r = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
   } while (r < 0 && errno == EINTR);
-  if (r == 0) return false;
-  // r < 0 (ECHILD) cannot happen for our own unreaped child; record it as a failure rather
-  // than wait forever for a status that will never come.
-  wait_status_ = r == pid_ ? status : W_EXITCODE(255, 0);
+  if (r == 0 && info.si_pid == 0) return false;  // still running
+  if (r == 0) ::kill(-pid_, SIGKILL);
+  int status = 0;
+  pid_t reaped;
+  do {
+    reaped = ::waitpid(pid_, &status, WNOHANG);
+  } while (reaped < 0 && errno == EINTR);
+  // ECHILD cannot happen for our own unreaped child; record it as a failure rather than wait
+  // forever for a status that will never come.
+  wait_status_ = reaped == pid_ ? status : W_EXITCODE(255, 0);
   return true;
 }
 

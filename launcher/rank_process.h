@@ -1,8 +1,11 @@
 #pragma once
 // RankProcess: one rank, started with fork/exec, its stdout and stderr captured through pipes.
-// Stays in weftrun's process group (so a terminal's Ctrl-C reaches it directly) and dies with
-// weftrun (PR_SET_PDEATHSIG), so a killed launcher never leaves ranks behind. Move-only; the
-// destructor kills and reaps a rank that is still running.
+// Each rank leads a process group of its own, and weftrun owns that group: signals go to the
+// whole group, so what the rank started (a wrapper script's child, data-loader workers) gets
+// them too, and whatever the rank leaves running in its group when it exits is killed as it is
+// reaped. The rank itself dies with weftrun (PR_SET_PDEATHSIG), so a killed launcher never
+// leaves ranks behind (a child that leaves the group, with setsid or setpgid, is its own).
+// Move-only; the destructor kills and reaps a rank that is still running.
 #include <sys/types.h>
 
 #include <chrono>
@@ -20,7 +23,7 @@ struct RankLaunch {
   std::string program_path;       // resolved and checked (program_path.h)
   std::vector<std::string> argv;  // argv[0] is the program as the user wrote it
   std::vector<std::string> env;   // the complete environment, "NAME=value"
-  bool keep_stdin = false;        // rank 0 reads weftrun's stdin; the others read /dev/null
+  int stdin_fd = -1;              // becomes the rank's stdin; -1: /dev/null
   bool tag_output = true;
 };
 
@@ -28,7 +31,9 @@ class RankProcess {
  public:
   enum class Stream { out = 0, err = 1 };
 
-  // Forks and execs. Throws Error(Unavailable) naming the rank when fork or exec fails.
+  // Forks and execs. Throws Error naming the rank when fork or exec fails: InvalidArgument
+  // when the program cannot be run (bad usage), Unavailable when the machine is out of
+  // processes or memory.
   static RankProcess start(const RankLaunch& launch);
 
   RankProcess(RankProcess&& other) noexcept;  // the moved-from object no longer owns the pid
@@ -50,9 +55,11 @@ class RankProcess {
   // At the very end: whatever is left, including an unfinished last line.
   void flush_output(Stream s, std::string& out);
 
-  // Sends a signal if the rank has not been reaped (a no-op afterwards: the pid may be reused).
+  // Sends a signal to the rank's process group if the rank has not been reaped (a no-op
+  // afterwards: the id may be reused).
   void send_signal(int signo) const;
-  // Non-blocking waitpid; returns true when this call reaped the rank.
+  // Non-blocking: when the rank has exited, SIGKILLs what it left in its process group and
+  // reaps it; returns true when this call reaped the rank.
   bool try_reap();
 
  private:

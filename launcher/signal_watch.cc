@@ -15,14 +15,14 @@ SignalWatch::SignalWatch(std::initializer_list<int> signals) {
   for (int s : signals) sigaddset(&mask, s);
   if (int rc = pthread_sigmask(SIG_BLOCK, &mask, &previous_mask_); rc != 0) {
     errno = rc;
-    throw_errno("weftrun: blocking signals for the signalfd");
+    throw_errno("blocking signals for the signalfd");
   }
   fd_ = UniqueFd(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!fd_.valid()) {
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
     errno = e;
-    throw_errno("weftrun: creating a signalfd");
+    throw_errno("creating a signalfd");
   }
 }
 
@@ -41,7 +41,6 @@ std::optional<SignalWatch::Received> SignalWatch::next() {
   }
   Received r;
   r.signo = static_cast<int>(info.ssi_signo);
-  r.from_kernel = info.ssi_code == SI_KERNEL;
   r.sender = static_cast<pid_t>(info.ssi_pid);
   return r;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // SignalWatch: turns asynchronous signals into readable events on a file descriptor
-// (signalfd), so weftrun's single poll loop handles SIGCHLD, SIGINT, SIGTERM and SIGHUP in
-// order with pipe output, without handlers. Construct it before starting any thread: threads
+// (signalfd), so weftrun's single poll loop handles SIGCHLD, SIGINT, SIGTERM, ... in order
+// with pipe output, without handlers. Construct it before starting any thread: threads
 // inherit the blocked mask, so the signals are left pending for this fd instead of being
 // delivered to some other thread. Children must unblock them before exec (RankProcess does).
 #include <signal.h>
@@ -18,9 +18,6 @@ class SignalWatch {
  public:
   struct Received {
     int signo = 0;
-    // True when the kernel sent it, as a terminal does for Ctrl-C (SIGINT) or hang-up: the
-    // whole foreground process group, the ranks included, got it already.
-    bool from_kernel = false;
     pid_t sender = 0;  // for kill(2)-sent signals
   };
 

@@ -1,5 +1,6 @@
 // weftrun: starts N local ranks of a program and relays their output (see job.h for the
-// policy, launch_options.h for the flags). Exit code 2 is for command-line mistakes.
+// policy, launch_options.h for the flags). Exit codes: 0 done, 2 bad usage, 1 a failure in the
+// job, 128+N a rank killed by signal N (weftrun --help; exit_status.h).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,13 +18,14 @@
 namespace {
 
 constexpr int kUsageExitCode = 2;
+constexpr int kFailureExitCode = 1;
 
 // weft::Error's text starts with the code's name ("InvalidArgument: ..."): useful in logs,
 // noise in front of a command-line mistake.
-std::string message_of(const weft::Error& e) {
-  std::string text = e.what();
-  std::string code = std::string(weft::error_code_name(e.code())) + ": ";
-  return text.rfind(code, 0) == 0 ? text.substr(code.size()) : text;
+int usage_error(const weft::Error& e) {
+  std::fprintf(stderr, "weftrun: error: %s\nRun 'weftrun --help' for usage.\n",
+               weft::strip_code_prefix(e).c_str());
+  return kUsageExitCode;
 }
 
 // With fd 0, 1 or 2 closed, a pipe could be handed one of those numbers and a rank's dup2
@@ -61,9 +63,7 @@ int main(int argc, char** argv) {
     program_path = weft::launcher::resolve_program(options.command[0],
                                                    path ? path : "/usr/local/bin:/usr/bin:/bin");
   } catch (const weft::Error& e) {
-    std::fprintf(stderr, "weftrun: error: %s\nRun 'weftrun --help' for usage.\n",
-                 message_of(e).c_str());
-    return kUsageExitCode;
+    return usage_error(e);
   }
 
   // A reader of weftrun's output going away must not kill weftrun (and with it, through
@@ -72,9 +72,10 @@ int main(int argc, char** argv) {
   try {
     return weft::launcher::Job(std::move(options), std::move(program_path)).run();
   } catch (const weft::Error& e) {
-    std::fprintf(stderr, "weftrun: %s\n", message_of(e).c_str());
+    if (e.code() == weft::ErrorCode::InvalidArgument) return usage_error(e);  // e.g. exec refused
+    std::fprintf(stderr, "weftrun: %s\n", weft::strip_code_prefix(e).c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "weftrun: internal error: %s\n", e.what());
   }
-  return 1;
+  return kFailureExitCode;
 }

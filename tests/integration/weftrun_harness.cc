@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -25,12 +26,14 @@ void check(bool ok, const char* what) {
 }  // namespace
 
 WeftrunProcess::WeftrunProcess(const std::vector<std::string>& args, const std::string& input,
-                               const std::vector<std::string>& extra_env)
-    : WeftrunProcess(Program{WEFTRUN_PATH}, args, input, extra_env) {}
+                               const std::vector<std::string>& extra_env,
+                               const std::vector<int>& ignored_signals)
+    : WeftrunProcess(Program{WEFTRUN_PATH}, args, input, extra_env, ignored_signals) {}
 
 WeftrunProcess::WeftrunProcess(const Program& program, const std::vector<std::string>& args,
                                const std::string& input,
-                               const std::vector<std::string>& extra_env) {
+                               const std::vector<std::string>& extra_env,
+                               const std::vector<int>& ignored_signals) {
   int out[2], err[2], in[2];
   check(::pipe2(out, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0 && ::pipe2(in, O_CLOEXEC) == 0,
         "pipe2");
@@ -61,6 +64,7 @@ WeftrunProcess::WeftrunProcess(const Program& program, const std::vector<std::st
     // A test runner started in the background ('ctest &') ignores SIGINT, and ignored signals
     // are inherited: give weftrun the dispositions a terminal would.
     for (int s : {SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(s, SIG_DFL);
+    for (int s : ignored_signals) ::signal(s, SIG_IGN);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
@@ -163,6 +167,35 @@ bool wait_until_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds t
     if (Clock::now() >= give_up) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+std::vector<pid_t> processes_of_job(const std::string& job_id) {
+  const std::string entry = "WEFT_JOB_ID=" + job_id;
+  std::vector<pid_t> pids;
+  for (const auto& dir : std::filesystem::directory_iterator("/proc")) {
+    std::string name = dir.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream environ_file(dir.path() / "environ", std::ios::binary);
+    for (std::string var; std::getline(environ_file, var, '\0');) {
+      if (var != entry) continue;
+      pid_t pid = std::stoi(name);
+      if (process_alive(pid)) pids.push_back(pid);
+      break;
+    }
+  }
+  return pids;
+}
+
+bool wait_until_job_gone(const std::string& job_id, std::chrono::milliseconds timeout) {
+  auto give_up = Clock::now() + timeout;
+  while (!processes_of_job(job_id).empty()) {
+    if (Clock::now() >= give_up) {
+      for (pid_t pid : processes_of_job(job_id)) ::kill(pid, SIGKILL);
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

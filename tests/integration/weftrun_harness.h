@@ -1,7 +1,7 @@
 #pragma once
 // Test harness: runs the real weftrun binary as a child, in its own process group, capturing
-// stdout and stderr. Every wait has a deadline; the destructor SIGKILLs the whole group, so a
-// failing test never leaves weftrun or its ranks behind.
+// stdout and stderr. Every wait has a deadline; the destructor SIGKILLs weftrun's group, and
+// the ranks die with weftrun, so a failing test never leaves weftrun or its ranks behind.
 #include <sys/types.h>
 
 #include <chrono>
@@ -25,12 +25,15 @@ struct Program {
 class WeftrunProcess {
  public:
   // Starts `weftrun args...` with the test's environment plus `extra_env` ("NAME=value", which
-  // wins over the test's), and `input` on its stdin.
+  // wins over the test's), and `input` on its stdin; `ignored_signals` start ignored, as a
+  // shell's `&` does it.
   explicit WeftrunProcess(const std::vector<std::string>& args, const std::string& input = "",
-                          const std::vector<std::string>& extra_env = {});
+                          const std::vector<std::string>& extra_env = {},
+                          const std::vector<int>& ignored_signals = {});
   // Starts `program args...` the same way.
   WeftrunProcess(const Program& program, const std::vector<std::string>& args,
-                 const std::string& input = "", const std::vector<std::string>& extra_env = {});
+                 const std::string& input = "", const std::vector<std::string>& extra_env = {},
+                 const std::vector<int>& ignored_signals = {});
   ~WeftrunProcess();
   WeftrunProcess(const WeftrunProcess&) = delete;
   WeftrunProcess& operator=(const WeftrunProcess&) = delete;
@@ -62,6 +65,12 @@ WeftrunResult run_weftrun(const std::vector<std::string>& args, const std::strin
 bool process_alive(pid_t pid);
 // Waits until none of `pids` is alive; false if some still are at the timeout.
 bool wait_until_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout);
+
+// Every live process whose environment holds WEFT_JOB_ID=`job_id`: what is left of a job.
+std::vector<pid_t> processes_of_job(const std::string& job_id);
+// Waits until no process of the job is left; false (after SIGKILLing them, so that a failing
+// test leaves nothing behind) if some still are at the timeout.
+bool wait_until_job_gone(const std::string& job_id, std::chrono::milliseconds timeout);
 
 // Lines of `text` (without their '\n'), in order.
 std::vector<std::string> lines_of(const std::string& text);

@@ -7,6 +7,14 @@
 //                                   rank R fails (exit 3) once the others have created their
 //                                   shared-memory files and wait for it in the shm transport's
 //                                   set-up; weftrun then stops them, and must remove the files
+//   weftrun_rank_helper dies-before-setup R
+//                                   rank R is killed (SIGKILL) before it even reaches the store;
+//                                   the others set up the world communicator and wait for it
+//   weftrun_rank_helper hear-rank-lost R
+//                                   rank R is killed at once; the others print the death notice
+//                                   weftrun posts in the store, and fail
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -66,6 +74,21 @@ int lose_rank_during_setup(const weft::World& world, int lost_rank) {
   return 3;
 }
 
+int die_before_setup(const weft::World& world, int lost_rank) {
+  if (world.rank == lost_rank) ::raise(SIGKILL);
+  weft::comm::init_from_env();  // waits for lost_rank until weftrun stops this rank
+  return 0;
+}
+
+int hear_rank_lost(const weft::World& world, int lost_rank) {
+  if (world.rank == lost_rank) ::raise(SIGKILL);
+  auto store = weft::comm::TcpStore::connect(
+      weft::env::get("WEFT_STORE_ADDR"), weft::env::get("WEFT_TOKEN"), weft::deadline_after(10s));
+  std::string notice = store->get("weft/rank-lost", weft::deadline_after(20s));
+  std::printf("rank %d heard: %s\n", world.rank, notice.c_str());
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,7 +99,12 @@ int main(int argc, char** argv) {
     if (mode == "allreduce") return allreduce(world);
     if (mode == "lost-during-setup" && argc > 2)
       return lose_rank_during_setup(world, std::atoi(argv[2]));
-    std::fprintf(stderr, "usage: %s store | allreduce | lost-during-setup RANK\n", argv[0]);
+    if (mode == "dies-before-setup" && argc > 2) return die_before_setup(world, std::atoi(argv[2]));
+    if (mode == "hear-rank-lost" && argc > 2) return hear_rank_lost(world, std::atoi(argv[2]));
+    std::fprintf(stderr,
+                 "usage: %s store | allreduce | lost-during-setup RANK | dies-before-setup RANK | "
+                 "hear-rank-lost RANK\n",
+                 argv[0]);
     return 2;
   } catch (const weft::Error& e) {
     std::fprintf(stderr, "%s\n", e.what());

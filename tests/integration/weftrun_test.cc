@@ -137,17 +137,50 @@ TEST(Weftrun, RanksAllreduceOverEachBackend) {
   }
 }
 
-TEST(Weftrun, FailingRankIsNamedAndItsCodeBecomesWeftrunsExitCode) {
+TEST(Weftrun, FailingRankIsNamedWithItsCodeAndTheJobExitsWith1) {
   WeftrunResult r = run_weftrun(
       shell(3, "if [ $WEFT_RANK = 1 ]; then echo bad input >&2; exit 3; fi; echo fine"));
   ASSERT_FALSE(r.timed_out);
-  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.exit_code, 1);  // a failure in the job; the rank's own code is in the report
   EXPECT_TRUE(contains(r.err, "[rank 1] bad input\n")) << r.err;
   EXPECT_TRUE(contains(r.err, "weftrun: rank 1 exited with code 3\n")) << r.err;
-  EXPECT_TRUE(contains(r.err, "failed (exit code 3): rank 1 exited with code 3")) << r.err;
+  EXPECT_TRUE(contains(r.err, "failed (exit code 1): rank 1 exited with code 3")) << r.err;
   // The rank's own last words come before weftrun's report about it.
   EXPECT_LT(r.err.find("[rank 1] bad input"), r.err.find("weftrun: rank 1 exited"));
   EXPECT_EQ(count_of(r.out, "fine"), 2) << r.out;  // stdout stays on stdout
+}
+
+TEST(Weftrun, ExitCodesMeanOneThingEach) {
+  struct Case {
+    std::string rank1;  // what rank 1 does; rank 0 exits 0
+    int expected;
+  };
+  const std::vector<Case> cases = {
+      {"exit 0", 0},
+      {"exit 7", 1},  // a failure in the job
+      {"exit 1", 1},
+      {"exit 2", 2},                     // the program's own usage error
+      {"kill -TERM $$", 128 + SIGTERM},  // killed by a signal
+      {"exit 137", 128 + SIGKILL},       // a wrapper shell reporting its child's SIGKILL
+      {"exit 255", 1},
+  };
+  for (const Case& c : cases) {
+    WeftrunResult r = run_weftrun(shell(2, "[ $WEFT_RANK = 0 ] || { " + c.rank1 + "; }"));
+    ASSERT_FALSE(r.timed_out) << c.rank1;
+    EXPECT_EQ(r.exit_code, c.expected) << c.rank1 << "\n" << r.err;
+  }
+  // A program the kernel will not run is bad usage too, said once, without an error code.
+  std::string no_shebang = "/tmp/weftrun-test-no-shebang-" + std::to_string(::getpid());
+  std::ofstream(no_shebang) << "echo hi\n";
+  ::chmod(no_shebang.c_str(), 0755);
+  WeftrunResult r = run_weftrun({"-n", "2", "--", no_shebang});
+  fs::remove(no_shebang);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("weftrun: error: could not start rank 0: exec '" + no_shebang +
+                            "' failed: Exec format error (a script needs a #! line)\n",
+                        0),
+            0u)
+      << r.err;
 }
 
 TEST(Weftrun, RankKilledBySignalIsReportedAsASignal) {
@@ -163,7 +196,7 @@ TEST_F(WeftrunWithPids, SurvivorsAreStoppedAfterTheGracePeriod) {
                                           await_pids(3) + "exit 5; fi; " + "exec sleep 600",
                                       {"--grace", "0.5"}));
   ASSERT_FALSE(r.timed_out) << r.err;
-  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_LT(r.seconds, 5.0);  // 0.5 s grace, then SIGTERM ends `sleep` at once
   EXPECT_TRUE(contains(r.err, "weftrun: rank 0 exited with code 5")) << r.err;
   EXPECT_TRUE(contains(r.err, "ranks 1-2: stopped by weftrun, was killed by signal SIGTERM (15)"))
@@ -191,10 +224,11 @@ TEST_F(WeftrunWithPids, RanksIgnoringSigtermGetSigkill) {
 TEST_F(WeftrunWithPids, RanksThatExitDuringTheGracePeriodAreReportedAsTheirOwnFailures) {
   // Rank 1 notices the lost peer and exits with its own error, as a real rank does.
   WeftrunResult r = run_weftrun(
-      shell(2, "if [ $WEFT_RANK = 0 ]; then exit 4; fi; sleep 0.3; echo peer lost >&2; exit 9"));
+      shell(2, "if [ $WEFT_RANK = 0 ]; then exit 2; fi; sleep 0.3; echo peer lost >&2; exit 9",
+            {"--grace", "10"}));
   ASSERT_FALSE(r.timed_out) << r.err;
-  EXPECT_EQ(r.exit_code, 4);  // the first failure decides the code
-  EXPECT_LT(r.seconds, 5.0);  // nobody waited for the 10 s default grace period to run out
+  EXPECT_EQ(r.exit_code, 2);  // the first failure decides the code
+  EXPECT_LT(r.seconds, 5.0);  // nobody waited for the grace period to run out
   EXPECT_TRUE(contains(r.err, "[rank 1] peer lost")) << r.err;
   EXPECT_TRUE(contains(r.err, "weftrun: rank 1 exited with code 9")) << r.err;
 }
@@ -279,7 +313,7 @@ TEST(Weftrun, ShmFilesOfRanksStoppedDuringSetupAreRemoved) {
   WeftrunResult r = run_weftrun({"-n", "3", "--backend", "shm", "--timeout", "30", "--grace", "0.5",
                                  "--", WEFTRUN_RANK_HELPER_PATH, "lost-during-setup", "1"});
   ASSERT_FALSE(r.timed_out) << r.err;
-  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_TRUE(contains(r.out, "[rank 1] rank 1 saw 2 shm files of the other ranks")) << r.out;
   std::smatch job;
   ASSERT_TRUE(std::regex_search(r.err, job, std::regex("job (j\\w+) failed"))) << r.err;

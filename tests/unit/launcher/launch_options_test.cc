@@ -44,7 +44,7 @@ TEST(LaunchOptions, DefaultsLeaveBackendAndTimeoutToTheEnvironment) {
   EXPECT_FALSE(o.backend.has_value());
   EXPECT_FALSE(o.timeout.has_value());
   EXPECT_TRUE(o.tag_output);
-  EXPECT_DOUBLE_EQ(o.grace_seconds, 10.0);
+  EXPECT_DOUBLE_EQ(o.grace_seconds, 1.0);
 }
 
 TEST(LaunchOptions, AcceptsGluedAndAlternativeSpellings) {
@@ -122,11 +122,17 @@ TEST(LaunchOptions, MissingSeparatorOrProgram) {
   EXPECT_NE(m.find("'./train' comes before '--'"), std::string::npos) << m;
 }
 
+TEST(LaunchOptions, EveryBackendARankAcceptsIsAccepted) {
+  for (const char* backend : {"auto", "tcp", "shm", "mpi-ring", "mpi", "nccl-ring", "nccl"})
+    EXPECT_EQ(parse_launch_options({"-n", "2", "--backend", backend, "--", "p"}).backend, backend);
+}
+
 TEST(LaunchOptions, UnknownBackend) {
   std::string m = error_of({"-n", "2", "--backend", "udp", "--", "p"});
-  EXPECT_NE(m.find("unknown backend 'udp': choose tcp, shm or auto"), std::string::npos) << m;
-  m = error_of({"-n", "2", "--backend", "mpi", "--", "p"});
-  EXPECT_NE(m.find("mpirun"), std::string::npos) << m;
+  EXPECT_NE(
+      m.find("unknown backend 'udp': choose auto, tcp, shm, mpi-ring, mpi, nccl-ring or nccl"),
+      std::string::npos)
+      << m;
   m = error_of({"-n", "2", "--backend"});
   EXPECT_NE(m.find("--backend needs a value"), std::string::npos) << m;
 }
@@ -154,6 +160,11 @@ TEST(LaunchOptions, HelpTextsNameEveryFlagAndVariable) {
   for (const char* flag : {"-n N", "--backend", "--timeout", "--grace", "--tag-output",
                            "--no-tag-output", "--help-env"})
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  EXPECT_NE(usage.find("auto, tcp, shm, mpi-ring, mpi, nccl-ring or nccl"), std::string::npos);
+  // The exit codes, each with its one meaning.
+  for (const char* code : {"\n  0 ", "\n  1 ", "\n  2 ", "\n  128+N "})
+    EXPECT_NE(usage.find(code), std::string::npos) << code;
+  EXPECT_NE(usage.find("a rank was killed by signal N"), std::string::npos) << usage;
   std::string env = env_help_text();
   for (const char* var : {"WEFT_RANK", "WEFT_WORLD_SIZE", "WEFT_TIMEOUT", "WEFT_BACKEND",
                           "WEFT_STORE_ADDR", "WEFT_TOKEN", "WEFT_JOB_ID"})

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "launcher/exit_status.h"
@@ -49,7 +51,7 @@ TEST(RankProcess, CapturesPrefixedLinesAndTheExitStatus) {
   EXPECT_EQ(out, "[rank 3] hi\n[rank 3] no newline\n");
   EXPECT_EQ(err, "[rank 3] oops\n");
   ASSERT_TRUE(r.wait_status().has_value());
-  EXPECT_EQ(exit_code_of(*r.wait_status()), 4);
+  EXPECT_EQ(describe_wait_status(*r.wait_status()), "exited with code 4");
 }
 
 TEST(RankProcess, ReportsDeathBySignal) {
@@ -72,6 +74,72 @@ TEST(RankProcess, StartsWithSignalsUnblockedAndStdinClosed) {
   EXPECT_EQ(out, "[rank 1] SigBlk:\t0000000000000000\n[rank 1] eof\n") << err;
 }
 
+// True while `pid` exists and is not a zombie (an orphan waits for init to reap it).
+bool alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  return line.substr(line.rfind(')') + 2, 1) != "Z";
+}
+
+bool gone_within(pid_t pid, std::chrono::milliseconds timeout) {
+  auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (alive(pid) && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(10ms);
+  return !alive(pid);
+}
+
+TEST(RankProcess, StartsWithInterruptsAtTheirDefaultEvenWhenTheLauncherIgnoresThem) {
+  // A shell starts `weftrun ... &` with SIGINT and SIGQUIT ignored, and exec keeps that.
+  struct sigaction ignore {
+  }, old_int{}, old_quit{}, old_term{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGINT, &ignore, &old_int);
+  ::sigaction(SIGQUIT, &ignore, &old_quit);
+  ::sigaction(SIGTERM, &ignore, &old_term);
+  RankProcess r = RankProcess::start(shell(0, "grep SigIgn /proc/self/status"));
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGQUIT, &old_quit, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  std::string out, err;
+  run_to_end(r, out, err);
+  EXPECT_EQ(out, "[rank 0] SigIgn:\t0000000000000000\n") << err;
+}
+
+TEST(RankProcess, LeadsAProcessGroupOfItsOwn) {
+  RankProcess r = RankProcess::start(shell(0, "echo $$ $(cut -d' ' -f5 /proc/$$/stat)"));
+  std::string out, err;
+  run_to_end(r, out, err);
+  EXPECT_EQ(out, "[rank 0] " + std::to_string(r.pid()) + " " + std::to_string(r.pid()) + "\n");
+  EXPECT_NE(::getpgrp(), r.pid());
+}
+
+TEST(RankProcess, SignalsReachWhatTheRankStarted) {
+  RankProcess r = RankProcess::start(shell(0, "sleep 30 & echo $!; wait"));
+  std::string out, err;
+  auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (out.empty() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(10ms);
+    r.read_output(RankProcess::Stream::out, out);
+  }
+  pid_t sleeper = std::atoi(out.substr(out.find(']') + 2).c_str());
+  ASSERT_GT(sleeper, 0) << out;
+  r.send_signal(SIGTERM);
+  run_to_end(r, out, err);
+  EXPECT_EQ(describe_wait_status(*r.wait_status()), "was killed by signal SIGTERM (15)");
+  EXPECT_TRUE(gone_within(sleeper, 5s)) << "the rank's child outlived the signal";
+}
+
+TEST(RankProcess, WhatARankLeavesRunningEndsWithIt) {
+  RankProcess r = RankProcess::start(shell(0, "sleep 30 & echo $!; exit 0"));
+  std::string out, err;
+  run_to_end(r, out, err);
+  EXPECT_TRUE(succeeded(*r.wait_status()));
+  pid_t sleeper = std::atoi(out.substr(out.find(']') + 2).c_str());
+  ASSERT_GT(sleeper, 0) << out;
+  EXPECT_TRUE(gone_within(sleeper, 5s)) << "the rank's child outlived it";
+}
+
 TEST(RankProcess, SignalsReachTheRank) {
   RankProcess r = RankProcess::start(shell(0, "exec sleep 30"));
   std::this_thread::sleep_for(50ms);
@@ -89,7 +157,7 @@ TEST(RankProcess, ExecFailureIsAnErrorNamingTheRank) {
     RankProcess::start(l);
     FAIL() << "start did not throw";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::Unavailable);
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);  // weftrun exits 2: bad usage
     EXPECT_NE(std::string(e.what()).find("could not start rank 5"), std::string::npos) << e.what();
   }
 }
