@@ -6,16 +6,19 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -556,6 +559,84 @@ TEST_F(ShmTest, IdleWaitSleepsInsteadOfSpinning) {
   EXPECT_GE(cpu_seconds, 0);
   EXPECT_LT(cpu_seconds, 0.1) << "a rank waiting 400 ms burned this much CPU";
 }
+
+// Pins the calling thread, and the threads it starts from now on, to one of the CPUs it may
+// use, so that a group of ranks started here outnumbers its cores; restores the mask after.
+class OneCpu {
+ public:
+  OneCpu() {
+    sched_getaffinity(0, sizeof old_, &old_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &old_)) {
+        CPU_SET(c, &one);
+        break;
+      }
+    EXPECT_EQ(sched_setaffinity(0, sizeof one, &one), 0) << std::strerror(errno);
+  }
+  ~OneCpu() { sched_setaffinity(0, sizeof old_, &old_); }
+  OneCpu(const OneCpu&) = delete;
+  OneCpu& operator=(const OneCpu&) = delete;
+
+ private:
+  cpu_set_t old_;
+};
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// The blocking path, with a core per rank (the waiter spins, yields, then sleeps) and with two
+// ranks on one core (it only yields, then sleeps): a rank with nothing to receive for 200 ms
+// sleeps instead of burning its core, and the message wakes it at once. The liveness check
+// is set to 20 s, so a lost wake-up would show as a receive that takes seconds.
+class ShmWaitTest : public ShmTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(ShmWaitTest, IdleWaiterSleepsAndTheMessageWakesItPromptly) {
+  ScopedEnv check("WEFT_PEER_CHECK_MS", "20000");
+  std::optional<OneCpu> one_cpu;
+  if (GetParam()) one_cpu.emplace();
+  constexpr int kRounds = 3;
+  std::atomic<Deadline> sent_at[kRounds];
+  double cpu[kRounds] = {}, waited[kRounds] = {}, wake[kRounds] = {};
+  expect_no_errors(run_ranks(2, [&](int me, Transport& t) {
+    for (int i = 0; i < kRounds; ++i) {
+      uint64_t v = static_cast<uint64_t>(i);
+      Fingerprint fp = fp_of(OpKind::send, static_cast<uint64_t>(i), sizeof v);
+      if (me == 0) {
+        std::this_thread::sleep_for(200ms);
+        sent_at[i] = Clock::now();
+        finish(t, t.isend(1, &v, sizeof v, fp));
+        continue;
+      }
+      Request r = t.irecv(0, &v, sizeof v, fp);
+      double cpu_before = thread_cpu_seconds();
+      auto start = Clock::now();
+      finish(t, r);
+      auto done = Clock::now();
+      cpu[i] = thread_cpu_seconds() - cpu_before;
+      waited[i] = std::chrono::duration<double>(done - start).count();
+      wake[i] = std::chrono::duration<double>(done - sent_at[i].load()).count();
+      if (v != static_cast<uint64_t>(i)) throw std::runtime_error("wrong message");
+    }
+  }));
+  for (int i = 0; i < kRounds; ++i) {
+    EXPECT_GE(waited[i], 0.15) << "round " << i << ": the receive did not wait";
+    EXPECT_LT(cpu[i], 0.1 * waited[i])
+        << "round " << i << ": waiting " << waited[i] << " s burned " << cpu[i] << " s of CPU";
+  }
+  std::sort(wake, wake + kRounds);
+  EXPECT_LT(wake[kRounds / 2], 0.05) << "median time from send to the waiter's return: "
+                                      << wake[kRounds / 2] << " s";
+}
+
+INSTANTIATE_TEST_SUITE_P(Cores, ShmWaitTest, ::testing::Values(false, true),
+                         [](const auto& info) {
+                           return info.param ? "TwoRanksOnOneCore" : "CorePerRank";
+                         });
 
 TEST_F(ShmTest, BadFifoSizeIsRejectedNamingTheVariable) {
   ScopedEnv ring("WEFT_SHM_RING_BYTES", "3000");
