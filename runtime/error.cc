@@ -20,7 +20,9 @@ const char* error_code_name(ErrorCode c) {
 }
 
 Error::Error(ErrorCode code, const std::string& message)
-    : std::runtime_error(std::string(error_code_name(code)) + ": " + message), code_(code) {}
+    : std::runtime_error(std::string(error_code_name(code)) + ": " + message),
+      code_(code),
+      message_(message) {}
 
 void throw_errno(const std::string& what) {
   int e = errno;
