@@ -19,10 +19,12 @@ std::string bytes_text(double bytes) {
   return buf;
 }
 
-// "21472", "21.5M", "480G".
+// "21472", "21.5M", "480G", "1.92e+20".
 std::string count_text(double n) {
   char buf[64];
-  if (n >= 1e9)
+  if (n >= 1e12)
+    std::snprintf(buf, sizeof buf, "%.3g", n);
+  else if (n >= 1e9)
     std::snprintf(buf, sizeof buf, "%.3gG", n / 1e9);
   else if (n >= 1e6)
     std::snprintf(buf, sizeof buf, "%.3gM", n / 1e6);

@@ -128,6 +128,7 @@ TEST_F(Train, TheBackendComesFromTheFlagThenWeftBackendThenAuto) {
   };
   for (const Case& c : {Case{{"WEFT_BACKEND=tcp"}, {}, {}, "over tcp"},
                         Case{{}, {"--backend", "tcp"}, {}, "over tcp"},
+                        Case{{"WEFT_BACKEND=tcp"}, {"--backend", "shm"}, {}, "over shm"},
                         Case{{"WEFT_BACKEND=tcp"}, {}, {"--backend", "shm"}, "over shm"},
                         Case{{}, {}, {}, "over shm"}}) {
     WeftrunResult r = train(2, tiny(c.flags), c.env, c.weftrun_flags);
