@@ -11,6 +11,8 @@
 
 #include "comm/communicator.h"
 #include "examples/train/cuda_trainer.h"
+#include "examples/train/memory_check.h"
+#include "examples/train/rank_agreement.h"
 #include "examples/train/trainer.h"
 #include "kernels/matmul.h"
 #include "runtime/clock.h"
@@ -44,13 +46,23 @@ int default_threads(const World& world) {
   return std::max(1, cores / std::max(1, world.local_size));
 }
 
+// Before any work: the memory the flags need must be there (the host's for every rank of this
+// node; with --device cuda also the GPU's).
+void check_memory(const TrainOptions& options, const World& world, int gpu) {
+  if (std::optional<double> available = host_memory_available())
+    check_memory_fits(options, host_memory_need(options, world.size, options.lanes()),
+                      world.local_size, *available, "memory", "MemAvailable in /proc/meminfo");
+  if (gpu >= 0) check_gpu_memory(options, world.size, world.local_size, gpu);
+}
+
 int run(TrainOptions options) {
   World world = World::from_env();
   options.resolve(world.size);  // bad batch shapes fail here, before any rendezvous
   // Before the rendezvous: a rank without a usable GPU stops before its peers wait for it.
   const int gpu = options.device == "cuda" ? training_device(world.local_rank) : -1;
-  Corpus corpus = Corpus::load(options.data, options.model.seq);
   if (options.threads == 0) options.threads = default_threads(world);
+  check_memory(options, world, gpu);
+  Corpus corpus = Corpus::load(options.data, options.model.seq);
   const int threads = options.threads;
   kernels::cpu::set_blas_threads(threads);
   if (const char* better = kernels::cpu::blas_coretype_upgrade(); better && world.rank == 0)
@@ -60,10 +72,7 @@ int run(TrainOptions options) {
                  "matmul speed\n",
                  std::getenv("OPENBLAS_CORETYPE"), better);
 
-  // The log opens before the rendezvous, so a bad path stops the job before any peer waits.
   const bool leader = world.rank == 0;
-  std::optional<JsonLog> log;
-  if (leader && !options.log_json.empty()) log.emplace(options.log_json);
   auto comm = comm::init_from_env(options.backend);
   std::unique_ptr<TrainingRun> trainer;
   std::string compute;
@@ -72,9 +81,22 @@ int run(TrainOptions options) {
     compute = "cuda:" + std::to_string(gpu) + " in " + options.precision;
   } else {
     trainer = std::make_unique<Trainer>(options, corpus, *comm);
-    compute = std::to_string(threads) + " threads/rank as " + std::to_string(options.lanes()) +
-              " lanes (" + kernels::cpu::blas_core_name() + ")";
+    compute =
+        describe_threads(threads, options.lanes()) + " (" + kernels::cpu::blas_core_name() + ")";
   }
+  // One job, one configuration: every rank stops here, before step 1, if they differ.
+  auto gather = [&](const std::vector<uint64_t>& mine) { return trainer->allgather_words(mine); };
+  check_flags_agree(options.flags_that_must_agree(corpus.checksum()), gather);
+  check_replicas_agree(trainer->initial_checksum(), gather);
+  // Only the first rank writes the log; if it cannot, every rank stops with its reason.
+  std::optional<JsonLog> log;
+  std::optional<Error> log_error;
+  try {
+    if (leader && !options.log_json.empty()) log.emplace(options.log_json);
+  } catch (const Error& e) {
+    log_error = e;
+  }
+  stop_together(log_error, gather);
   if (leader) {
     std::printf(
         "weft-train: %zu parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
@@ -96,6 +118,13 @@ int run(TrainOptions options) {
     if (leader) {
       std::printf("%s\n", progress_line(s, options.steps).c_str());
       if (log) log->write(json_line(s));
+    }
+    // Every rank sees the same loss (averaged) and norm (of the averaged gradients), so every
+    // rank stops at the same step, the log ending with it.
+    if (std::string why = divergence(s); !why.empty()) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "weft-train: %s\n", why.c_str());
+      return 1;
     }
     if (options.eval_every > 0 && (step % options.eval_every == 0 || step == options.steps)) {
       EvalStats e = trainer->evaluate(step);
@@ -127,6 +156,7 @@ int main(int argc, char** argv) {
     restart_with_better_blas_kernels(argv);
     return run(options);
   } catch (const weft::Error& e) {
+    // Exit codes (--help): 2 bad usage, 1 a failure in the job.
     std::fprintf(stderr, "weft-train: %s\n", e.what());
     return e.code() == weft::ErrorCode::InvalidArgument ? 2 : 1;
   }

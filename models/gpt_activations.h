@@ -115,4 +115,20 @@ GptScratch<T> carve_scratch(Carver<T>& acts, const GptConfig& c, size_t batch) {
   return s;
 }
 
+// What the carvers above take for micro-batches of `batch` sequences, counted in double so that
+// shapes too big to allocate are still measured (a trainer says so before allocating):
+// elements of T (activations and backward's scratch) and f32 statistics.
+struct GptMemory {
+  double elements = 0;
+  double statistics = 0;
+};
+inline GptMemory gpt_memory(const GptConfig& c, double batch) {
+  const double BT = batch * c.seq, BTC = BT * c.d_model, att = batch * c.heads * c.seq * c.seq;
+  GptMemory m;
+  m.elements = 2 * BTC + BT * c.padded_vocab + c.layers * (16 * BTC + att)  // activations
+               + 14 * BTC + att;                                            // scratch
+  m.statistics = 3 * BT + c.layers * 4 * BT;
+  return m;
+}
+
 }  // namespace weft::models

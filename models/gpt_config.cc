@@ -59,6 +59,12 @@ double GptConfig::flops_per_token() const {
   return 6 * matmul_weights + 6 * L * seq * C;
 }
 
+double GptConfig::parameters() const {
+  const double C = d_model;
+  // wte, wpe; per block ln1, qkv, attn_proj, ln2, fc, fc_proj (weights and biases); lnf.
+  return padded_vocab * C + seq * C + layers * (12 * C * C + 13 * C) + 2 * C;
+}
+
 GptLayout::GptLayout(const GptConfig& config) : layers_(config.layers) {
   config.validate();
   const size_t C = config.d_model;

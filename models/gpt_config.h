@@ -29,6 +29,9 @@ struct GptConfig {
   // attention's QK^T and AV products, forward and backward (6 x layers x seq x d_model: the
   // masked upper triangle is never computed, so it is not counted).
   double flops_per_token() const;
+  // The parameter count (GptLayout::total()), in double so that a shape too big to lay out or
+  // allocate is still measured, and said to be too big before anything is allocated.
+  double parameters() const;
 };
 
 struct ParamTensor {

@@ -21,7 +21,9 @@ const char* error_code_name(ErrorCode c) {
 }
 
 Error::Error(ErrorCode code, const std::string& message)
-    : std::runtime_error(std::string(error_code_name(code)) + ": " + message), code_(code) {}
+    : std::runtime_error(std::string(error_code_name(code)) + ": " + message),
+      code_(code),
+      message_(message) {}
 
 std::string strip_code_prefix(const Error& e) {
   std::string_view text = e.what();

@@ -13,9 +13,13 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message);
   ErrorCode code() const { return code_; }
+  // The message without the code's name that what() starts with, for passing an error on
+  // (to a peer, or wrapped in another) without naming its code twice.
+  const std::string& message() const { return message_; }
 
  private:
   ErrorCode code_;
+  std::string message_;
 };
 
 // The message as it was given to the constructor: what() without its leading "Code: ", for

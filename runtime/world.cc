@@ -78,8 +78,6 @@ World World::from_vars(const Lookup& get) {
   } else if (get("RANK") && get("WORLD_SIZE")) {
     w = read(get, {"torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
                    "GROUP_RANK"});
-    if (auto a = get("MASTER_ADDR")) w.master_addr = *a;
-    if (get("MASTER_PORT")) w.master_port = parse_int(get, "MASTER_PORT", "torchrun");
     if (auto job = get("TORCHELASTIC_RUN_ID")) w.job_id = *job;
   } else if (get("OMPI_COMM_WORLD_RANK")) {
     w = read(get, {"openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
@@ -92,6 +90,13 @@ World World::from_vars(const Lookup& get) {
   } else if (get("SLURM_STEP_ID") && get("SLURM_PROCID")) {
     w = read(get, {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", nullptr,
                    "SLURM_NODEID"});
+  }
+  // Where rank 0 serves the rendezvous store, under any launcher but weftrun (which names its own
+  // store): torchrun sets these, and under srun, mpirun or PMI the user may (the error for a
+  // job without a store says to).
+  if (w.launcher != "weftrun") {
+    if (auto a = get("MASTER_ADDR")) w.master_addr = *a;
+    if (get("MASTER_PORT")) w.master_port = parse_int(get, "MASTER_PORT", w.launcher.c_str());
   }
   if (w.launcher == "slurm" || w.launcher == "pmix") {
     // Slurm has no "tasks on this node" variable of one name; SLURM_TASKS_PER_NODE is "2(x3)".

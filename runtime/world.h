@@ -14,7 +14,7 @@ struct World {
   int node_rank = 0;
   std::string job_id = "local";
   std::string launcher = "none";  // weftrun, torchrun, openmpi, pmi, pmix, slurm, none
-  std::string master_addr;        // torchrun's MASTER_ADDR:MASTER_PORT, when given
+  std::string master_addr;        // MASTER_ADDR:MASTER_PORT, when given (any launcher but weftrun)
   int master_port = 0;
 
   // Reads the process environment; first launcher whose variables are present wins.

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "runtime/checksum.h"
 #include "runtime/error.h"
 
 namespace weft::train {
@@ -78,6 +79,8 @@ Corpus Corpus::load(const std::string& path, int seq) {
                     std::to_string(need * 20) + ")");
   return c;
 }
+
+uint64_t Corpus::checksum() const { return weft::checksum(bytes_.data(), bytes_.size()); }
 
 void Corpus::train_batch(uint64_t step, int batch, int first, int count, int seq,
                          int32_t* inputs, int32_t* targets) const {

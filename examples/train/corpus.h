@@ -21,6 +21,8 @@ class Corpus {
   size_t train_tokens() const { return split_; }
   size_t eval_tokens() const { return bytes_.size() - split_; }
   const std::string& source() const { return source_; }
+  // Of the whole text: ranks compare it, since each may read its own copy of --data.
+  uint64_t checksum() const;
 
   // Fills inputs and targets ([count, seq] each, targets shifted by one) with sequences
   // first..first+count-1 of global batch `step` (batch sequences per step).

@@ -1,16 +1,19 @@
 #include "examples/train/cuda_trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <type_traits>
 #include <vector>
 
 #include "examples/train/lr_schedule.h"
+#include "examples/train/memory_check.h"
 #include "examples/train/trainer_setup.h"
 #include "kernels/cuda/check.h"
 #include "models/gpt_cuda.h"
 #include "parallel/cuda_sharded_adamw.h"
 #include "parallel/data_parallel.h"
+#include "runtime/checksum.h"
 #include "runtime/clock.h"
 #include "runtime/cuda_buffer.h"
 #include "runtime/cuda_device.h"
@@ -36,6 +39,8 @@ class CudaTrainer final : public TrainingRun {
   StepStats step(int step) override;
   EvalStats evaluate(int step) override;
   size_t parameter_count() const override { return model_.layout().total(); }
+  uint64_t initial_checksum() const override { return initial_checksum_; }
+  std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) override;
 
  private:
   parallel::DataParallelOptions dp_options(const TrainOptions& options);
@@ -68,6 +73,7 @@ class CudaTrainer final : public TrainingRun {
   std::vector<int32_t> inputs_, targets_;  // host
   CudaBuffer tokens_;                      // device: inputs, then targets
   CudaBuffer scalar_;                      // device: one f64 for over_ranks()
+  uint64_t initial_checksum_ = 0;
 };
 
 template <typename T>
@@ -102,13 +108,13 @@ CudaTrainer<T>::CudaTrainer(const TrainOptions& options, const Corpus& corpus,
       targets_(inputs_.size()),
       tokens_(2 * inputs_.size() * sizeof(int32_t), device),
       scalar_(sizeof(double), device) {
-  // The same weights as the CPU trainer's for the same seed, made on the host; rank 0's copy
-  // is broadcast (as DDP does) from the GPU, and the model's bf16 copy made from the result.
+  // The same weights as the CPU trainer's for the same seed, made on the host, and checked
+  // across the replicas by their checksum (trainer.cc says why); the model's bf16 copy is made
+  // from them.
   std::vector<float> host(dp_.padded_elements(), 0.0f);
   model_.layout().init_params(host.data(), options.seed);
+  initial_checksum_ = checksum(host.data(), model_.layout().total() * sizeof(float));
   master_.upload(host.data(), host.size() * sizeof(float));
-  comm_.broadcast(master_.view(DType::f32, host.size()), 0).wait();
-  master_.download(host.data(), host.size() * sizeof(float));
   if constexpr (!std::is_same_v<T, float>) {
     std::vector<bf16> low(host.size());
     for (size_t i = 0; i < host.size(); i++) low[i] = bf16(host[i]);
@@ -124,6 +130,19 @@ void CudaTrainer<T>::upload_tokens() {
   WEFT_CUDA_CHECK(cudaMemcpyAsync(d + inputs_.size(), targets_.data(), bytes,
                                   cudaMemcpyHostToDevice, stream_.get()));
   synchronize();
+}
+
+template <typename T>
+std::vector<uint64_t> CudaTrainer<T>::allgather_words(const std::vector<uint64_t>& mine) {
+  // Through the GPU, like over_ranks(): native NCCL takes nothing else.
+  const size_t ranks = static_cast<size_t>(comm_.size()), bytes = mine.size() * sizeof(uint64_t);
+  CudaBuffer in(bytes, device_), out(bytes * ranks, device_);
+  in.upload(mine.data(), bytes);
+  comm_.allgather(in.view(DType::i64, mine.size()), out.view(DType::i64, mine.size() * ranks))
+      .wait();
+  std::vector<uint64_t> all(mine.size() * ranks);
+  out.download(all.data(), bytes * ranks);
+  return all;
 }
 
 template <typename T>
@@ -229,6 +248,19 @@ int training_device(int local_rank) {
   const int device = local_rank % gpus;
   require_cuda_device(device, "weft-train --device cuda");
   return device;
+}
+
+void check_gpu_memory(const TrainOptions& options, int ranks, int local_size, int device) {
+  CudaDeviceGuard on_device(device);
+  size_t free = 0, total = 0;
+  WEFT_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  // The node's ranks that training_device() puts on this GPU.
+  const int gpus = cuda_device_count();
+  int sharing = 0;
+  for (int r = 0; r < local_size; r++) sharing += r % gpus == device;
+  check_memory_fits(options, gpu_memory_need(options, ranks), std::max(1, sharing),
+                    static_cast<double>(free), "cuda:" + std::to_string(device) + "'s memory",
+                    "free, says cudaMemGetInfo");
 }
 
 std::unique_ptr<TrainingRun> make_cuda_trainer(const TrainOptions& options, const Corpus& corpus,

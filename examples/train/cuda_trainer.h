@@ -17,6 +17,9 @@ namespace weft::train {
 // Unavailable when weft was built without CUDA or no GPU can be used: call it before the
 // rendezvous, so a rank without a GPU stops before its peers wait for it.
 int training_device(int local_rank);
+// Throws InvalidArgument when the node's ranks that train on cuda:`device` (of `local_size`
+// here, `ranks` in all) would need more of its memory than is free: before the rendezvous.
+void check_gpu_memory(const TrainOptions& options, int ranks, int local_size, int device);
 // A trainer on cuda:`device` (from training_device).
 std::unique_ptr<TrainingRun> make_cuda_trainer(const TrainOptions& options, const Corpus& corpus,
                                                comm::Communicator& comm, int device);

@@ -54,6 +54,14 @@ std::string json_line(const EvalStats& e) {
   return j.dump();
 }
 
+std::string divergence(const StepStats& s) {
+  if (std::isfinite(s.loss) && std::isfinite(s.grad_norm)) return "";
+  return format(
+      "the run diverged at step %d: loss %g, gradient norm %g (lr %.3g); stopped there. Lower "
+      "--lr, or lengthen --warmup, or clip harder with --clip",
+      s.step, s.loss, s.grad_norm, s.lr);
+}
+
 Summary summarize(const std::vector<StepStats>& steps, std::optional<double> eval_loss,
                   double seconds, int skip) {
   Summary s;
@@ -91,8 +99,9 @@ std::string summary_line(const Summary& s) {
 
 JsonLog::JsonLog(const std::string& path) : file_(std::fopen(path.c_str(), "a")) {
   if (!file_)
-    throw Error(ErrorCode::Io, "cannot open the JSON log '" + path + "' for appending: " +
-                                   std::strerror(errno) + "; check --log-json");
+    throw Error(ErrorCode::InvalidArgument, "cannot open the JSON log '" + path +
+                                                "' for appending: " + std::strerror(errno) +
+                                                "; check --log-json");
 }
 
 JsonLog::~JsonLog() { std::fclose(file_); }

@@ -37,6 +37,10 @@ std::string eval_line(const EvalStats& e);
 // One JSON object, no trailing newline.
 std::string json_line(const StepStats& s);
 std::string json_line(const EvalStats& e);
+// Empty while the step's loss and gradient norm are finite; else why the run stops there (a
+// diverged run only makes NaN from then on), naming the step and the values, as Megatron
+// checks its gradient norm.
+std::string divergence(const StepStats& s);
 
 // Means over the steps after the first `skip` (the first steps pay for page faults and
 // thread start-up), or over all steps when there are no more than that.
@@ -58,7 +62,9 @@ std::string summary_line(const Summary& s);
 // log survives a crash.
 class JsonLog {
  public:
-  explicit JsonLog(const std::string& path);  // Throws Io naming the path when it cannot open
+  // Throws InvalidArgument naming the path (given as --log-json: a usage error) when it cannot
+  // be opened.
+  explicit JsonLog(const std::string& path);
   ~JsonLog();
   JsonLog(const JsonLog&) = delete;
   JsonLog& operator=(const JsonLog&) = delete;

@@ -1,6 +1,8 @@
 #include "examples/train/train_options.h"
 
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <functional>
 #include <map>
 
@@ -8,6 +10,8 @@
 
 namespace weft::train {
 namespace {
+
+constexpr int kMaxBucketMb = 1 << 20;
 
 [[noreturn]] void bad(const std::string& what) {
   throw Error(ErrorCode::InvalidArgument, what + " (weft-train --help lists the flags)");
@@ -28,8 +32,10 @@ int positive_int(const std::string& flag, const std::string& text) {
   return v;
 }
 
-double non_negative(const std::string& flag, const std::string& text) {
+// from_chars reads "nan" and "inf" too: a value that would train nothing, or everything into NaN.
+double finite_non_negative(const std::string& flag, const std::string& text) {
   double v = parse_number<double>(flag, text);
+  if (!std::isfinite(v)) bad(flag + " must be a finite number, got " + text);
   if (v < 0) bad(flag + " must not be negative, got " + text);
   return v;
 }
@@ -56,10 +62,11 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
       {"--batch", [&](auto v) { o.batch = positive_int("--batch", v); }},
       {"--micro-batch", [&](auto v) { o.micro_batch = positive_int("--micro-batch", v); }},
       {"--steps", [&](auto v) { o.steps = positive_int("--steps", v); }},
-      {"--lr", [&](auto v) { o.lr = non_negative("--lr", v); }},
+      {"--lr", [&](auto v) { o.lr = finite_non_negative("--lr", v); }},
       {"--warmup", [&](auto v) { o.warmup = parse_number<int>("--warmup", v); }},
-      {"--weight-decay", [&](auto v) { o.weight_decay = non_negative("--weight-decay", v); }},
-      {"--clip", [&](auto v) { o.clip = non_negative("--clip", v); }},
+      {"--weight-decay",
+       [&](auto v) { o.weight_decay = finite_non_negative("--weight-decay", v); }},
+      {"--clip", [&](auto v) { o.clip = finite_non_negative("--clip", v); }},
       {"--seed", [&](auto v) { o.seed = parse_number<uint64_t>("--seed", v); }},
       {"--data", [&](auto v) { o.data = v; }},
       {"--backend",
@@ -69,7 +76,7 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
        }},
       {"--device", [&](auto v) { o.device = one_of("--device", v, {"cpu", "cuda"}); }},
       {"--precision", [&](auto v) { o.precision = one_of("--precision", v, {"f32", "bf16"}); }},
-      {"--bucket-mb", [&](auto v) { o.bucket_mb = non_negative("--bucket-mb", v); }},
+      {"--bucket-mb", [&](auto v) { o.bucket_mb = finite_non_negative("--bucket-mb", v); }},
       {"--grad-dtype", [&](auto v) { o.grad_dtype = one_of("--grad-dtype", v, {"f32", "bf16"}); }},
       {"--eval-every", [&](auto v) { o.eval_every = parse_number<int>("--eval-every", v); }},
       {"--threads", [&](auto v) { o.threads = positive_int("--threads", v); }},
@@ -100,7 +107,8 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
   if (o.warmup < 0) bad("--warmup must not be negative, got " + std::to_string(o.warmup));
   if (o.eval_every < 0)
     bad("--eval-every must not be negative, got " + std::to_string(o.eval_every));
-  if (o.bucket_mb <= 0) bad("--bucket-mb must be positive");
+  if (o.bucket_mb <= 0 || o.bucket_mb > kMaxBucketMb)
+    bad("--bucket-mb must be above 0 and at most " + std::to_string(kMaxBucketMb) + " (1 TiB)");
   if (o.precision.empty()) o.precision = o.device == "cuda" ? "bf16" : "f32";
   if (o.device == "cpu" && o.precision != "f32")
     bad("--precision " + o.precision + " needs --device cuda: the CPU model trains in f32");
@@ -110,12 +118,46 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
     bad("--grad-dtype " + o.grad_dtype + " with --device cuda --precision " + o.precision +
         ": a GPU's gradients go on the wire in the model's own dtype; set --precision " +
         o.grad_dtype + " instead");
-  try {
-    o.model.validate();
-  } catch (const Error& e) {
-    bad(e.what());
-  }
+  o.model.validate();  // its messages name the flags
   return o;
+}
+
+std::vector<std::pair<std::string, std::string>> TrainOptions::flags_that_must_agree(
+    uint64_t data_checksum) const {
+  // Shortest text that reads back as the same double: 1e-3 and 0.001 are one value.
+  auto real = [](double v) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, end);
+  };
+  char data[32];
+  std::snprintf(data, sizeof data, "contents %016llx",
+                static_cast<unsigned long long>(data_checksum));
+  return {{"--layers", std::to_string(model.layers)},
+          {"--d-model", std::to_string(model.d_model)},
+          {"--heads", std::to_string(model.heads)},
+          {"--seq", std::to_string(model.seq)},
+          {"--batch", std::to_string(batch)},
+          {"--micro-batch", std::to_string(micro_batch)},
+          {"--steps", std::to_string(steps)},
+          {"--lr", real(lr)},
+          {"--warmup", std::to_string(warmup)},
+          {"--weight-decay", real(weight_decay)},
+          {"--clip", real(clip)},
+          {"--seed", std::to_string(seed)},
+          {"--data", data},
+          {"--device", device},
+          {"--precision", precision},
+          {"--zero1", zero1 ? "on" : "off"},
+          {"--bucket-mb", real(bucket_mb)},
+          {"--grad-dtype", grad_dtype},
+          {"--eval-every", std::to_string(eval_every)}};
+}
+
+std::string describe_threads(int threads, int lanes) {
+  if (threads == 1) return "1 thread/rank";
+  std::string t = std::to_string(threads) + " threads/rank";
+  return lanes > 1 ? t + " as " + std::to_string(lanes) + " lanes" : t + " in the BLAS";
 }
 
 void TrainOptions::resolve(int dp) {
@@ -144,8 +186,9 @@ training:  --steps N (50)  --lr X (1e-3)  --warmup N (10)  --weight-decay X (0.1
            --clip X (1.0, 0 disables)  --seed N (1337)
 data:      --data FILE      UTF-8 text, byte-level tokens (default: a built-in corpus)
            --eval-every K   held-out loss and perplexity every K steps (0: never)
-parallel:  --backend auto|tcp|shm|mpi|mpi-ring|nccl|nccl-ring   (GPU tensors take nccl
-                            as they are; the others copy them through pinned host memory)
+parallel:  --backend auto|tcp|shm|mpi|mpi-ring|nccl|nccl-ring   (default: $WEFT_BACKEND, which
+                            weftrun --backend sets, else auto; GPU tensors take nccl as they
+                            are, the others copy them through pinned host memory)
            --zero1          shard the optimizer state across ranks (ZeRO-1)
            --bucket-mb X    gradient bucket size (25)
            --grad-dtype f32|bf16   gradient wire format (bf16 when training in bf16)
@@ -155,6 +198,16 @@ device:    --device cpu|cuda   --precision f32|bf16   cuda trains in bf16 (f32 m
                             sequence for each, else as BLAS threads (the node's cores / ranks on the
                             node)
 output:    --log-json FILE  one JSON object per step, appended, from rank 0
+
+Every rank must be given the same flags (--threads, --log-json and --backend aside): the ranks
+compare them, and their initial parameters, before step 1. A non-finite loss or gradient norm
+stops the run at that step.
+
+exit codes: 0  done
+            2  bad usage: a flag (or flags that differ between ranks), a --log-json that cannot
+               be opened, more memory than the machine has for these flags
+            1  failure in the job: a lost peer, a diverged run (non-finite loss or gradient norm)
+            128+N  killed by signal N
 )";
 }
 

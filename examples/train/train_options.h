@@ -3,6 +3,7 @@
 // Error(InvalidArgument) that names the flag and says what would be accepted.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/gpt_config.h"
@@ -20,7 +21,7 @@ struct TrainOptions {
   double clip = 1.0;             // --clip: global gradient norm (0 disables)
   uint64_t seed = 1337;          // --seed
   std::string data;              // --data FILE (empty: the built-in corpus)
-  std::string backend = "auto";  // --backend
+  std::string backend;           // --backend (empty: WEFT_BACKEND, else auto)
   std::string device = "cpu";    // --device cpu|cuda
   std::string precision;         // --precision f32|bf16 (cuda only; default bf16 there, f32 on cpu)
   bool zero1 = false;            // --zero1
@@ -40,7 +41,18 @@ struct TrainOptions {
   // ModelLanes): all of the rank's `threads` (resolved, non-zero) when each gets a sequence;
   // otherwise one lane, and the BLAS gets the threads.
   int lanes() const { return threads > 1 && micro_batch >= threads ? threads : 1; }
+  // The flags every rank must be given the same value of, as (flag, value), in a fixed order:
+  // those that shape the model, the batches, the optimizer and the collectives each step
+  // issues. `data_checksum` (of the corpus's contents, not its path: nodes may keep copies in
+  // different places) stands for --data. --threads, --log-json and --backend are each rank's
+  // own (the communicator agrees on its backend itself).
+  std::vector<std::pair<std::string, std::string>> flags_that_must_agree(
+      uint64_t data_checksum) const;
 };
+
+// "1 thread/rank", "4 threads/rank in the BLAS", "4 threads/rank as 4 lanes": how a rank's
+// `threads` are used, for the run's first line.
+std::string describe_threads(int threads, int lanes);
 
 // `args` are the arguments after argv[0].
 TrainOptions parse_train_options(const std::vector<std::string>& args);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "examples/train/trainer_setup.h"
+#include "runtime/checksum.h"
 #include "runtime/clock.h"
 
 namespace weft::train {
@@ -30,9 +31,19 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, comm::Commun
       inputs_(static_cast<size_t>(options.micro_batch) * options.model.seq),
       targets_(inputs_.size()) {
   model_.init_params(params_.as<float>(), options.seed);
-  // Every rank computed the same weights from the seed; the broadcast makes that a guarantee
-  // (as DDP does) rather than an assumption about identical floating point everywhere.
-  comm_.broadcast(Tensor::flat(params_.data(), DType::f32, dp_.padded_elements()), 0).wait();
+  // Every rank computes the same weights from the seed; weft-train checks that they did (as
+  // DDP checks its replicas) by this checksum instead of broadcasting rank 0's copy, which
+  // would hide ranks that run different code.
+  initial_checksum_ = checksum(params_.data(), model_.layout().total() * sizeof(float));
+}
+
+std::vector<uint64_t> Trainer::allgather_words(const std::vector<uint64_t>& mine) {
+  std::vector<uint64_t> in = mine, all(mine.size() * static_cast<size_t>(comm_.size()));
+  comm_
+      .allgather(Tensor::flat(in.data(), DType::i64, in.size()),
+                 Tensor::flat(all.data(), DType::i64, all.size()))
+      .wait();
+  return all;
 }
 
 double Trainer::global_grad_norm() {

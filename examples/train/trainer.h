@@ -19,13 +19,16 @@ namespace weft::train {
 
 class Trainer final : public TrainingRun {
  public:
-  // `options` must be resolved for comm.size() ranks, `threads` included. Initialises the parameters from the seed
-  // and makes sure every rank starts from rank 0's copy.
+  // `options` must be resolved for comm.size() ranks, `threads` included. Initialises the
+  // parameters from the seed; no collective runs before the first step, so the ranks can
+  // check their configuration (rank_agreement.h) first.
   Trainer(const TrainOptions& options, const Corpus& corpus, comm::Communicator& comm);
 
   StepStats step(int step) override;
   EvalStats evaluate(int step) override;
   size_t parameter_count() const override { return model_.layout().total(); }
+  uint64_t initial_checksum() const override { return initial_checksum_; }
+  std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) override;
 
  private:
   double global_grad_norm();
@@ -39,6 +42,7 @@ class Trainer final : public TrainingRun {
   parallel::ShardedAdamW optimizer_;
   LrSchedule schedule_;
   std::vector<int32_t> inputs_, targets_;
+  uint64_t initial_checksum_ = 0;
 };
 
 }  // namespace weft::train

@@ -36,11 +36,15 @@ class Train : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Runs `weftrun -n ranks -- weft-train flags...` to the end.
-  WeftrunResult train(int ranks, const Args& flags) {
-    Args args = {"-n", std::to_string(ranks), "--", WEFT_TRAIN_PATH};
+  // Runs `weftrun -n ranks [weftrun_flags...] -- weft-train flags...` to the end, with `env`
+  // ("NAME=value") added to the test's environment.
+  WeftrunResult train(int ranks, const Args& flags, const Args& env = {},
+                      const Args& weftrun_flags = {}) {
+    Args args = {"-n", std::to_string(ranks)};
+    args.insert(args.end(), weftrun_flags.begin(), weftrun_flags.end());
+    args.insert(args.end(), {"--", WEFT_TRAIN_PATH});
     args.insert(args.end(), flags.begin(), flags.end());
-    WeftrunProcess p(args);
+    WeftrunProcess p(args, "", env);
     return p.finish(120s);
   }
 

@@ -82,19 +82,105 @@ TEST_F(Train, EvaluationIsLoggedAndTheLogIsAppendedAcrossRuns) {
   EXPECT_EQ(evals, 4);
 }
 
+// Every usage error exits 2, before any work, naming the flag: a malformed or non-finite
+// value, a log that cannot be opened, a shape too big for the machine's memory.
 TEST_F(Train, BadFlagsFailFastWithAClearMessage) {
   struct Case {
     Args flags;
     std::string message;
   };
-  for (const Case& c : {Case{{"--batch", "7"}, "--batch 7 is not divisible by the 2"},
-                        Case{{"--heads", "5"}, "--heads 5 does not divide --d-model 256"},
-                        Case{{"--backend", "pigeon"}, "--backend 'pigeon' is not one of"}}) {
+  for (const Case& c :
+       {Case{{"--batch", "7"}, "--batch 7 is not divisible by the 2"},
+        Case{{"--heads", "5"}, "--heads 5 does not divide --d-model 256"},
+        Case{{"--backend", "pigeon"}, "--backend 'pigeon' is not one of"},
+        Case{{"--lr", "nan"}, "--lr must be a finite number, got nan"},
+        Case{{"--log-json", (dir_ / "missing" / "log.json").string()}, "check --log-json"},
+        Case{{"--d-model", "100000"}, "of memory, but only"}}) {
     WeftrunResult r = train(2, c.flags);
-    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("InvalidArgument: InvalidArgument"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("step "), std::string::npos) << r.out;
     EXPECT_LT(r.seconds, 10.0);
   }
+}
+
+const Args kTiny = {"--layers", "1",  "--d-model", "32", "--heads", "2",
+                    "--seq",    "16", "--batch",   "4",  "--steps", "2"};
+
+Args tiny(Args more) {
+  Args flags = kTiny;
+  flags.insert(flags.end(), more.begin(), more.end());
+  return flags;
+}
+
+std::string first_line(const std::string& out) {
+  std::vector<std::string> lines = lines_of(out);
+  return lines.empty() ? "" : lines[0];
+}
+
+// One precedence: weft-train's --backend, then WEFT_BACKEND (which weftrun --backend sets),
+// then auto (shm, since the ranks share this machine).
+TEST_F(Train, TheBackendComesFromTheFlagThenWeftBackendThenAuto) {
+  struct Case {
+    Args env, weftrun_flags, flags;
+    std::string backend;
+  };
+  for (const Case& c : {Case{{"WEFT_BACKEND=tcp"}, {}, {}, "over tcp"},
+                        Case{{}, {"--backend", "tcp"}, {}, "over tcp"},
+                        Case{{"WEFT_BACKEND=tcp"}, {"--backend", "shm"}, {}, "over shm"},
+                        Case{{"WEFT_BACKEND=tcp"}, {}, {"--backend", "shm"}, "over shm"},
+                        Case{{}, {}, {}, "over shm"}}) {
+    WeftrunResult r = train(2, tiny(c.flags), c.env, c.weftrun_flags);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    const std::string line = first_line(r.out);
+    EXPECT_NE(line.find("2 ranks " + c.backend + " |"), std::string::npos) << line;
+    EXPECT_NE(line.find("| 1 thread/rank ("), std::string::npos) << line;  // not "1 threads"
+  }
+}
+
+// One job, one configuration: ranks given different flags (here by a wrapper that builds each
+// rank's command line) stop before step 1, every one naming the flags and each rank's value.
+TEST_F(Train, RanksStartedWithDifferentFlagsStopBeforeStepOne) {
+  std::string command = std::string("exec ") + WEFT_TRAIN_PATH;
+  for (const std::string& flag : kTiny) command += " " + flag;
+  command += " --seed $((WEFT_RANK + 1)) --lr $([ $WEFT_RANK = 0 ] && echo 1e-3 || echo 5e-3)";
+  WeftrunProcess p({"-n", "2", "--", "sh", "-c", command});
+  WeftrunResult r = p.finish(60s);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(r.out.find("step "), std::string::npos) << r.out;
+  for (const char* rank : {"[rank 0] ", "[rank 1] "}) {
+    const std::string expected = std::string(rank) +
+                                 "weft-train: InvalidArgument: the ranks were started with "
+                                 "different flags, so their replicas would train different "
+                                 "models: --lr (0.001 on rank 0; 0.005 on rank 1), --seed (1 "
+                                 "on rank 0; 2 on rank 1)";
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+  }
+  EXPECT_LT(r.seconds, 30.0);
+}
+
+// A run that diverges stops at the first non-finite loss or gradient norm with exit 1, saying
+// where, and its JSON log ends with that step (JSON has no NaN: the value is null).
+TEST_F(Train, ADivergingRunStopsAtTheFirstNonFiniteStep) {
+  const std::string log = (dir_ / "log.json").string();
+  WeftrunResult r = train(2, {"--layers", "1", "--d-model", "32", "--heads", "2", "--seq", "16",
+                              "--batch", "4", "--steps", "30", "--lr", "1e9", "--log-json", log});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(r.out.find("summary:"), std::string::npos) << r.out;
+  std::ifstream in(log);
+  std::vector<nlohmann::json> steps;
+  for (std::string line; std::getline(in, line);) steps.push_back(nlohmann::json::parse(line));
+  ASSERT_GE(steps.size(), 2u) << r.out;  // step 1's loss is the untrained model's
+  ASSERT_LT(steps.size(), 30u) << r.out;
+  const nlohmann::json& last = steps.back();
+  EXPECT_TRUE(last["loss"].is_null() || last["grad_norm"].is_null()) << last;
+  for (size_t i = 0; i + 1 < steps.size(); i++)
+    EXPECT_TRUE(steps[i]["loss"].is_number() && steps[i]["grad_norm"].is_number()) << steps[i];
+  const std::string where = "the run diverged at step " + std::to_string(int(last["step"])) + ":";
+  for (const char* rank : {"[rank 0] weft-train: ", "[rank 1] weft-train: "})
+    EXPECT_NE(r.err.find(rank + where), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ranks 0-1: exited with code 1"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <vector>
 
 #include "runtime/error.h"
 
@@ -110,6 +111,32 @@ TEST(World, SlurmOnlyInsideAStep) {
   EXPECT_EQ(w.rank, 1);
   EXPECT_EQ(w.local_rank, 1);
   EXPECT_EQ(w.local_size, 2);
+}
+
+// The error for a job without a store tells the user to set MASTER_ADDR and MASTER_PORT; under
+// srun (and mpirun, PMI) the ranks must then find them.
+TEST(World, MasterAddressUnderSrunAndOtherLaunchers) {
+  const std::map<std::string, std::string> master = {{"MASTER_ADDR", "10.0.0.7"},
+                                                     {"MASTER_PORT", "29500"}};
+  for (auto vars : std::vector<std::map<std::string, std::string>>{
+           {{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"}},
+           {{"PMIX_RANK", "1"}, {"SLURM_NTASKS", "2"}},
+           {{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}},
+           {{"PMI_RANK", "1"}, {"PMI_SIZE", "2"}}}) {
+    vars.insert(master.begin(), master.end());
+    World w = from(vars);
+    EXPECT_EQ(w.rank, 1);
+    EXPECT_EQ(w.master_addr, "10.0.0.7") << w.launcher;
+    EXPECT_EQ(w.master_port, 29500) << w.launcher;
+  }
+  // weftrun names its own store (WEFT_STORE_ADDR): a MASTER_ADDR left in the shell is not used.
+  World w = from({{"WEFT_RANK", "0"}, {"WEFT_WORLD_SIZE", "2"}, {"MASTER_ADDR", "10.0.0.7"},
+                  {"MASTER_PORT", "29500"}});
+  EXPECT_EQ(w.master_addr, "");
+  EXPECT_EQ(w.master_port, 0);
+  std::string m = error_of({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_STEP_ID", "0"},
+                            {"MASTER_ADDR", "h"}, {"MASTER_PORT", "x"}});
+  EXPECT_NE(m.find("slurm variable MASTER_PORT='x'"), std::string::npos) << m;
 }
 
 TEST(World, RankNotBelowSizeNamesTheVariables) {

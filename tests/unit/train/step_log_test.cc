@@ -1,7 +1,11 @@
 #include "examples/train/step_log.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
 
 namespace weft::train {
 namespace {
@@ -44,6 +48,33 @@ TEST(StepLog, JsonLinesCarryTheFieldsTheBenchmarksRead) {
   EXPECT_EQ(j["step"], 7);
   auto e = nlohmann::json::parse(json_line(EvalStats{4, 2.0, 7.389}));
   EXPECT_EQ(e["eval_loss"], 2.0);
+}
+
+// A diverged run stops at its first non-finite loss or gradient norm, naming the step and value.
+TEST(StepLog, DivergenceNamesTheStepAndTheValue) {
+  StepStats s = stats(5, 10, 100, 0, 0);
+  s.grad_norm = 0.5;
+  EXPECT_EQ(divergence(s), "");
+  s.loss = std::nan("");
+  std::string m = divergence(s);
+  EXPECT_NE(m.find("diverged at step 5: loss nan"), std::string::npos) << m;
+  s.loss = 3;
+  s.grad_norm = INFINITY;
+  m = divergence(s);
+  EXPECT_NE(m.find("step 5"), std::string::npos) << m;
+  EXPECT_NE(m.find("gradient norm inf"), std::string::npos) << m;
+  EXPECT_NE(m.find("--lr"), std::string::npos) << m;
+}
+
+// --log-json into a directory that does not exist is a usage error (exit 2), like other flags.
+TEST(StepLog, ALogThatCannotOpenIsAUsageErrorNamingTheFlag) {
+  try {
+    JsonLog log("/nonexistent-weft-dir/log.json");
+    FAIL() << "opened";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("--log-json"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

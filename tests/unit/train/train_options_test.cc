@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "runtime/error.h"
 
 namespace weft::train {
@@ -73,6 +75,72 @@ TEST(TrainOptions, BadFlagsSayWhatIsWrong) {
   EXPECT_NE(error_of({"--lr"}).find("--lr needs a value"), std::string::npos);
   EXPECT_NE(error_of({"--frobnicate"}).find("unknown flag '--frobnicate'"), std::string::npos);
   EXPECT_NE(error_of({"--grad-dtype", "f16"}).find("f32, bf16"), std::string::npos);
+}
+
+// --lr nan trained into NaN and exited 0: every real-valued flag must be finite, and say which.
+TEST(TrainOptions, RealValuedFlagsMustBeFinite) {
+  for (const char* flag : {"--lr", "--weight-decay", "--clip", "--bucket-mb"})
+    for (const char* value : {"nan", "inf", "-inf", "infinity"}) {
+      std::string m = error_of({flag, value});
+      EXPECT_NE(m.find(std::string(flag) + " must be a finite number, got " + value),
+                std::string::npos)
+          << m;
+    }
+  EXPECT_NE(error_of({"--lr", "-1e-3"}).find("--lr must not be negative"), std::string::npos);
+  EXPECT_NE(error_of({"--bucket-mb", "1e12"}).find("--bucket-mb must be above 0 and at most"),
+            std::string::npos);
+  EXPECT_DOUBLE_EQ(parse_train_options({"--lr", "1e9"}).lr, 1e9);  // huge but finite: allowed
+}
+
+// The model's own checks name the flag once, without "InvalidArgument: " twice.
+TEST(TrainOptions, ModelErrorsCarryTheirCodeOnce) {
+  std::string m = error_of({"--heads", "3"});
+  EXPECT_EQ(m.find("InvalidArgument: InvalidArgument"), std::string::npos) << m;
+  EXPECT_NE(m.find("--heads 3"), std::string::npos) << m;
+}
+
+// Left unset, --backend defers to WEFT_BACKEND (which weftrun --backend sets), then auto.
+TEST(TrainOptions, BackendDefaultsToTheEnvironment) {
+  EXPECT_EQ(parse_train_options({}).backend, "");
+  EXPECT_EQ(parse_train_options({"--backend", "shm"}).backend, "shm");
+}
+
+TEST(TrainOptions, ThreadsAreDescribedInGoodEnglishForEveryCount) {
+  EXPECT_EQ(describe_threads(1, 1), "1 thread/rank");
+  EXPECT_EQ(describe_threads(2, 1), "2 threads/rank in the BLAS");
+  EXPECT_EQ(describe_threads(2, 2), "2 threads/rank as 2 lanes");
+  EXPECT_EQ(describe_threads(16, 16), "16 threads/rank as 16 lanes");
+}
+
+TEST(TrainOptions, HelpDocumentsTheExitCodes) {
+  const std::string help = train_usage();
+  for (const char* text : {"exit codes: 0  done", "2  bad usage", "1  failure in the job",
+                           "128+N  killed by signal N", "$WEFT_BACKEND"})
+    EXPECT_NE(help.find(text), std::string::npos) << text;
+}
+
+// What the ranks compare before step 1: every flag that shapes the run, in a fixed order, with
+// values in one spelling (1e-3 and 0.001 agree); not the flags that are each rank's own.
+TEST(TrainOptions, FlagsThatMustAgree) {
+  auto a = parse_train_options({"--lr", "1e-3", "--seed", "1", "--threads", "1"});
+  auto b = parse_train_options({"--lr", "0.001", "--seed", "1", "--threads", "2", "--backend",
+                                "tcp", "--log-json", "x.json"});
+  a.resolve(2);
+  b.resolve(2);
+  EXPECT_EQ(a.flags_that_must_agree(7), b.flags_that_must_agree(7));
+  EXPECT_NE(a.flags_that_must_agree(7), a.flags_that_must_agree(8));  // the data's contents
+  std::vector<std::string> names;
+  for (const auto& [flag, value] : a.flags_that_must_agree(7)) names.push_back(flag);
+  for (const char* flag :
+       {"--layers", "--d-model", "--heads", "--seq", "--batch", "--micro-batch", "--steps", "--lr",
+        "--warmup", "--weight-decay", "--clip", "--seed", "--data", "--device", "--precision",
+        "--zero1", "--bucket-mb", "--grad-dtype", "--eval-every"})
+    EXPECT_NE(std::find(names.begin(), names.end(), flag), names.end()) << flag;
+  for (const char* own : {"--threads", "--backend", "--log-json"})
+    EXPECT_EQ(std::find(names.begin(), names.end(), own), names.end()) << own;
+  auto c = parse_train_options({"--lr", "5e-3", "--seed", "2"});
+  c.resolve(2);
+  EXPECT_NE(a.flags_that_must_agree(7), c.flags_that_must_agree(7));
 }
 
 // The GPU trains in bf16 unless told otherwise, and its gradients go on the wire in the
