@@ -52,7 +52,6 @@ int run(TrainOptions options) {
   Corpus corpus = Corpus::load(options.data, options.model.seq);
   if (options.threads == 0) options.threads = default_threads(world);
   const int threads = options.threads;
-  kernels::cpu::set_blas_threads(threads);
   if (const char* better = kernels::cpu::blas_coretype_upgrade(); better && world.rank == 0)
     std::fprintf(stderr,
                  "weft-train: note: OPENBLAS_CORETYPE=%s in the environment keeps OpenBLAS on "
