@@ -113,7 +113,9 @@ class Communicator {
 //   mpi        MPI's own collectives (launch with mpirun; no store);
 //   nccl-ring  weft's algorithms over ncclSend/ncclRecv, a GPU per rank (the store as tcp's);
 //   nccl       NCCL's own collectives on CUDA tensors, a GPU per rank (the store as tcp's).
-// Backends that weft was built without fail with Unavailable saying so. When weft started MPI
+// Backends that weft was built without fail with Unavailable saying so. It also names this
+// process's log lines after World::from_env()'s rank (log::set_rank), the one place weft sets
+// that prefix; the log level is WEFT_LOG's alone. When weft started MPI
 // (any backend under mpirun), dropping the process's last MPI-backed communicator calls
 // MPI_Finalize, which first waits (up to WEFT_TIMEOUT) for every rank to do the same.
 std::unique_ptr<Communicator> init_from_env(const std::string& backend = "");

@@ -64,7 +64,6 @@ int run(TrainOptions options) {
   check_memory(options, world, gpu);
   Corpus corpus = Corpus::load(options.data, options.model.seq);
   const int threads = options.threads;
-  kernels::cpu::set_blas_threads(threads);
   if (const char* better = kernels::cpu::blas_coretype_upgrade(); better && world.rank == 0)
     std::fprintf(stderr,
                  "weft-train: note: OPENBLAS_CORETYPE=%s in the environment keeps OpenBLAS on "

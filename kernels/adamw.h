@@ -3,6 +3,8 @@
 // updates the moments and the parameter together.
 #include <cstddef>
 
+#include "kernels/context.h"
+
 namespace weft::kernels::cpu {
 
 // For each i, with g = grads[i] and step t >= 1 (the first step is t = 1):
@@ -12,8 +14,10 @@ namespace weft::kernels::cpu {
 // The weight decay is decoupled: it acts on the parameter directly, not through m and v.
 // Pass weight_decay = 0 for ranges that should not decay (biases, LayerNorm gains).
 // A ZeRO-1 shard is just a sub-range: pass pointers offset to the shard and its length.
-// Throws InvalidArgument for t < 1.
-void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, long t);
+// Throws InvalidArgument for t < 1. Runs on the calling thread, which any context allows: the
+// caller knows the whole update and splits it over its threads (ShardedAdamW does).
+void adamw_update(const CpuContext& ctx, float* params, const float* grads, float* m, float* v,
+                  size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                  long t);
 
 }  // namespace weft::kernels::cpu

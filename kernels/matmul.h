@@ -2,22 +2,23 @@
 // Linear layer through the BLAS: out = inp @ weight^T + bias, the layout of nn.Linear and
 // llm.c (weight is [OC, C], one row per output channel). Backward ACCUMULATES (+=) into every
 // gradient, so a trainer can sum micro-batches into the same buffers; zero them per step.
+//
+// Threads: each product runs on the BLAS with ctx.threads() threads (the call holds a
+// BlasThreads guard at that count, kernels/context.h).
+#include "kernels/context.h"
+
 namespace weft::kernels::cpu {
 
 // out[B*T, OC] = inp[B*T, C] @ weight[OC, C]^T + bias[OC]. bias may be nullptr.
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
-                    int T, int C, int OC);
+void matmul_forward(const CpuContext& ctx, float* out, const float* inp, const float* weight,
+                    const float* bias, int B, int T, int C, int OC);
 
 // dinp[B*T, C] += dout @ weight;  dweight[OC, C] += dout^T @ inp;  dbias[OC] += sum over rows
 // of dout. dinp may be nullptr (the input needs no gradient), dbias may be nullptr (no bias).
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int B, int T, int C, int OC);
+void matmul_backward(const CpuContext& ctx, float* dinp, float* dweight, float* dbias,
+                     const float* dout, const float* inp, const float* weight, int B, int T, int C,
+                     int OC);
 
-// How many threads the BLAS uses inside one call. The trainer sets this (usually cores per
-// rank) so that OpenBLAS's own default, every core on the machine, does not run in each rank
-// and oversubscribe the node. Throws InvalidArgument for threads < 1.
-void set_blas_threads(int threads);
-int blas_threads();
 // The BLAS library, its version and the kernel set it picked for this CPU, for logs.
 const char* blas_description();
 // OpenBLAS's name for the kernel set it runs on this CPU ("Haswell", "SkylakeX", ...).

@@ -1,6 +1,7 @@
 #pragma once
 // The GPT model on CPU: explicit forward and backward per layer (llm.c style, no autograd)
-// over flat parameter and gradient buffers laid out by GptLayout. The model owns only its
+// over flat parameter and gradient buffers laid out by GptLayout. Its kernels run with the
+// CpuContext it was made with (a copy: the context is a thread count). The model owns only its
 // activations, sized for one micro-batch; a trainer accumulating several micro-batches runs
 // forward then backward for each, and the gradients add up in the gradient buffer.
 #include <cstddef>
@@ -8,16 +9,18 @@
 #include <functional>
 #include <vector>
 
-#include "models/gpt_config.h"
+#include "kernels/context.h"
 #include "models/gpt_activations.h"
+#include "models/gpt_config.h"
 #include "runtime/buffer.h"
 
 namespace weft::models {
 
 class Gpt {
  public:
-  // Activations for micro-batches of up to `micro_batch` sequences of config.seq tokens.
-  Gpt(const GptConfig& config, int micro_batch);
+  // Activations for micro-batches of up to `micro_batch` sequences of config.seq tokens; every
+  // kernel call gets `ctx`.
+  Gpt(const kernels::cpu::CpuContext& ctx, const GptConfig& config, int micro_batch);
 
   const GptConfig& config() const { return config_; }
   const GptLayout& layout() const { return layout_; }
@@ -42,6 +45,7 @@ class Gpt {
   }
   float* tensor(float* base, int index) const { return base + layout_.tensors()[index].offset; }
 
+  kernels::cpu::CpuContext ctx_;
   GptConfig config_;
   GptLayout layout_;
   int max_batch_;

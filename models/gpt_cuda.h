@@ -6,8 +6,8 @@
 //  - __nv_bfloat16: mixed precision as in llm.c (the trainer keeps f32 master weights and f32
 //    optimizer moments; layernorm statistics, softmax sums and losses stay f32 in the kernels).
 //
-// Every call only enqueues work on the model's stream and returns; mean_loss() alone waits
-// for the GPU, since it copies the losses back.
+// Every call only enqueues work on the stream of the model's CudaContext and returns;
+// mean_loss() alone waits for the GPU, since it copies the losses back.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
@@ -15,8 +15,9 @@
 #include <functional>
 #include <vector>
 
-#include "models/gpt_config.h"
+#include "kernels/cuda/context.h"
 #include "models/gpt_activations.h"
+#include "models/gpt_config.h"
 #include "runtime/cuda_buffer.h"
 
 namespace weft::models {
@@ -24,9 +25,9 @@ namespace weft::models {
 template <typename T>
 class CudaGpt {
  public:
-  // Activations for micro-batches of up to `micro_batch` sequences, on cuda:`device`; work is
-  // enqueued on `stream` (which must belong to that device).
-  CudaGpt(const GptConfig& config, int micro_batch, int device, cudaStream_t stream);
+  // Activations for micro-batches of up to `micro_batch` sequences, on ctx.device(); every
+  // kernel call gets `ctx`, which the caller keeps alive as long as the model.
+  CudaGpt(const kernels::cuda::CudaContext& ctx, const GptConfig& config, int micro_batch);
 
   const GptConfig& config() const { return config_; }
   const GptLayout& layout() const { return layout_; }
@@ -46,10 +47,10 @@ class CudaGpt {
   T* tensor(T* base, int index) const { return base + layout_.tensors()[index].offset; }
   void zero(T* p, size_t n) const;
 
+  const kernels::cuda::CudaContext& ctx_;
   GptConfig config_;
   GptLayout layout_;
   int max_batch_;
-  cudaStream_t stream_;
   int B_ = 0;                        // batch of the last forward
   const int32_t* inputs_ = nullptr;  // the last forward's tokens (the caller keeps them)
   const int32_t* targets_ = nullptr;

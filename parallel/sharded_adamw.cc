@@ -4,13 +4,13 @@
 #include <thread>
 
 #include "kernels/adamw.h"
-#include "kernels/matmul.h"
 
 namespace weft::parallel {
 
-ShardedAdamW::ShardedAdamW(const std::vector<ShardRange>& owned,
+ShardedAdamW::ShardedAdamW(const kernels::cpu::CpuContext& ctx,
+                           const std::vector<ShardRange>& owned,
                            const std::vector<DecaySpan>& spans, AdamWOptions options)
-    : segments_(adamw_segments(owned, spans)), options_(options) {
+    : ctx_(ctx), segments_(adamw_segments(owned, spans)), options_(options) {
   m_ = Buffer(state_elements(segments_) * sizeof(float));
   v_ = Buffer(state_elements(segments_) * sizeof(float));
 }
@@ -36,20 +36,20 @@ void ShardedAdamW::scale_grads(float* grads, float factor) const {
 
 void ShardedAdamW::step(float* params, const float* grads, float lr, long t) {
   // The update is bound by memory bandwidth (7 floats moved per parameter), which one core does
-  // not saturate: the owned elements are cut into equal parts, one per kernel thread (the
-  // trainer's cores per rank), each a run of whole or partial segments.
-  const int threads = std::max(1, kernels::cpu::blas_threads());
+  // not saturate: the owned elements are cut into equal parts, one per thread of the context
+  // (the trainer's cores per rank), each a run of whole or partial segments.
+  const int threads = ctx_.threads();
   const size_t total = state_elements(segments_);
+  const kernels::cpu::CpuContext one_thread(1);    // each part's share of the context
   auto run_part = [&](size_t begin, size_t end) {  // [begin, end) of the owned elements
     size_t pos = 0;
     for (const AdamWSegment& s : segments_) {
       size_t lo = std::max(begin, pos), hi = std::min(end, pos + s.count);
       if (lo < hi) {
         size_t skip = lo - pos;
-        kernels::cpu::adamw_update(params + s.offset + skip, grads + s.offset + skip,
-                                   m_.as<float>() + s.state + skip,
-                                   v_.as<float>() + s.state + skip, hi - lo, lr, options_.beta1,
-                                   options_.beta2, options_.eps,
+        kernels::cpu::adamw_update(one_thread, params + s.offset + skip, grads + s.offset + skip,
+                                   m_.as<float>() + s.state + skip, v_.as<float>() + s.state + skip,
+                                   hi - lo, lr, options_.beta1, options_.beta2, options_.eps,
                                    s.decay ? options_.weight_decay : 0.0f, t);
       }
       pos += s.count;

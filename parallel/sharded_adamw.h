@@ -6,6 +6,7 @@
 // (adamw_segments.h).
 #include <vector>
 
+#include "kernels/context.h"
 #include "parallel/adamw_segments.h"
 #include "parallel/data_parallel.h"
 #include "runtime/buffer.h"
@@ -14,8 +15,9 @@ namespace weft::parallel {
 
 class ShardedAdamW {
  public:
-  ShardedAdamW(const std::vector<ShardRange>& owned, const std::vector<DecaySpan>& spans,
-               AdamWOptions options);
+  // step() spreads the update over ctx.threads() threads.
+  ShardedAdamW(const kernels::cpu::CpuContext& ctx, const std::vector<ShardRange>& owned,
+               const std::vector<DecaySpan>& spans, AdamWOptions options);
 
   // Sum of squared gradients over the owned elements (in double). With ZeRO-1 each rank holds
   // a disjoint shard, so the global norm needs these summed over ranks.
@@ -26,6 +28,7 @@ class ShardedAdamW {
   void step(float* params, const float* grads, float lr, long t);
 
  private:
+  kernels::cpu::CpuContext ctx_;
   std::vector<AdamWSegment> segments_;
   AdamWOptions options_;
   Buffer m_, v_;

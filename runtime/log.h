@@ -1,5 +1,6 @@
 #pragma once
-// Logging with a rank prefix. Level from WEFT_LOG (error, warn, info, debug); default warn.
+// Logging with a rank prefix. Level from WEFT_LOG (error, warn, info, debug; default warn),
+// read once at the first line and set by nothing else.
 #include <sstream>
 #include <string>
 
@@ -8,7 +9,8 @@ namespace weft::log {
 enum class Level { error = 0, warn = 1, info = 2, debug = 3 };
 
 Level level();
-// Sets the "[weft rank N]" prefix used by every later line of this process.
+// Sets the "[weft rank N]" prefix used by every later line of this process, from any thread.
+// The one caller in weft is comm::init_from_env, which says so; until then lines carry no rank.
 void set_rank(int rank);
 void write(Level lvl, const std::string& message);
 

@@ -10,6 +10,7 @@
 #include "examples/train/memory_check.h"
 #include "examples/train/trainer_setup.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/context.h"
 #include "models/gpt_cuda.h"
 #include "parallel/cuda_sharded_adamw.h"
 #include "parallel/data_parallel.h"
@@ -61,8 +62,9 @@ class CudaTrainer final : public TrainingRun {
   const Corpus& corpus_;
   comm::Communicator& comm_;
   int device_;
-  CudaDeviceGuard on_device_;  // kernels and cuBLAS use the current device
+  CudaDeviceGuard on_device_;  // kernels launch on the current device
   CudaStream stream_;
+  kernels::cuda::CudaContext cuda_;  // the model's and the optimizer's kernels, on stream_
   models::CudaGpt<T> model_;
   parallel::DataParallel dp_;
   CudaBuffer master_;  // f32 master weights
@@ -96,13 +98,13 @@ CudaTrainer<T>::CudaTrainer(const TrainOptions& options, const Corpus& corpus,
       device_(device),
       on_device_(device),
       stream_(device),
-      model_(options.model, options.micro_batch, device, stream_.get()),
+      cuda_(device, stream_.get()),
+      model_(cuda_, options.model, options.micro_batch),
       dp_(comm, model_.layout().counts(), dp_options(options)),
       master_(dp_.padded_elements() * sizeof(float), device),
       params_(std::is_same_v<T, float> ? 0 : dp_.padded_elements() * sizeof(T), device),
       grads_(dp_.padded_elements() * sizeof(T), device),
-      optimizer_(dp_.owned_ranges(), decay_spans(model_.layout()), adamw_options(options), device,
-                 stream_.get()),
+      optimizer_(cuda_, dp_.owned_ranges(), decay_spans(model_.layout()), adamw_options(options)),
       schedule_{options.lr, options.warmup, options.steps},
       inputs_(static_cast<size_t>(options.micro_batch) * options.model.seq),
       targets_(inputs_.size()),

@@ -1,24 +1,30 @@
 #include "examples/train/model_lanes.h"
 
 #include <algorithm>
+#include <exception>
 #include <string>
 #include <thread>
 
-#include "kernels/matmul.h"
 #include "runtime/error.h"
 
 namespace weft::train {
 
-ModelLanes::ModelLanes(const models::GptConfig& config, int micro_batch, int lanes)
+ModelLanes::ModelLanes(const kernels::cpu::CpuContext& ctx, const models::GptConfig& config,
+                       int micro_batch, int lanes)
     : T_(config.seq) {
   if (lanes < 1 || lanes > micro_batch)
     throw Error(ErrorCode::InvalidArgument,
                 std::to_string(lanes) + " lanes for micro-batches of " +
                     std::to_string(micro_batch) +
                     " sequences: each lane needs at least one sequence");
+  if (lanes > ctx.threads())
+    throw Error(ErrorCode::InvalidArgument,
+                std::to_string(lanes) + " lanes but the context allows " +
+                    std::to_string(ctx.threads()) + " threads: give each lane a thread");
+  const kernels::cpu::CpuContext lane_ctx = lanes == 1 ? ctx : kernels::cpu::CpuContext(1);
   for (int k = 0; k < lanes; k++) {
     int most = (micro_batch + lanes - 1) / lanes;
-    models_.push_back(std::make_unique<models::Gpt>(config, most));
+    models_.push_back(std::make_unique<models::Gpt>(lane_ctx, config, most));
     if (k > 0) lane_grads_.emplace_back(layout().total() * sizeof(float));  // zeroed
   }
   lane_batch_.assign(lanes, 0);
@@ -34,15 +40,27 @@ std::pair<int, int> ModelLanes::share(int B, int k) const {
 
 void ModelLanes::run_lanes(const std::function<void(int)>& body) {
   if (lanes() == 1) return body(0);  // lane 0 has every sequence
-  const int blas = kernels::cpu::blas_threads();
-  kernels::cpu::set_blas_threads(1);
+  // Every lane's kernels ask for one BLAS thread; held here around all of them, the setting
+  // changes once, and back on every way out, instead of racing between the lanes' own guards.
+  kernels::cpu::BlasThreads one_thread(1);
+  // A lane's error (a token outside the vocabulary, say) reaches the caller as lane 0's would.
+  std::vector<std::exception_ptr> failed(lanes());
   {
-    std::vector<std::jthread> helpers;  // joined at the end of the scope
-    for (int k = 1; k < lanes(); k++)
-      if (lane_batch_[k] > 0) helpers.emplace_back([&body, k] { body(k); });
+    std::vector<std::jthread> helpers;  // joined at the end of the scope, even by an exception
+    for (int k = 1; k < lanes(); k++) {
+      if (lane_batch_[k] == 0) continue;
+      helpers.emplace_back([&body, &failed, k] {
+        try {
+          body(k);
+        } catch (...) {
+          failed[k] = std::current_exception();
+        }
+      });
+    }
     if (lane_batch_[0] > 0) body(0);
   }
-  kernels::cpu::set_blas_threads(blas);
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
 }
 
 float ModelLanes::forward(const float* params, const int32_t* inputs, const int32_t* targets,

@@ -1,7 +1,8 @@
 #pragma once
 // Data parallelism inside one rank: each micro-batch's sequences are split over `lanes`
-// threads, each running the model's forward and backward on its share with a single-threaded
-// BLAS, as that many ranks of one thread each would.
+// threads, each running the model's forward and backward on its share with a one-thread
+// context (kernels/context.h), as that many ranks of one thread each would. With one lane, the
+// model runs with the caller's context.
 //
 // Why: the model's products are small (a few hundred rows each). OpenBLAS splitting every one
 // of them over the rank's threads pays a hand-off per product and leaves the other ops on one
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/context.h"
 #include "models/gpt.h"
 #include "runtime/buffer.h"
 
@@ -27,8 +29,10 @@ namespace weft::train {
 class ModelLanes {
  public:
   // Activations for micro-batches of up to `micro_batch` sequences split over `lanes` lanes,
-  // and a gradient buffer for each lane after the first.
-  ModelLanes(const models::GptConfig& config, int micro_batch, int lanes);
+  // and a gradient buffer for each lane after the first. `ctx` is what the rank may use: one
+  // lane runs with it; several lanes (at most ctx.threads()) run with one thread each.
+  ModelLanes(const kernels::cpu::CpuContext& ctx, const models::GptConfig& config, int micro_batch,
+             int lanes);
 
   int lanes() const { return static_cast<int>(models_.size()); }
   const models::GptLayout& layout() const { return models_[0]->layout(); }
@@ -43,8 +47,9 @@ class ModelLanes {
                 const std::function<void(int)>& on_ready = {});
 
  private:
-  // Runs body(lane) on every lane with sequences in the last forward (lane 0 on this thread)
-  // with the BLAS single-threaded.
+  // Runs body(lane) on every lane with sequences in the last forward (lane 0 on this thread),
+  // with OpenBLAS's process-wide count held at one thread while several lanes run. Once every
+  // lane has stopped, rethrows the first error a lane threw; the count is restored either way.
   void run_lanes(const std::function<void(int)>& body);
   // First sequence and count of lane `k`'s share of B sequences.
   std::pair<int, int> share(int B, int k) const;

@@ -11,6 +11,7 @@
 #include "examples/train/step_log.h"
 #include "examples/train/train_options.h"
 #include "examples/train/training_run.h"
+#include "kernels/context.h"
 #include "parallel/data_parallel.h"
 #include "parallel/sharded_adamw.h"
 #include "runtime/buffer.h"
@@ -36,6 +37,10 @@ class Trainer final : public TrainingRun {
   TrainOptions options_;
   const Corpus& corpus_;
   comm::Communicator& comm_;
+  // The rank's kernels run with options.threads threads; OpenBLAS's process-wide count is held
+  // at the same while the trainer lives, so no kernel has to change it per call.
+  kernels::cpu::CpuContext cpu_;
+  kernels::cpu::BlasThreads blas_threads_;
   ModelLanes model_;
   parallel::DataParallel dp_;
   Buffer params_, grads_;

@@ -26,8 +26,9 @@ WEFT_KERNEL_PER_ISA void adamw_loop(float* params, const float* grads, float* m,
 
 }  // namespace
 
-void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, long t) {
+void adamw_update(const CpuContext&, float* params, const float* grads, float* m, float* v,
+                  size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                  long t) {
   if (t < 1) {
     throw Error(ErrorCode::InvalidArgument,
                 "adamw_update: step t = " + std::to_string(t) +

@@ -22,8 +22,8 @@ constexpr int kRowBlock = 64;
 // (about 0.1 ms at BLAS speed) or the call stays on fewer threads.
 constexpr double kMinFlopsPerThread = 16e6;
 
-// Threads for B x NH heads of T positions and hs channels: the caller's BLAS thread count,
-// fewer when the work is small. The forward's two causal products are ~T^2 hs flops each.
+// Threads for B x NH heads of T positions and hs channels: the context's thread count, fewer
+// when the work is small. The forward's two causal products are ~T^2 hs flops each.
 int head_threads(int requested, int B, int NH, int T, int hs) {
   const double flops = 2.0 * B * NH * static_cast<double>(T) * T * hs;
   return std::clamp(static_cast<int>(flops / kMinFlopsPerThread), 1, std::max(requested, 1));
@@ -122,11 +122,12 @@ void head_backward(float* dq, float* dk, float* dv, float* ds, const float* dout
 
 // The (batch, head) pairs are independent and each one's sgemms are small (64 x T x hs), too
 // small for OpenBLAS to split well: its threads' hand-offs cost more than the product. So the
-// pairs are spread over the caller's BLAS thread count, each thread running whole heads with
+// pairs are spread over the context's threads, each thread running whole heads with
 // single-threaded sgemm.
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+void attention_forward(const CpuContext& ctx, float* out, float* att, const float* qkv, int B,
+                       int T, int C, int NH) {
   const int hs = C / NH;
-  detail::SingleThreadedBlas single;
+  BlasThreads single(1);
   auto heads = [&](int begin, int end) {
     detail::FlushDenormals flush;  // per thread: a peaked softmax has denormal tails
     for (int bh = begin; bh < end; bh++) {
@@ -137,13 +138,13 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
                    qkv_b + 2 * C + h * hs, T, C, hs);
     }
   };
-  detail::parallel_for(B * NH, head_threads(single.threads(), B, NH, T, hs), heads);
+  detail::parallel_for(B * NH, head_threads(ctx.threads(), B, NH, T, hs), heads);
 }
 
-void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
-                        const float* att, int B, int T, int C, int NH) {
+void attention_backward(const CpuContext& ctx, float* dqkv, float* datt, const float* dout,
+                        const float* qkv, const float* att, int B, int T, int C, int NH) {
   const int hs = C / NH;
-  detail::SingleThreadedBlas single;
+  BlasThreads single(1);
   auto heads = [&](int begin, int end) {
     detail::FlushDenormals flush;
     for (int bh = begin; bh < end; bh++) {
@@ -156,7 +157,7 @@ void attention_backward(float* dqkv, float* datt, const float* dout, const float
                     T, C, hs);
     }
   };
-  detail::parallel_for(B * NH, head_threads(single.threads(), B, NH, T, hs), heads);
+  detail::parallel_for(B * NH, head_threads(ctx.threads(), B, NH, T, hs), heads);
 }
 
 }  // namespace weft::kernels::cpu

@@ -50,8 +50,8 @@ WEFT_KERNEL_PER_ISA void scaled_row_gradient(float* dlogits, const float* probs,
 
 }  // namespace
 
-float crossentropy_forward(float* losses, float* probs, const float* logits, const int32_t* targets,
-                           int BT, int V, int Vp) {
+float crossentropy_forward(const CpuContext&, float* losses, float* probs, const float* logits,
+                           const int32_t* targets, int BT, int V, int Vp) {
   check_targets(targets, BT, V, "crossentropy_forward");
   detail::FlushDenormals flush;
   double total = 0.0;
@@ -66,8 +66,8 @@ float crossentropy_forward(float* losses, float* probs, const float* logits, con
   return BT > 0 ? static_cast<float>(total / BT) : 0.0f;
 }
 
-void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets,
-                           float dloss_scale, int BT, int V, int Vp) {
+void crossentropy_backward(const CpuContext&, float* dlogits, const float* probs,
+                           const int32_t* targets, float dloss_scale, int BT, int V, int Vp) {
   check_targets(targets, BT, V, "crossentropy_backward");
   detail::FlushDenormals flush;
   for (int i = 0; i < BT; i++) {

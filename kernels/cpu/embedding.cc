@@ -49,14 +49,14 @@ WEFT_KERNEL_PER_ISA void scatter_rows(float* dwte, float* dwpe, const float* dou
 
 }  // namespace
 
-void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B,
-                       int T, int C, int V) {
+void embedding_forward(const CpuContext&, float* out, const int32_t* tokens, const float* wte,
+                       const float* wpe, int B, int T, int C, int V) {
   check_tokens(tokens, B * T, V, "embedding_forward");
   add_rows(out, tokens, wte, wpe, B, T, C);
 }
 
-void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B,
-                        int T, int C, int V) {
+void embedding_backward(const CpuContext&, float* dwte, float* dwpe, const float* dout,
+                        const int32_t* tokens, int B, int T, int C, int V) {
   check_tokens(tokens, B * T, V, "embedding_backward");
   scatter_rows(dwte, dwpe, dout, tokens, B, T, C);
 }

@@ -12,7 +12,7 @@ constexpr float kCubic = 0.044715f;
 
 // 0.5 (1 + tanh(u)) is the logistic sigmoid of 2u, so gelu(x) = x / (1 + e^(-2u)): one
 // vectorisable exp instead of a scalar tanhf call per element.
-WEFT_KERNEL_PER_ISA void gelu_forward(float* out, const float* inp, size_t n) {
+WEFT_KERNEL_PER_ISA void gelu_forward(const CpuContext&, float* out, const float* inp, size_t n) {
   detail::FlushDenormals flush;
   for (size_t i = 0; i < n; i++) {
     const float x = inp[i];
@@ -23,7 +23,8 @@ WEFT_KERNEL_PER_ISA void gelu_forward(float* out, const float* inp, size_t n) {
 
 // With s = sigmoid(2u): gelu = x s, and d/dx = s + x * 2 s (1 - s) * du/dx,
 // du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2). (2 s (1 - s) is 0.5 sech^2(u) written via s.)
-WEFT_KERNEL_PER_ISA void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
+WEFT_KERNEL_PER_ISA void gelu_backward(const CpuContext&, float* dinp, const float* inp,
+                                       const float* dout, size_t n) {
   detail::FlushDenormals flush;
   for (size_t i = 0; i < n; i++) {
     const float x = inp[i];

@@ -7,9 +7,9 @@
 
 namespace weft::kernels::cpu {
 
-WEFT_KERNEL_PER_ISA void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                                           const float* weight, const float* bias, int B, int T,
-                                           int C) {
+WEFT_KERNEL_PER_ISA void layernorm_forward(const CpuContext&, float* out, float* mean, float* rstd,
+                                           const float* inp, const float* weight, const float* bias,
+                                           int B, int T, int C) {
   detail::FlushDenormals flush;
   const int rows = B * T;
   for (int i = 0; i < rows; i++) {
@@ -36,11 +36,11 @@ WEFT_KERNEL_PER_ISA void layernorm_forward(float* out, float* mean, float* rstd,
 // the usual LayerNorm backward (the two means come from differentiating mean and rstd).
 // The three gradients are distinct buffers; saying so (__restrict) lets GCC vectorise the
 // last loop, which otherwise needs more runtime overlap checks than it is willing to emit.
-WEFT_KERNEL_PER_ISA void layernorm_backward(float* __restrict dinp, float* __restrict dweight,
-                                            float* __restrict dbias, const float* dout,
-                                            const float* inp, const float* weight,
-                                            const float* mean, const float* rstd, int B, int T,
-                                            int C) {
+WEFT_KERNEL_PER_ISA void layernorm_backward(const CpuContext&, float* __restrict dinp,
+                                            float* __restrict dweight, float* __restrict dbias,
+                                            const float* dout, const float* inp,
+                                            const float* weight, const float* mean,
+                                            const float* rstd, int B, int T, int C) {
   detail::FlushDenormals flush;
   const int rows = B * T;
   for (int i = 0; i < rows; i++) {

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "kernels/cpu/vector_math.h"
-#include "runtime/error.h"
 
 namespace weft::kernels::cpu {
 namespace {
@@ -29,8 +28,9 @@ WEFT_KERNEL_PER_ISA void add_column_sums(float* dbias, const float* dout, int ro
 
 }  // namespace
 
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
-                    int T, int C, int OC) {
+void matmul_forward(const CpuContext& ctx, float* out, const float* inp, const float* weight,
+                    const float* bias, int B, int T, int C, int OC) {
+  BlasThreads threads(ctx.threads());
   const int rows = B * T;
   float beta = 0.0f;
   if (bias != nullptr) {
@@ -41,8 +41,10 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
               out, OC);
 }
 
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int B, int T, int C, int OC) {
+void matmul_backward(const CpuContext& ctx, float* dinp, float* dweight, float* dbias,
+                     const float* dout, const float* inp, const float* weight, int B, int T, int C,
+                     int OC) {
+  BlasThreads threads(ctx.threads());
   const int rows = B * T;
   if (dinp != nullptr) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, OC, 1.0f, dout, OC, weight, C,
@@ -52,17 +54,6 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
               dweight, C);
   if (dbias != nullptr) add_column_sums(dbias, dout, rows, OC);
 }
-
-void set_blas_threads(int threads) {
-  if (threads < 1) {
-    throw Error(ErrorCode::InvalidArgument,
-                "set_blas_threads(" + std::to_string(threads) +
-                    "): the BLAS needs at least one thread; pass the cores each rank may use");
-  }
-  openblas_set_num_threads(threads);
-}
-
-int blas_threads() { return openblas_get_num_threads(); }
 
 const char* blas_description() { return openblas_get_config(); }
 

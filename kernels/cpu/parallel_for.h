@@ -5,8 +5,6 @@
 // items (attention's (batch, head) pairs). Threads are started per call and joined before it
 // returns: a thread start costs tens of microseconds, noise next to the work, and it keeps the
 // kernels free of a global pool. No heap allocation beyond the threads themselves.
-#include <cblas.h>
-
 #include <algorithm>
 #include <array>
 #include <system_error>
@@ -36,28 +34,5 @@ void parallel_for(int count, int threads, const Body& body) {
   }
   body(0, slice_begin(1));
 }
-
-// While alive, OpenBLAS runs every call on the calling thread. Kernels that issue many small
-// sgemms from several threads of their own use this: OpenBLAS would otherwise split each small
-// product over its own threads, whose hand-offs cost more than the product. Restores the
-// previous count on destruction. Only for the duration of a kernel call: the count is global
-// to the process.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
-  }
-  ~SingleThreadedBlas() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
-  // The thread count in force before: how many threads the caller asked the kernels to use.
-  int threads() const { return saved_; }
-
- private:
-  int saved_;
-};
 
 }  // namespace weft::kernels::cpu::detail

@@ -66,22 +66,22 @@ void update(float* params, __nv_bfloat16* params_bf16, const G* grads, float* m,
 
 }  // namespace
 
-void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, long t,
-                  cudaStream_t stream) {
-  update(params, nullptr, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, stream);
+void adamw_update(const CudaContext& ctx, float* params, const float* grads, float* m, float* v,
+                  size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                  long t) {
+  update(params, nullptr, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t, ctx.stream());
 }
-void adamw_update(float* master_params, __nv_bfloat16* params_bf16, const __nv_bfloat16* grads,
-                  float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps,
-                  float weight_decay, long t, cudaStream_t stream) {
+void adamw_update(const CudaContext& ctx, float* master_params, __nv_bfloat16* params_bf16,
+                  const __nv_bfloat16* grads, float* m, float* v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, long t) {
   update(master_params, params_bf16, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t,
-         stream);
+         ctx.stream());
 }
-void adamw_update(float* master_params, __nv_bfloat16* params_bf16, const float* grads, float* m,
-                  float* v, size_t n, float lr, float beta1, float beta2, float eps,
-                  float weight_decay, long t, cudaStream_t stream) {
+void adamw_update(const CudaContext& ctx, float* master_params, __nv_bfloat16* params_bf16,
+                  const float* grads, float* m, float* v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, long t) {
   update(master_params, params_bf16, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, t,
-         stream);
+         ctx.stream());
 }
 
 }  // namespace weft::kernels::cuda

@@ -87,7 +87,7 @@ void launch_softmax_backward(T* grad, const T* probs, size_t rows, int T_, cudaS
 // matrix with row stride 3C, and the next head's starts hs further on. Those are exactly the
 // ld and the batch stride of a strided-batched GEMM over the NH heads.
 template <typename T>
-void forward(T* out, T* att, const T* qkv, int B, int T_, int C, int NH, cudaStream_t stream) {
+void forward(const CudaContext& ctx, T* out, T* att, const T* qkv, int B, int T_, int C, int NH) {
   check_heads(C, NH, "attention_forward");
   if (B == 0 || T_ == 0 || C == 0) return;
   const int hs = C / NH;
@@ -99,22 +99,22 @@ void forward(T* out, T* att, const T* qkv, int B, int T_, int C, int NH, cudaStr
     const T* k = q + C;
     T* att_b = att + static_cast<size_t>(b) * NH * att_stride;
     // S[T, T] = scale * Q[T, hs] K[T, hs]^T
-    detail::gemm_row_major<T>(stream, false, true, T_, T_, hs, scale, q, ld_qkv, hs, k, ld_qkv, hs,
+    detail::gemm_row_major<T>(ctx, false, true, T_, T_, hs, scale, q, ld_qkv, hs, k, ld_qkv, hs,
                               0.0f, att_b, T_, att_stride, NH);
   }
-  launch_softmax(att, static_cast<size_t>(B) * NH * T_, T_, stream);
+  launch_softmax(att, static_cast<size_t>(B) * NH * T_, T_, ctx.stream());
   for (int b = 0; b < B; b++) {
     const T* v = qkv + static_cast<size_t>(b) * T_ * ld_qkv + 2 * C;
     const T* att_b = att + static_cast<size_t>(b) * NH * att_stride;
     // O[T, hs] = P[T, T] V[T, hs], written straight into out's [T, C] rows at column h * hs.
-    detail::gemm_row_major<T>(stream, false, false, T_, hs, T_, 1.0f, att_b, T_, att_stride, v,
-                              ld_qkv, hs, 0.0f, out + static_cast<size_t>(b) * T_ * C, C, hs, NH);
+    detail::gemm_row_major<T>(ctx, false, false, T_, hs, T_, 1.0f, att_b, T_, att_stride, v, ld_qkv,
+                              hs, 0.0f, out + static_cast<size_t>(b) * T_ * C, C, hs, NH);
   }
 }
 
 template <typename T>
-void backward(T* dqkv, T* datt, const T* dout, const T* qkv, const T* att, int B, int T_, int C,
-              int NH, cudaStream_t stream) {
+void backward(const CudaContext& ctx, T* dqkv, T* datt, const T* dout, const T* qkv, const T* att,
+              int B, int T_, int C, int NH) {
   check_heads(C, NH, "attention_backward");
   if (B == 0 || T_ == 0 || C == 0) return;
   const int hs = C / NH;
@@ -129,13 +129,13 @@ void backward(T* dqkv, T* datt, const T* dout, const T* qkv, const T* att, int B
     const T* att_b = att + static_cast<size_t>(b) * NH * att_stride;
     T* datt_b = datt + static_cast<size_t>(b) * NH * att_stride;
     // dV[T, hs] += P[T, T]^T dO[T, hs]
-    detail::gemm_row_major<T>(stream, true, false, T_, hs, T_, 1.0f, att_b, T_, att_stride, dout_b,
-                              C, hs, 1.0f, dv, ld_qkv, hs, NH);
+    detail::gemm_row_major<T>(ctx, true, false, T_, hs, T_, 1.0f, att_b, T_, att_stride, dout_b, C,
+                              hs, 1.0f, dv, ld_qkv, hs, NH);
     // dP[T, T] = dO[T, hs] V[T, hs]^T
-    detail::gemm_row_major<T>(stream, false, true, T_, T_, hs, 1.0f, dout_b, C, hs, v, ld_qkv, hs,
+    detail::gemm_row_major<T>(ctx, false, true, T_, T_, hs, 1.0f, dout_b, C, hs, v, ld_qkv, hs,
                               0.0f, datt_b, T_, att_stride, NH);
   }
-  launch_softmax_backward(datt, att, static_cast<size_t>(B) * NH * T_, T_, stream);
+  launch_softmax_backward(datt, att, static_cast<size_t>(B) * NH * T_, T_, ctx.stream());
   for (int b = 0; b < B; b++) {
     const size_t qkv_offset = static_cast<size_t>(b) * T_ * ld_qkv;
     const T* q = qkv + qkv_offset;
@@ -144,33 +144,33 @@ void backward(T* dqkv, T* datt, const T* dout, const T* qkv, const T* att, int B
     T* dk = dq + C;
     const T* ds_b = datt + static_cast<size_t>(b) * NH * att_stride;
     // dQ[T, hs] += scale * dS[T, T] K[T, hs]
-    detail::gemm_row_major<T>(stream, false, false, T_, hs, T_, scale, ds_b, T_, att_stride, k,
-                              ld_qkv, hs, 1.0f, dq, ld_qkv, hs, NH);
+    detail::gemm_row_major<T>(ctx, false, false, T_, hs, T_, scale, ds_b, T_, att_stride, k, ld_qkv,
+                              hs, 1.0f, dq, ld_qkv, hs, NH);
     // dK[T, hs] += scale * dS[T, T]^T Q[T, hs]
-    detail::gemm_row_major<T>(stream, true, false, T_, hs, T_, scale, ds_b, T_, att_stride, q,
-                              ld_qkv, hs, 1.0f, dk, ld_qkv, hs, NH);
+    detail::gemm_row_major<T>(ctx, true, false, T_, hs, T_, scale, ds_b, T_, att_stride, q, ld_qkv,
+                              hs, 1.0f, dk, ld_qkv, hs, NH);
   }
 }
 
 }  // namespace
 
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
-                       cudaStream_t stream) {
-  forward(out, att, qkv, B, T, C, NH, stream);
+void attention_forward(const CudaContext& ctx, float* out, float* att, const float* qkv, int B,
+                       int T, int C, int NH) {
+  forward(ctx, out, att, qkv, B, T, C, NH);
 }
-void attention_forward(__nv_bfloat16* out, __nv_bfloat16* att, const __nv_bfloat16* qkv, int B,
-                       int T, int C, int NH, cudaStream_t stream) {
-  forward(out, att, qkv, B, T, C, NH, stream);
+void attention_forward(const CudaContext& ctx, __nv_bfloat16* out, __nv_bfloat16* att,
+                       const __nv_bfloat16* qkv, int B, int T, int C, int NH) {
+  forward(ctx, out, att, qkv, B, T, C, NH);
 }
 
-void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
-                        const float* att, int B, int T, int C, int NH, cudaStream_t stream) {
-  backward(dqkv, datt, dout, qkv, att, B, T, C, NH, stream);
+void attention_backward(const CudaContext& ctx, float* dqkv, float* datt, const float* dout,
+                        const float* qkv, const float* att, int B, int T, int C, int NH) {
+  backward(ctx, dqkv, datt, dout, qkv, att, B, T, C, NH);
 }
-void attention_backward(__nv_bfloat16* dqkv, __nv_bfloat16* datt, const __nv_bfloat16* dout,
-                        const __nv_bfloat16* qkv, const __nv_bfloat16* att, int B, int T, int C,
-                        int NH, cudaStream_t stream) {
-  backward(dqkv, datt, dout, qkv, att, B, T, C, NH, stream);
+void attention_backward(const CudaContext& ctx, __nv_bfloat16* dqkv, __nv_bfloat16* datt,
+                        const __nv_bfloat16* dout, const __nv_bfloat16* qkv,
+                        const __nv_bfloat16* att, int B, int T, int C, int NH) {
+  backward(ctx, dqkv, datt, dout, qkv, att, B, T, C, NH);
 }
 
 }  // namespace weft::kernels::cuda

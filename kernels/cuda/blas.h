@@ -1,18 +1,14 @@
 #pragma once
-// Internal to kernels/cuda: cuBLAS and cuBLASLt handles, and a row-major GEMM.
-//
-// A cuBLAS handle costs milliseconds to create and is not safe to use from two threads at
-// once, so each thread gets one per device, made on first use and destroyed when the thread
-// ends; each call sets the caller's stream on it. cuBLASLt wants a workspace too, and two
-// matmuls running at once on different streams must not share one, so there is one workspace
-// per (thread, device, stream), also made on first use: the first matmul on a new stream
-// allocates, none after it does.
+// Internal to kernels/cuda: the cuBLAS and cuBLASLt handles a CudaContext owns, and a
+// row-major GEMM on them.
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+
+#include "kernels/cuda/context.h"
 
 namespace weft::kernels::cuda::detail {
 
@@ -25,16 +21,20 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
 #define WEFT_CUBLAS_CHECK(call) \
   ::weft::kernels::cuda::detail::check_cublas((call), #call, __FILE__, __LINE__)
 
-// This thread's cuBLAS handle for the current device, set to `stream`.
-cublasHandle_t cublas_for(cudaStream_t stream);
+// The handles of one CudaContext, made on its device (context.cu); freed, ignoring errors, with
+// it. The cuBLAS handle is bound to the context's stream once, when made. The workspace is the
+// context's alone: two GEMMs running at once on different streams must not share one.
+struct BlasHandles {
+  BlasHandles() = default;
+  ~BlasHandles();
+  BlasHandles(const BlasHandles&) = delete;
+  BlasHandles& operator=(const BlasHandles&) = delete;
 
-struct LtContext {
-  cublasLtHandle_t handle;
-  void* workspace;
-  size_t workspace_bytes;
+  cublasHandle_t blas = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;  // for cuBLASLt, on the context's device
+  size_t workspace_bytes = 0;
 };
-// This thread's cuBLASLt handle for the current device and a workspace owned by `stream`.
-LtContext cublaslt_for(cudaStream_t stream);
 
 // cuBLAS speaks column-major; weft's tensors are row-major. The same bytes read column-major
 // are the transpose, so row-major C = op(A) op(B) is computed as column-major
@@ -45,7 +45,7 @@ LtContext cublaslt_for(cudaStream_t stream);
 // stored. `batch` such products with element strides stride_a/b/c between them (1 for a plain
 // GEMM). Inputs and output in T (float or bf16), products summed in float.
 template <typename T>
-void gemm_row_major(cudaStream_t stream, bool transpose_a, bool transpose_b, int M, int N, int K,
+void gemm_row_major(const CudaContext& ctx, bool transpose_a, bool transpose_b, int M, int N, int K,
                     float alpha, const T* A, int lda, long long stride_a, const T* B, int ldb,
                     long long stride_b, float beta, T* C, int ldc, long long stride_c, int batch);
 

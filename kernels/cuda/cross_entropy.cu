@@ -108,31 +108,32 @@ void backward(T* dlogits, const T* probs, const int32_t* targets, float dloss_sc
 
 }  // namespace
 
-void crossentropy_forward(float* losses, float* probs, const float* logits, const int32_t* targets,
-                          int BT, int V, int Vp, cudaStream_t stream) {
-  forward(losses, probs, logits, targets, BT, V, Vp, stream);
+void crossentropy_forward(const CudaContext& ctx, float* losses, float* probs, const float* logits,
+                          const int32_t* targets, int BT, int V, int Vp) {
+  forward(losses, probs, logits, targets, BT, V, Vp, ctx.stream());
 }
-void crossentropy_forward(float* losses, __nv_bfloat16* probs, const __nv_bfloat16* logits,
-                          const int32_t* targets, int BT, int V, int Vp, cudaStream_t stream) {
-  forward(losses, probs, logits, targets, BT, V, Vp, stream);
-}
-
-void crossentropy_backward(float* dlogits, const float* probs, const int32_t* targets,
-                           float dloss_scale, int BT, int V, int Vp, cudaStream_t stream) {
-  backward(dlogits, probs, targets, dloss_scale, BT, V, Vp, stream);
-}
-void crossentropy_backward(__nv_bfloat16* dlogits, const __nv_bfloat16* probs,
-                           const int32_t* targets, float dloss_scale, int BT, int V, int Vp,
-                           cudaStream_t stream) {
-  backward(dlogits, probs, targets, dloss_scale, BT, V, Vp, stream);
+void crossentropy_forward(const CudaContext& ctx, float* losses, __nv_bfloat16* probs,
+                          const __nv_bfloat16* logits, const int32_t* targets, int BT, int V,
+                          int Vp) {
+  forward(losses, probs, logits, targets, BT, V, Vp, ctx.stream());
 }
 
-float mean_loss(const float* losses, int BT, cudaStream_t stream) {
+void crossentropy_backward(const CudaContext& ctx, float* dlogits, const float* probs,
+                           const int32_t* targets, float dloss_scale, int BT, int V, int Vp) {
+  backward(dlogits, probs, targets, dloss_scale, BT, V, Vp, ctx.stream());
+}
+void crossentropy_backward(const CudaContext& ctx, __nv_bfloat16* dlogits,
+                           const __nv_bfloat16* probs, const int32_t* targets, float dloss_scale,
+                           int BT, int V, int Vp) {
+  backward(dlogits, probs, targets, dloss_scale, BT, V, Vp, ctx.stream());
+}
+
+float mean_loss(const CudaContext& ctx, const float* losses, int BT) {
   if (BT <= 0) return 0.0f;
   std::vector<float> host(static_cast<size_t>(BT));
   WEFT_CUDA_CHECK(cudaMemcpyAsync(host.data(), losses, host.size() * sizeof(float),
-                                  cudaMemcpyDeviceToHost, stream));
-  WEFT_CUDA_CHECK(cudaStreamSynchronize(stream));
+                                  cudaMemcpyDeviceToHost, ctx.stream()));
+  WEFT_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
   double total = 0.0;
   for (float loss : host) total += loss;
   return static_cast<float>(total / BT);

@@ -81,22 +81,24 @@ void backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int B, int
 
 }  // namespace
 
-void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B,
-                       int T, int C, int V, cudaStream_t stream) {
-  forward(out, tokens, wte, wpe, B, T, C, V, stream);
+void embedding_forward(const CudaContext& ctx, float* out, const int32_t* tokens, const float* wte,
+                       const float* wpe, int B, int T, int C, int V) {
+  forward(out, tokens, wte, wpe, B, T, C, V, ctx.stream());
 }
-void embedding_forward(__nv_bfloat16* out, const int32_t* tokens, const __nv_bfloat16* wte,
-                       const __nv_bfloat16* wpe, int B, int T, int C, int V, cudaStream_t stream) {
-  forward(out, tokens, wte, wpe, B, T, C, V, stream);
+void embedding_forward(const CudaContext& ctx, __nv_bfloat16* out, const int32_t* tokens,
+                       const __nv_bfloat16* wte, const __nv_bfloat16* wpe, int B, int T, int C,
+                       int V) {
+  forward(out, tokens, wte, wpe, B, T, C, V, ctx.stream());
 }
 
-void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B,
-                        int T, int C, int V, cudaStream_t stream) {
-  backward(dwte, dwpe, dout, tokens, B, T, C, V, stream);
+void embedding_backward(const CudaContext& ctx, float* dwte, float* dwpe, const float* dout,
+                        const int32_t* tokens, int B, int T, int C, int V) {
+  backward(dwte, dwpe, dout, tokens, B, T, C, V, ctx.stream());
 }
-void embedding_backward(__nv_bfloat16* dwte, __nv_bfloat16* dwpe, const __nv_bfloat16* dout,
-                        const int32_t* tokens, int B, int T, int C, int V, cudaStream_t stream) {
-  backward(dwte, dwpe, dout, tokens, B, T, C, V, stream);
+void embedding_backward(const CudaContext& ctx, __nv_bfloat16* dwte, __nv_bfloat16* dwpe,
+                        const __nv_bfloat16* dout, const int32_t* tokens, int B, int T, int C,
+                        int V) {
+  backward(dwte, dwpe, dout, tokens, B, T, C, V, ctx.stream());
 }
 
 }  // namespace weft::kernels::cuda

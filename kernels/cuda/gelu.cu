@@ -57,19 +57,19 @@ void backward(T* dinp, const T* inp, const T* dout, size_t n, cudaStream_t strea
 
 }  // namespace
 
-void gelu_forward(float* out, const float* inp, size_t n, cudaStream_t stream) {
-  forward(out, inp, n, stream);
+void gelu_forward(const CudaContext& ctx, float* out, const float* inp, size_t n) {
+  forward(out, inp, n, ctx.stream());
 }
-void gelu_forward(__nv_bfloat16* out, const __nv_bfloat16* inp, size_t n, cudaStream_t stream) {
-  forward(out, inp, n, stream);
+void gelu_forward(const CudaContext& ctx, __nv_bfloat16* out, const __nv_bfloat16* inp, size_t n) {
+  forward(out, inp, n, ctx.stream());
 }
-void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n,
-                   cudaStream_t stream) {
-  backward(dinp, inp, dout, n, stream);
+void gelu_backward(const CudaContext& ctx, float* dinp, const float* inp, const float* dout,
+                   size_t n) {
+  backward(dinp, inp, dout, n, ctx.stream());
 }
-void gelu_backward(__nv_bfloat16* dinp, const __nv_bfloat16* inp, const __nv_bfloat16* dout,
-                   size_t n, cudaStream_t stream) {
-  backward(dinp, inp, dout, n, stream);
+void gelu_backward(const CudaContext& ctx, __nv_bfloat16* dinp, const __nv_bfloat16* inp,
+                   const __nv_bfloat16* dout, size_t n) {
+  backward(dinp, inp, dout, n, ctx.stream());
 }
 
 }  // namespace weft::kernels::cuda

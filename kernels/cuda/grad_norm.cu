@@ -55,15 +55,18 @@ void scale_by(T* x, size_t n, float factor, cudaStream_t stream) {
 
 }  // namespace
 
-void square_sum_partials(const float* x, size_t n, float* partials, cudaStream_t stream) {
-  square_sum(x, n, partials, stream);
+void square_sum_partials(const CudaContext& ctx, const float* x, size_t n, float* partials) {
+  square_sum(x, n, partials, ctx.stream());
 }
-void square_sum_partials(const __nv_bfloat16* x, size_t n, float* partials, cudaStream_t stream) {
-  square_sum(x, n, partials, stream);
+void square_sum_partials(const CudaContext& ctx, const __nv_bfloat16* x, size_t n,
+                         float* partials) {
+  square_sum(x, n, partials, ctx.stream());
 }
-void scale(float* x, size_t n, float factor, cudaStream_t stream) { scale_by(x, n, factor, stream); }
-void scale(__nv_bfloat16* x, size_t n, float factor, cudaStream_t stream) {
-  scale_by(x, n, factor, stream);
+void scale(const CudaContext& ctx, float* x, size_t n, float factor) {
+  scale_by(x, n, factor, ctx.stream());
+}
+void scale(const CudaContext& ctx, __nv_bfloat16* x, size_t n, float factor) {
+  scale_by(x, n, factor, ctx.stream());
 }
 
 }  // namespace weft::kernels::cuda

@@ -119,26 +119,27 @@ void backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const 
 
 }  // namespace
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                       const float* bias, int B, int T, int C, cudaStream_t stream) {
-  forward(out, mean, rstd, inp, weight, bias, B, T, C, stream);
+void layernorm_forward(const CudaContext& ctx, float* out, float* mean, float* rstd,
+                       const float* inp, const float* weight, const float* bias, int B, int T,
+                       int C) {
+  forward(out, mean, rstd, inp, weight, bias, B, T, C, ctx.stream());
 }
-void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const __nv_bfloat16* inp,
-                       const __nv_bfloat16* weight, const __nv_bfloat16* bias, int B, int T, int C,
-                       cudaStream_t stream) {
-  forward(out, mean, rstd, inp, weight, bias, B, T, C, stream);
+void layernorm_forward(const CudaContext& ctx, __nv_bfloat16* out, float* mean, float* rstd,
+                       const __nv_bfloat16* inp, const __nv_bfloat16* weight,
+                       const __nv_bfloat16* bias, int B, int T, int C) {
+  forward(out, mean, rstd, inp, weight, bias, B, T, C, ctx.stream());
 }
 
-void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                        const float* inp, const float* weight, const float* mean, const float* rstd,
-                        int B, int T, int C, cudaStream_t stream) {
-  backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, T, C, stream);
+void layernorm_backward(const CudaContext& ctx, float* dinp, float* dweight, float* dbias,
+                        const float* dout, const float* inp, const float* weight, const float* mean,
+                        const float* rstd, int B, int T, int C) {
+  backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, T, C, ctx.stream());
 }
-void layernorm_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat16* dbias,
-                        const __nv_bfloat16* dout, const __nv_bfloat16* inp,
+void layernorm_backward(const CudaContext& ctx, __nv_bfloat16* dinp, __nv_bfloat16* dweight,
+                        __nv_bfloat16* dbias, const __nv_bfloat16* dout, const __nv_bfloat16* inp,
                         const __nv_bfloat16* weight, const float* mean, const float* rstd, int B,
-                        int T, int C, cudaStream_t stream) {
-  backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, T, C, stream);
+                        int T, int C) {
+  backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, T, C, ctx.stream());
 }
 
 }  // namespace weft::kernels::cuda

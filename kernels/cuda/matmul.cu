@@ -61,11 +61,11 @@ uint32_t alignment_of(const void* p) {
 // false where cuBLASLt offers no algorithm for these shapes and alignments, or the bias is not
 // 16-byte aligned (which its bias epilogue needs); the caller then takes the plain path.
 template <typename T>
-bool forward_fused(T* out, const T* inp, const T* weight, const T* bias, int BT, int C, int OC,
-                   cudaStream_t stream) {
+bool forward_fused(const CudaContext& ctx, T* out, const T* inp, const T* weight, const T* bias,
+                   int BT, int C, int OC) {
   if (bias != nullptr && alignment_of(bias) < 16) return false;
   constexpr cudaDataType_t type = detail::cuda_data_type<T>();
-  const detail::LtContext lt = detail::cublaslt_for(stream);
+  const detail::BlasHandles& handles = ctx.blas();
 
   cublasLtMatmulDesc_t raw_desc = nullptr;
   WEFT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&raw_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -87,7 +87,7 @@ bool forward_fused(T* out, const T* inp, const T* weight, const T* bias, int BT,
   cublasLtMatmulPreference_t raw_pref = nullptr;
   WEFT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&raw_pref));
   const MatmulPreference pref(raw_pref);
-  set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, lt.workspace_bytes);
+  set_preference(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, handles.workspace_bytes);
   set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(weight));
   set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(inp));
   set_preference(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(out));
@@ -95,14 +95,15 @@ bool forward_fused(T* out, const T* inp, const T* weight, const T* bias, int BT,
 
   cublasLtMatmulHeuristicResult_t heuristic{};
   int found = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
-      lt.handle, desc.get(), a.get(), b.get(), d.get(), d.get(), pref.get(), 1, &heuristic, &found);
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(handles.lt, desc.get(), a.get(), b.get(), d.get(), d.get(),
+                                     pref.get(), 1, &heuristic, &found);
   if (status != CUBLAS_STATUS_SUCCESS || found == 0) return false;
 
   const float alpha = 1.0f, beta = 0.0f;
-  WEFT_CUBLAS_CHECK(cublasLtMatmul(lt.handle, desc.get(), &alpha, weight, a.get(), inp, b.get(),
-                                   &beta, out, d.get(), out, d.get(), &heuristic.algo, lt.workspace,
-                                   lt.workspace_bytes, stream));
+  WEFT_CUBLAS_CHECK(cublasLtMatmul(handles.lt, desc.get(), &alpha, weight, a.get(), inp, b.get(),
+                                   &beta, out, d.get(), out, d.get(), &heuristic.algo,
+                                   handles.workspace, handles.workspace_bytes, ctx.stream()));
   return true;
 }
 
@@ -129,62 +130,64 @@ __global__ void __launch_bounds__(detail::kColumnTile* detail::kRowLanes)
 }
 
 template <typename T>
-void forward(T* out, const T* inp, const T* weight, const T* bias, int B, int T_, int C, int OC,
-             cudaStream_t stream) {
+void forward(const CudaContext& ctx, T* out, const T* inp, const T* weight, const T* bias, int B,
+             int T_, int C, int OC) {
   const int BT = B * T_;
   if (BT == 0 || OC == 0) return;
-  if (C > 0 && forward_fused(out, inp, weight, bias, BT, C, OC, stream)) return;
+  if (C > 0 && forward_fused(ctx, out, inp, weight, bias, BT, C, OC)) return;
   // out[BT, OC] = inp[BT, C] @ weight[OC, C]^T, then the bias in a second pass.
-  detail::gemm_row_major<T>(stream, false, true, BT, OC, C, 1.0f, inp, C, 0, weight, C, 0, 0.0f,
-                            out, OC, 0, 1);
+  detail::gemm_row_major<T>(ctx, false, true, BT, OC, C, 1.0f, inp, C, 0, weight, C, 0, 0.0f, out,
+                            OC, 0, 1);
   if (bias != nullptr) {
     constexpr int kThreads = 256;
     const size_t n = static_cast<size_t>(BT) * OC;
-    add_bias_kernel<<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(out, bias, BT, OC);
+    add_bias_kernel<<<detail::grid_for(n, kThreads), kThreads, 0, ctx.stream()>>>(out, bias, BT,
+                                                                                  OC);
     WEFT_CUDA_CHECK_LAUNCH("add_bias_kernel");
   }
 }
 
 template <typename T>
-void backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, int B,
-              int T_, int C, int OC, cudaStream_t stream) {
+void backward(const CudaContext& ctx, T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
+              const T* weight, int B, int T_, int C, int OC) {
   const int BT = B * T_;
   if (BT == 0 || OC == 0 || C == 0) return;
   // dinp[BT, C] += dout[BT, OC] @ weight[OC, C]
   if (dinp != nullptr) {
-    detail::gemm_row_major<T>(stream, false, false, BT, C, OC, 1.0f, dout, OC, 0, weight, C, 0,
-                              1.0f, dinp, C, 0, 1);
+    detail::gemm_row_major<T>(ctx, false, false, BT, C, OC, 1.0f, dout, OC, 0, weight, C, 0, 1.0f,
+                              dinp, C, 0, 1);
   }
   // dweight[OC, C] += dout[BT, OC]^T @ inp[BT, C]
-  detail::gemm_row_major<T>(stream, true, false, OC, C, BT, 1.0f, dout, OC, 0, inp, C, 0, 1.0f,
+  detail::gemm_row_major<T>(ctx, true, false, OC, C, BT, 1.0f, dout, OC, 0, inp, C, 0, 1.0f,
                             dweight, C, 0, 1);
   if (dbias != nullptr) {
     bias_grad_kernel<<<detail::column_tiles(OC), dim3(detail::kColumnTile, detail::kRowLanes), 0,
-                       stream>>>(dbias, dout, BT, OC);
+                       ctx.stream()>>>(dbias, dout, BT, OC);
     WEFT_CUDA_CHECK_LAUNCH("bias_grad_kernel");
   }
 }
 
 }  // namespace
 
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int B,
-                    int T, int C, int OC, cudaStream_t stream) {
-  forward(out, inp, weight, bias, B, T, C, OC, stream);
+void matmul_forward(const CudaContext& ctx, float* out, const float* inp, const float* weight,
+                    const float* bias, int B, int T, int C, int OC) {
+  forward(ctx, out, inp, weight, bias, B, T, C, OC);
 }
-void matmul_forward(__nv_bfloat16* out, const __nv_bfloat16* inp, const __nv_bfloat16* weight,
-                    const __nv_bfloat16* bias, int B, int T, int C, int OC, cudaStream_t stream) {
-  forward(out, inp, weight, bias, B, T, C, OC, stream);
+void matmul_forward(const CudaContext& ctx, __nv_bfloat16* out, const __nv_bfloat16* inp,
+                    const __nv_bfloat16* weight, const __nv_bfloat16* bias, int B, int T, int C,
+                    int OC) {
+  forward(ctx, out, inp, weight, bias, B, T, C, OC);
 }
 
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int B, int T, int C, int OC, cudaStream_t stream) {
-  backward(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC, stream);
+void matmul_backward(const CudaContext& ctx, float* dinp, float* dweight, float* dbias,
+                     const float* dout, const float* inp, const float* weight, int B, int T, int C,
+                     int OC) {
+  backward(ctx, dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
 }
-void matmul_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat16* dbias,
-                     const __nv_bfloat16* dout, const __nv_bfloat16* inp,
-                     const __nv_bfloat16* weight, int B, int T, int C, int OC,
-                     cudaStream_t stream) {
-  backward(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC, stream);
+void matmul_backward(const CudaContext& ctx, __nv_bfloat16* dinp, __nv_bfloat16* dweight,
+                     __nv_bfloat16* dbias, const __nv_bfloat16* dout, const __nv_bfloat16* inp,
+                     const __nv_bfloat16* weight, int B, int T, int C, int OC) {
+  backward(ctx, dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
 }
 
 }  // namespace weft::kernels::cuda

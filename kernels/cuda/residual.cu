@@ -44,19 +44,20 @@ void backward(T* da, T* db, const T* dout, size_t n, cudaStream_t stream) {
 
 }  // namespace
 
-void residual_forward(float* out, const float* a, const float* b, size_t n, cudaStream_t stream) {
-  forward(out, a, b, n, stream);
+void residual_forward(const CudaContext& ctx, float* out, const float* a, const float* b,
+                      size_t n) {
+  forward(out, a, b, n, ctx.stream());
 }
-void residual_forward(__nv_bfloat16* out, const __nv_bfloat16* a, const __nv_bfloat16* b, size_t n,
-                      cudaStream_t stream) {
-  forward(out, a, b, n, stream);
+void residual_forward(const CudaContext& ctx, __nv_bfloat16* out, const __nv_bfloat16* a,
+                      const __nv_bfloat16* b, size_t n) {
+  forward(out, a, b, n, ctx.stream());
 }
-void residual_backward(float* da, float* db, const float* dout, size_t n, cudaStream_t stream) {
-  backward(da, db, dout, n, stream);
+void residual_backward(const CudaContext& ctx, float* da, float* db, const float* dout, size_t n) {
+  backward(da, db, dout, n, ctx.stream());
 }
-void residual_backward(__nv_bfloat16* da, __nv_bfloat16* db, const __nv_bfloat16* dout, size_t n,
-                       cudaStream_t stream) {
-  backward(da, db, dout, n, stream);
+void residual_backward(const CudaContext& ctx, __nv_bfloat16* da, __nv_bfloat16* db,
+                       const __nv_bfloat16* dout, size_t n) {
+  backward(da, db, dout, n, ctx.stream());
 }
 
 }  // namespace weft::kernels::cuda

@@ -8,7 +8,7 @@
 
 #include "kernels/adamw.h"
 #include "runtime/error.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_support.h"
 
 namespace weft {
 namespace {
@@ -18,7 +18,7 @@ using gpu_test::random_floats;
 
 constexpr float kLr = 1e-3f, kBeta1 = 0.9f, kBeta2 = 0.95f, kEps = 1e-8f, kDecay = 0.1f;
 
-class AdamWGpuTest : public gpu_test::GpuTest {};
+class AdamWGpuTest : public gpu_test::KernelTest {};
 
 TEST_F(AdamWGpuTest, F32MatchesCpuOverSeveralSteps) {
   const size_t n = 10007;
@@ -29,10 +29,10 @@ TEST_F(AdamWGpuTest, F32MatchesCpuOverSeveralSteps) {
   for (long t = 1; t <= 3; t++) {
     const auto grads = random_floats(n, 10 + t);
     DeviceArray<float> d_grads(grads);
-    kernels::cpu::adamw_update(params.data(), grads.data(), m.data(), v.data(), n, kLr, kBeta1,
-                               kBeta2, kEps, kDecay, t);
-    kernels::cuda::adamw_update(d_params.get(), d_grads.get(), d_m.get(), d_v.get(), n, kLr, kBeta1,
-                                kBeta2, kEps, kDecay, t, stream());
+    kernels::cpu::adamw_update(gpu_test::kCpu, params.data(), grads.data(), m.data(), v.data(), n,
+                               kLr, kBeta1, kBeta2, kEps, kDecay, t);
+    kernels::cuda::adamw_update(ctx(), d_params.get(), d_grads.get(), d_m.get(), d_v.get(), n, kLr,
+                                kBeta1, kBeta2, kEps, kDecay, t);
     ASSERT_EQ(cudaStreamSynchronize(stream()), cudaSuccess);
   }
   gpu_test::expect_close(d_params.download(), params, 1e-6f, 1e-7f, "params");
@@ -52,16 +52,16 @@ TEST_F(AdamWGpuTest, MixedPrecisionKeepsF32MasterAndWritesBf16Copy) {
         bf16_grads ? gpu_test::round_to_bf16(random_floats(n, 7)) : random_floats(n, 7);
     DeviceArray<float> d_master(master), d_m(m), d_v(v);
     DeviceArray<__nv_bfloat16> d_params(n);
-    kernels::cpu::adamw_update(master.data(), grads.data(), m.data(), v.data(), n, kLr, kBeta1,
-                               kBeta2, kEps, kDecay, 5);
+    kernels::cpu::adamw_update(gpu_test::kCpu, master.data(), grads.data(), m.data(), v.data(), n,
+                               kLr, kBeta1, kBeta2, kEps, kDecay, 5);
     if (bf16_grads) {
       auto d_grads = DeviceArray<__nv_bfloat16>::from_floats(grads);
-      kernels::cuda::adamw_update(d_master.get(), d_params.get(), d_grads.get(), d_m.get(),
-                                  d_v.get(), n, kLr, kBeta1, kBeta2, kEps, kDecay, 5, stream());
+      kernels::cuda::adamw_update(ctx(), d_master.get(), d_params.get(), d_grads.get(), d_m.get(),
+                                  d_v.get(), n, kLr, kBeta1, kBeta2, kEps, kDecay, 5);
     } else {
       DeviceArray<float> d_grads(grads);
-      kernels::cuda::adamw_update(d_master.get(), d_params.get(), d_grads.get(), d_m.get(),
-                                  d_v.get(), n, kLr, kBeta1, kBeta2, kEps, kDecay, 5, stream());
+      kernels::cuda::adamw_update(ctx(), d_master.get(), d_params.get(), d_grads.get(), d_m.get(),
+                                  d_v.get(), n, kLr, kBeta1, kBeta2, kEps, kDecay, 5);
     }
     const auto gpu_master = d_master.download();
     const std::string what = bf16_grads ? "bf16 grads" : "f32 grads";
@@ -72,11 +72,11 @@ TEST_F(AdamWGpuTest, MixedPrecisionKeepsF32MasterAndWritesBf16Copy) {
   }
 }
 
-TEST(AdamWGpuErrors, StepZeroIsInvalidArgument) {
-  // Checked on the host before anything is enqueued: no device needed.
+TEST_F(AdamWGpuTest, StepZeroIsInvalidArgument) {
+  // Checked on the host before anything is enqueued.
   try {
-    kernels::cuda::adamw_update(nullptr, static_cast<const float*>(nullptr), nullptr, nullptr, 4,
-                                kLr, kBeta1, kBeta2, kEps, kDecay, 0, nullptr);
+    kernels::cuda::adamw_update(ctx(), nullptr, static_cast<const float*>(nullptr), nullptr,
+                                nullptr, 4, kLr, kBeta1, kBeta2, kEps, kDecay, 0);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/cross_entropy.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_support.h"
 
 namespace weft {
 namespace {
@@ -19,7 +19,7 @@ using gpu_test::random_ints;
 using gpu_test::representable;
 
 template <typename T>
-class CrossEntropyGpuTest : public gpu_test::GpuTest {};
+class CrossEntropyGpuTest : public gpu_test::KernelTest {};
 TYPED_TEST_SUITE(CrossEntropyGpuTest, gpu_test::FloatTypes, gpu_test::FloatTypeNames);
 
 struct Shape {
@@ -36,26 +36,27 @@ TYPED_TEST(CrossEntropyGpuTest, ForwardAndBackwardMatchCpu) {
     const auto logits = representable<T>(random_floats(n, 1, -4.0f, 4.0f));
     const auto targets = random_ints(s.BT, 2, 0, s.V - 1);
     std::vector<float> losses(s.BT), probs(n);
-    const float mean = kernels::cpu::crossentropy_forward(
-        losses.data(), probs.data(), logits.data(), targets.data(), s.BT, s.V, s.Vp);
+    const float mean =
+        kernels::cpu::crossentropy_forward(gpu_test::kCpu, losses.data(), probs.data(),
+                                           logits.data(), targets.data(), s.BT, s.V, s.Vp);
 
     auto d_logits = DeviceArray<T>::from_floats(logits);
     DeviceArray<int32_t> d_targets(targets);
     DeviceArray<T> d_probs(n);
     DeviceArray<float> d_losses(s.BT);
-    kernels::cuda::crossentropy_forward(d_losses.get(), d_probs.get(), d_logits.get(),
-                                        d_targets.get(), s.BT, s.V, s.Vp, this->stream());
+    kernels::cuda::crossentropy_forward(this->ctx(), d_losses.get(), d_probs.get(), d_logits.get(),
+                                        d_targets.get(), s.BT, s.V, s.Vp);
     const std::string what = "crossentropy V=" + std::to_string(s.V);
     // Losses are f32 in both overloads, computed in f32 from the same logits.
     gpu_test::expect_close(d_losses.download(), losses, 1e-5f, 1e-5f, what + " losses");
-    EXPECT_NEAR(kernels::cuda::mean_loss(d_losses.get(), s.BT, this->stream()), mean,
+    EXPECT_NEAR(kernels::cuda::mean_loss(this->ctx(), d_losses.get(), s.BT), mean,
                 1e-5f * std::fabs(mean))
         << what;
     gpu_test::expect_close_as<T>(d_probs.to_floats(), probs, what + " probs");
 
     // In place, probs over the logits: the same result.
-    kernels::cuda::crossentropy_forward(d_losses.get(), d_logits.get(), d_logits.get(),
-                                        d_targets.get(), s.BT, s.V, s.Vp, this->stream());
+    kernels::cuda::crossentropy_forward(this->ctx(), d_losses.get(), d_logits.get(), d_logits.get(),
+                                        d_targets.get(), s.BT, s.V, s.Vp);
     gpu_test::expect_close(d_losses.download(), losses, 1e-5f, 1e-5f, what + " losses in place");
     gpu_test::expect_close_as<T>(d_logits.to_floats(), probs, what + " probs in place");
 
@@ -63,11 +64,11 @@ TYPED_TEST(CrossEntropyGpuTest, ForwardAndBackwardMatchCpu) {
     // dlogits starts as garbage: backward writes, it does not accumulate.
     auto d_dlogits = DeviceArray<T>::from_floats(random_floats(n, 3));
     std::vector<float> dlogits(n);
-    kernels::cpu::crossentropy_backward(dlogits.data(), probs.data(), targets.data(), scale, s.BT,
-                                        s.V, s.Vp);
+    kernels::cpu::crossentropy_backward(gpu_test::kCpu, dlogits.data(), probs.data(),
+                                        targets.data(), scale, s.BT, s.V, s.Vp);
     auto d_probs_cpu = DeviceArray<T>::from_floats(probs);
-    kernels::cuda::crossentropy_backward(d_dlogits.get(), d_probs_cpu.get(), d_targets.get(), scale,
-                                         s.BT, s.V, s.Vp, this->stream());
+    kernels::cuda::crossentropy_backward(this->ctx(), d_dlogits.get(), d_probs_cpu.get(),
+                                         d_targets.get(), scale, s.BT, s.V, s.Vp);
     gpu_test::expect_close_as<T>(d_dlogits.to_floats(), dlogits, what + " dlogits");
   }
 }
@@ -79,8 +80,8 @@ TYPED_TEST(CrossEntropyGpuTest, TargetOutsideVocabularyGivesNaNLoss) {
   auto d_logits = DeviceArray<T>::from_floats(random_floats(size_t(BT) * Vp, 4));
   DeviceArray<int32_t> d_targets(std::vector<int32_t>{1, V, 2});
   DeviceArray<float> d_losses(BT);
-  kernels::cuda::crossentropy_forward(d_losses.get(), d_logits.get(), d_logits.get(),
-                                      d_targets.get(), BT, V, Vp, this->stream());
+  kernels::cuda::crossentropy_forward(this->ctx(), d_losses.get(), d_logits.get(), d_logits.get(),
+                                      d_targets.get(), BT, V, Vp);
   const auto losses = d_losses.download();
   EXPECT_FALSE(std::isnan(losses[0]));
   EXPECT_TRUE(std::isnan(losses[1]));

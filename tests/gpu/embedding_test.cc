@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "kernels/embedding.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_support.h"
 
 namespace weft {
 namespace {
@@ -18,7 +18,7 @@ using gpu_test::random_ints;
 using gpu_test::representable;
 
 template <typename T>
-class EmbeddingGpuTest : public gpu_test::GpuTest {};
+class EmbeddingGpuTest : public gpu_test::KernelTest {};
 TYPED_TEST_SUITE(EmbeddingGpuTest, gpu_test::FloatTypes, gpu_test::FloatTypeNames);
 
 TYPED_TEST(EmbeddingGpuTest, ForwardAndBackwardMatchCpu) {
@@ -30,14 +30,15 @@ TYPED_TEST(EmbeddingGpuTest, ForwardAndBackwardMatchCpu) {
   const auto wpe = representable<T>(random_floats(size_t(max_T) * C, 3));
   const size_t n = size_t(B) * T_ * C;
   std::vector<float> out(n);
-  kernels::cpu::embedding_forward(out.data(), tokens.data(), wte.data(), wpe.data(), B, T_, C, V);
+  kernels::cpu::embedding_forward(gpu_test::kCpu, out.data(), tokens.data(), wte.data(), wpe.data(),
+                                  B, T_, C, V);
 
   DeviceArray<int32_t> d_tokens(tokens);
   auto d_wte = DeviceArray<T>::from_floats(wte);
   auto d_wpe = DeviceArray<T>::from_floats(wpe);
   DeviceArray<T> d_out(n);
-  kernels::cuda::embedding_forward(d_out.get(), d_tokens.get(), d_wte.get(), d_wpe.get(), B, T_, C,
-                                   V, this->stream());
+  kernels::cuda::embedding_forward(this->ctx(), d_out.get(), d_tokens.get(), d_wte.get(),
+                                   d_wpe.get(), B, T_, C, V);
   gpu_test::expect_close_as<T>(d_out.to_floats(), out, "embedding_forward");
 
   const auto dout = representable<T>(random_floats(n, 4));
@@ -46,10 +47,10 @@ TYPED_TEST(EmbeddingGpuTest, ForwardAndBackwardMatchCpu) {
   auto d_dwte = DeviceArray<T>::from_floats(dwte);
   auto d_dwpe = DeviceArray<T>::from_floats(dwpe);
   auto d_dout = DeviceArray<T>::from_floats(dout);
-  kernels::cpu::embedding_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), B, T_, C,
-                                   V);
-  kernels::cuda::embedding_backward(d_dwte.get(), d_dwpe.get(), d_dout.get(), d_tokens.get(), B, T_,
-                                    C, V, this->stream());
+  kernels::cpu::embedding_backward(gpu_test::kCpu, dwte.data(), dwpe.data(), dout.data(),
+                                   tokens.data(), B, T_, C, V);
+  kernels::cuda::embedding_backward(this->ctx(), d_dwte.get(), d_dwpe.get(), d_dout.get(),
+                                    d_tokens.get(), B, T_, C, V);
   // In bf16 every atomic add into dwte rounds: a token seen k times carries k roundings.
   gpu_test::expect_close_as<T>(d_dwte.to_floats(), dwte, "embedding_backward dwte", 2.0f);
   gpu_test::expect_close_as<T>(d_dwpe.to_floats(), dwpe, "embedding_backward dwpe");
@@ -62,8 +63,8 @@ TYPED_TEST(EmbeddingGpuTest, TokenOutsideVocabularyGivesNaNRow) {
   auto d_wte = DeviceArray<T>::from_floats(random_floats(size_t(V) * C, 7));
   auto d_wpe = DeviceArray<T>::from_floats(random_floats(size_t(T_) * C, 8));
   DeviceArray<T> d_out(size_t(B) * T_ * C);
-  kernels::cuda::embedding_forward(d_out.get(), d_tokens.get(), d_wte.get(), d_wpe.get(), B, T_, C,
-                                   V, this->stream());
+  kernels::cuda::embedding_forward(this->ctx(), d_out.get(), d_tokens.get(), d_wte.get(),
+                                   d_wpe.get(), B, T_, C, V);
   const auto out = d_out.to_floats();
   for (int c = 0; c < C; c++) {
     EXPECT_FALSE(std::isnan(out[c]));

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "models/gpt.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_support.h"
 
 namespace weft {
 namespace {
@@ -36,7 +36,7 @@ struct Reference {
 Reference cpu_reference(const models::GptConfig& c, const std::vector<float>& params,
                         const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
                         int B, float scale) {
-  models::Gpt model(c, B);
+  models::Gpt model(gpu_test::kCpu, c, B);
   std::vector<float> grads(params.size(), 0.0f);
   Reference r;
   r.loss = model.forward(params.data(), inputs.data(), targets.data(), B);
@@ -56,13 +56,13 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 template <typename T>
-class GptCudaTest : public gpu_test::GpuTest {
+class GptCudaTest : public gpu_test::KernelTest {
  protected:
   // Runs the GPU model on the same weights and tokens; returns its loss and gradients.
   Reference run(const models::GptConfig& c, const std::vector<float>& params,
                 const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets, int B,
                 float scale, std::vector<int>* ready) {
-    models::CudaGpt<T> model(c, B, 0, this->stream());
+    models::CudaGpt<T> model(this->ctx(), c, B);
     auto d_params = DeviceArray<T>::from_floats(params);
     DeviceArray<T> d_grads(params.size());
     EXPECT_EQ(cudaMemsetAsync(d_grads.get(), 0, params.size() * sizeof(T), this->stream()),

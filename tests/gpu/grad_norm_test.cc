@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_support.h"
 
 namespace weft {
 namespace {
@@ -14,7 +14,7 @@ namespace {
 using gpu_test::DeviceArray;
 
 template <typename T>
-class GradNormGpuTest : public gpu_test::GpuTest {};
+class GradNormGpuTest : public gpu_test::KernelTest {};
 using StorageTypes = ::testing::Types<float, __nv_bfloat16>;
 TYPED_TEST_SUITE(GradNormGpuTest, StorageTypes);
 
@@ -26,7 +26,7 @@ TYPED_TEST(GradNormGpuTest, SquareSumMatchesTheHostAndRepeatsExactly) {
     double want = 0;
     for (float v : x) want += static_cast<double>(v) * v;
     auto total = [&] {
-      kernels::cuda::square_sum_partials(d_x.get(), n, partials.get(), this->stream());
+      kernels::cuda::square_sum_partials(this->ctx(), d_x.get(), n, partials.get());
       EXPECT_EQ(cudaStreamSynchronize(this->stream()), cudaSuccess);
       double sum = 0;
       for (float p : partials.download()) sum += p;
@@ -42,7 +42,7 @@ TYPED_TEST(GradNormGpuTest, ScaleMultipliesEveryElement) {
   const size_t n = 100003;
   const auto x = gpu_test::representable<TypeParam>(gpu_test::random_floats(n, 12));
   auto d_x = DeviceArray<TypeParam>::from_floats(x);
-  kernels::cuda::scale(d_x.get(), n, 0.25f, this->stream());
+  kernels::cuda::scale(this->ctx(), d_x.get(), n, 0.25f);
   std::vector<float> want(n);
   for (size_t i = 0; i < n; i++) want[i] = x[i] * 0.25f;  // exact in both: a power of two
   gpu_test::expect_close(d_x.to_floats(), want, 0.0f, 0.0f, "x * 0.25");

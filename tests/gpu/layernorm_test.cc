@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kernels/layernorm.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_support.h"
 
 namespace weft {
 namespace {
@@ -16,7 +16,7 @@ using gpu_test::random_floats;
 using gpu_test::representable;
 
 template <typename T>
-class LayerNormGpuTest : public gpu_test::GpuTest {};
+class LayerNormGpuTest : public gpu_test::KernelTest {};
 TYPED_TEST_SUITE(LayerNormGpuTest, gpu_test::FloatTypes, gpu_test::FloatTypeNames);
 
 struct Shape {
@@ -35,16 +35,16 @@ TYPED_TEST(LayerNormGpuTest, ForwardAndBackwardMatchCpu) {
     const auto weight = representable<T>(random_floats(s.C, 2, 0.5f, 1.5f));
     const auto bias = representable<T>(random_floats(s.C, 3));
     std::vector<float> out(n), mean(rows), rstd(rows);
-    kernels::cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(),
-                                    bias.data(), s.B, s.T, s.C);
+    kernels::cpu::layernorm_forward(gpu_test::kCpu, out.data(), mean.data(), rstd.data(),
+                                    inp.data(), weight.data(), bias.data(), s.B, s.T, s.C);
 
     auto d_inp = DeviceArray<T>::from_floats(inp);
     auto d_weight = DeviceArray<T>::from_floats(weight);
     auto d_bias = DeviceArray<T>::from_floats(bias);
     DeviceArray<T> d_out(n);
     DeviceArray<float> d_mean(rows), d_rstd(rows);
-    kernels::cuda::layernorm_forward(d_out.get(), d_mean.get(), d_rstd.get(), d_inp.get(),
-                                     d_weight.get(), d_bias.get(), s.B, s.T, s.C, this->stream());
+    kernels::cuda::layernorm_forward(this->ctx(), d_out.get(), d_mean.get(), d_rstd.get(),
+                                     d_inp.get(), d_weight.get(), d_bias.get(), s.B, s.T, s.C);
     const std::string what = "layernorm C=" + std::to_string(s.C);
     gpu_test::expect_close_as<T>(d_out.to_floats(), out, what + " out");
     // mean and rstd are f32 in both overloads, from the same (bf16-representable) inputs.
@@ -59,15 +59,15 @@ TYPED_TEST(LayerNormGpuTest, ForwardAndBackwardMatchCpu) {
     auto d_dweight = DeviceArray<T>::from_floats(dweight);
     auto d_dbias = DeviceArray<T>::from_floats(dbias);
     auto d_dout = DeviceArray<T>::from_floats(dout);
-    kernels::cpu::layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(),
-                                     inp.data(), weight.data(), mean.data(), rstd.data(), s.B, s.T,
-                                     s.C);
+    kernels::cpu::layernorm_backward(gpu_test::kCpu, dinp.data(), dweight.data(), dbias.data(),
+                                     dout.data(), inp.data(), weight.data(), mean.data(),
+                                     rstd.data(), s.B, s.T, s.C);
     // The CPU's mean and rstd, so that only the backward is compared.
     d_mean.upload(mean);
     d_rstd.upload(rstd);
-    kernels::cuda::layernorm_backward(d_dinp.get(), d_dweight.get(), d_dbias.get(), d_dout.get(),
-                                      d_inp.get(), d_weight.get(), d_mean.get(), d_rstd.get(), s.B,
-                                      s.T, s.C, this->stream());
+    kernels::cuda::layernorm_backward(this->ctx(), d_dinp.get(), d_dweight.get(), d_dbias.get(),
+                                      d_dout.get(), d_inp.get(), d_weight.get(), d_mean.get(),
+                                      d_rstd.get(), s.B, s.T, s.C);
     gpu_test::expect_close_as<T>(d_dinp.to_floats(), dinp, what + " dinp");
     gpu_test::expect_close_as<T>(d_dweight.to_floats(), dweight, what + " dweight");
     gpu_test::expect_close_as<T>(d_dbias.to_floats(), dbias, what + " dbias");

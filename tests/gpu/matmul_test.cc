@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
-#include "tests/gpu/gpu_test_support.h"
+#include "tests/gpu/kernel_test_support.h"
 
 namespace weft {
 namespace {
@@ -16,7 +16,7 @@ using gpu_test::random_floats;
 using gpu_test::representable;
 
 template <typename T>
-class MatmulGpuTest : public gpu_test::GpuTest {};
+class MatmulGpuTest : public gpu_test::KernelTest {};
 TYPED_TEST_SUITE(MatmulGpuTest, gpu_test::FloatTypes, gpu_test::FloatTypeNames);
 
 struct Shape {
@@ -35,16 +35,15 @@ TYPED_TEST(MatmulGpuTest, ForwardMatchesCpu) {
       const auto weight = representable<T>(random_floats(size_t(s.OC) * s.C, 2));
       const auto bias = representable<T>(random_floats(s.OC, 3));
       std::vector<float> expected(size_t(BT) * s.OC);
-      kernels::cpu::matmul_forward(expected.data(), inp.data(), weight.data(),
+      kernels::cpu::matmul_forward(gpu_test::kCpu, expected.data(), inp.data(), weight.data(),
                                    with_bias ? bias.data() : nullptr, s.B, s.T, s.C, s.OC);
 
       auto d_inp = DeviceArray<T>::from_floats(inp);
       auto d_weight = DeviceArray<T>::from_floats(weight);
       auto d_bias = DeviceArray<T>::from_floats(bias);
       DeviceArray<T> d_out(expected.size());
-      kernels::cuda::matmul_forward(d_out.get(), d_inp.get(), d_weight.get(),
-                                    with_bias ? d_bias.get() : nullptr, s.B, s.T, s.C, s.OC,
-                                    this->stream());
+      kernels::cuda::matmul_forward(this->ctx(), d_out.get(), d_inp.get(), d_weight.get(),
+                                    with_bias ? d_bias.get() : nullptr, s.B, s.T, s.C, s.OC);
       gpu_test::expect_close_as<T>(d_out.to_floats(), expected,
                                    "matmul_forward " + std::to_string(s.C) + "->" +
                                        std::to_string(s.OC) + (with_bias ? " with bias" : ""));
@@ -62,15 +61,15 @@ TYPED_TEST(MatmulGpuTest, ForwardWithUnalignedBiasMatchesCpu) {
   const auto weight = representable<T>(random_floats(size_t(s.OC) * s.C, 5));
   const auto bias_storage = representable<T>(random_floats(s.OC + 1, 6));
   std::vector<float> expected(size_t(BT) * s.OC);
-  kernels::cpu::matmul_forward(expected.data(), inp.data(), weight.data(), bias_storage.data() + 1,
-                               s.B, s.T, s.C, s.OC);
+  kernels::cpu::matmul_forward(gpu_test::kCpu, expected.data(), inp.data(), weight.data(),
+                               bias_storage.data() + 1, s.B, s.T, s.C, s.OC);
 
   auto d_inp = DeviceArray<T>::from_floats(inp);
   auto d_weight = DeviceArray<T>::from_floats(weight);
   auto d_bias = DeviceArray<T>::from_floats(bias_storage);
   DeviceArray<T> d_out(expected.size());
-  kernels::cuda::matmul_forward(d_out.get(), d_inp.get(), d_weight.get(), d_bias.get() + 1, s.B,
-                                s.T, s.C, s.OC, this->stream());
+  kernels::cuda::matmul_forward(this->ctx(), d_out.get(), d_inp.get(), d_weight.get(),
+                                d_bias.get() + 1, s.B, s.T, s.C, s.OC);
   gpu_test::expect_close_as<T>(d_out.to_floats(), expected, "matmul_forward, bias at +1 element");
 }
 
@@ -90,17 +89,17 @@ TYPED_TEST(MatmulGpuTest, BackwardAccumulatesLikeCpu) {
         auto d_dinp = DeviceArray<T>::from_floats(dinp);
         auto d_dweight = DeviceArray<T>::from_floats(dweight);
         auto d_dbias = DeviceArray<T>::from_floats(dbias);
-        kernels::cpu::matmul_backward(with_dinp ? dinp.data() : nullptr, dweight.data(),
-                                      with_dbias ? dbias.data() : nullptr, dout.data(), inp.data(),
-                                      weight.data(), s.B, s.T, s.C, s.OC);
+        kernels::cpu::matmul_backward(gpu_test::kCpu, with_dinp ? dinp.data() : nullptr,
+                                      dweight.data(), with_dbias ? dbias.data() : nullptr,
+                                      dout.data(), inp.data(), weight.data(), s.B, s.T, s.C, s.OC);
 
         auto d_dout = DeviceArray<T>::from_floats(dout);
         auto d_inp = DeviceArray<T>::from_floats(inp);
         auto d_weight = DeviceArray<T>::from_floats(weight);
-        kernels::cuda::matmul_backward(with_dinp ? d_dinp.get() : nullptr, d_dweight.get(),
-                                       with_dbias ? d_dbias.get() : nullptr, d_dout.get(),
-                                       d_inp.get(), d_weight.get(), s.B, s.T, s.C, s.OC,
-                                       this->stream());
+        kernels::cuda::matmul_backward(this->ctx(), with_dinp ? d_dinp.get() : nullptr,
+                                       d_dweight.get(), with_dbias ? d_dbias.get() : nullptr,
+                                       d_dout.get(), d_inp.get(), d_weight.get(), s.B, s.T, s.C,
+                                       s.OC);
         const std::string what = "matmul_backward " + std::to_string(s.C) + "->" +
                                  std::to_string(s.OC) + (with_dinp ? "" : " no dinp") +
                                  (with_dbias ? "" : " no dbias");

@@ -12,6 +12,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
+
 using testing::expect_all_near;
 using testing::random_vector;
 
@@ -25,7 +27,7 @@ TEST(AdamW, TwoHandComputedSteps) {
   //   m_hat = 0.05 / (1 - 0.9) = 0.5;  v_hat = 0.00025 / (1 - 0.999) = 0.25;
   //   p = 1 - 0.1 * (0.5 / (sqrt(0.25) + 1e-8) + 0.01 * 1) = 0.899000002
   float g = 0.5f;
-  adamw_update(&p, &g, &m, &v, 1, kLr, kBeta1, kBeta2, kEps, kDecay, 1);
+  adamw_update(kCpu, &p, &g, &m, &v, 1, kLr, kBeta1, kBeta2, kEps, kDecay, 1);
   EXPECT_FLOAT_EQ(m, 0.05f);
   EXPECT_NEAR(v, 0.00025f, 0.00025f * 2e-5f);
   EXPECT_FLOAT_EQ(p, 0.899000002f);
@@ -34,7 +36,7 @@ TEST(AdamW, TwoHandComputedSteps) {
   //   m_hat = 0.02 / (1 - 0.81) = 0.1052632;  v_hat = 0.00031225 / (1 - 0.998001) = 0.1562031;
   //   p = 0.899 - 0.1 * (0.1052632 / (0.3952253 + 1e-8) + 0.01 * 0.899) = 0.8714673
   g = -0.25f;
-  adamw_update(&p, &g, &m, &v, 1, kLr, kBeta1, kBeta2, kEps, kDecay, 2);
+  adamw_update(kCpu, &p, &g, &m, &v, 1, kLr, kBeta1, kBeta2, kEps, kDecay, 2);
   EXPECT_FLOAT_EQ(m, 0.02f);
   EXPECT_NEAR(v, 0.00031225f, 0.00031225f * 2e-5f);
   EXPECT_FLOAT_EQ(p, 0.8714672987058464f);
@@ -44,7 +46,8 @@ TEST(AdamW, WeightDecayIsDecoupledFromTheMoments) {
   // With a zero gradient and zero moments the Adam term is 0 / (0 + eps) = 0, so only the
   // decay acts: p *= (1 - lr * wd). The moments see nothing of the decay.
   std::vector<float> p = {2.0f, -3.0f, 0.0f}, g(3, 0.0f), m(3, 0.0f), v(3, 0.0f);
-  adamw_update(p.data(), g.data(), m.data(), v.data(), 3, kLr, kBeta1, kBeta2, kEps, kDecay, 1);
+  adamw_update(kCpu, p.data(), g.data(), m.data(), v.data(), 3, kLr, kBeta1, kBeta2, kEps, kDecay,
+               1);
   EXPECT_FLOAT_EQ(p[0], 2.0f * (1 - kLr * kDecay));
   EXPECT_FLOAT_EQ(p[1], -3.0f * (1 - kLr * kDecay));
   EXPECT_EQ(p[2], 0.0f);
@@ -63,7 +66,7 @@ TEST(AdamW, StepsMatchDoubleReference) {
   const double lr = 3e-3, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
   for (long t = 1; t <= 5; t++) {
     auto g = random_vector(n, rng, -0.1f, 0.1f);
-    adamw_update(p.data(), g.data(), m.data(), v.data(), n, static_cast<float>(lr),
+    adamw_update(kCpu, p.data(), g.data(), m.data(), v.data(), n, static_cast<float>(lr),
                  static_cast<float>(b1), static_cast<float>(b2), static_cast<float>(eps),
                  static_cast<float>(wd), t);
     for (size_t i = 0; i < n; i++) {
@@ -84,7 +87,7 @@ TEST(AdamW, StepsMatchDoubleReference) {
 TEST(AdamW, StepZeroIsInvalidArgument) {
   float p = 1, g = 1, m = 0, v = 0;
   try {
-    adamw_update(&p, &g, &m, &v, 1, kLr, kBeta1, kBeta2, kEps, kDecay, 0);
+    adamw_update(kCpu, &p, &g, &m, &v, 1, kLr, kBeta1, kBeta2, kEps, kDecay, 0);
     FAIL() << "t = 0 should be rejected";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);

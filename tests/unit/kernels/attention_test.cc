@@ -12,6 +12,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
+
 using testing::central_differences;
 using testing::expect_all_near;
 using testing::expect_gradient_near;
@@ -71,7 +73,7 @@ TEST(Attention, ForwardMatchesNaiveSoftmaxAttention) {
     auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.C, rng, -2.0f, 2.0f);
     std::vector<float> out(static_cast<size_t>(s.B) * s.T * s.C);
     std::vector<float> att(static_cast<size_t>(s.B) * s.NH * s.T * s.T, 99.0f);
-    attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+    attention_forward(kCpu, out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
     std::vector<double> want_out, want_att;
     naive_attention(want_out, want_att, qkv, s);
     const std::string where = "B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
@@ -89,10 +91,10 @@ TEST(Attention, OutputAtPositionTIgnoresLaterPositions) {
   auto qkv = random_vector(static_cast<size_t>(s.T) * 3 * s.C, rng);
   std::vector<float> out(static_cast<size_t>(s.T) * s.C), att(s.NH * s.T * s.T);
   std::vector<float> out2 = out;
-  attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+  attention_forward(kCpu, out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
   const int cut = 50;  // change every q, k, v at positions >= cut
   for (size_t i = static_cast<size_t>(cut) * 3 * s.C; i < qkv.size(); i++) qkv[i] += 1.0f;
-  attention_forward(out2.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+  attention_forward(kCpu, out2.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
   for (int i = 0; i < cut * s.C; i++) ASSERT_EQ(out[i], out2[i]) << "element " << i;
 }
 
@@ -106,15 +108,15 @@ TEST(Attention, BackwardAccumulatesFiniteDifferenceGradient) {
     auto w = random_vector(static_cast<size_t>(s.B) * s.T * s.C, rng);
     std::vector<float> out(w.size()), att(static_cast<size_t>(s.B) * s.NH * s.T * s.T);
     auto loss = [&] {
-      attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+      attention_forward(kCpu, out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
       return project(out, w);
     };
     loss();  // att for the backward
     const auto dqkv0 = random_vector(qkv.size(), rng);
     auto dqkv = dqkv0;
     std::vector<float> datt(att.size(), 12345.0f);  // scratch: garbage on entry
-    attention_backward(dqkv.data(), datt.data(), w.data(), qkv.data(), att.data(), s.B, s.T, s.C,
-                       s.NH);
+    attention_backward(kCpu, dqkv.data(), datt.data(), w.data(), qkv.data(), att.data(), s.B, s.T,
+                       s.C, s.NH);
     auto probe = sample_indices(qkv.size(), 300, rng);
     const std::string where = "dqkv B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
                               " C=" + std::to_string(s.C) + " NH=" + std::to_string(s.NH);
@@ -123,25 +125,25 @@ TEST(Attention, BackwardAccumulatesFiniteDifferenceGradient) {
   }
 }
 
-// The (batch, head) pairs run on up to blas_threads() threads; every pair is computed the same
-// way on whichever thread, so 1, 2 and 3 threads give bit-identical results, and the BLAS
-// thread count the caller set is back in force afterwards. The shape is large enough (about
-// 60 MFLOP) for the kernel to use all three threads.
-TEST(Attention, ThreadCountChangesNothingAndIsRestored) {
+// The (batch, head) pairs run on up to the context's threads; every pair is computed the same
+// way on whichever thread, so 1, 2 and 3 threads give bit-identical results, and OpenBLAS's
+// process-wide thread count, lowered to 1 inside the calls, is back as the caller had it. The
+// shape is large enough (about 60 MFLOP) for the kernel to use all three threads.
+TEST(Attention, ThreadCountChangesNothingAndBlasCountIsRestored) {
   std::mt19937 rng(34);
   const Shape s{6, 160, 192, 3};
   auto qkv = random_vector(static_cast<size_t>(s.B) * s.T * 3 * s.C, rng);
   auto dout = random_vector(static_cast<size_t>(s.B) * s.T * s.C, rng);
-  const int before = blas_threads();
+  BlasThreads caller(2);
   std::vector<float> want_out, want_att, want_dqkv;
   for (int threads : {1, 2, 3}) {
-    set_blas_threads(threads);
+    const CpuContext ctx(threads);
     std::vector<float> out(dout.size()), att(static_cast<size_t>(s.B) * s.NH * s.T * s.T);
     std::vector<float> dqkv(qkv.size(), 0.0f), datt(att.size());
-    attention_forward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
-    attention_backward(dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T, s.C,
-                       s.NH);
-    EXPECT_EQ(blas_threads(), threads);
+    attention_forward(ctx, out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+    attention_backward(ctx, dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T,
+                       s.C, s.NH);
+    EXPECT_EQ(blas_threads(), 2);
     if (threads == 1) {
       want_out = out, want_att = att, want_dqkv = dqkv;
       continue;
@@ -150,7 +152,6 @@ TEST(Attention, ThreadCountChangesNothingAndIsRestored) {
     EXPECT_EQ(att, want_att) << threads << " threads";
     EXPECT_EQ(dqkv, want_dqkv) << threads << " threads";
   }
-  set_blas_threads(before);
 }
 
 }  // namespace

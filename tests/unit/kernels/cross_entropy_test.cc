@@ -13,6 +13,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
+
 using testing::central_differences;
 using testing::expect_all_near;
 using testing::expect_gradient_near;
@@ -26,13 +28,13 @@ TEST(CrossEntropy, HandComputedRows) {
   const int32_t targets[] = {2, 0};
   std::vector<float> probs(6), losses(2);
   const float mean =
-      crossentropy_forward(losses.data(), probs.data(), logits.data(), targets, 2, 3, 3);
+      crossentropy_forward(kCpu, losses.data(), probs.data(), logits.data(), targets, 2, 3, 3);
   expect_all_near(probs, {1 / 6.0, 2 / 6.0, 3 / 6.0, 1 / 3.0, 1 / 3.0, 1 / 3.0}, 0, 1e-6, "probs");
   expect_all_near(losses, {std::log(2.0), std::log(3.0)}, 0, 1e-6, "losses");
   EXPECT_NEAR(mean, (std::log(2.0) + std::log(3.0)) / 2, 1e-6);
   // dlogits = (p - onehot) * scale with scale 0.5 (the mean over 2 rows).
   std::vector<float> dlogits(6);
-  crossentropy_backward(dlogits.data(), probs.data(), targets, 0.5f, 2, 3, 3);
+  crossentropy_backward(kCpu, dlogits.data(), probs.data(), targets, 0.5f, 2, 3, 3);
   expect_all_near(
       dlogits, {0.5 / 6, 0.5 * 2 / 6, 0.5 * (3 / 6.0 - 1), 0.5 * (1 / 3.0 - 1), 0.5 / 3, 0.5 / 3},
       1e-8, 1e-6, "dlogits");
@@ -54,16 +56,16 @@ TEST(CrossEntropy, ForwardMatchesReferenceWithPaddedVocabularyAndInPlace) {
     want_mean += want_losses[i] / BT;
   }
   std::vector<float> probs(logits.size(), 99.0f), losses(BT);
-  const float mean =
-      crossentropy_forward(losses.data(), probs.data(), logits.data(), targets.data(), BT, V, Vp);
+  const float mean = crossentropy_forward(kCpu, losses.data(), probs.data(), logits.data(),
+                                          targets.data(), BT, V, Vp);
   // Tolerance: exp within 2 ulp, sums over 37 terms; padded columns must be exactly 0.
   expect_all_near(probs, want_probs, 0, 2e-6, "probs");
   expect_all_near(losses, want_losses, 1e-6, 1e-6, "losses");
   EXPECT_NEAR(mean, want_mean, 1e-6);
 
   std::vector<float> in_place = logits, in_place_losses(BT);
-  crossentropy_forward(in_place_losses.data(), in_place.data(), in_place.data(), targets.data(), BT,
-                       V, Vp);
+  crossentropy_forward(kCpu, in_place_losses.data(), in_place.data(), in_place.data(),
+                       targets.data(), BT, V, Vp);
   EXPECT_EQ(in_place, probs);
   EXPECT_EQ(in_place_losses, losses);
 }
@@ -74,7 +76,7 @@ TEST(CrossEntropy, LargeLogitsStayFinite) {
   const int32_t targets[] = {1};
   std::vector<float> probs(4), losses(1);
   const float mean =
-      crossentropy_forward(losses.data(), probs.data(), logits.data(), targets, 1, 4, 4);
+      crossentropy_forward(kCpu, losses.data(), probs.data(), logits.data(), targets, 1, 4, 4);
   EXPECT_FLOAT_EQ(mean, 1000.0f);  // -log softmax = logsumexp - logit = 1000 - 0
   EXPECT_FLOAT_EQ(probs[0], 1.0f);
   EXPECT_EQ(probs[1], probs[1]) << "NaN";
@@ -93,12 +95,12 @@ TEST(CrossEntropy, BackwardMatchesFiniteDifferencesOfMeanLoss) {
   for (auto& t : targets) t = static_cast<int32_t>(rng() % V);
   std::vector<float> probs(logits.size()), losses(BT);
   auto loss = [&] {
-    return static_cast<double>(crossentropy_forward(losses.data(), probs.data(), logits.data(),
-                                                    targets.data(), BT, V, Vp));
+    return static_cast<double>(crossentropy_forward(kCpu, losses.data(), probs.data(),
+                                                    logits.data(), targets.data(), BT, V, Vp));
   };
   loss();
   std::vector<float> dlogits(logits.size(), 7.0f);  // written, not accumulated
-  crossentropy_backward(dlogits.data(), probs.data(), targets.data(), 1.0f / BT, BT, V, Vp);
+  crossentropy_backward(kCpu, dlogits.data(), probs.data(), targets.data(), 1.0f / BT, BT, V, Vp);
   const std::vector<float> zeros(logits.size(), 0.0f);
   auto all = sample_indices(logits.size(), logits.size(), rng);
   expect_gradient_near(dlogits, zeros, all, central_differences(logits, all, 5e-2f, loss), 1e-5,
@@ -107,7 +109,7 @@ TEST(CrossEntropy, BackwardMatchesFiniteDifferencesOfMeanLoss) {
     for (int j = V; j < Vp; j++) EXPECT_EQ(dlogits[i * Vp + j], 0.0f) << "padded column " << j;
   }
   // In place over probs gives the same numbers.
-  crossentropy_backward(probs.data(), probs.data(), targets.data(), 1.0f / BT, BT, V, Vp);
+  crossentropy_backward(kCpu, probs.data(), probs.data(), targets.data(), 1.0f / BT, BT, V, Vp);
   EXPECT_EQ(probs, dlogits);
 }
 
@@ -117,13 +119,14 @@ TEST(CrossEntropy, TargetOutsideVocabularyIsInvalidArgument) {
   for (int32_t bad : {-1, 4}) {
     const int32_t targets[] = {0, bad};
     try {
-      crossentropy_forward(losses.data(), probs.data(), logits.data(), targets, 2, 4, 4);
+      crossentropy_forward(kCpu, losses.data(), probs.data(), logits.data(), targets, 2, 4, 4);
       FAIL() << "target " << bad << " should be rejected";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
       EXPECT_NE(std::string(e.what()).find("row 1"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(crossentropy_backward(probs.data(), probs.data(), targets, 1.0f, 2, 4, 4), Error);
+    EXPECT_THROW(crossentropy_backward(kCpu, probs.data(), probs.data(), targets, 1.0f, 2, 4, 4),
+                 Error);
   }
 }
 

@@ -12,6 +12,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
+
 using testing::central_differences;
 using testing::expect_gradient_near;
 using testing::project;
@@ -24,7 +26,7 @@ TEST(Embedding, ForwardAddsTokenAndPositionRows) {
   const float wpe[] = {100, 101, 200, 201, 300, 301};  // T_max = 3 > T: only rows 0, 1 used
   const int32_t tokens[] = {2, 0, 1, 1};
   float out[8];
-  embedding_forward(out, tokens, wte, wpe, 2, 2, 2, 3);
+  embedding_forward(kCpu, out, tokens, wte, wpe, 2, 2, 2, 3);
   const float want[] = {120, 122, 200, 202, 110, 112, 210, 212};
   for (int i = 0; i < 8; i++) EXPECT_EQ(out[i], want[i]) << i;
 }
@@ -42,13 +44,13 @@ TEST(Embedding, BackwardAccumulatesFiniteDifferenceGradients) {
   auto w = random_vector(B * T * C, rng);
   std::vector<float> out(w.size());
   auto loss = [&] {
-    embedding_forward(out.data(), tokens.data(), wte.data(), wpe.data(), B, T, C, V);
+    embedding_forward(kCpu, out.data(), tokens.data(), wte.data(), wpe.data(), B, T, C, V);
     return project(out, w);
   };
   const auto dwte0 = random_vector(wte.size(), rng);
   const auto dwpe0 = random_vector(wpe.size(), rng);
   auto dwte = dwte0, dwpe = dwpe0;
-  embedding_backward(dwte.data(), dwpe.data(), w.data(), tokens.data(), B, T, C, V);
+  embedding_backward(kCpu, dwte.data(), dwpe.data(), w.data(), tokens.data(), B, T, C, V);
   auto ti = sample_indices(wte.size(), wte.size(), rng);
   expect_gradient_near(dwte, dwte0, ti, central_differences(wte, ti, 1e-2f, loss), 1e-4, 1e-4,
                        "dwte");
@@ -64,13 +66,13 @@ TEST(Embedding, TokenOutsideVocabularyIsInvalidArgument) {
   for (int32_t bad : {-1, 4, 256}) {
     const int32_t tokens[] = {0, bad};
     try {
-      embedding_forward(out.data(), tokens, wte.data(), wpe.data(), 1, 2, 2, 4);
+      embedding_forward(kCpu, out.data(), tokens, wte.data(), wpe.data(), 1, 2, 2, 4);
       FAIL() << "token " << bad << " should be rejected";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
       EXPECT_NE(std::string(e.what()).find("position 1"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(embedding_backward(dwte.data(), dwpe.data(), out.data(), tokens, 1, 2, 2, 4),
+    EXPECT_THROW(embedding_backward(kCpu, dwte.data(), dwpe.data(), out.data(), tokens, 1, 2, 2, 4),
                  Error);
   }
 }

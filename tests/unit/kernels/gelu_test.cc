@@ -14,6 +14,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
+
 using testing::central_differences;
 using testing::expect_all_near;
 using testing::expect_gradient_near;
@@ -35,7 +37,7 @@ TEST(Gelu, HandComputedValues) {
                                     -0.0036373920817729943,
                                     0.34571400982514394};
   std::vector<float> out(x.size());
-  gelu_forward(out.data(), x.data(), x.size());
+  gelu_forward(kCpu, out.data(), x.data(), x.size());
   expect_all_near(out, want, 1e-7, 1e-6, "gelu");
 }
 
@@ -47,10 +49,10 @@ TEST(Gelu, ForwardMatchesTanhFormulaOverWideRangeAndInPlace) {
   std::vector<double> want;
   for (float v : x) want.push_back(gelu_tanh(v));
   std::vector<float> out(x.size());
-  gelu_forward(out.data(), x.data(), x.size());
+  gelu_forward(kCpu, out.data(), x.data(), x.size());
   // Tolerance: 2e-7 abs near 0 plus 1e-6 rel (exp is within 2 ulp, then one divide).
   expect_all_near(out, want, 2e-7, 1e-6, "out of place");
-  gelu_forward(x.data(), x.data(), x.size());
+  gelu_forward(kCpu, x.data(), x.data(), x.size());
   EXPECT_EQ(x, out) << "in place must equal out of place";
 }
 
@@ -62,12 +64,12 @@ TEST(Gelu, BackwardAccumulatesFiniteDifferenceGradient) {
   auto w = random_vector(inp.size(), rng);
   std::vector<float> out(inp.size());
   auto loss = [&] {
-    gelu_forward(out.data(), inp.data(), inp.size());
+    gelu_forward(kCpu, out.data(), inp.data(), inp.size());
     return project(out, w);
   };
   const auto dinp0 = random_vector(inp.size(), rng);
   auto dinp = dinp0;
-  gelu_backward(dinp.data(), inp.data(), w.data(), inp.size());
+  gelu_backward(kCpu, dinp.data(), inp.data(), w.data(), inp.size());
   auto all = sample_indices(inp.size(), inp.size(), rng);
   expect_gradient_near(dinp, dinp0, all, central_differences(inp, all, 1e-3f, loss), 3e-4, 1e-3,
                        "dinp");
@@ -78,7 +80,7 @@ TEST(Gelu, BackwardMatchesAnalyticDerivativeAtHandPoints) {
   const std::vector<float> x = {0.0f, 20.0f, -20.0f};
   const std::vector<float> ones(x.size(), 1.0f);
   std::vector<float> d(x.size(), 0.0f);
-  gelu_backward(d.data(), x.data(), ones.data(), x.size());
+  gelu_backward(kCpu, d.data(), x.data(), ones.data(), x.size());
   EXPECT_FLOAT_EQ(d[0], 0.5f);
   EXPECT_FLOAT_EQ(d[1], 1.0f);
   EXPECT_NEAR(d[2], 0.0f, 1e-30);
@@ -92,8 +94,8 @@ TEST(Gelu, DenormalFlushingEndsWithTheCall) {
   const std::vector<float> x = {-20.0f, -50.0f, 1.0f};
   const std::vector<float> ones(x.size(), 1.0f);
   std::vector<float> out(x.size()), d(x.size(), 0.0f);
-  gelu_forward(out.data(), x.data(), x.size());
-  gelu_backward(d.data(), x.data(), ones.data(), x.size());
+  gelu_forward(kCpu, out.data(), x.data(), x.size());
+  gelu_backward(kCpu, d.data(), x.data(), ones.data(), x.size());
   EXPECT_EQ(_mm_getcsr(), before);
   volatile float tiny = 1e-39f;  // a denormal
   EXPECT_GT(tiny * 0.5f, 0.0f);

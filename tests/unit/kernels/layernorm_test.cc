@@ -11,6 +11,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
+
 using testing::central_differences;
 using testing::expect_all_near;
 using testing::expect_gradient_near;
@@ -24,7 +26,7 @@ TEST(LayerNorm, HandComputedRow) {
   const float weight[] = {1, 1, 2, 1};
   const float bias[] = {0, 0, 0, 0.5f};
   float out[4], mean, rstd;
-  layernorm_forward(out, &mean, &rstd, inp, weight, bias, 1, 1, 4);
+  layernorm_forward(kCpu, out, &mean, &rstd, inp, weight, bias, 1, 1, 4);
   EXPECT_FLOAT_EQ(mean, 2.5f);
   EXPECT_FLOAT_EQ(rstd, 0.894423613312618f);
   EXPECT_FLOAT_EQ(out[0], -1.3416354199689269f);
@@ -41,8 +43,8 @@ TEST(LayerNorm, ForwardMatchesDoubleReference) {
   auto weight = random_vector(C, rng);
   auto bias = random_vector(C, rng);
   std::vector<float> out(inp.size()), mean(B * T), rstd(B * T);
-  layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), B,
-                    T, C);
+  layernorm_forward(kCpu, out.data(), mean.data(), rstd.data(), inp.data(), weight.data(),
+                    bias.data(), B, T, C);
   std::vector<double> want(out.size()), want_mean(B * T), want_rstd(B * T);
   for (int r = 0; r < B * T; r++) {
     double m = 0, var = 0;
@@ -72,8 +74,8 @@ TEST(LayerNorm, BackwardAccumulatesFiniteDifferenceGradients) {
   auto w = random_vector(inp.size(), rng);
   std::vector<float> out(inp.size()), mean(B * T), rstd(B * T);
   auto loss = [&] {
-    layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(),
-                      B, T, C);
+    layernorm_forward(kCpu, out.data(), mean.data(), rstd.data(), inp.data(), weight.data(),
+                      bias.data(), B, T, C);
     return project(out, w);
   };
   loss();  // mean and rstd for the backward
@@ -81,8 +83,8 @@ TEST(LayerNorm, BackwardAccumulatesFiniteDifferenceGradients) {
   const auto dweight0 = random_vector(C, rng);
   const auto dbias0 = random_vector(C, rng);
   auto dinp = dinp0, dweight = dweight0, dbias = dbias0;
-  layernorm_backward(dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(), weight.data(),
-                     mean.data(), rstd.data(), B, T, C);
+  layernorm_backward(kCpu, dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(),
+                     weight.data(), mean.data(), rstd.data(), B, T, C);
 
   const float h = 1e-2f;
   auto ii = sample_indices(inp.size(), inp.size(), rng);

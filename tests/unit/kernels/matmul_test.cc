@@ -3,13 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <string>
 #include <vector>
 
-#include "runtime/error.h"
 #include "tests/unit/kernels/gradient_check.h"
 
 namespace weft::kernels::cpu {
 namespace {
+
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
 
 using testing::central_differences;
 using testing::expect_all_near;
@@ -44,11 +46,11 @@ TEST(Matmul, ForwardMatchesNaiveProductWithAndWithoutBias) {
     auto bias = random_vector(s.OC, rng);
     std::vector<float> out(static_cast<size_t>(rows) * s.OC, 99.0f);  // must be overwritten
     // Tolerance: f32 sums of up to 40 products of numbers in [-1, 1].
-    matmul_forward(out.data(), inp.data(), weight.data(), bias.data(), s.B, s.T, s.C, s.OC);
+    matmul_forward(kCpu, out.data(), inp.data(), weight.data(), bias.data(), s.B, s.T, s.C, s.OC);
     expect_all_near(out, naive_matmul(inp, weight, bias.data(), rows, s.C, s.OC), 1e-5, 1e-5,
                     "with bias");
     std::fill(out.begin(), out.end(), 99.0f);
-    matmul_forward(out.data(), inp.data(), weight.data(), nullptr, s.B, s.T, s.C, s.OC);
+    matmul_forward(kCpu, out.data(), inp.data(), weight.data(), nullptr, s.B, s.T, s.C, s.OC);
     expect_all_near(out, naive_matmul(inp, weight, nullptr, rows, s.C, s.OC), 1e-5, 1e-5,
                     "without bias");
   }
@@ -60,7 +62,7 @@ TEST(Matmul, HandComputedTwoByTwo) {
   const float weight[] = {5, 6, 7, 8};
   const float bias[] = {10, 20};
   float out[4];
-  matmul_forward(out, inp, weight, bias, 1, 2, 2, 2);
+  matmul_forward(kCpu, out, inp, weight, bias, 1, 2, 2, 2);
   EXPECT_EQ(out[0], 27.0f);
   EXPECT_EQ(out[1], 43.0f);
   EXPECT_EQ(out[2], 49.0f);
@@ -79,7 +81,7 @@ TEST(Matmul, BackwardAccumulatesFiniteDifferenceGradients) {
   auto w = random_vector(static_cast<size_t>(rows) * OC, rng);  // dout
   std::vector<float> out(w.size());
   auto loss = [&] {
-    matmul_forward(out.data(), inp.data(), weight.data(), bias.data(), B, T, C, OC);
+    matmul_forward(kCpu, out.data(), inp.data(), weight.data(), bias.data(), B, T, C, OC);
     return project(out, w);
   };
   // Start from non-zero gradients: the backward must add to them.
@@ -87,8 +89,8 @@ TEST(Matmul, BackwardAccumulatesFiniteDifferenceGradients) {
   const auto dweight0 = random_vector(weight.size(), rng);
   const auto dbias0 = random_vector(bias.size(), rng);
   auto dinp = dinp0, dweight = dweight0, dbias = dbias0;
-  matmul_backward(dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(), weight.data(), B,
-                  T, C, OC);
+  matmul_backward(kCpu, dinp.data(), dweight.data(), dbias.data(), w.data(), inp.data(),
+                  weight.data(), B, T, C, OC);
 
   const float h = 1e-2f;
   auto all_inp = sample_indices(inp.size(), inp.size(), rng);
@@ -110,27 +112,31 @@ TEST(Matmul, BackwardWithoutInputOrBiasGradientStillGivesWeightGradient) {
   auto dout = random_vector(B * T * OC, rng);
   std::vector<float> dinp(inp.size(), 0.0f), dweight_full(weight.size(), 0.0f), dbias(OC, 0.0f),
       dweight_only(weight.size(), 0.0f);
-  matmul_backward(dinp.data(), dweight_full.data(), dbias.data(), dout.data(), inp.data(),
+  matmul_backward(kCpu, dinp.data(), dweight_full.data(), dbias.data(), dout.data(), inp.data(),
                   weight.data(), B, T, C, OC);
-  matmul_backward(nullptr, dweight_only.data(), nullptr, dout.data(), inp.data(), weight.data(), B,
-                  T, C, OC);
+  matmul_backward(kCpu, nullptr, dweight_only.data(), nullptr, dout.data(), inp.data(),
+                  weight.data(), B, T, C, OC);
   EXPECT_EQ(dweight_only, dweight_full);
 }
 
-TEST(Matmul, BlasThreadsAreSetByTheCaller) {
-  const int before = blas_threads();
-  set_blas_threads(2);
-  EXPECT_EQ(blas_threads(), 2);
-  set_blas_threads(1);
+// A product on more threads gives the same values, and the call leaves OpenBLAS's
+// process-wide count as it found it.
+TEST(Matmul, RunsOnTheContextsThreadsAndRestoresTheBlasCount) {
+  std::mt19937 rng(4);
+  const int B = 4, T = 64, C = 96, OC = 128;
+  auto inp = random_vector(static_cast<size_t>(B) * T * C, rng);
+  auto weight = random_vector(static_cast<size_t>(OC) * C, rng);
+  auto dout = random_vector(static_cast<size_t>(B) * T * OC, rng);
+  BlasThreads caller(1);
+  std::vector<float> one(dout.size()), two(dout.size());
+  matmul_forward(kCpu, one.data(), inp.data(), weight.data(), nullptr, B, T, C, OC);
+  matmul_forward(CpuContext(2), two.data(), inp.data(), weight.data(), nullptr, B, T, C, OC);
   EXPECT_EQ(blas_threads(), 1);
-  try {
-    set_blas_threads(0);
-    FAIL() << "set_blas_threads(0) should throw";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("set_blas_threads(0)"), std::string::npos) << e.what();
-  }
-  set_blas_threads(before);
+  expect_all_near(two, std::vector<double>(one.begin(), one.end()), 1e-5, 1e-5, "2 threads");
+  std::vector<float> dweight(weight.size(), 0.0f);
+  matmul_backward(CpuContext(2), nullptr, dweight.data(), nullptr, dout.data(), inp.data(),
+                  weight.data(), B, T, C, OC);
+  EXPECT_EQ(blas_threads(), 1);
   EXPECT_NE(std::string(blas_description()), "");
 }
 

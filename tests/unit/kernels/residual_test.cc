@@ -10,6 +10,8 @@
 namespace weft::kernels::cpu {
 namespace {
 
+const CpuContext kCpu(1);  // these tests check values, which no thread count changes
+
 using testing::central_differences;
 using testing::expect_gradient_near;
 using testing::project;
@@ -20,9 +22,9 @@ TEST(Residual, ForwardAddsAndMayWriteInPlace) {
   const std::vector<float> a = {1, 2, 3, -4, 0.5f};
   std::vector<float> b = {10, 20, 30, 40, 0.25f};
   std::vector<float> out(a.size());
-  residual_forward(out.data(), a.data(), b.data(), a.size());
+  residual_forward(kCpu, out.data(), a.data(), b.data(), a.size());
   EXPECT_EQ(out, (std::vector<float>{11, 22, 33, 36, 0.75f}));
-  residual_forward(b.data(), a.data(), b.data(), a.size());  // the residual stream in place
+  residual_forward(kCpu, b.data(), a.data(), b.data(), a.size());  // the residual stream in place
   EXPECT_EQ(b, out);
 }
 
@@ -34,12 +36,12 @@ TEST(Residual, BackwardAccumulatesIntoBothInputs) {
     auto a = random_vector(n, rng), b = random_vector(n, rng), w = random_vector(n, rng);
     std::vector<float> out(n);
     auto loss = [&] {
-      residual_forward(out.data(), a.data(), b.data(), n);
+      residual_forward(kCpu, out.data(), a.data(), b.data(), n);
       return project(out, w);
     };
     const auto da0 = random_vector(n, rng), db0 = random_vector(n, rng);
     auto da = da0, db = db0;
-    residual_backward(da.data(), db.data(), w.data(), n);
+    residual_backward(kCpu, da.data(), db.data(), w.data(), n);
     auto all = sample_indices(n, n, rng);
     expect_gradient_near(da, da0, all, central_differences(a, all, 1e-2f, loss), 1e-4, 1e-4,
                          "da n=" + std::to_string(n));

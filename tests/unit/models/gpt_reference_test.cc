@@ -20,13 +20,14 @@ TEST(GptReference, LossesMatchPyTorchStepForStep) {
   const GptConfig config{.layers = 2, .d_model = 32, .heads = 2, .seq = 16};
   const int batch = 4, steps = 8;
   const float clip = 1.0f;
-  Gpt model(config, batch);
+  const kernels::cpu::CpuContext cpu(1);
+  Gpt model(cpu, config, batch);
   const GptLayout& layout = model.layout();
   std::vector<float> params(layout.total()), grads(layout.total());
   model.init_params(params.data(), 1337);
   std::vector<parallel::DecaySpan> spans;
   for (const auto& t : layout.tensors()) spans.push_back({t.offset, t.count, t.decay});
-  parallel::ShardedAdamW adamw({{0, layout.total()}}, spans, {.weight_decay = 0.1f});
+  parallel::ShardedAdamW adamw(cpu, {{0, layout.total()}}, spans, {.weight_decay = 0.1f});
   train::LrSchedule schedule{.peak = 3e-3, .warmup = 2, .steps = steps};
 
   std::vector<int32_t> inputs(batch * config.seq), targets(inputs.size());

@@ -58,7 +58,7 @@ TEST(GptConfig, HeadsMustDivideTheWidth) {
 
 TEST(GptInit, FollowsGpt2SchemeAndTheSeed) {
   GptConfig c{.layers = 4, .d_model = 64, .heads = 4, .seq = 32};
-  Gpt model(c, 1);
+  Gpt model(kernels::cpu::CpuContext(1), c, 1);
   const GptLayout& layout = model.layout();
   std::vector<float> a(layout.total()), b(layout.total()), d(layout.total());
   model.init_params(a.data(), 7);
@@ -89,7 +89,7 @@ struct TinyModel {
   GptConfig config{.layers = 2, .d_model = 8, .heads = 2, .seq = 5, .vocab = 11,
                    .padded_vocab = 12};
   int batch = 2;
-  Gpt model{config, batch};
+  Gpt model{kernels::cpu::CpuContext(1), config, batch};
   std::vector<float> params;
   std::vector<int32_t> inputs, targets;
 

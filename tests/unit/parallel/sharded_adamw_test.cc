@@ -22,9 +22,12 @@ TEST(ShardedAdamW, ShardsTogetherEqualTheWholeBuffer) {
 
   AdamWOptions opt{.weight_decay = 0.5f};
   std::vector<float> whole = params;
-  ShardedAdamW all({{0, n}}, spans, opt);
+  // The whole buffer split over 3 threads, each shard on one: the same update per element.
+  const kernels::cpu::CpuContext three(3), one(1);
+  ShardedAdamW all(three, {{0, n}}, spans, opt);
   std::vector<float> sharded = params;
-  ShardedAdamW first({{0, 6}, {11, 5}}, spans, opt), second({{6, 5}, {16, 6}}, spans, opt);
+  ShardedAdamW first(one, {{0, 6}, {11, 5}}, spans, opt),
+      second(one, {{6, 5}, {16, 6}}, spans, opt);
   for (long t = 1; t <= 3; t++) {
     all.step(whole.data(), grads.data(), 0.01f, t);
     first.step(sharded.data(), grads.data(), 0.01f, t);
@@ -36,7 +39,7 @@ TEST(ShardedAdamW, ShardsTogetherEqualTheWholeBuffer) {
   std::vector<float> ref = params, m(n, 0), v(n, 0);
   for (long t = 1; t <= 3; t++)
     for (const auto& s : spans)
-      kernels::cpu::adamw_update(ref.data() + s.offset, grads.data() + s.offset,
+      kernels::cpu::adamw_update(one, ref.data() + s.offset, grads.data() + s.offset,
                                  m.data() + s.offset, v.data() + s.offset, s.count, 0.01f, 0.9f,
                                  0.95f, 1e-8f, s.decay ? 0.5f : 0.0f, t);
   for (size_t i = 0; i < 20; i++) EXPECT_EQ(whole[i], ref[i]) << i;
@@ -46,7 +49,7 @@ TEST(ShardedAdamW, ShardsTogetherEqualTheWholeBuffer) {
 TEST(ShardedAdamW, NormAndScalingCoverOnlyTheOwnedElements) {
   const std::vector<DecaySpan> spans = {{0, 4, true}};
   std::vector<float> grads = {1, 2, 3, 4};
-  ShardedAdamW shard({{2, 2}}, spans, {});
+  ShardedAdamW shard(kernels::cpu::CpuContext(1), {{2, 2}}, spans, {});
   EXPECT_DOUBLE_EQ(shard.owned_grad_square_sum(grads.data()), 9.0 + 16.0);
   shard.scale_grads(grads.data(), 0.5f);
   EXPECT_EQ(grads, (std::vector<float>{1, 2, 1.5f, 2}));

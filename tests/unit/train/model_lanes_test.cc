@@ -6,9 +6,10 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
-#include "kernels/matmul.h"
+#include "kernels/context.h"
 #include "models/gpt.h"
 #include "runtime/error.h"
 
@@ -16,6 +17,7 @@ namespace weft::train {
 namespace {
 
 const models::GptConfig kConfig{.layers = 2, .d_model = 32, .heads = 4, .seq = 16};
+const kernels::cpu::CpuContext kOne(1), kFour(4);
 
 std::vector<int32_t> tokens(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -47,7 +49,7 @@ TEST(ModelLanes, MatchOneModelOnTheWholeMicroBatch) {
   std::vector<int32_t> in = tokens(2 * per_batch, 1), target = tokens(2 * per_batch, 2);
   const float scale = 1.0f / (2 * per_batch);
 
-  models::Gpt reference(kConfig, micro);
+  models::Gpt reference(kOne, kConfig, micro);
   std::vector<float> params(reference.layout().total());
   reference.init_params(params.data(), 7);
   Step want;
@@ -58,10 +60,10 @@ TEST(ModelLanes, MatchOneModelOnTheWholeMicroBatch) {
     reference.backward(params.data(), want.grads.data(), scale);
   }
 
-  kernels::cpu::set_blas_threads(2);
+  kernels::cpu::BlasThreads caller(2);
   for (int lanes : {1, 2, 3}) {
     SCOPED_TRACE(std::to_string(lanes) + " lanes");
-    ModelLanes model(kConfig, micro, lanes);
+    ModelLanes model(kFour, kConfig, micro, lanes);
     Step got;
     got.grads.assign(params.size(), 0.0f);
     got.ready_count.assign(model.layout().tensors().size(), 0);
@@ -98,17 +100,43 @@ TEST(ModelLanes, MatchOneModelOnTheWholeMicroBatch) {
 }
 
 TEST(ModelLanes, EvaluationBatchSmallerThanTheLanesStillWorks) {
-  models::Gpt reference(kConfig, 4);
+  models::Gpt reference(kOne, kConfig, 4);
   std::vector<float> params(reference.layout().total());
   reference.init_params(params.data(), 3);
   std::vector<int32_t> in = tokens(kConfig.seq, 5), target = tokens(kConfig.seq, 6);
   float want = reference.forward(params.data(), in.data(), target.data(), 1);
-  ModelLanes model(kConfig, 4, 4);
+  ModelLanes model(kFour, kConfig, 4, 4);
   EXPECT_NEAR(model.forward(params.data(), in.data(), target.data(), 1), want, 1e-6 * want);
 }
 
-TEST(ModelLanes, EveryLaneNeedsASequence) {
-  EXPECT_THROW(ModelLanes(kConfig, 2, 3), Error);
+TEST(ModelLanes, EveryLaneNeedsASequenceAndAThread) {
+  EXPECT_THROW(ModelLanes(kFour, kConfig, 2, 3), Error);
+  EXPECT_THROW(ModelLanes(kernels::cpu::CpuContext(2), kConfig, 4, 3), Error);
+}
+
+// A lane that fails (here: a token outside the vocabulary in its share of the batch) fails the
+// call on the caller's thread, and OpenBLAS's process-wide thread count, lowered to 1 while the
+// lanes run, is back as the caller had it. Before, lane 0's error left the count at 1 for the
+// rest of the process, and another lane's ended the process (an exception out of a thread).
+TEST(ModelLanes, ALaneErrorReachesTheCallerAndRestoresTheBlasCount) {
+  ModelLanes model(kFour, kConfig, 4, 2);
+  std::vector<float> params(model.layout().total());
+  model.init_params(params.data(), 3);
+  kernels::cpu::BlasThreads caller(2);
+  for (int bad_lane : {0, 1}) {
+    SCOPED_TRACE("error in lane " + std::to_string(bad_lane));
+    std::vector<int32_t> in = tokens(4 * kConfig.seq, 5), target = tokens(4 * kConfig.seq, 6);
+    in[static_cast<size_t>(bad_lane) * 2 * kConfig.seq] = kConfig.vocab;  // lane k: sequences 2k..
+    try {
+      model.forward(params.data(), in.data(), target.data(), 4);
+      ADD_FAILURE() << "a token outside the vocabulary should fail the forward";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("outside the vocabulary"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(kernels::cpu::blas_threads(), 2);
+  }
 }
 
 }  // namespace
