@@ -233,9 +233,29 @@ struct Communicator::Impl {
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
         if (e.code() != ErrorCode::Aborted) transport->abort(e.what());
+        if (e.code() == ErrorCode::PeerLost) throw naming_first_loss(e);
         throw;
       }
     });
+  }
+
+  // The peer this rank saw go may have left only because another rank died first, during
+  // set-up (it stopped there while this rank got through): the job's death notice names that
+  // one (see kRankLostKey). Asked only on the way out, so it costs an op nothing.
+  Error naming_first_loss(const Error& e) const {
+    if (!context.store) return e;
+    try {
+      context.store->check_members();
+    } catch (const Error& notice) {
+      // Both messages start "PeerLost: ".
+      const size_t code = std::string(error_code_name(ErrorCode::PeerLost)).size() + 2;
+      std::string seen = e.what(), first = notice.what();
+      if (notice.code() == ErrorCode::PeerLost &&
+          seen.find(first.substr(code)) == std::string::npos)
+        return Error(ErrorCode::PeerLost,
+                     seen.substr(code) + "; the first rank the job lost: " + first.substr(code));
+    }
+    return e;
   }
 
   void allreduce_in_place(const AlgoContext& ctx, void* data, size_t count, DType dtype,

@@ -63,6 +63,9 @@ void connect_store(const World& w, Communicator::Context& ctx, Deadline deadline
                     ") has no rendezvous store: launch with weftrun or mpirun, or set "
                     "WEFT_STORE_ADDR (host:port of a weft store), or MASTER_ADDR and MASTER_PORT");
   }
+  // From here on this rank's death (its connection closing before it leaves) stops every peer
+  // still setting up, naming it, instead of leaving them to WEFT_TIMEOUT.
+  store->join_as(w.rank);
   ctx.host = store->local_host();
   ctx.store = std::move(store);
 }
