@@ -48,6 +48,7 @@ void connect_store(const World& w, Communicator::Context& ctx, Deadline deadline
     if (w.rank == 0)
       ctx.keepalive = std::make_shared<TcpStoreServer>("0.0.0.0", w.master_port + 1, ctx.token);
     store = TcpStore::connect(w.master_addr, w.master_port + 1, ctx.token, deadline);
+    store->served_by(0);
   } else if (meets_through_mpi(w)) {
     StoreRendezvous met = rendezvous_through_mpi(w, deadline);
     ctx.store = std::move(met.store);

@@ -477,17 +477,25 @@ struct TcpStore::Conn {
   std::string broken;                   // why the connection is unusable; empty while healthy
   std::map<uint32_t, Message> arrived;  // replies not yet claimed by their caller
   std::set<uint32_t> abandoned;         // ids whose caller gave up: drop their replies
+  int server_rank = -1;                 // the rank of the job that serves the store, if one does
 
   std::string gone(const std::string& during) const {
+    if (server_rank >= 0)
+      return "rank " + std::to_string(server_rank) + ", which served the job's store at " +
+             address + ", is gone (" + during + "): it died or exited; check its output";
     return "the store at " + address + " is gone (" + during +
            "): the launcher (weftrun) or the rank that served it has probably exited; check its "
            "output";
+  }
+  // Losing a store that a rank served means losing that rank.
+  ErrorCode broken_code() const {
+    return server_rank >= 0 ? ErrorCode::PeerLost : ErrorCode::Unavailable;
   }
 
   Message call(uint8_t code, const std::vector<std::string>& parts, Deadline reply_deadline,
                const std::string& what) {
     std::unique_lock lock(mu);
-    if (!broken.empty()) throw Error(ErrorCode::Unavailable, broken);
+    if (!broken.empty()) throw Error(broken_code(), broken);
     uint32_t id = next_id++;
     lock.unlock();
     {
@@ -506,7 +514,7 @@ struct TcpStore::Conn {
         arrived.erase(it);
         return reply;
       }
-      if (!broken.empty()) throw Error(ErrorCode::Unavailable, broken);
+      if (!broken.empty()) throw Error(broken_code(), broken);
       if (Clock::now() >= reply_deadline) {
         abandoned.insert(id);
         throw Error(ErrorCode::Timeout, "the store at " + address + " did not answer " + what +
@@ -677,6 +685,11 @@ void TcpStore::check_members() {
   if (reply.code == kOk && reply.parts.size() == 1)
     throw Error(ErrorCode::PeerLost, reply.parts[0]);
   throw_if_failed(reply, conn_->address, "");
+}
+
+void TcpStore::served_by(int rank) {
+  std::lock_guard lock(conn_->mu);
+  conn_->server_rank = rank;
 }
 
 void TcpStore::join_as(int rank) {

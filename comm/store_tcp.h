@@ -49,6 +49,9 @@ class TcpStore : public Store {
   // is destroyed (the rank died, was killed, or exited without closing weft), the server posts
   // the job's death notice naming the rank (see kRankLostKey). Destroying the store leaves.
   void join_as(int rank);
+  // The store is served by rank `rank` of the job (rank 0 under torchrun-style variables):
+  // losing it then means that rank is gone, a PeerLost naming it.
+  void served_by(int rank);
   // The address of this host as seen by the server: what peers on other hosts can reach.
   std::string local_host() const;
 

@@ -317,6 +317,9 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
   try {
     connect(setup, segment_name(setup));
   } catch (const Error& e) {
+    // Peers that got through set-up, and mapped my header, hear why I stop instead of waiting
+    // on me until I exit.
+    abort(e.what());
     if (e.code() != ErrorCode::PeerLost) throw;
     // The dead rank cannot remove its file, and no one will open it now. (Mine goes with
     // own_segment_.)
@@ -634,8 +637,10 @@ void ShmTransport::abort(const std::string& reason) {
   own_->reason[n] = '\0';
   own_->flags.fetch_or(kFlagAborted, std::memory_order_release);
   abort_state_.store(2, std::memory_order_release);
-  // Ring everyone, me included: my own progress thread may be asleep.
-  for (Peer& p : peers_) p.header->doorbell.ring();
+  // Ring everyone, me included: my own progress thread may be asleep. (During set-up, only
+  // the peers mapped so far.)
+  for (Peer& p : peers_)
+    if (p.header != nullptr) p.header->doorbell.ring();
 }
 
 // ---- progress ----
