@@ -21,6 +21,7 @@
 #include "bench/collective_case.h"
 #include "bench/copy_bandwidth.h"
 #include "bench/iteration_plan.h"
+#include "comm/backend_registry.h"
 #include "comm/communicator.h"
 #include "runtime/buffer.h"
 #include "runtime/clock.h"
@@ -30,9 +31,12 @@ namespace weft::bench {
 namespace {
 
 constexpr const char* kProgram = "weft-bench-collectives";
-// Backends init_from_env() accepts; "auto" picks shm on one node, tcp otherwise. mpi-ring and mpi
-// need the job started by mpirun.
-const std::vector<std::string> kBackends = {"auto", "tcp", "shm", "mpi-ring", "mpi"};
+// Every backend init_from_env() accepts, from its registry.
+std::vector<std::string> backend_choices() {
+  std::vector<std::string> names;
+  for (const comm::BackendInfo& b : comm::backends()) names.push_back(b.name);
+  return names;
+}
 
 struct Options {
   std::string backend;  // empty: WEFT_BACKEND
@@ -63,8 +67,8 @@ bool parse_options(int argc, char** argv, Options* o) {
   flags.add_value("iters", "N", "timed iterations per size (default: as many as fit ~0.3 s, >= 3)",
                   &iters);
   flags.add_value("backend", "NAME",
-                  "auto, tcp, shm, mpi-ring (weft's algorithms over MPI) or mpi (MPI's own "
-                  "collectives; both under mpirun) (default: $WEFT_BACKEND, else auto)",
+                  comm::backend_names() + " (default: $WEFT_BACKEND, else auto):\n" +
+                      comm::backend_help("      "),
                   &backend);
   flags.add_value("ops", "LIST", "collectives: allreduce, allgather, reduce_scatter, broadcast",
                   &ops);
@@ -80,7 +84,7 @@ bool parse_options(int argc, char** argv, Options* o) {
 
   o->sizes = parse_size_list(sizes, "sizes");
   o->iters = parse_count(iters, "iters", 0);
-  if (!backend.empty()) o->backend = parse_choice(backend, "backend", kBackends);
+  if (!backend.empty()) o->backend = parse_choice(backend, "backend", backend_choices());
   o->ops = parse_choice_list(ops, "ops", kCollectiveOps);
   std::vector<std::string> dtype_names;
   for (DType d : kAllDTypes) dtype_names.push_back(dtype_name(d));

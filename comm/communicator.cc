@@ -6,9 +6,11 @@
 #include <map>
 #include <mutex>
 
-#include "comm/algorithms.h"
+#include "comm/algorithms/algorithms.h"
+#include "comm/backend_registry.h"
 #include "comm/device_staging.h"
 #include "comm/executor.h"
+#include "comm/group_context.h"
 #include "runtime/buffer.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
@@ -92,7 +94,7 @@ struct Communicator::Impl {
   // Exactly one of the two runs the ops.
   std::unique_ptr<Transport> transport;  // weft's algorithms over it
   std::unique_ptr<NativeBackend> native;  // or the library's own collectives
-  Context context;
+  GroupContext context;
   CommOptions options;
   Buffer scratch;  // the algorithms' work area (none for a native backend)
   std::map<int, std::unique_ptr<DeviceStaging>> stagings;      // by CUDA device (staging_for)
@@ -116,7 +118,7 @@ struct Communicator::Impl {
   }
   // The communicator that runs an op on these tensors instead of this one: the device route,
   // when the context has one, a tensor is on a GPU, and every rank agreed to make it (at the
-  // first collective on a GPU tensor: see Context::make_device_route).
+  // first collective on a GPU tensor: see GroupContext::make_device_route).
   Communicator* route(Communicator& self, const Tensor& a, const Tensor& b, bool collective) {
     if (!context.make_device_route || (a.device().is_cpu() && b.device().is_cpu())) return nullptr;
     if (!device_route_made) {
@@ -156,14 +158,15 @@ struct Communicator::Impl {
   // memory). The other backends move host memory, and copy CUDA tensors through it
   // (DeviceStaging).
   bool moves_device_memory() const {
-    return native ? context.backend == "nccl" : transport->moves_device_memory();
+    return native ? native->moves_device_memory() : transport->moves_device_memory();
   }
   void check_device(OpKind op, const Tensor& t) const {
     if (!native || !moves_device_memory() || !t.device().is_cpu()) return;
     throw Error(ErrorCode::InvalidArgument,
-                where(op) + " got a tensor on " + t.device().str() +
-                    " but backend nccl moves CUDA memory only; pass a cuda tensor, or use a "
-                    "host backend (tcp, shm, mpi)");
+                where(op) + " got a tensor on " + t.device().str() + " but backend " +
+                    native->name() +
+                    " moves CUDA memory only; pass a cuda tensor, or use a host backend (" +
+                    backend_names(BackendMemory::host) + ")");
   }
   // The staging for CUDA tensors on this device, made on first use (on the caller's thread;
   // ops use it on the executor's, one at a time). Null when neither span is on a GPU, or when
@@ -326,7 +329,7 @@ struct Communicator::Impl {
   }
 };
 
-Communicator::Communicator(std::unique_ptr<Transport> transport, Context context,
+Communicator::Communicator(std::unique_ptr<Transport> transport, GroupContext context,
                            CommOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->transport = std::move(transport);
@@ -340,7 +343,7 @@ Communicator::Communicator(std::unique_ptr<Transport> transport, Context context
   impl_->executor = Executor::create(impl_->rank());
 }
 
-Communicator::Communicator(std::unique_ptr<NativeBackend> native, Context context,
+Communicator::Communicator(std::unique_ptr<NativeBackend> native, GroupContext context,
                            CommOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->native = std::move(native);
@@ -555,7 +558,7 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
     int index = m.splits++;
     auto child = m.native->split(color, key, deadline_after(m.options.timeout));
     if (!child) return nullptr;
-    Context context = m.context;
+    GroupContext context = m.context;
     context.make_device_route = nullptr;
     context.group_tag =
         m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
@@ -575,7 +578,7 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   int new_rank = static_cast<int>(
       std::find(members.begin(), members.end(), std::make_pair(key, rank())) - members.begin());
 
-  Context child = m.context;
+  GroupContext child = m.context;
   child.make_device_route = nullptr;
   child.group_tag = m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
   // Transports that meet through the store get the group's own corner of it (mpi needs none).

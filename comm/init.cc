@@ -1,10 +1,16 @@
 // init_from_env: from "a process started by some launcher" to a world Communicator.
+#include "comm/backend_registry.h"
 #include "comm/communicator.h"
-#include "comm/mpi_rendezvous.h"
+#include "comm/group_context.h"
+#include "comm/mpi/backends.h"
+#include "comm/mpi/mpi_rendezvous.h"
 #include "comm/native_backend.h"
-#include "comm/store_memory.h"
-#include "comm/store_tcp.h"
-#include "comm/transport_inproc.h"
+#include "comm/nccl/backends.h"
+#include "comm/rendezvous/store_memory.h"
+#include "comm/rendezvous/store_tcp.h"
+#include "comm/transport/inproc/transport_inproc.h"
+#include "comm/transport/shm/transport_shm.h"
+#include "comm/transport/tcp/transport_tcp.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -13,14 +19,9 @@
 namespace weft::comm {
 namespace {
 
-constexpr const char* kBackendNames = "auto, tcp, shm, mpi-ring, mpi, nccl-ring or nccl";
-
-std::string choose_backend(const std::string& requested, const World& w) {
-  if (requested != "auto" && requested != "tcp" && requested != "shm" &&
-      requested != "mpi-ring" && requested != "mpi" && requested != "nccl-ring" &&
-      requested != "nccl")
-    throw Error(ErrorCode::InvalidArgument,
-                "unknown backend '" + requested + "': use " + kBackendNames);
+// `source` names where `requested` came from (--backend or WEFT_BACKEND), for the error.
+std::string choose_backend(const std::string& requested, const char* source, const World& w) {
+  find_backend(requested, source);  // InvalidArgument listing every backend when unknown
   if (requested == "auto") return w.local_size == w.size ? "shm" : "tcp";
   if (requested == "shm" && w.local_size != w.size)
     throw Error(ErrorCode::InvalidArgument,
@@ -39,7 +40,7 @@ bool meets_through_mpi(const World& w) {
 // Where the rendezvous store is: weftrun names it; under torchrun rank 0 serves one on
 // MASTER_PORT + 1 (torchrun's own store already holds MASTER_PORT); under mpirun rank 0 serves
 // one and announces it over MPI.
-void connect_store(const World& w, Communicator::Context& ctx, Deadline deadline) {
+void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
   std::string addr = env::get("WEFT_STORE_ADDR");
   std::shared_ptr<TcpStore> store;
   if (!addr.empty()) {
@@ -73,12 +74,11 @@ void connect_store(const World& w, Communicator::Context& ctx, Deadline deadline
 
 // Backend auto: CUDA tensors go to native NCCL over the same ranks when every rank has a GPU of
 // its own (this one: as many visible GPUs as ranks on this node), set up at the first
-// collective given one (see Communicator::Context::make_device_route).
-void route_cuda_tensors_to_nccl(const World& w, Communicator::Context& ctx,
-                                const CommOptions& options) {
+// collective given one (see GroupContext::make_device_route).
+void route_cuda_tensors_to_nccl(const World& w, GroupContext& ctx, const CommOptions& options) {
   ctx.device_route_here = nccl_visible_gpus() >= w.local_size;
   std::shared_ptr<Store> store = ctx.store ? ctx.store : std::make_shared<MemoryStore>();
-  Communicator::Context route = ctx;
+  GroupContext route = ctx;
   route.backend = "nccl";
   route.group_tag = ctx.group_tag + ".cuda";
   route.make_transport = nullptr;
@@ -99,8 +99,9 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
   log::set_rank(w.rank);
   CommOptions options = CommOptions::from_env();
   const std::string requested = backend_flag.empty() ? env::get("WEFT_BACKEND") : backend_flag;
-  std::string backend = choose_backend(requested, w);
-  Communicator::Context ctx;
+  std::string backend =
+      choose_backend(requested, backend_flag.empty() ? "WEFT_BACKEND" : "--backend", w);
+  GroupContext ctx;
   ctx.backend = backend;
   ctx.job_id = w.job_id;
   ctx.token = env::get("WEFT_TOKEN");

@@ -39,6 +39,8 @@ class NativeBackend {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual const char* name() const = 0;  // "mpi", "nccl": for messages
+  // Whether its buffers are device memory (NCCL: CUDA tensors only) rather than host memory.
+  virtual bool moves_device_memory() const = 0;
 
   // Runs before every collective: compares every rank's fingerprint of `op` and throws
   // InvalidArgument naming two ranks that disagree (op, dtype, count, root), so a mismatch is an
@@ -74,22 +76,6 @@ class NativeBackend {
   // any number of times.
   virtual void abort(const std::string& reason) = 0;
 };
-
-// The native MPI backend over the whole MPI job (mpirun). Checks that MPI's view of the job
-// matches `world`. Throws Unavailable when weft was built without MPI.
-std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world);
-
-// The native NCCL backend over world.size ranks, one GPU each: this rank's buffers live on
-// cuda:`device` (usually world.local_rank). Rank 0 publishes NCCL's unique id in `store`
-// (scoped to the group, e.g. a PrefixStore "world"); the others wait for it until `deadline`.
-// Throws Unavailable without that device, or when weft was built without CUDA or NCCL.
-std::unique_ptr<NativeBackend> make_native_nccl_backend(const World& world,
-                                                        std::shared_ptr<Store> store, int device,
-                                                        Deadline deadline);
-
-// The GPUs native NCCL could use in this process: 0 when weft was built without CUDA or NCCL,
-// or no GPU is visible. Backend auto routes CUDA tensors to NCCL when each local rank has one.
-int nccl_visible_gpus();
 
 // The message of a failed check_agreement: `fps` holds every rank's fingerprint (index = rank);
 // empty when all agree. Shared by the backends so they word it alike.

@@ -1,10 +1,11 @@
 #pragma once
-// What a transport needs to connect a group of ranks, and the factories that build one.
+// What a transport needs to connect a group of ranks. Each transport's folder declares the
+// factory that builds one from it (comm/transport/tcp/transport_tcp.h, ...).
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "comm/store.h"
+#include "comm/rendezvous/store.h"
 #include "comm/transport.h"
 
 namespace weft::comm {
@@ -27,20 +28,5 @@ struct TransportSetup {
   const Transport* parent = nullptr;
   std::vector<int> parent_ranks;
 };
-
-// TCP: any hosts. Each pair of ranks gets one full-duplex connection.
-std::unique_ptr<Transport> make_tcp_transport(const TransportSetup& setup);
-// Shared memory: ranks on one node, a FIFO per ordered pair in /dev/shm.
-std::unique_ptr<Transport> make_shm_transport(const TransportSetup& setup);
-// MPI: MPI_Isend/MPI_Irecv on a private MPI communicator; needs no store. The world group must
-// be the MPI job (launched by mpirun). Throws Unavailable when weft was built without MPI.
-std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup);
-// NCCL: ncclSend/ncclRecv on a stream of cuda:`cuda_device`, one GPU per rank; meets through
-// the store (NCCL's unique id). Moves device memory, and host memory staged through the GPU.
-// Throws Unavailable without that device, or when weft was built without CUDA or NCCL.
-std::unique_ptr<Transport> make_nccl_transport(const TransportSetup& setup, int cuda_device);
-// In-process: ranks are threads of one process sharing `hub` (tests, embedding).
-class InprocHub;
-std::unique_ptr<Transport> make_inproc_transport(std::shared_ptr<InprocHub> hub, int rank);
 
 }  // namespace weft::comm

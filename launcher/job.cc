@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "comm/store_tcp.h"
+#include "comm/rendezvous/store_tcp.h"
 #include "launcher/exit_status.h"
 #include "launcher/job_identity.h"
 #include "launcher/job_summary.h"

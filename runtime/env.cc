@@ -10,12 +10,16 @@ namespace {
 
 constexpr Var kEnvVars[] = {
     {"WEFT_LOG", "warn", "log level: error, warn, info or debug"},
-    {"WEFT_TIMEOUT", "300", "seconds any collective or rendezvous may wait before failing with Timeout"},
-    {"WEFT_BACKEND", "auto", "collective backend: tcp, shm, mpi-ring, mpi, nccl-ring, nccl "
-     "(auto = shm on one node, tcp otherwise)"},
+    {"WEFT_TIMEOUT", "300",
+     "seconds any collective or rendezvous may wait before failing with Timeout"},
+    {"WEFT_BACKEND", "auto",
+     "collective backend when no --backend flag names one: a name that "
+     "`weftrun --help` lists (auto = shm on one node, tcp otherwise)"},
     {"WEFT_ALGO", "auto", "force an allreduce algorithm: ring, recursive_doubling or auto"},
-    {"WEFT_SMALL_BYTES", "65536", "allreduce messages up to this size use recursive doubling instead of the ring"},
-    {"WEFT_SEGMENT_BYTES", "131072", "pipelining segment: ring chunks move and reduce in pieces of this size"},
+    {"WEFT_SMALL_BYTES", "65536",
+     "allreduce messages up to this size use recursive doubling instead of the ring"},
+    {"WEFT_SEGMENT_BYTES", "131072",
+     "pipelining segment: ring chunks move and reduce in pieces of this size"},
     {"WEFT_SHM_RING_BYTES", "1048576", "bytes of each shared-memory FIFO between two ranks"},
     {"WEFT_PEER_CHECK_MS", "200", "how often a waiting rank checks that its peers are alive"},
     {"WEFT_RANK", "", "set by weftrun: this process's rank"},

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "comm/native_backend.h"
+#include "comm/nccl/backends.h"
 #include "comm/transport_setup.h"
 #include "runtime/cuda_buffer.h"
 #include "runtime/cuda_device.h"

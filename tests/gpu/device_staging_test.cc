@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "comm/store_memory.h"
-#include "comm/transport_inproc.h"
+#include "comm/group_context.h"
+#include "comm/rendezvous/store_memory.h"
+#include "comm/transport/inproc/transport_inproc.h"
+#include "comm/transport/shm/transport_shm.h"
 #include "comm/transport_setup.h"
 #include "runtime/cuda_buffer.h"
 #include "tests/gpu/gpu_test_support.h"
@@ -30,7 +32,7 @@ void run_ranks(int n, const std::string& backend, const std::function<void(Commu
   options.timeout = std::chrono::seconds(60);
   options.staging_chunk_bytes = 1 << 20;  // several chunks for the larger sizes below
   testing::run_rank_threads(n, [&](int r) {
-    Communicator::Context ctx;
+    comm::GroupContext ctx;
     ctx.backend = backend;
     std::unique_ptr<comm::Transport> t;
     if (backend == "inproc") {

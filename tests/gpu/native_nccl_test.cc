@@ -8,11 +8,12 @@
 #include <vector>
 
 #include "comm/native_backend.h"
+#include "comm/nccl/backends.h"
+#include "comm/rendezvous/store_memory.h"
 #include "runtime/cuda_buffer.h"
 #include "runtime/error.h"
 #include "runtime/world.h"
 #include "tests/gpu/gpu_test_support.h"
-#include "comm/store_memory.h"
 
 namespace weft {
 namespace {

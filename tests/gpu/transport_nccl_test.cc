@@ -6,11 +6,13 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/group_context.h"
+#include "comm/nccl/backends.h"
+#include "comm/rendezvous/store_memory.h"
 #include "comm/transport_setup.h"
 #include "runtime/cuda_buffer.h"
 #include "runtime/error.h"
 #include "tests/gpu/gpu_test_support.h"
-#include "comm/store_memory.h"
 
 namespace weft {
 namespace {
@@ -96,7 +98,7 @@ TEST_F(NcclTransportTest, AbortFailsPendingRequests) {
 }
 
 TEST_F(NcclTransportTest, CommunicatorOfOneRunsOverIt) {
-  comm::Communicator::Context context;
+  comm::GroupContext context;
   context.backend = "nccl-ring";
   comm::Communicator communicator(std::move(transport_), context, comm::CommOptions{});
   std::vector<float> data = {1, 2, 3};

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "comm/communicator.h"
-#include "comm/store_tcp.h"
+#include "comm/rendezvous/store_tcp.h"
 #include "runtime/clock.h"
 #include "runtime/env.h"
 #include "runtime/error.h"

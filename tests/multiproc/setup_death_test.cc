@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "comm/communicator.h"
-#include "comm/socket.h"
-#include "comm/store_tcp.h"
+#include "runtime/socket.h"
+#include "comm/rendezvous/store_tcp.h"
 #include "runtime/buffer.h"
 #include "runtime/error.h"
 #include "tests/support/fork_ranks.h"

@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <exception>
 
-#include "comm/store_tcp.h"
+#include "comm/rendezvous/store_tcp.h"
 #include "runtime/clock.h"
 
 namespace weft::testing {

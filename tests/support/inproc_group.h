@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "comm/transport_inproc.h"
+#include "comm/group_context.h"
+#include "comm/transport/inproc/transport_inproc.h"
 
 namespace weft::testing {
 
 inline std::unique_ptr<comm::Communicator> make_inproc_comm(std::shared_ptr<comm::InprocHub> hub,
                                                             int rank, comm::CommOptions options) {
-  comm::Communicator::Context ctx;
+  comm::GroupContext ctx;
   ctx.backend = "inproc";
   ctx.make_transport = [hub](const comm::TransportSetup& s) {
     return comm::make_inproc_transport(hub->group(s.group_tag, s.size), s.rank);

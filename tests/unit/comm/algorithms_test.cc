@@ -1,4 +1,4 @@
-#include "comm/algorithms.h"
+#include "comm/algorithms/algorithms.h"
 
 #include <gtest/gtest.h>
 

@@ -73,7 +73,7 @@ void run_staged_group(int n, CommOptions options, std::vector<CopyCounts>& count
                       const std::function<void(Communicator&)>& fn) {
   auto hub = std::make_shared<comm::InprocHub>(n);
   run_rank_threads(n, [&](int r) {
-    Communicator::Context ctx;
+    comm::GroupContext ctx;
     ctx.backend = "inproc";
     ctx.make_staging = [&counts, r](int device) {
       EXPECT_EQ(device, 0);
@@ -189,14 +189,14 @@ struct RoutedGroup {
       auto staged_by = [r](std::vector<CopyCounts>& counts) {
         return [&counts, r](int) { return std::make_unique<DeferredStaging>(&counts[r]); };
       };
-      Communicator::Context ctx;
+      comm::GroupContext ctx;
       ctx.backend = "inproc";
       ctx.make_staging = staged_by(main_counts);
       ctx.device_route_here = can_route[r];
       ctx.make_device_route = [&, r]() -> std::unique_ptr<Communicator> {
         if (maker_throws[r]) throw Error(ErrorCode::Unavailable, "no NCCL here after all");
         ++routes_made[r];
-        Communicator::Context route;
+        comm::GroupContext route;
         route.backend = "route";
         route.make_staging = staged_by(route_counts);
         return std::make_unique<Communicator>(comm::make_inproc_transport(route_hub, r),
@@ -328,7 +328,7 @@ TEST(DeviceMemoryTransport, AlgorithmsWorkOnCudaTensorsInPlaceThroughDeviceOps) 
   std::vector<std::atomic<size_t>> device_calls(n);
   auto hub = std::make_shared<comm::InprocHub>(n);
   run_rank_threads(n, [&](int r) {
-    Communicator::Context ctx;
+    comm::GroupContext ctx;
     ctx.backend = "device-memory";
     ctx.make_staging = [&staged, r](int) { return std::make_unique<DeferredStaging>(&staged[r]); };
     ctx.make_device_ops = [&device_calls, r](int device, size_t scratch_bytes) {

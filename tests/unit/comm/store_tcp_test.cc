@@ -1,5 +1,5 @@
 // The TCP store: a real server on loopback and clients on threads of this process.
-#include "comm/store_tcp.h"
+#include "comm/rendezvous/store_tcp.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,8 @@
 // Shared-memory transport: ranks as threads of this process, and as forked processes for what
 // threads cannot show (a rank killed with SIGKILL). The store is a directory of files, so the
 // same one serves threads and processes without depending on the TCP store.
+#include "comm/transport/shm/transport_shm.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -24,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "comm/store.h"
+#include "comm/rendezvous/store.h"
 #include "comm/transport.h"
 #include "comm/transport_setup.h"
 #include "runtime/error.h"

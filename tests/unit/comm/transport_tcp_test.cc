@@ -1,5 +1,7 @@
 // The TCP transport: ranks as threads of this process, meeting through a real TcpStoreServer on
 // loopback. Each test uses its own key prefix so set-ups never see each other's addresses.
+#include "comm/transport/tcp/transport_tcp.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -17,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "comm/store_tcp.h"
+#include "comm/rendezvous/store_tcp.h"
 #include "comm/transport.h"
 #include "comm/transport_setup.h"
 #include "runtime/error.h"

@@ -1,0 +1,43 @@
+#pragma once
+// MpiComm: an owned MPI communicator (move-only; MPI_Comm_free on destruction) that keeps the
+// MPI runtime alive for as long as it exists, so MPI_Finalize always comes after it.
+#include <mpi.h>
+
+#include <memory>
+#include <vector>
+
+#include "comm/mpi/mpi_runtime.h"
+
+namespace weft::comm {
+
+class MpiComm {
+ public:
+  MpiComm() = default;
+  MpiComm(std::shared_ptr<MpiRuntime> runtime, MPI_Comm comm);  // takes ownership of `comm`
+  ~MpiComm();
+  MpiComm(MpiComm&& other) noexcept;
+  MpiComm& operator=(MpiComm&& other) noexcept;
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+
+  // A private copy of MPI_COMM_WORLD. Collective over the whole job.
+  static MpiComm dup_world(std::shared_ptr<MpiRuntime> runtime);
+  // A private copy of this communicator (its own message space). Collective over its ranks.
+  MpiComm dup() const;
+  // A communicator of the ranks `members` (ranks of this one, in the new order). Collective over
+  // the members only, so ranks outside the group need not take part.
+  MpiComm create_group(const std::vector<int>& members) const;
+
+  MPI_Comm get() const { return comm_; }
+  explicit operator bool() const { return comm_ != MPI_COMM_NULL; }
+  int rank() const;
+  int size() const;
+  const std::shared_ptr<MpiRuntime>& runtime() const { return runtime_; }
+
+ private:
+  void reset();
+  std::shared_ptr<MpiRuntime> runtime_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+}  // namespace weft::comm
