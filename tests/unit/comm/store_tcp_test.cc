@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/rendezvous/store_abort_channel.h"
 #include "runtime/error.h"
 
 namespace weft::comm {
@@ -381,6 +382,22 @@ TEST(TcpStore, TheLauncherCanPostTheDeathNoticeAndTheFirstOneStays) {
   } catch (const Error& e) {
     EXPECT_TRUE(contains(e.what(), "rank 3 (pid 77)")) << e.what();
   }
+}
+
+// An NCCL group polls its abort channel while it waits; a rank killed without a word reaches it
+// through the job's death notice.
+TEST(TcpStore, TheAbortChannelCarriesTheDeathNotice) {
+  TcpStoreServer server("127.0.0.1", 0, kToken);
+  std::shared_ptr<Store> store = client(server.port());
+  StoreAbortChannel channel(std::make_shared<PrefixStore>("world", store), 0);
+  EXPECT_EQ(channel.poll(), "");
+  server.post_rank_lost("rank 3 (pid 77) was killed by signal 9");
+  std::string heard;
+  for (auto give_up = Clock::now() + 2s; heard.empty() && Clock::now() < give_up;) {
+    std::this_thread::sleep_for(StoreAbortChannel::kPollInterval);
+    heard = channel.poll();
+  }
+  EXPECT_TRUE(contains(heard, "PeerLost: rank 3 (pid 77) was killed by signal 9")) << heard;
 }
 
 }  // namespace
