@@ -296,7 +296,7 @@ void start_victim_last(TorchrunJob& job, const std::string& key) {
 TEST(SetupDeath, KilledAfterCreatingItsShmFile) {
   TorchrunJob job("shm", 30);
   ShmCreations created;
-  start_victim_last(job, "world/shm/ready/");
+  ASSERT_NO_FATAL_FAILURE(start_victim_last(job, "world/shm/ready/"));
   ASSERT_TRUE(created.wait_for(job.file_name_of(kVictim), Clock::now() + 20s)) << job.summary();
   job.kill_rank(kVictim);
   expect_survivors_name(job);
@@ -304,7 +304,7 @@ TEST(SetupDeath, KilledAfterCreatingItsShmFile) {
 
 TEST(SetupDeath, KilledAfterPublishingItsShmFile) {
   TorchrunJob job("shm", 30);
-  start_victim_last(job, "world/shm/ready/");
+  ASSERT_NO_FATAL_FAILURE(start_victim_last(job, "world/shm/ready/"));
   ASSERT_TRUE(job.key_appears("world/shm/ready/2"));  // the others map it now
   job.kill_rank(kVictim);
   expect_survivors_name(job);
@@ -312,7 +312,7 @@ TEST(SetupDeath, KilledAfterPublishingItsShmFile) {
 
 TEST(SetupDeath, KilledAfterMappingItsPeers) {
   TorchrunJob job("shm", 30);
-  start_victim_last(job, "world/shm/ready/");
+  ASSERT_NO_FATAL_FAILURE(start_victim_last(job, "world/shm/ready/"));
   ASSERT_TRUE(job.key_appears("world/shm/mapped/2"));
   job.kill_rank(kVictim);  // the others are at the barrier, or just past it
   expect_survivors_name(job);
@@ -320,7 +320,8 @@ TEST(SetupDeath, KilledAfterMappingItsPeers) {
 
 TEST(SetupDeath, KilledDuringTcpSetUp) {
   TorchrunJob job("tcp", 30);
-  start_victim_last(job, "world/tcp/addr/");  // rank 3 dials 2 next; 0 and 1 wait for 2's call
+  // Rank 3 dials rank 2 next; ranks 0 and 1 wait for rank 2's call.
+  ASSERT_NO_FATAL_FAILURE(start_victim_last(job, "world/tcp/addr/"));
   ASSERT_TRUE(job.key_appears("world/tcp/addr/2"));
   job.kill_rank(kVictim);
   expect_survivors_name(job);
