@@ -89,8 +89,9 @@ constexpr std::chrono::nanoseconds kSpin = std::chrono::microseconds(5);
 constexpr std::chrono::nanoseconds kYieldSpin = std::chrono::microseconds(50);
 constexpr unsigned kSpinUnclocked = 64;
 // How long a rank that stops because a peer died waits for that peer's process to be gone, so
-// that it can remove the peer's file (see shm::sweep_job_files).
-constexpr auto kDeadPeerGrace = std::chrono::milliseconds(500);
+// that it can remove the peer's file (see shm::sweep_job_files). The other survivors' files keep
+// it waiting to the end, so it is short: a dead process is gone moments after its sockets close.
+constexpr auto kDeadPeerGrace = std::chrono::milliseconds(200);
 
 // Small messages go through the mailbox, larger ones through the FIFO. The choice depends on
 // the size alone, so both ends make it alike; when they disagree the sizes differ, and the
