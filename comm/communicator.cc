@@ -233,12 +233,34 @@ struct Communicator::Impl {
         size_t work_bytes = device ? device->scratch_bytes() : scratch.size();
         body(AlgoContext{*transport, *ops, fp, d, options.segment_bytes, work, work_bytes});
       } catch (const Error& e) {
+        Error named = naming_first_loss(e);
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
-        if (e.code() != ErrorCode::Aborted) transport->abort(e.what());
-        throw;
+        if (e.code() != ErrorCode::Aborted) transport->abort(named.what());
+        throw named;
       }
     });
+  }
+
+  // The peer this rank saw go (or abort) may have stopped only because another rank died
+  // first, during set-up (it stopped there while this rank got through): the job's death
+  // notice names that one (see kRankLostKey). Asked only on the way out, so it costs an op
+  // nothing.
+  Error naming_first_loss(const Error& e) const {
+    if (!context.store || (e.code() != ErrorCode::PeerLost && e.code() != ErrorCode::Aborted))
+      return e;
+    try {
+      context.store->check_members();
+    } catch (const Error& notice) {
+      if (notice.code() != ErrorCode::PeerLost) return e;
+      // Messages start with their code's name and ": ".
+      std::string seen = e.what(), first = notice.what();
+      seen.erase(0, std::string(error_code_name(e.code())).size() + 2);
+      first.erase(0, std::string(error_code_name(notice.code())).size() + 2);
+      if (seen.find(first) == std::string::npos) seen += "; the first rank the job lost: " + first;
+      return Error(ErrorCode::PeerLost, seen);  // an abort it caused is a loss too
+    }
+    return e;
   }
 
   void allreduce_in_place(const AlgoContext& ctx, void* data, size_t count, DType dtype,

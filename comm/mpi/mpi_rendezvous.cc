@@ -103,6 +103,8 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   out.job_id = text.substr(a + 1, b - a - 1);
   out.token = text.substr(b + 1);
   auto store = TcpStore::connect(text.substr(0, a), out.token, deadline);
+  store->served_by(0);
+  store->join_as(w.rank);  // as under weftrun: a rank that dies is named to the others at once
   out.host = store->local_host();
   out.store = std::move(store);
   out.keepalive = std::move(keep);

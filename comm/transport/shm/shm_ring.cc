@@ -345,4 +345,18 @@ MailboxView PeerSegment::outbound_mailbox() const {
                      &control->mail_consumed};
 }
 
+std::optional<SegmentOwner> segment_owner(const std::string& name) {
+  UniqueFd fd(shm_open(name.c_str(), O_RDONLY, 0));
+  struct stat st {};
+  if (fd.get() < 0 || fstat(fd.get(), &st) != 0 || static_cast<size_t>(st.st_size) < header_bytes())
+    return std::nullopt;
+  void* p = mmap(nullptr, header_bytes(), PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (p == MAP_FAILED) return std::nullopt;
+  Mapping map(p, header_bytes());
+  const auto& h = *reinterpret_cast<const SegmentHeader*>(map.data());
+  // OwnSegment writes the magic first and the pid namespace last.
+  if (h.magic != kSegmentMagic || h.pid_namespace == 0) return std::nullopt;
+  return SegmentOwner{h.pid, h.pid_namespace == pid_namespace_id()};
+}
+
 }  // namespace weft::comm::shm

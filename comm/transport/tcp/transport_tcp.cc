@@ -4,7 +4,9 @@
 // Set-up: every rank listens on a free port and publishes "tcp/addr/<rank>" in the store; rank i
 // connects to every lower rank and accepts every higher one. Both ends of a connection present
 // a hello (magic, version, job, token, group, size, rank); anything else (a stranger, another
-// job, garbage) is refused, logged and closed while set-up goes on.
+// job, garbage) is refused, logged and closed while set-up goes on. While it waits for a peer
+// to answer or call, a rank asks the store every kMemberCheck whether the job lost a rank
+// (Store::check_members), so a peer that died stops it with PeerLost, not at its deadline.
 //
 // Data: each message is a FrameHeader followed by its payload. Per peer, sends and receives are
 // FIFO queues of request slots of which only the head moves; a receive reads the header first,
@@ -47,6 +49,8 @@ constexpr size_t kMaxAbortReason = 4096;
 constexpr auto kPollCap = 200ms;             // wait_for_progress never sleeps longer than this
 constexpr auto kAbortFramePatience = 100ms;  // abort() spends at most this telling peers
 constexpr auto kHelloPatience = 10s;         // an accepted connection must say hello by then
+constexpr auto kMemberCheck = 500ms;         // set-up asks the store this often for lost ranks
+constexpr auto kDeathNoticePatience = 1s;    // see await_death_notice
 
 // ---------------------------------------------------------------------------------------------
 // Set-up: the hello both ends of a connection present, and the mesh of connections.
@@ -119,6 +123,35 @@ std::string advertised_host(const TransportSetup& s) {
 
 std::string addr_key(int rank) { return "tcp/addr/" + std::to_string(rank); }
 
+// A peer vanished during set-up (refused our call, hung up mid-hello): most likely it died, and
+// the store hears of that as its connection there closes, perhaps a moment later than ours.
+// Throws PeerLost when the notice comes within kDeathNoticePatience; returns otherwise.
+void await_death_notice(Store& store) {
+  Deadline until = Clock::now() + kDeathNoticePatience;
+  for (;;) {
+    store.check_members();
+    if (Clock::now() >= until) return;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+// Dials a lower rank, which may still be starting: retries until the deadline, asking the store
+// every kMemberCheck whether the job lost a rank meanwhile.
+UniqueFd dial(const TransportSetup& s, const HostPort& hp) {
+  for (;;) {
+    Deadline slice = std::min(s.deadline, Clock::now() + kMemberCheck);
+    try {
+      return connect_tcp(hp.host, hp.port, slice);
+    } catch (const Error&) {
+      // connect_tcp gave up early only on an error that retrying cannot fix.
+      bool refused_outright = Clock::now() < slice;
+      if (refused_outright) await_death_notice(*s.store);
+      if (refused_outright || slice == s.deadline) throw;
+    }
+    s.store->check_members();
+  }
+}
+
 struct Handshake {  // a connection whose hello has not arrived yet
   UniqueFd fd;
   std::string address;
@@ -147,8 +180,9 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
     HostPort hp = parse_host_port(s.store->get(addr_key(j), s.deadline), "tcp peer address");
     UniqueFd fd;
     try {
-      fd = connect_tcp(hp.host, hp.port, s.deadline);
+      fd = dial(s, hp);
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::PeerLost) throw;
       throw Error(ErrorCode::Unavailable, me + " cannot reach rank " + std::to_string(j) + " at " +
                                               hp.str() + " (" + bare_message(e) +
                                               "); it may have died during set-up");
@@ -160,8 +194,13 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
 
   int missing = s.size - 1;
   std::vector<pollfd> pfds;
+  Deadline next_member_check = Clock::now() + kMemberCheck;
   while (missing > 0) {
     Clock::time_point now = Clock::now();
+    if (now >= next_member_check) {
+      s.store->check_members();
+      next_member_check = now + kMemberCheck;
+    }
     if (now >= s.deadline) {
       std::string who;
       for (int r = 0; r < s.size; r++)
@@ -209,12 +248,14 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
       if (h.expected_rank >= 0) {  // the answer from a rank this rank dialled
         if (why.empty() && rank != h.expected_rank)
           why = "answered as rank " + std::to_string(rank);
-        if (!why.empty())
+        if (!why.empty()) {
+          await_death_notice(*s.store);
           throw Error(ErrorCode::Unavailable,
                       me + ": rank " + std::to_string(h.expected_rank) + " at " + h.address + " " +
                           why +
                           "; it refused this rank or is not part of this job (see "
                           "its log)");
+        }
       } else {  // a call from a higher rank (or a stranger)
         if (why.empty() && (rank <= s.rank || rank >= s.size))
           why = "it claims rank " + std::to_string(rank) + ", which does not dial rank " +
