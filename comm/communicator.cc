@@ -39,6 +39,12 @@ struct Span {
   }
 };
 
+// What the peers of a rank that failed with `e` fail with: a mismatch is every rank's
+// InvalidArgument; anything else (a timeout, a lost rank) leaves the others Aborted, naming it.
+ErrorCode peer_code(const Error& e) {
+  return e.code() == ErrorCode::InvalidArgument ? ErrorCode::InvalidArgument : ErrorCode::Aborted;
+}
+
 // The CUDA device of whichever of an op's spans is on one (they share it), or -1.
 int device_of(const Span& a, const Span& b) {
   return a.on_device() ? a.cuda_device : b.cuda_device;
@@ -232,7 +238,7 @@ struct Communicator::Impl {
       } catch (const Error& e) {
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
-        if (e.code() != ErrorCode::Aborted) transport->abort(e.what());
+        if (e.code() != ErrorCode::Aborted) transport->abort_with(peer_code(e), e.what());
         throw;
       }
     });
@@ -292,7 +298,8 @@ struct Communicator::Impl {
             run_on_host(staging, in, out,
                         [&](Span hin, Span hout) { body(hin, hout, *native, op); });
           } catch (const Error& e) {
-            if (e.code() != ErrorCode::Aborted) native->abort(e.what());  // as in submit()
+            // As in submit_algo().
+            if (e.code() != ErrorCode::Aborted) native->abort_with(peer_code(e), e.what());
             throw;
           }
         });
@@ -331,6 +338,10 @@ Communicator::Communicator(std::unique_ptr<NativeBackend> native, Context contex
 
 Communicator::~Communicator() {
   impl_->executor->stop();  // before the transport and scratch the ops use go away
+  // The transport next, while the buffers it may still be moving are alive: after a failed op
+  // it gives MPI's sends a moment to finish on close, and one may read the scratch.
+  impl_->transport.reset();
+  impl_->native.reset();
 }
 
 int Communicator::rank() const { return impl_->rank(); }
@@ -377,6 +388,7 @@ Work Communicator::broadcast(const Tensor& tensor, int root) {
                            });
   return m.submit(fp, in, out, [&m, root](Span in, Span out, const AlgoContext& ctx) {
     Span d = in.data ? in : out;
+    exchange_fingerprints(ctx);  // the root receives nothing that could tell it of a mismatch
     comm::broadcast(ctx, d.data, d.nbytes(), root, m.options.small_bytes);
   });
 }
@@ -400,6 +412,7 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
                              b.reduce(in.data, out.data, in.numel, in.dtype, op, root, o);
                            });
   return m.submit(fp, in, out, [root, op](Span in, Span out, const AlgoContext& ctx) {
+    exchange_fingerprints(ctx);  // the chain's first rank receives nothing that could tell it
     comm::reduce(ctx, in.data, out.data, in.numel, in.dtype, op, root);
   });
 }

@@ -39,29 +39,6 @@ namespace {
 // MPI counts are int: elementwise ops go in pieces of at most this many elements.
 constexpr size_t kMaxCount = INT_MAX;
 
-// A fingerprint as four integers, the same on every rank (no padding bytes on the wire).
-struct WireFingerprint {
-  uint64_t seq, kinds, root, count;
-};
-
-WireFingerprint encode(const Fingerprint& fp) {
-  return {fp.seq,
-          static_cast<uint64_t>(fp.op) | uint64_t{static_cast<uint8_t>(fp.dtype)} << 32 |
-              uint64_t{static_cast<uint8_t>(fp.reduce)} << 40,
-          static_cast<uint64_t>(static_cast<int64_t>(fp.root)), fp.count};
-}
-
-Fingerprint decode(const WireFingerprint& w) {
-  Fingerprint fp;
-  fp.seq = w.seq;
-  fp.op = static_cast<OpKind>(w.kinds & 0xffffffffu);
-  fp.dtype = static_cast<DType>((w.kinds >> 32) & 0xff);
-  fp.reduce = static_cast<ReduceOp>((w.kinds >> 40) & 0xff);
-  fp.root = static_cast<int32_t>(static_cast<int64_t>(w.root));
-  fp.count = w.count;
-  return fp;
-}
-
 class NativeMpiBackend final : public NativeBackend {
  public:
   explicit NativeMpiBackend(MpiComm comm);
@@ -85,7 +62,8 @@ class NativeMpiBackend final : public NativeBackend {
   void send(const void* data, size_t bytes, int peer, const NativeOp& op) override;
   void recv(void* data, size_t bytes, int peer, const NativeOp& op) override;
   std::unique_ptr<NativeBackend> split(int color, int key, Deadline deadline) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
  private:
   std::string where(const NativeOp& op) const {
@@ -99,8 +77,9 @@ class NativeMpiBackend final : public NativeBackend {
   void finish(MPI_Request& request, const char* call, const NativeOp& op);
   // The per-rank block counts of allgather, reduce_scatter and alltoall must fit an int.
   void check_block_count(size_t count, const NativeOp& op) const;
-  // Records the first failure; later ops fail with Aborted carrying it.
-  void poison(const std::string& reason);
+  // Records the first failure; later ops fail with `code` (Aborted, or InvalidArgument when
+  // ranks disagreed) carrying it.
+  void poison(const std::string& reason, ErrorCode code = ErrorCode::Aborted);
   MPI_Datatype type(DType t) const { return MpiRuntime::datatype(t); }
   MPI_Op mpi_op(DType t, ReduceOp r) const { return comm_.runtime()->reduce_op(t, r); }
 
@@ -118,6 +97,7 @@ class NativeMpiBackend final : public NativeBackend {
   std::atomic<bool> aborted_{false};
   std::mutex abort_mu_;
   std::string abort_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
 };
 
 NativeMpiBackend::NativeMpiBackend(MpiComm comm)
@@ -135,24 +115,24 @@ NativeMpiBackend::~NativeMpiBackend() {
   if (!abandoned_.empty()) exchange_.release();
 }
 
-void NativeMpiBackend::poison(const std::string& reason) {
+void NativeMpiBackend::poison(const std::string& reason, ErrorCode code) {
   std::lock_guard lock(abort_mu_);
   if (aborted_.load()) return;
   abort_reason_ = reason;
+  abort_code_ = code;
   aborted_.store(true);
 }
 
-void NativeMpiBackend::abort(const std::string& reason) {
-  poison(reason);
-  channel_.notify_peers(reason);
-  p2p_->abort(reason);
+void NativeMpiBackend::abort_with(ErrorCode code, const std::string& reason) {
+  poison(reason, code);
+  channel_.notify_peers(reason, code);
+  p2p_->abort_with(code, reason);
 }
 
 void NativeMpiBackend::check_usable(const NativeOp& op) {
   if (!aborted_.load()) return;
   std::lock_guard lock(abort_mu_);
-  throw Error(ErrorCode::Aborted,
-              where(op) + " issued after the communicator failed: " + abort_reason_);
+  throw Error(abort_code_, where(op) + " issued after the communicator failed: " + abort_reason_);
 }
 
 void NativeMpiBackend::started(int rc, const char* call, const NativeOp& op) {
@@ -177,10 +157,12 @@ void NativeMpiBackend::finish(MPI_Request& request, const char* call, const Nati
     if (aborted_.load()) {
       std::lock_guard lock(abort_mu_);
       failure = where(op) + " aborted: " + abort_reason_;
+      code = abort_code_;
     } else if (std::string notice = channel_.poll(); !notice.empty()) {
       failure = where(op) + " failed: " + notice;
-      poison(notice);
-      p2p_->abort(notice);
+      code = channel_.notice_code();
+      poison(notice, code);
+      p2p_->abort_with(code, notice);
     } else if (Clock::now() >= op.deadline) {
       code = ErrorCode::Timeout;
       failure = where(op) + " (" + call +

@@ -79,7 +79,8 @@ class MpiTransport final : public Transport {
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
   const MpiComm& comm() const { return comm_; }
 
@@ -127,7 +128,8 @@ class MpiTransport final : public Transport {
   uint32_t slot_of(Request r) const;
   std::string where(const Req& r) const;
   // Records the first failure of the transport; tells the peers when `tell_peers`. Any thread.
-  void request_abort(const std::string& message, bool tell_peers);
+  void request_abort(const std::string& message, bool tell_peers,
+                     ErrorCode code = ErrorCode::Aborted);
   void apply_abort();  // verb thread: fail every active request, cancel the receives
 
   MpiComm comm_;
@@ -145,8 +147,9 @@ class MpiTransport final : public Transport {
   IdleBackoff backoff_;
 
   std::atomic<bool> aborted_{false};
-  std::mutex abort_mu_;  // guards the two fields below
+  std::mutex abort_mu_;  // guards the three fields below
   std::string abort_message_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
   bool abort_applied_ = false;
 };
 
@@ -239,7 +242,7 @@ uint32_t MpiTransport::post(bool is_send, int peer, char* data, size_t bytes,
   r.pieces.clear();
   if (aborted_.load()) {
     std::lock_guard lock(abort_mu_);
-    fail(slot, ErrorCode::Aborted, abort_message_);
+    fail(slot, abort_code_, abort_message_);
     return slot;
   }
 
@@ -296,9 +299,9 @@ bool MpiTransport::advance(uint32_t slot) {
       for (MPI_Request& p : r.pieces)
         if (p != MPI_REQUEST_NULL) MPI_Cancel(&p);
       fail(slot, e.code(), bare_message(e));
-      request_abort("rank " + std::to_string(rank_) + " aborted the mpi transport: " +
-                        bare_message(e),
-                    true);
+      request_abort(
+          "rank " + std::to_string(rank_) + " aborted the mpi transport: " + bare_message(e), true,
+          e.code());
       return true;
     }
     r.header_checked = true;
@@ -412,7 +415,8 @@ void MpiTransport::wait_for_progress(const LazyDeadline& until) {
     // Only after the data: a peer that sent its last message and then aborted must not fail an
     // op that its message completes.
     if (std::string notice = channel_.poll(); !notice.empty()) {
-      request_abort(notice, false);  // every peer heard the aborting rank itself
+      // Every peer heard the aborting rank itself.
+      request_abort(notice, false, channel_.notice_code());
       return;
     }
     if (Clock::now() >= until.get()) return;
@@ -420,25 +424,30 @@ void MpiTransport::wait_for_progress(const LazyDeadline& until) {
   }
 }
 
-void MpiTransport::request_abort(const std::string& message, bool tell_peers) {
+void MpiTransport::request_abort(const std::string& message, bool tell_peers, ErrorCode code) {
   {
     std::lock_guard lock(abort_mu_);
     if (aborted_.load()) return;  // the first failure is the one everybody reports
     abort_message_ = message;
+    abort_code_ = code;
     aborted_.store(true);
   }
-  if (tell_peers) channel_.notify_peers(message);
+  if (tell_peers) channel_.notify_peers(message, code);
 }
 
-void MpiTransport::abort(const std::string& reason) { request_abort(reason, true); }
+void MpiTransport::abort_with(ErrorCode code, const std::string& reason) {
+  request_abort(reason, true, code);
+}
 
 void MpiTransport::apply_abort() {
   std::string message;
+  ErrorCode code;
   {
     std::lock_guard lock(abort_mu_);
     if (abort_applied_) return;
     abort_applied_ = true;
     message = abort_message_;
+    code = abort_code_;
   }
   for (uint32_t slot : active_) {
     Req& r = (*slots_)[slot];
@@ -450,7 +459,7 @@ void MpiTransport::apply_abort() {
       for (MPI_Request& p : r.pieces)
         if (p != MPI_REQUEST_NULL) MPI_Cancel(&p);
     }
-    fail(slot, ErrorCode::Aborted, message);
+    fail(slot, code, message);
   }
 }
 

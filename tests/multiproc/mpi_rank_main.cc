@@ -15,6 +15,9 @@
 //   kill      allreduce in a loop; the last rank SIGKILLs itself after iteration 4.
 //   mismatch  rank 1 allreduces 999 elements, the others 1000: every rank must fail with
 //             InvalidArgument (or Aborted, from the rank that noticed first).
+//   mismatch-table-8B, mismatch-table-16MiB
+//             two ranks: every op x every argument that must agree (mismatch_cases.h), each
+//             rank failing every case with InvalidArgument naming both values within 2 s.
 //   abort     rank 0 calls abort(); the others, waiting in an allreduce, must fail with Aborted
 //             naming rank 0 within 10 seconds.
 //   idle      rank 0 joins an allreduce 1.5 s late; the others must wait for it asleep, using
@@ -35,6 +38,7 @@
 #include "runtime/clock.h"
 #include "runtime/error.h"
 #include "tests/support/collective_checks.h"
+#include "tests/support/mismatch_cases.h"
 
 namespace weft::testing {
 namespace {
@@ -219,6 +223,12 @@ int main(int argc, char** argv) {
     if (a.scenario == "quick") return run_matrix(a, true);
     if (a.scenario == "kill") return run_kill(a);
     if (a.scenario == "mismatch") return run_mismatch(a);
+    if (a.scenario == "mismatch-table-8B" || a.scenario == "mismatch-table-16MiB") {
+      size_t elements = a.scenario == "mismatch-table-8B" ? 2 : size_t{4} << 20;
+      int failures = run_mismatch_cases(*weft::comm::init_from_env(a.backend), elements);
+      if (failures == 0) std::printf("mismatch table passed\n");
+      return failures == 0 ? 0 : 3;
+    }
     if (a.scenario == "abort") return run_abort(a);
     if (a.scenario == "idle") return run_idle(a);
     if (a.scenario == "error") return run_error(a);

@@ -99,6 +99,15 @@ TEST_P(MpiFaults, MismatchedSizesFailNamingBothValues) {
   EXPECT_NE(r.output.find("InvalidArgument"), std::string::npos) << r.summary();
 }
 
+// Every op x every argument that must agree, at 8 bytes and 16 MiB (mismatch_cases.h).
+TEST_P(MpiFaults, EveryMismatchFailsEveryRankNamingBothValues) {
+  for (const char* size : {"8B", "16MiB"}) {
+    MpiJobResult r = run_scenario(GetParam(), std::string("mismatch-table-") + size, 2);
+    expect_clean_success(r);
+    EXPECT_EQ(count_of(r.output, "mismatch table passed"), 2u) << r.summary();
+  }
+}
+
 TEST_P(MpiFaults, AbortReachesThePeersAtOnce) {
   MpiJobResult r = run_scenario(GetParam(), "abort", 3);
   expect_clean_success(r);
