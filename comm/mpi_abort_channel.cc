@@ -12,7 +12,8 @@ constexpr int kAbortTag = 7;
 constexpr auto kSendPatience = std::chrono::milliseconds(100);
 }  // namespace
 
-MpiAbortChannel::MpiAbortChannel(const MpiComm& comm) : comm_(comm.dup()), rank_(comm_.rank()) {
+MpiAbortChannel::MpiAbortChannel(const MpiComm& comm, Deadline deadline)
+    : comm_(comm.dup(deadline)), rank_(comm_.rank()) {
   check_mpi(MPI_Irecv(inbox_, sizeof inbox_, MPI_CHAR, MPI_ANY_SOURCE, kAbortTag, comm_.get(),
                       &recv_),
             "MPI_Irecv", rank_, "posting the abort notice receive");

@@ -24,7 +24,8 @@ class MpiAbortChannel {
  public:
   static constexpr size_t kMaxReason = 1024;
 
-  explicit MpiAbortChannel(const MpiComm& comm);  // collective over `comm`'s ranks
+  // Collective over `comm`'s ranks, until `deadline`.
+  MpiAbortChannel(const MpiComm& comm, Deadline deadline);
   ~MpiAbortChannel();  // cancels the posted receive; waits at most 100 ms for the sends
   MpiAbortChannel(const MpiAbortChannel&) = delete;
   MpiAbortChannel& operator=(const MpiAbortChannel&) = delete;

@@ -82,8 +82,9 @@ class NativeBackend {
 };
 
 // The native MPI backend over the whole MPI job (mpirun). Checks that MPI's view of the job
-// matches `world`. Throws Unavailable when weft was built without MPI.
-std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world);
+// matches `world`; waits for the other ranks until `deadline`. Throws Unavailable when weft was
+// built without MPI.
+std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world, Deadline deadline);
 
 // The native NCCL backend over world.size ranks, one GPU each: this rank's buffers live on
 // cuda:`device` (usually world.local_rank). Rank 0 publishes NCCL's unique id in `store`

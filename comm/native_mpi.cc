@@ -1,6 +1,7 @@
 // Native MPI backend: each weft collective is the MPI library's own (MPI_Allreduce, MPI_Bcast,
 // MPI_Reduce, MPI_Allgather, MPI_Reduce_scatter_block, MPI_Alltoall), on a private copy of the
-// job's communicator; split is MPI_Comm_split.
+// job's communicator; split is MPI_Comm_split (on a thread of its own, so that a deadline can end
+// the wait for it: MPI has no non-blocking split).
 //
 // Every collective is issued in its non-blocking MPI-3 form (MPI_Iallreduce, ...) and polled
 // with MPI_Test: the same algorithms run, but a blocking call could neither honour weft's
@@ -41,7 +42,8 @@ constexpr size_t kMaxCount = INT_MAX;
 
 class NativeMpiBackend final : public NativeBackend {
  public:
-  explicit NativeMpiBackend(MpiComm comm);
+  // Collective over `comm`'s ranks (it makes private copies of it) until `deadline`.
+  NativeMpiBackend(MpiComm comm, Deadline deadline);
   ~NativeMpiBackend() override;
 
   int rank() const override { return rank_; }
@@ -100,12 +102,12 @@ class NativeMpiBackend final : public NativeBackend {
   ErrorCode abort_code_ = ErrorCode::Aborted;
 };
 
-NativeMpiBackend::NativeMpiBackend(MpiComm comm)
+NativeMpiBackend::NativeMpiBackend(MpiComm comm, Deadline deadline)
     : comm_(std::move(comm)),
       rank_(comm_.rank()),
       size_(comm_.size()),
-      channel_(comm_),
-      p2p_(make_mpi_transport(comm_.dup())),
+      channel_(comm_, deadline),
+      p2p_(make_mpi_transport(comm_.dup(deadline), deadline)),
       exchange_(std::make_unique<WireFingerprint[]>(static_cast<size_t>(size_) + 1)),
       fingerprints_(static_cast<size_t>(size_)) {}
 
@@ -302,20 +304,17 @@ void NativeMpiBackend::recv(void* data, size_t bytes, int peer, const NativeOp& 
   wait(*p2p_, p2p_->irecv(peer, data, bytes, op.fp), op.deadline, peer, op.fp);
 }
 
-std::unique_ptr<NativeBackend> NativeMpiBackend::split(int color, int key, Deadline) {
-  // MPI_Comm_split blocks with no deadline, but the split's check_agreement has just shown that
-  // every rank reached this call, so it only waits for MPI's own short exchange.
-  MPI_Comm child = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split(comm_.get(), color < 0 ? MPI_UNDEFINED : color, key, &child),
-            "MPI_Comm_split", rank_, "split(" + std::to_string(color) + ", " +
-                                         std::to_string(key) + ") over mpi");
-  if (child == MPI_COMM_NULL) return nullptr;
-  return std::make_unique<NativeMpiBackend>(MpiComm(comm_.runtime(), child));
+std::unique_ptr<NativeBackend> NativeMpiBackend::split(int color, int key, Deadline deadline) {
+  // The split's check_agreement has just shown that every rank reached this call, so MPI's own
+  // exchange is short; still, a rank stopped in between fails the others at the deadline.
+  MpiComm child = comm_.split(color < 0 ? MPI_UNDEFINED : color, key, deadline);
+  if (!child) return nullptr;
+  return std::make_unique<NativeMpiBackend>(std::move(child), deadline);
 }
 
 }  // namespace
 
-std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world) {
+std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world, Deadline deadline) {
   auto runtime = MpiRuntime::acquire();
   if (runtime->world_size() != world.size || runtime->world_rank() != world.rank)
     throw Error(ErrorCode::InvalidArgument,
@@ -325,7 +324,8 @@ std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world) {
                     std::to_string(runtime->world_size()) +
                     "; backends mpi and mpi-ring need the job started by mpirun (mpirun -np N "
                     "prog --backend mpi)");
-  return std::make_unique<NativeMpiBackend>(MpiComm::dup_world(std::move(runtime)));
+  return std::make_unique<NativeMpiBackend>(MpiComm::dup_world(std::move(runtime), deadline),
+                                            deadline);
 }
 
 }  // namespace weft::comm

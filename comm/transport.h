@@ -66,6 +66,12 @@ class Transport {
   }
 };
 
+// What the peers of a rank that failed with `code` fail with (abort_with): a mismatch is every
+// rank's InvalidArgument; anything else (a timeout, a lost rank) leaves them Aborted, naming it.
+inline ErrorCode code_for_peers(ErrorCode code) {
+  return code == ErrorCode::InvalidArgument ? code : ErrorCode::Aborted;
+}
+
 // Polls `r` to completion. On the deadline, throws Timeout naming this rank, `peer` and `what`.
 void wait(Transport& t, Transport::Request r, Deadline deadline, int peer, const Fingerprint& fp);
 

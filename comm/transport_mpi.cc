@@ -68,7 +68,7 @@ std::string bare_message(const Error& e) {
 
 class MpiTransport final : public Transport {
  public:
-  explicit MpiTransport(MpiComm comm);
+  MpiTransport(MpiComm comm, Deadline deadline);
   ~MpiTransport() override;
 
   int rank() const override { return rank_; }
@@ -153,8 +153,8 @@ class MpiTransport final : public Transport {
   bool abort_applied_ = false;
 };
 
-MpiTransport::MpiTransport(MpiComm comm)
-    : comm_(std::move(comm)), rank_(comm_.rank()), size_(comm_.size()), channel_(comm_) {
+MpiTransport::MpiTransport(MpiComm comm, Deadline deadline)
+    : comm_(std::move(comm)), rank_(comm_.rank()), size_(comm_.size()), channel_(comm_, deadline) {
   for (int i = 0; i < 16; i++) {  // room for the usual few requests in flight, grown on demand
     slots_->emplace_back();
     free_.push_back(static_cast<uint32_t>(15 - i));
@@ -465,8 +465,8 @@ void MpiTransport::apply_abort() {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_mpi_transport(MpiComm comm) {
-  return std::make_unique<MpiTransport>(std::move(comm));
+std::unique_ptr<Transport> make_mpi_transport(MpiComm comm, Deadline deadline) {
+  return std::make_unique<MpiTransport>(std::move(comm), deadline);
 }
 
 std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup) {
@@ -476,13 +476,13 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup) {
       throw Error(ErrorCode::Internal, "mpi transport: rank " + std::to_string(setup.rank) +
                                            " was asked to split a " + setup.parent->name() +
                                            " group; only an mpi group splits into mpi groups");
-    MpiComm comm = parent->comm().create_group(setup.parent_ranks);
+    MpiComm comm = parent->comm().create_group(setup.parent_ranks, setup.deadline);
     if (comm.rank() != setup.rank || comm.size() != setup.size)
       throw Error(ErrorCode::Internal,
                   "mpi transport: split gave rank " + std::to_string(comm.rank()) + " of " +
                       std::to_string(comm.size()) + " where weft expects rank " +
                       std::to_string(setup.rank) + " of " + std::to_string(setup.size));
-    return std::make_unique<MpiTransport>(std::move(comm));
+    return std::make_unique<MpiTransport>(std::move(comm), setup.deadline);
   }
   auto runtime = MpiRuntime::acquire();
   if (runtime->world_size() != setup.size || runtime->world_rank() != setup.rank)
@@ -493,7 +493,8 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup) {
                     std::to_string(runtime->world_size()) +
                     "; backends mpi and mpi-ring need the job started by mpirun (mpirun -np N "
                     "prog --backend mpi-ring)");
-  return std::make_unique<MpiTransport>(MpiComm::dup_world(std::move(runtime)));
+  return std::make_unique<MpiTransport>(MpiComm::dup_world(std::move(runtime), setup.deadline),
+                                        setup.deadline);
 }
 
 }  // namespace weft::comm
