@@ -45,7 +45,7 @@ void Work::block_until_finished_in_time() {
       });
       if (!finished() && state_->running.load(std::memory_order_seq_cst)) {
         started = true;
-        deadline = std::min(deadline, Clock::now() + patience);
+        deadline = Clock::now() + patience;  // counted from its start, however late that was
         continue;
       }
     } else {
