@@ -119,7 +119,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
 
   // MPI's ranks meet inside MPI: no store.
   if (backend == "mpi") {
-    auto native = make_native_mpi_backend(w);
+    auto native = make_native_mpi_backend(w, deadline);
     WEFT_INFO("connected " << w.describe() << " over native MPI");
     return std::make_unique<Communicator>(std::move(native), std::move(ctx), options);
   }

@@ -250,6 +250,7 @@ struct SegmentHeader {
   uint32_t asymmetric_fences = 0;  // 1: the owner registered for them (see Fences)
   Doorbell doorbell;
   alignas(kCacheLine) std::atomic<uint32_t> flags{0};
+  uint32_t abort_code = 0;         // encode_abort_code(): what peers fail with; before kFlagAborted
   char reason[kReasonBytes] = {};  // written before kFlagAborted is set
 };
 

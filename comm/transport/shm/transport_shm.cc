@@ -251,7 +251,8 @@ class ShmTransport final : public Transport {
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
  private:
   void connect(const TransportSetup& setup, const std::string& my_name);
@@ -315,9 +316,11 @@ class ShmTransport final : public Transport {
   // Failure that ends everything: this rank's abort() or a peer's.
   bool failed_ = false;
   std::string failure_;
+  ErrorCode failure_code_ = ErrorCode::Aborted;
   // abort() may run on any thread: 0 = not aborted, 1 = writing the reason, 2 = published.
   std::atomic<int> abort_state_{0};
   std::string abort_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
 };
 
 ShmTransport::ShmTransport(const TransportSetup& setup)
@@ -523,7 +526,7 @@ Transport::Request ShmTransport::post(bool is_send, int peer, std::byte* data, s
   Peer& p = peers_[peer];
   check_own_abort();
   if (failed_) {
-    fail(s, ErrorCode::Aborted, failure_);
+    fail(s, failure_code_, failure_);
     return id;
   }
   if (is_send && p.state != PeerState::alive) {
@@ -648,10 +651,12 @@ const std::byte* ShmTransport::mailbox_message(Peer& p) {
   return p.mail_in.peek(p.received + 1);
 }
 
-void ShmTransport::abort(const std::string& reason) {
+void ShmTransport::abort_with(ErrorCode code, const std::string& reason) {
   int expected = 0;
   if (!abort_state_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return;
   abort_reason_ = reason.empty() ? "abort() called" : reason;
+  abort_code_ = code;
+  own_->abort_code = encode_abort_code(code);
   size_t n = std::min(abort_reason_.size(), kReasonBytes - 1);
   std::memcpy(own_->reason, abort_reason_.data(), n);
   own_->reason[n] = '\0';
@@ -834,7 +839,7 @@ bool ShmTransport::reject_bad_frame(Peer& p, Slot& s) {
     --pending_;
     pop(p.recvs);
     fail(s, e.code(), message_of(e));
-    abort(e.what());
+    abort_with(e.code(), message_of(e));
     check_own_abort();
     return true;
   }
@@ -856,6 +861,7 @@ void ShmTransport::check_own_abort() {
   if (!failed_ && abort_state_.load(std::memory_order_acquire) == 2) {
     failed_ = true;
     failure_ = abort_reason_;
+    failure_code_ = abort_code_;
   }
 }
 
@@ -873,6 +879,7 @@ void ShmTransport::check_flags() {
       failed_ = true;
       failure_ = "rank " + std::to_string(r) + " aborted: " +
                  std::string(p.header->reason, strnlen(p.header->reason, kReasonBytes));
+      failure_code_ = decode_abort_code(p.header->abort_code);
     }
     if ((flags & kFlagClosed) && p.state == PeerState::alive) p.state = PeerState::closed;
   }
@@ -930,8 +937,8 @@ void ShmTransport::fail_queue(Queue& q, ErrorCode code,
 void ShmTransport::fail_everything() {
   auto msg = [this](const Slot&) { return failure_; };
   for (Peer& p : peers_) {
-    fail_queue(p.sends, ErrorCode::Aborted, msg);
-    fail_queue(p.recvs, ErrorCode::Aborted, msg);
+    fail_queue(p.sends, failure_code_, msg);
+    fail_queue(p.recvs, failure_code_, msg);
   }
 }
 

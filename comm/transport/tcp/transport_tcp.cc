@@ -304,7 +304,8 @@ class TcpTransport final : public Transport {
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
  private:
   enum class State : uint8_t { free, queued, done, failed };
@@ -360,10 +361,11 @@ class TcpTransport final : public Transport {
   void peer_stopped_reading(int p);
   void stream_broken(int p, const std::string& message, ErrorCode code);
   // Records the first failure of the whole transport; `frame_reason` (empty: none) is what peers
-  // are told. Callable from any thread.
-  void request_abort(const std::string& message, const std::string& frame_reason);
+  // are told, `code` what every request here and there fails with. Callable from any thread.
+  void request_abort(const std::string& message, const std::string& frame_reason, ErrorCode code);
   void apply_abort();  // with mu_ held: fail everything, tell the peers once
-  void send_abort_frames(const std::string& reason, const std::vector<bool>& mid_message);
+  void send_abort_frames(const std::string& reason, ErrorCode code,
+                         const std::vector<bool>& mid_message);
 
   const int rank_;
   std::vector<Peer> peers_;
@@ -377,9 +379,10 @@ class TcpTransport final : public Transport {
   std::mutex mu_;  // every verb holds it; abort() from another thread waits briefly
   UniqueFd wake_;        // eventfd abort() writes to wake a sleeping wait_for_progress
   std::atomic<bool> aborted_{false};
-  std::mutex abort_mu_;  // guards the three fields below
+  std::mutex abort_mu_;  // guards the four fields below
   std::string abort_message_;
   std::string abort_frame_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
   bool abort_applied_ = false;
 };
 
@@ -449,7 +452,7 @@ uint32_t TcpTransport::post(bool is_send, int peer, char* data, size_t bytes,
   Peer& p = peers_[peer];
   if (aborted_.load()) {
     std::lock_guard alock(abort_mu_);
-    fail(slot, ErrorCode::Aborted, abort_message_);
+    fail(slot, abort_code_, abort_message_);
   } else if (p.lost || (is_send && p.send_closed)) {
     fail(slot, ErrorCode::PeerLost, lost_message(r));
   } else {
@@ -592,7 +595,8 @@ void TcpTransport::pump_in(int p) {
         ended = io.failed();
       }
       std::string reason = "rank " + std::to_string(p) + " aborted: " + peer.abort_reason;
-      return request_abort(reason, reason);  // pass it on: ranks waiting on us learn the cause
+      // Pass it on: ranks waiting on us learn the cause.
+      return request_abort(reason, reason, decode_abort_code(h.abort_code));
     }
     // 3. A data frame waits for its receive; once posted, the header must match it.
     if (peer.recvs.empty()) return;
@@ -660,16 +664,18 @@ void TcpTransport::peer_stopped_reading(int p) {
 void TcpTransport::stream_broken(int p, const std::string& message, ErrorCode code) {
   Peer& peer = peers_[p];
   if (!peer.recvs.empty()) fail(pop(peer.recvs), code, message);
-  request_abort("rank " + std::to_string(rank_) + " aborted the tcp transport: " + message,
-                message);
+  request_abort("rank " + std::to_string(rank_) + " aborted the tcp transport: " + message, message,
+                code);
 }
 
-void TcpTransport::request_abort(const std::string& message, const std::string& frame_reason) {
+void TcpTransport::request_abort(const std::string& message, const std::string& frame_reason,
+                                 ErrorCode code) {
   {
     std::lock_guard lock(abort_mu_);
     if (aborted_.load()) return;  // the first failure is the one everybody reports
     abort_message_ = message;
     abort_frame_reason_ = frame_reason;
+    abort_code_ = code;
     aborted_.store(true);
   }
   uint64_t one = 1;
@@ -677,8 +683,8 @@ void TcpTransport::request_abort(const std::string& message, const std::string& 
   (void)ignored;
 }
 
-void TcpTransport::abort(const std::string& reason) {
-  request_abort(reason, reason);
+void TcpTransport::abort_with(ErrorCode code, const std::string& reason) {
+  request_abort(reason, reason, code);
   // Tell the peers now unless another thread is mid-verb; then that thread does it when it
   // next looks (it checks the flag first thing in every verb and after each peer).
   // Verbs hold the lock only for non-blocking passes, so it comes free within microseconds
@@ -695,31 +701,33 @@ void TcpTransport::abort(const std::string& reason) {
 
 void TcpTransport::apply_abort() {
   std::string message, frame_reason;
+  ErrorCode code;
   {
     std::lock_guard lock(abort_mu_);
     if (abort_applied_) return;
     abort_applied_ = true;
     message = abort_message_;
     frame_reason = abort_frame_reason_;
+    code = abort_code_;
   }
   // A send cut off mid-message leaves the peer's stream where no frame can start.
   std::vector<bool> mid_message(peers_.size(), false);
   for (size_t p = 0; p < peers_.size(); p++) {
     Peer& peer = peers_[p];
     mid_message[p] = !peer.sends.empty() && slots_[peer.sends.head].sent > 0;
-    fail_queue(peer.sends, ErrorCode::Aborted, message);
-    fail_queue(peer.recvs, ErrorCode::Aborted, message);
+    fail_queue(peer.sends, code, message);
+    fail_queue(peer.recvs, code, message);
   }
-  if (!frame_reason.empty()) send_abort_frames(frame_reason, mid_message);
+  if (!frame_reason.empty()) send_abort_frames(frame_reason, code, mid_message);
 }
 
 // Best effort, bounded: an abort frame to every peer whose stream is between messages, then the
 // end of stream to all (a peer that is not reading this rank's data then sees it hang up).
-void TcpTransport::send_abort_frames(const std::string& reason,
+void TcpTransport::send_abort_frames(const std::string& reason, ErrorCode code,
                                      const std::vector<bool>& mid_message) {
   std::string frame(sizeof(FrameHeader), '\0');
   std::string text = reason.substr(0, kMaxAbortReason);
-  FrameHeader h = abort_header(text.size());
+  FrameHeader h = abort_header(text.size(), code);
   std::memcpy(frame.data(), &h, sizeof h);
   frame += text;
   Deadline until = Clock::now() + kAbortFramePatience;
