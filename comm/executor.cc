@@ -161,12 +161,9 @@ void Executor::run(const std::shared_ptr<Work::State>& state) {
   std::exception_ptr error;
   const bool timed = record_times_.load(std::memory_order_relaxed);
   Clock::time_point started = timed ? Clock::now() : Clock::time_point{};
-  // A thread sleeping in Work::wait() counts its patience from here (same pairing as below).
-  state->running.store(true, std::memory_order_seq_cst);
-  if (state->sleepers.load(std::memory_order_seq_cst) != 0) {
-    std::lock_guard lock(state->mu);
-    state->cv.notify_all();
-  }
+  // A thread sleeping in Work::wait() counts its patience from here. It looks every few
+  // milliseconds: a plain store costs an op nothing, a fence and a wake-up would.
+  state->running.store(true, std::memory_order_release);
   auto internal = [&](const std::string& what) {
     return std::make_exception_ptr(
         Error(ErrorCode::Internal,

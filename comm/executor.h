@@ -44,7 +44,7 @@ struct Work::State {
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<bool> finished{false};
-  std::atomic<bool> running{false};  // the body has started (sleepers are woken then too)
+  std::atomic<bool> running{false};  // the body has started (Work::wait() polls it)
   std::atomic<int> sleepers{0};
   std::exception_ptr error;
   Fingerprint fp;

@@ -1,5 +1,7 @@
 #include "comm/work.h"
 
+#include <algorithm>
+
 #include "comm/executor.h"
 #include "runtime/error.h"
 
@@ -34,16 +36,16 @@ void Work::block_until_finished_in_time() {
   std::unique_lock lock(state_->mu);
   state_->sleepers.fetch_add(1, std::memory_order_seq_cst);  // pairs with Executor::run()
   auto finished = [&] { return state_->finished.load(std::memory_order_seq_cst); };
-  bool started = state_->running.load(std::memory_order_seq_cst);
-  // Not started: each op ahead of it may take its whole timeout. Once it starts (run()
-  // wakes us), its own patience counts from then.
+  auto running = [&] { return state_->running.load(std::memory_order_acquire); };
+  bool started = running();
+  // Not started: each op ahead of it may take its whole timeout. Once it starts (seen within
+  // kStartPoll), its own patience counts from then.
   Deadline deadline = Clock::now() + patience * (started ? 1 : ahead + 1);
   while (!finished()) {
     if (!started) {
-      state_->cv.wait_until(lock, deadline, [&] {
-        return finished() || state_->running.load(std::memory_order_seq_cst);
-      });
-      if (!finished() && state_->running.load(std::memory_order_seq_cst)) {
+      state_->cv.wait_until(lock, std::min(deadline, Clock::now() + kStartPoll),
+                            [&] { return finished() || running(); });
+      if (!finished() && running()) {
         started = true;
         deadline = Clock::now() + patience;  // counted from its start, however late that was
         continue;

@@ -25,6 +25,8 @@ class Work {
   // bounded the same way.
   void wait();
   static constexpr std::chrono::seconds kWaitGrace{1};
+  // How often a wait() for an op that has not started looks whether it has.
+  static constexpr std::chrono::milliseconds kStartPoll{10};
   bool done() const;
   // The stored error of a finished op, or null.
   std::exception_ptr error() const;
