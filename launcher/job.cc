@@ -327,7 +327,7 @@ void JobRunner::tell_other_ranks(const RankProcess& failed) {
                                  describe_wait_status(*failed.wait_status()) +
                                  ", as weftrun saw; weftrun is stopping the job");
   } catch (const Error& e) {
-    notice("could not tell the other ranks through the store: " + strip_code_prefix(e));
+    notice("could not tell the other ranks through the store: " + e.message());
   }
 }
 

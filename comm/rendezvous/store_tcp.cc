@@ -41,13 +41,6 @@ constexpr size_t kMaxUnsentReplies = 256u << 20;  // a client that never reads i
 constexpr auto kHelloPatience = 10s;              // a connection must present its token by then
 constexpr auto kReplyGrace = 5s;                  // how late past its deadline a reply may come
 
-// e.what() without its "Code: " prefix, for quoting inside another Error's message.
-std::string bare_message(const Error& e) {
-  std::string text = e.what();
-  std::string prefix = std::string(error_code_name(e.code())) + ": ";
-  return text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : text;
-}
-
 struct Message {
   uint32_t id = 0;
   uint8_t code = 0;
@@ -393,7 +386,7 @@ struct TcpStore::Conn {
       try {
         write_exact(fd.get(), m.data(), m.size(), reply_deadline, "store request");
       } catch (const Error& e) {
-        mark_broken(gone("could not send " + what + ": " + bare_message(e)));
+        mark_broken(gone("could not send " + what + ": " + e.message()));
       }
     }
     lock.lock();
@@ -420,7 +413,7 @@ struct TcpStore::Conn {
       try {
         reply = read_reply(reply_deadline);
       } catch (const Error& e) {
-        failure = gone(std::string("while waiting for ") + what + ": " + bare_message(e));
+        failure = gone(std::string("while waiting for ") + what + ": " + e.message());
       }
       lock.lock();
       reader_busy = false;
@@ -467,7 +460,7 @@ std::unique_ptr<TcpStore> TcpStore::connect(const std::string& host, int port,
     conn->fd = connect_tcp(host, port, deadline);
   } catch (const Error& e) {
     throw Error(ErrorCode::Unavailable,
-                "no weft store answers at " + conn->address + " (" + bare_message(e) +
+                "no weft store answers at " + conn->address + " (" + e.message() +
                     "); is the launcher running, and is WEFT_STORE_ADDR (or MASTER_ADDR and "
                     "MASTER_PORT) right?");
   }
@@ -478,7 +471,7 @@ std::unique_ptr<TcpStore> TcpStore::connect(const std::string& host, int port,
   } catch (const Error& e) {
     throw Error(ErrorCode::Unavailable, "the store at " + conn->address +
                                             " refused this rank or is not a weft store (" +
-                                            bare_message(e) +
+                                            e.message() +
                                             "); check that WEFT_TOKEN matches the "
                                             "launcher's");
   }

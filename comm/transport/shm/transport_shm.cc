@@ -140,13 +140,6 @@ const TransportSetup& checked(const TransportSetup& setup) {
   return setup;
 }
 
-// Error::what() is "<Code>: <message>"; re-raising an error keeps its code, not the prefix.
-std::string message_of(const Error& e) {
-  std::string what = e.what();
-  std::string prefix = std::string(error_code_name(e.code())) + ": ";
-  return what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what;
-}
-
 // CPUs this process may run on.
 int usable_cpus() {
   cpu_set_t set;
@@ -345,7 +338,7 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
                                             " gave up waiting for rank " + std::to_string(r) +
                                             " to create its shared-memory file; is it running, "
                                             "and on this node? (" +
-                                            message_of(e) + ")");
+                                            e.message() + ")");
       }
     }
   }
@@ -384,7 +377,7 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
       throw Error(ErrorCode::Timeout, who_ +
                                           " gave up waiting for its peers to map its "
                                           "shared-memory file; did one of them fail? (" +
-                                          message_of(e) + ")");
+                                          e.message() + ")");
     }
   }
 }
@@ -788,7 +781,7 @@ bool ShmTransport::reject_bad_frame(Peer& p, Slot& s) {
   } catch (const Error& e) {
     --pending_;
     pop(p.recvs);
-    fail(s, e.code(), message_of(e));
+    fail(s, e.code(), e.message());
     abort(e.what());
     check_own_abort();
     return true;

@@ -35,13 +35,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// e.what() without its "Code: " prefix, for quoting inside another Error's message.
-std::string bare_message(const Error& e) {
-  std::string text = e.what();
-  std::string prefix = std::string(error_code_name(e.code())) + ": ";
-  return text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : text;
-}
-
 constexpr int kSocketBufferBytes = 4 << 20;
 constexpr size_t kMaxAbortReason = 4096;
 constexpr auto kPollCap = 200ms;             // wait_for_progress never sleeps longer than this
@@ -150,7 +143,7 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
       fd = connect_tcp(hp.host, hp.port, s.deadline);
     } catch (const Error& e) {
       throw Error(ErrorCode::Unavailable, me + " cannot reach rank " + std::to_string(j) + " at " +
-                                              hp.str() + " (" + bare_message(e) +
+                                              hp.str() + " (" + e.message() +
                                               "); it may have died during set-up");
     }
     set_buffer_sizes(fd.get(), kSocketBufferBytes);
@@ -561,7 +554,7 @@ void TcpTransport::pump_in(int p) {
       try {
         check_frame(h, r.fp, r.bytes, rank_, p, name());
       } catch (const Error& e) {
-        return stream_broken(p, bare_message(e), e.code());
+        return stream_broken(p, e.message(), e.code());
       }
       peer.in_matched = true;
     }
