@@ -5,12 +5,13 @@
 #include <cstring>
 
 #include "comm/mpi/mpi_comm.h"
+#include "comm/mpi/mpi_runtime.h"
 #include "comm/rendezvous/job_token.h"
 #include "comm/rendezvous/store_tcp.h"
-#include "runtime/idle_backoff.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "runtime/random.h"
 #include "runtime/world.h"
 
 namespace weft::comm {
@@ -25,18 +26,6 @@ std::string server_host(const World& w) {
   return name;
 }
 
-// Polls `request` until it completes or `deadline` passes; whether it completed.
-bool poll_until(MPI_Request& request, Deadline deadline) {
-  IdleBackoff backoff;
-  for (;;) {
-    int done = 0;
-    if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return false;
-    if (done) return true;
-    if (Clock::now() >= deadline) return false;
-    backoff.idle(deadline);
-  }
-}
-
 struct Keepalive {
   MpiComm comm;  // holds the MPI runtime, so MPI is finalized only after the communicator
   std::unique_ptr<TcpStoreServer> server;
@@ -49,7 +38,7 @@ struct Keepalive {
     if (!comm) return;
     MPI_Request request = MPI_REQUEST_NULL;
     if (MPI_Ibarrier(comm.get(), &request) != MPI_SUCCESS) return;
-    if (!poll_until(request, deadline_after(patience)))
+    if (!test_until(request, deadline_after(patience)))
       WEFT_WARN("rank " << comm.rank()
                         << " stopped waiting for the other ranks to close their communicators"
                         << (server ? "; the store they rendezvous through is going away" : ""));
@@ -88,7 +77,7 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   MPI_Request request = MPI_REQUEST_NULL;
   check_mpi(MPI_Ibcast(message, sizeof message, MPI_CHAR, 0, keep->comm.get(), &request),
             "MPI_Ibcast", w.rank, "the rendezvous");
-  if (!poll_until(request, deadline))
+  if (!test_until(request, deadline))
     throw Error(ErrorCode::Timeout,
                 "rank " + std::to_string(w.rank) +
                     " timed out waiting for rank 0's store address over MPI: rank 0 did not "

@@ -55,15 +55,7 @@ std::weak_ptr<MpiRuntime>& current_runtime() {
 bool all_ranks_arrive(MPI_Comm comm, std::chrono::milliseconds patience) {
   MPI_Request request = MPI_REQUEST_NULL;
   if (MPI_Ibarrier(comm, &request) != MPI_SUCCESS) return false;
-  Deadline deadline = deadline_after(patience);
-  IdleBackoff backoff;
-  for (;;) {
-    int done = 0;
-    if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return false;
-    if (done) return true;
-    if (Clock::now() >= deadline) return false;
-    backoff.idle(deadline);
-  }
+  return test_until(request, deadline_after(patience));
 }
 
 }  // namespace
@@ -73,6 +65,17 @@ std::string mpi_error_text(int rc) {
   int len = 0;
   if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(rc);
   return std::string(text, static_cast<size_t>(len));
+}
+
+bool test_until(MPI_Request& request, Deadline deadline) {
+  IdleBackoff backoff;
+  for (;;) {
+    int done = 0;
+    if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return false;
+    if (done) return true;
+    if (Clock::now() >= deadline) return false;
+    backoff.idle(deadline);
+  }
 }
 
 void check_mpi(int rc, const char* call, int rank, const std::string& what) {

@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "runtime/clock.h"
 #include "runtime/dtype.h"
 
 namespace weft::comm {
@@ -65,5 +66,9 @@ class MpiRuntime {
 std::string mpi_error_text(int rc);
 // Throws Error(Internal) "rank R: <call> failed in <what>: <MPI's text>" unless rc is success.
 void check_mpi(int rc, const char* call, int rank, const std::string& what);
+// Tests `request` until it completes (true), or until `deadline` passes or MPI_Test fails
+// (false), idling between tests (runtime/idle_backoff.h): how a non-blocking MPI call is waited
+// for without outliving a deadline.
+bool test_until(MPI_Request& request, Deadline deadline);
 
 }  // namespace weft::comm

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/error.h"
+#include "tests/support/text.h"
 
 namespace weft::comm {
 namespace {
@@ -27,9 +28,7 @@ std::unique_ptr<TcpStore> client(int port, const std::string& token = kToken) {
   return TcpStore::connect("127.0.0.1", port, token, deadline_after(5s));
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using weft::testing::contains;
 
 // A raw loopback connection, for clients that do not speak the protocol.
 int raw_connect(int port) {
@@ -164,7 +163,7 @@ TEST(TcpStore, AddToTextIsAnError) {
 TEST(TcpStore, StrangersAreRefusedAndLoggedWhileGoodClientsWork) {
   TcpStoreServer server("127.0.0.1", 0, kToken);
   auto good = client(server.port());
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   try {
     client(server.port(), "wrong-token");
     ADD_FAILURE() << "a client with the wrong token was accepted";
@@ -185,7 +184,7 @@ TEST(TcpStore, StrangersAreRefusedAndLoggedWhileGoodClientsWork) {
   ::close(zeros);
   good->set("still", "working");
   EXPECT_EQ(good->get("still", deadline_after(1s)), "working");
-  std::string log = testing::internal::GetCapturedStderr();
+  std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(contains(log, "refused connection from 127.0.0.1:")) << log;
   EXPECT_TRUE(contains(log, "wrong job token")) << log;
   EXPECT_TRUE(contains(log, "not a weft store")) << log;
