@@ -12,7 +12,7 @@ SHELL := /bin/bash
 
 # Everything the build, the tests and the benchmarks need on a minimal bookworm.
 DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
-  libgtest-dev libgmock-dev libbenchmark-dev \
+  libgtest-dev \
   libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev
 
 # Only `make bench-train` needs these (python3-torch is big: not installed for build or test).

@@ -40,8 +40,8 @@ bool meets_through_mpi(const World& w) {
 
 // Where the rendezvous store is: weftrun names it; under torchrun rank 0 serves one on
 // MASTER_PORT + 1 (torchrun's own store already holds MASTER_PORT), on the address MASTER_ADDR
-// names, guarded by the token master_store_access finds (comm/job_token.h); under mpirun rank 0
-// serves one and announces it over MPI.
+// names, guarded by the token master_store_access finds (comm/rendezvous/job_token.h); under
+// mpirun rank 0 serves one and announces it over MPI.
 void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
   std::string addr = env::get("WEFT_STORE_ADDR");
   std::shared_ptr<TcpStore> store;

@@ -1,6 +1,6 @@
 #pragma once
-// NativeBackend: collectives done by a vendor library's own algorithms (MPI_Allreduce today,
-// ncclAllReduce next) instead of weft's algorithms over a Transport. A Communicator holds either
+// NativeBackend: collectives done by a vendor library's own algorithms (MPI_Allreduce,
+// ncclAllReduce, ...) instead of weft's algorithms over a Transport. A Communicator holds either
 // a Transport or a NativeBackend; everything above it (Work, the executor, argument checks,
 // sequence numbers) is the same for both.
 //

@@ -19,8 +19,6 @@ void matmul_backward(const CpuContext& ctx, float* dinp, float* dweight, float* 
                      const float* dout, const float* inp, const float* weight, int B, int T, int C,
                      int OC);
 
-// The BLAS library, its version and the kernel set it picked for this CPU, for logs.
-const char* blas_description();
 // OpenBLAS's name for the kernel set it runs on this CPU ("Haswell", "SkylakeX", ...).
 const char* blas_core_name();
 // "SkylakeX" when this CPU has AVX-512 (F, CD, BW, DQ, VL) but OpenBLAS picked kernels without

@@ -24,7 +24,7 @@ constexpr int kFailureExitCode = 1;
 // noise in front of a command-line mistake.
 int usage_error(const weft::Error& e) {
   std::fprintf(stderr, "weftrun: error: %s\nRun 'weftrun --help' for usage.\n",
-               weft::strip_code_prefix(e).c_str());
+               e.message().c_str());
   return kUsageExitCode;
 }
 
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
     return weft::launcher::Job(std::move(options), std::move(program_path)).run();
   } catch (const weft::Error& e) {
     if (e.code() == weft::ErrorCode::InvalidArgument) return usage_error(e);  // e.g. exec refused
-    std::fprintf(stderr, "weftrun: %s\n", weft::strip_code_prefix(e).c_str());
+    std::fprintf(stderr, "weftrun: %s\n", e.message().c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "weftrun: internal error: %s\n", e.what());
   }

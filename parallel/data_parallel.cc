@@ -51,12 +51,6 @@ DataParallel::DataParallel(comm::Communicator& comm, std::vector<size_t> param_c
   missing_.resize(plan_.buckets.size());
 }
 
-size_t DataParallel::owned_elements() const {
-  size_t total = 0;
-  for (const auto& r : owned_) total += r.count;
-  return total;
-}
-
 Tensor DataParallel::span(void* base, size_t offset, size_t count, DType dtype) const {
   return Tensor::flat(static_cast<std::byte*>(base) + offset * dtype_size(dtype), dtype, count,
                       dtype == options_.dtype ? options_.device : Device::cpu());

@@ -55,7 +55,6 @@ class DataParallel {
   const BucketPlan& plan() const { return plan_; }
   // Ranges of the flat buffers this rank must step: everything, or its ZeRO-1 shard.
   const std::vector<ShardRange>& owned_ranges() const { return owned_; }
-  size_t owned_elements() const;
 
   // Call once per step before the last micro-batch's backward.
   void begin(void* grads);

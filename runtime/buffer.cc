@@ -20,11 +20,7 @@ Buffer::Buffer(size_t bytes) : size_(bytes) {
 }
 
 Tensor Buffer::view(DType dtype, size_t count) const {
-  if (count * dtype_size(dtype) > size_)
-    throw Error(ErrorCode::InvalidArgument, "view of " + std::to_string(count) + " " +
-                                                dtype_name(dtype) + " exceeds buffer of " +
-                                                std::to_string(size_) + " bytes");
-  return Tensor::flat(data_.get(), dtype, count);
+  return Tensor::within(data_.get(), size_, dtype, count, Device::cpu(), "buffer");
 }
 
 }  // namespace weft

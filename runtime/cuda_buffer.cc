@@ -31,12 +31,7 @@ CudaBuffer::CudaBuffer(size_t bytes, int device) : data_(nullptr, Free{device}),
 }
 
 Tensor CudaBuffer::view(DType dtype, size_t count) const {
-  if (count * dtype_size(dtype) > size_)
-    throw Error(ErrorCode::InvalidArgument,
-                "view of " + std::to_string(count) + " " + dtype_name(dtype) +
-                    " exceeds the CUDA buffer of " + std::to_string(size_) + " bytes on " +
-                    device().str());
-  return Tensor::flat(data_.get(), dtype, count, device());
+  return Tensor::within(data_.get(), size_, dtype, count, device(), "CUDA buffer");
 }
 
 void CudaBuffer::upload(const void* host, size_t bytes) {

@@ -1,6 +1,6 @@
 #pragma once
 // The one registry of tunable environment variables: name, default and meaning.
-// README's table is generated from kEnvVars (weftrun --help-env prints it).
+// weftrun --help-env prints it; README's table is written from it by hand.
 #include <chrono>
 #include <optional>
 #include <span>

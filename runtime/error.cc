@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <string_view>
 
 namespace weft {
 
@@ -24,14 +23,6 @@ Error::Error(ErrorCode code, const std::string& message)
     : std::runtime_error(std::string(error_code_name(code)) + ": " + message),
       code_(code),
       message_(message) {}
-
-std::string strip_code_prefix(const Error& e) {
-  std::string_view text = e.what();
-  std::string_view code = error_code_name(e.code());
-  if (text.starts_with(code) && text.substr(code.size()).starts_with(": "))
-    text.remove_prefix(code.size() + 2);
-  return std::string(text);
-}
 
 void throw_errno(const std::string& what) {
   int e = errno;

@@ -22,10 +22,6 @@ class Error : public std::runtime_error {
   std::string message_;
 };
 
-// The message as it was given to the constructor: what() without its leading "Code: ", for
-// quoting one error inside another message (or under a prefix of its own) without the code twice.
-std::string strip_code_prefix(const Error& e);
-
 // Throws Error(Io) with strerror(errno) appended: for failed system calls.
 [[noreturn]] void throw_errno(const std::string& what);
 

@@ -22,11 +22,7 @@ PinnedBuffer::PinnedBuffer(size_t bytes, int device) : size_(bytes) {
 }
 
 Tensor PinnedBuffer::view(DType dtype, size_t count) const {
-  if (count * dtype_size(dtype) > size_)
-    throw Error(ErrorCode::InvalidArgument, "view of " + std::to_string(count) + " " +
-                                                dtype_name(dtype) + " exceeds pinned buffer of " +
-                                                std::to_string(size_) + " bytes");
-  return Tensor::flat(data_.get(), dtype, count);
+  return Tensor::within(data_.get(), size_, dtype, count, Device::cpu(), "pinned buffer");
 }
 
 }  // namespace weft

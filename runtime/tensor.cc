@@ -18,6 +18,16 @@ Tensor::Tensor(void* data, DType dtype, std::vector<int64_t> shape, Device devic
                                                 " elements has a null data pointer");
 }
 
+Tensor Tensor::within(void* data, size_t capacity, DType dtype, size_t count, Device device,
+                      const char* buffer) {
+  if (count > capacity / dtype_size(dtype))
+    throw Error(ErrorCode::InvalidArgument, "view of " + std::to_string(count) + " " +
+                                                dtype_name(dtype) + " exceeds the " + buffer +
+                                                " of " + std::to_string(capacity) + " bytes" +
+                                                (device.is_cpu() ? "" : " on " + device.str()));
+  return flat(data, dtype, count, device);
+}
+
 Tensor Tensor::slice(size_t offset, size_t count) const {
   if (offset + count > numel_)
     throw Error(ErrorCode::InvalidArgument, "slice [" + std::to_string(offset) + ", " +

@@ -27,6 +27,11 @@ class Tensor {
   Device device() const { return device_; }
   size_t numel() const { return numel_; }
   size_t nbytes() const { return numel_ * dtype_size(dtype_); }
+  // The first `count` elements of a buffer of `capacity` bytes as a 1-D view: what Buffer,
+  // PinnedBuffer and CudaBuffer hand out. InvalidArgument naming the `buffer` ("pinned buffer")
+  // and its size when they do not fit.
+  static Tensor within(void* data, size_t capacity, DType dtype, size_t count, Device device,
+                       const char* buffer);
   // Elements [offset, offset + count) as a 1-D view.
   Tensor slice(size_t offset, size_t count) const;
   std::string describe() const;  // "f32[4096] on cpu"

@@ -1,6 +1,6 @@
 #pragma once
 // weft's own collective algorithms, written once against Transport so that every transport
-// (tcp, shm, inproc, and later mpi and nccl) runs the same code. Each lives in its own file;
+// (tcp, shm, inproc, mpi-ring, nccl-ring) runs the same code. Each lives in its own file;
 // this header holds their signatures and the small pieces they share.
 #include <cstddef>
 #include <utility>

@@ -5,12 +5,13 @@
 #include <cstring>
 
 #include "comm/mpi/mpi_comm.h"
+#include "comm/mpi/mpi_runtime.h"
 #include "comm/rendezvous/job_token.h"
 #include "comm/rendezvous/store_tcp.h"
-#include "runtime/idle_backoff.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "runtime/random.h"
 #include "runtime/world.h"
 
 namespace weft::comm {

@@ -8,8 +8,8 @@
 // communicator, whatever order the application drops them in.
 //
 // Threading: weft asks for MPI_THREAD_MULTIPLE. Each communicator drives its ops from its own
-// executor thread, and DeviceMesh keeps several communicators busy at once; funnelling them
-// through one MPI-owning thread would add two thread hand-offs to every small op and would
+// executor thread, and an application may keep several communicators busy at once; funnelling
+// them through one MPI-owning thread would add two thread hand-offs to every small op and would
 // serialize communicators that the application overlaps on purpose. Open MPI 4.1 with ob1/vader
 // supports it at the cost of a few uncontended locks per call.
 //
@@ -17,7 +17,7 @@
 // weft's communicators before it does.
 //
 // Only files compiled with MPI include this header (it includes mpi.h); init.cc reaches MPI
-// through mpi_rendezvous.h, transport_setup.h and native_backend.h instead.
+// through backends.h and mpi_rendezvous.h instead.
 #include <mpi.h>
 
 #include <atomic>

@@ -60,13 +60,6 @@ constexpr auto kStagedSendPatience = std::chrono::seconds(10);
 // ... and this long for requests of an aborted op.
 constexpr auto kClosePatience = std::chrono::milliseconds(100);
 
-// e.what() without its "Code: " prefix, for quoting inside another Error's message.
-std::string bare_message(const Error& e) {
-  std::string text = e.what();
-  std::string prefix = std::string(error_code_name(e.code())) + ": ";
-  return text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : text;
-}
-
 class MpiTransport final : public Transport {
  public:
   MpiTransport(MpiComm comm, Deadline deadline);
@@ -299,10 +292,9 @@ bool MpiTransport::advance(uint32_t slot) {
       // this receive fails and the transport aborts, telling the peers why.
       for (MPI_Request& p : r.pieces)
         if (p != MPI_REQUEST_NULL) MPI_Cancel(&p);
-      fail(slot, e.code(), bare_message(e));
-      request_abort(
-          "rank " + std::to_string(rank_) + " aborted the mpi transport: " + bare_message(e), true,
-          e.code());
+      fail(slot, e.code(), e.message());
+      request_abort("rank " + std::to_string(rank_) + " aborted the mpi transport: " + e.message(),
+                    true, e.code());
       return true;
     }
     r.header_checked = true;

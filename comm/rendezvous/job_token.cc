@@ -1,7 +1,6 @@
 #include "comm/rendezvous/job_token.h"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,10 +10,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "runtime/socket.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "runtime/random.h"
+#include "runtime/socket.h"
 #include "runtime/unique_fd.h"
 
 namespace weft::comm {
@@ -102,24 +102,6 @@ void create_secret(int dir_fd, const std::string& dir) {
 }
 
 }  // namespace
-
-std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  for (size_t got = 0; got < bytes;) {
-    ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw_errno("getrandom()");
-    got += static_cast<size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * bytes);
-  for (unsigned char c : raw) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
-  return hex;
-}
 
 bool same_token(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

@@ -41,8 +41,6 @@ std::string user_secret(const std::string& dir);
 // $TMPDIR/weft-<effective uid> (/tmp when TMPDIR is unset).
 std::string user_secret_dir();
 
-// `bytes` random bytes from the kernel as lowercase hex: tokens, job ids.
-std::string random_hex(size_t bytes);
 // Whether two tokens are equal, in a time that does not say where they differ.
 bool same_token(std::string_view a, std::string_view b);
 

@@ -1,6 +1,7 @@
 #pragma once
 // Store: the small key-value service ranks rendezvous through (addresses, ids, barriers).
-// Served by weftrun over TCP today; the gRPC coordinator later sits behind the same interface.
+// Served over TCP by weftrun or by rank 0 (store_tcp.h), or in memory for a group within one
+// process (store_memory.h).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,8 +57,5 @@ class PrefixStore : public Store {
   std::string prefix_;
   std::shared_ptr<Store> base_;
 };
-
-// All `size` ranks call this with the same name; returns when all have arrived.
-void store_barrier(Store& store, const std::string& name, int size, Deadline deadline);
 
 }  // namespace weft::comm

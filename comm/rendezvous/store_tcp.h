@@ -1,9 +1,9 @@
 #pragma once
 // A Store served over TCP: one server (in weftrun, or rank 0 under torchrun-style launch) and a
-// client per rank. Every connection first presents the job token (comm/job_token.h); strangers
-// are refused and logged with their address before they can read or write a key, so they take
-// no rank's place. Waits are answered by the server when the keys appear, so clients sleep,
-// not poll.
+// client per rank. Every connection first presents the job token (comm/rendezvous/job_token.h);
+// strangers are refused and logged with their address before they can read or write a key, so
+// they take no rank's place. Waits are answered by the server when the keys appear, so clients
+// sleep, not poll.
 #include <atomic>
 #include <memory>
 #include <string>

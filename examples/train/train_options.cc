@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 
+#include "comm/backend_registry.h"
 #include "runtime/error.h"
 
 namespace weft::train {
@@ -69,15 +70,20 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
       {"--clip", [&](auto v) { o.clip = finite_non_negative("--clip", v); }},
       {"--seed", [&](auto v) { o.seed = parse_number<uint64_t>("--seed", v); }},
       {"--data", [&](auto v) { o.data = v; }},
-      {"--backend",
+      {"--backend", [&](auto v) { o.backend = comm::find_backend(v).name; }},
+      {"--device",
        [&](auto v) {
-         o.backend = one_of("--backend", v, {"auto", "tcp", "shm", "mpi", "mpi-ring", "nccl",
-                                             "nccl-ring"});
+         o.device = one_of("--device", v, {"cpu", "cuda"});
        }},
-      {"--device", [&](auto v) { o.device = one_of("--device", v, {"cpu", "cuda"}); }},
-      {"--precision", [&](auto v) { o.precision = one_of("--precision", v, {"f32", "bf16"}); }},
+      {"--precision",
+       [&](auto v) {
+         o.precision = one_of("--precision", v, {"f32", "bf16"});
+       }},
       {"--bucket-mb", [&](auto v) { o.bucket_mb = finite_non_negative("--bucket-mb", v); }},
-      {"--grad-dtype", [&](auto v) { o.grad_dtype = one_of("--grad-dtype", v, {"f32", "bf16"}); }},
+      {"--grad-dtype",
+       [&](auto v) {
+         o.grad_dtype = one_of("--grad-dtype", v, {"f32", "bf16"});
+       }},
       {"--eval-every", [&](auto v) { o.eval_every = parse_number<int>("--eval-every", v); }},
       {"--threads", [&](auto v) { o.threads = positive_int("--threads", v); }},
       {"--log-json", [&](auto v) { o.log_json = v; }},
@@ -186,9 +192,11 @@ training:  --steps N (50)  --lr X (1e-3)  --warmup N (10)  --weight-decay X (0.1
            --clip X (1.0, 0 disables)  --seed N (1337)
 data:      --data FILE      UTF-8 text, byte-level tokens (default: a built-in corpus)
            --eval-every K   held-out loss and perplexity every K steps (0: never)
-parallel:  --backend auto|tcp|shm|mpi|mpi-ring|nccl|nccl-ring   (default: $WEFT_BACKEND, which
-                            weftrun --backend sets, else auto; GPU tensors take nccl as they
-                            are, the others copy them through pinned host memory)
+parallel:  --backend NAME   )" +
+         comm::backend_names() + R"(
+                            (default: $WEFT_BACKEND, which weftrun --backend sets, else auto;
+                            GPU tensors take nccl as they are, the others copy them through
+                            pinned host memory)
            --zero1          shard the optimizer state across ranks (ZeRO-1)
            --bucket-mb X    gradient bucket size (25)
            --grad-dtype f32|bf16   gradient wire format (bf16 when training in bf16)

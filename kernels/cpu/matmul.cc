@@ -55,8 +55,6 @@ void matmul_backward(const CpuContext& ctx, float* dinp, float* dweight, float* 
   if (dbias != nullptr) add_column_sums(dbias, dout, rows, OC);
 }
 
-const char* blas_description() { return openblas_get_config(); }
-
 const char* blas_core_name() { return openblas_get_corename(); }
 
 const char* blas_coretype_upgrade() {

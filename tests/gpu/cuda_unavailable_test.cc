@@ -59,7 +59,15 @@ TEST(CudaUnavailable, NcclTransportOnAMissingDeviceSaysSo) {
       [&] { comm::make_nccl_transport(setup, missing_device()); }, "rank 0: backend nccl-ring");
 }
 
-TEST(CudaUnavailable, DeviceCountIsZeroOrMoreNeverAnError) { EXPECT_GE(cuda_device_count(), 0); }
+// The count is what the checks go by: every device below it is usable, the next one is refused
+// (cuda:0 where there is no GPU: the count is 0 then, not an error).
+TEST(CudaUnavailable, DeviceCountIsExactlyTheDevicesRequireCudaDeviceAccepts) {
+  const int count = cuda_device_count();
+  for (int device = 0; device < count; device++)
+    EXPECT_NO_THROW(require_cuda_device(device, "the test")) << "cuda:" << device;
+  expect_unavailable_naming_device([] { require_cuda_device(missing_device(), "the test"); },
+                                   "the test needs cuda:");
+}
 
 }  // namespace
 }  // namespace weft

@@ -30,10 +30,6 @@ using Env = std::vector<std::string>;
 
 const std::string kRank = WEFTRUN_RANK_HELPER_PATH;
 
-bool contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
-
 // A port whose successor (the store's port) was free a moment ago.
 int free_master_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

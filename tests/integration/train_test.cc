@@ -92,7 +92,7 @@ TEST_F(Train, BadFlagsFailFastWithAClearMessage) {
   for (const Case& c :
        {Case{{"--batch", "7"}, "--batch 7 is not divisible by the 2"},
         Case{{"--heads", "5"}, "--heads 5 does not divide --d-model 256"},
-        Case{{"--backend", "pigeon"}, "--backend 'pigeon' is not one of"},
+        Case{{"--backend", "pigeon"}, "--backend: unknown backend 'pigeon': use one of auto, tcp"},
         Case{{"--lr", "nan"}, "--lr must be a finite number, got nan"},
         Case{{"--log-json", (dir_ / "missing" / "log.json").string()}, "check --log-json"},
         Case{{"--d-model", "100000"}, "of memory, but only"}}) {

@@ -198,6 +198,14 @@ bool wait_until_job_gone(const std::string& job_id, std::chrono::milliseconds ti
   return true;
 }
 
+std::vector<std::string> shell(int ranks, const std::string& script,
+                               const std::vector<std::string>& flags) {
+  std::vector<std::string> args = {"-n", std::to_string(ranks)};
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.insert(args.end(), {"--", "sh", "-c", script});
+  return args;
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/text.h"  // contains(), for the tests that include this harness
+
 namespace weft::testing {
 
 struct WeftrunResult {
@@ -56,6 +58,10 @@ class WeftrunProcess {
   std::chrono::steady_clock::time_point started_;
   WeftrunResult result_;
 };
+
+// weftrun's arguments for `ranks` ranks (after `flags`), each running `script` under sh -c.
+std::vector<std::string> shell(int ranks, const std::string& script,
+                               const std::vector<std::string>& flags = {});
 
 // Runs weftrun to the end.
 WeftrunResult run_weftrun(const std::vector<std::string>& args, const std::string& input = "",

@@ -29,17 +29,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Args = std::vector<std::string>;
 
-Args shell(int ranks, const std::string& script, Args flags = {}) {
-  Args args = {"-n", std::to_string(ranks)};
-  args.insert(args.end(), flags.begin(), flags.end());
-  args.insert(args.end(), {"--", "sh", "-c", script});
-  return args;
-}
-
-bool contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
-
 // The job id from weftrun's failure summary ("weftrun: job j123abc failed ...").
 std::string failed_job_id(const std::string& err) {
   std::smatch m;

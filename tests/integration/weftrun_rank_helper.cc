@@ -36,7 +36,6 @@ int meet_through_store(const weft::World& world) {
   auto store = weft::comm::TcpStore::connect(
       weft::env::get("WEFT_STORE_ADDR"), weft::env::get("WEFT_TOKEN"), weft::deadline_after(10s));
   store->set("helper/rank" + std::to_string(world.rank), world.job_id);
-  weft::comm::store_barrier(*store, "helper/met", world.size, weft::deadline_after(10s));
   int met = 0;
   for (int r = 0; r < world.size; ++r)
     if (store->get("helper/rank" + std::to_string(r), weft::deadline_after(10s)) == world.job_id)

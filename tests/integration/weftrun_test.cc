@@ -23,21 +23,10 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Args = std::vector<std::string>;
 
-Args shell(int ranks, const std::string& script, Args flags = {}) {
-  Args args = {"-n", std::to_string(ranks)};
-  args.insert(args.end(), flags.begin(), flags.end());
-  args.insert(args.end(), {"--", "sh", "-c", script});
-  return args;
-}
-
 std::vector<std::string> sorted_lines(const std::string& text) {
   std::vector<std::string> lines = lines_of(text);
   std::sort(lines.begin(), lines.end());
   return lines;
-}
-
-bool contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
 }
 
 // A scratch directory where ranks leave their pids; removed afterwards.

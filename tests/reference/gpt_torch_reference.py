@@ -4,16 +4,35 @@ and learning-rate schedule, written in PyTorch, printing the loss of every step.
 
 tests/unit/models/gpt_reference_test.cc holds this script's output and checks that weft's model
 and optimizer reproduce it. Run it with Debian's python3-torch (/usr/bin/python3) to regenerate
-the numbers after a deliberate change to the model.
+the numbers after a deliberate change to the model:
+
+    /usr/bin/python3 tests/reference/gpt_torch_reference.py
+    /usr/bin/python3 tests/reference/gpt_torch_reference.py --check tests/unit/models/gpt_reference_test.cc
+
+--check is the ctest models.gpt_torch_reference: it compares this run's losses with the ones the
+C++ test holds, and exits 77 (ctest's skip) where torch is not installed. --self-test checks
+only the reading and comparing, with no torch (ctest models.gpt_torch_reference_reader).
 
 The initialisation re-implements models/gpt.cc's generator (SplitMix64 + Box-Muller, one stream
 per tensor) so both sides start from the same weights without exchanging a file.
 """
+import argparse
 import math
+import re
+import sys
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+try:  # Debian's python3-torch brings numpy; without torch only --self-test can run.
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = None
+
+SKIP = 77  # ctest's SKIP_RETURN_CODE for the check
+# The C++ test allows weft 2e-6 (relative) from these numbers; the numbers themselves must be
+# within half that of what torch computes, so weft stays close to torch, not only to a copy.
+# (Another BLAS or thread count moves torch's last digit: ~1e-7 seen.)
+CHECK_RTOL = 1e-6
 
 LAYERS, C, NH, T, V, BATCH, STEPS = 2, 32, 2, 16, 256, 4, 8
 LR, WARMUP, WEIGHT_DECAY, CLIP, SEED = 3e-3, 2, 0.1, 1.0, 1337
@@ -108,7 +127,8 @@ def lr_at(step):
     return floor + 0.5 * (LR - floor) * (1 + math.cos(math.pi * progress))
 
 
-def main():
+def train_losses():
+    torch.set_num_threads(1)
     p = build_params()
     decay = [t for t, d in p.values() if d]
     no_decay = [t for t, d in p.values() if not d]
@@ -126,8 +146,65 @@ def main():
         torch.nn.utils.clip_grad_norm_(decay + no_decay, CLIP)
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+def golden_losses(cc_path):
+    """The kTorchLosses initializer of the C++ test, however clang-format wrapped it."""
+    with open(cc_path) as f:
+        m = re.search(r"kTorchLosses\s*=\s*\{([^}]*)\}", f.read())
+    if not m:
+        sys.exit(f"{cc_path}: no 'kTorchLosses = {{...}}' found: was the constant renamed?")
+    return [float(v) for v in m.group(1).replace("\n", " ").split(",") if v.strip()]
+
+
+def mismatches(golden, losses, rtol=CHECK_RTOL):
+    """Lines naming each step where the two lists disagree beyond rtol (or their lengths)."""
+    if len(golden) != len(losses):
+        return [f"the C++ test holds {len(golden)} losses, this script makes {len(losses)}"]
+    return [f"step {i}: C++ test {g:.7f}, torch {t:.7f}"
+            for i, (g, t) in enumerate(zip(golden, losses), 1)
+            if abs(g - t) > rtol * abs(t)]
+
+
+def self_test(cc_path):
+    golden = golden_losses(cc_path)
+    assert len(golden) == STEPS and all(4 < v < 6 for v in golden), golden
+    assert mismatches(golden, golden) == []
+    assert mismatches(golden, [v * (1 + CHECK_RTOL / 2) for v in golden]) == []
+    moved = list(golden)
+    moved[2] += 1e-4
+    assert mismatches(golden, moved) == [f"step 3: C++ test {golden[2]:.7f}, torch {moved[2]:.7f}"]
+    assert "holds 8 losses, this script makes 7" in mismatches(golden, golden[:7])[0]
+    print(f"ok: read {len(golden)} losses from {cc_path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", metavar="CC_FILE",
+                      help="compare with the kTorchLosses of this C++ test; exit 1 if they differ")
+    mode.add_argument("--self-test", metavar="CC_FILE",
+                      help="check the reading and comparing only (needs no torch)")
+    args = parser.parse_args()
+    if args.self_test:
+        return self_test(args.self_test)
+    if torch is None:
+        print("gpt_torch_reference.py needs PyTorch: run it with Debian's python3-torch "
+              "(apt-get install python3-torch; `make bench-train` installs it) as /usr/bin/python3",
+              file=sys.stderr)
+        sys.exit(SKIP if args.check else 1)
+    losses = train_losses()
     print("const std::vector<double> kTorchLosses = {" +
           ", ".join(f"{v:.7f}" for v in losses) + "};")
+    if args.check:
+        wrong = mismatches(golden_losses(args.check), losses)
+        for line in wrong:
+            print(line, file=sys.stderr)
+        if wrong:
+            sys.exit(f"{args.check}'s kTorchLosses differ from PyTorch's beyond {CHECK_RTOL:g} "
+                     "(relative): paste the line above into it if the model changed on purpose")
+        print(f"ok: {args.check} matches PyTorch within {CHECK_RTOL:g} (relative)")
 
 
 if __name__ == "__main__":

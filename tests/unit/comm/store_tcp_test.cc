@@ -16,6 +16,7 @@
 
 #include "comm/rendezvous/store_abort_channel.h"
 #include "runtime/error.h"
+#include "tests/support/text.h"
 
 namespace weft::comm {
 namespace {
@@ -28,9 +29,7 @@ std::unique_ptr<TcpStore> client(int port, const std::string& token = kToken) {
   return TcpStore::connect("127.0.0.1", port, token, deadline_after(5s));
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using weft::testing::contains;
 
 // A raw loopback connection, for clients that do not speak the protocol.
 int raw_connect(int port) {
@@ -165,7 +164,7 @@ TEST(TcpStore, AddToTextIsAnError) {
 TEST(TcpStore, StrangersAreRefusedAndLoggedWhileGoodClientsWork) {
   TcpStoreServer server("127.0.0.1", 0, kToken);
   auto good = client(server.port());
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   try {
     client(server.port(), "wrong-token");
     ADD_FAILURE() << "a client with the wrong token was accepted";
@@ -186,7 +185,7 @@ TEST(TcpStore, StrangersAreRefusedAndLoggedWhileGoodClientsWork) {
   ::close(zeros);
   good->set("still", "working");
   EXPECT_EQ(good->get("still", deadline_after(1s)), "working");
-  std::string log = testing::internal::GetCapturedStderr();
+  std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(contains(log, "refused connection from 127.0.0.1:")) << log;
   EXPECT_TRUE(contains(log, "wrong job token")) << log;
   EXPECT_TRUE(contains(log, "not a weft store")) << log;
@@ -318,7 +317,7 @@ TEST(TcpStore, AMemberThatVanishesIsNamedToEveryWaiterAtOnce) {
   auto waiting = std::async(std::launch::async, [&] { store->get("never", deadline_after(20s)); });
   std::this_thread::sleep_for(100ms);
   auto start = Clock::now();
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   ::close(member);  // the rank dies: no leave
   try {
     waiting.get();
@@ -329,7 +328,7 @@ TEST(TcpStore, AMemberThatVanishesIsNamedToEveryWaiterAtOnce) {
     EXPECT_TRUE(contains(e.what(), "store key 'never'")) << e.what();
   }
   EXPECT_LT(seconds_since(start), 1.0);
-  EXPECT_TRUE(contains(testing::internal::GetCapturedStderr(), "rank 2 (pid 4242) lost"));
+  EXPECT_TRUE(contains(::testing::internal::GetCapturedStderr(), "rank 2 (pid 4242) lost"));
   // Later waits fail at once too; what is already there can still be read.
   EXPECT_THROW(store->wait({"here", "never"}, deadline_after(20s)), Error);
   EXPECT_LT(seconds_since(start), 1.0);

@@ -23,6 +23,7 @@
 #include "comm/transport.h"
 #include "comm/transport_setup.h"
 #include "runtime/error.h"
+#include "tests/support/text.h"
 
 namespace weft::comm {
 namespace {
@@ -33,9 +34,7 @@ using Request = Transport::Request;
 const std::string kToken = "transport-test-token";
 const std::string kJob = "tcp-test-job";
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using weft::testing::contains;
 
 Fingerprint fp(uint64_t seq, uint64_t count) {
   return Fingerprint{seq, OpKind::allreduce, DType::u8, ReduceOp::sum, -1, count};
@@ -383,7 +382,7 @@ int raw_connect(const std::string& address) {
 
 TEST_F(TcpTransportTest, StrangersDuringSetUpAreRefusedAndRanksStillConnect) {
   std::vector<int> strangers;
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   auto out = run_ranks(
       2,
       [&](int r, std::unique_ptr<Transport>& t) {
@@ -412,7 +411,7 @@ TEST_F(TcpTransportTest, StrangersDuringSetUpAreRefusedAndRanksStillConnect) {
         }
         std::this_thread::sleep_for(150ms);
       });
-  std::string log = testing::internal::GetCapturedStderr();
+  std::string log = ::testing::internal::GetCapturedStderr();
   for (int fd : strangers) ::close(fd);
   for (auto& o : out) EXPECT_TRUE(o.ok) << o.message;
   EXPECT_TRUE(contains(log, "refused connection from 127.0.0.1:")) << log;

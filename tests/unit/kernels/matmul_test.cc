@@ -137,7 +137,6 @@ TEST(Matmul, RunsOnTheContextsThreadsAndRestoresTheBlasCount) {
   matmul_backward(CpuContext(2), nullptr, dweight.data(), nullptr, dout.data(), inp.data(),
                   weight.data(), B, T, C, OC);
   EXPECT_EQ(blas_threads(), 1);
-  EXPECT_NE(std::string(blas_description()), "");
 }
 
 TEST(Matmul, CoretypeUpgradeOnlyWhenOpenBlasRunsWithoutAvx512) {

@@ -15,10 +15,5 @@ TEST(JobIdentity, IdsAreSafeForShmNamesAndTokensAreRandom) {
   EXPECT_NE(a.token, b.token);
 }
 
-TEST(JobIdentity, RandomHexHasTwoDigitsPerByte) {
-  EXPECT_EQ(random_hex(0), "");
-  EXPECT_EQ(random_hex(5).size(), 10u);
-}
-
 }  // namespace
 }  // namespace weft::launcher

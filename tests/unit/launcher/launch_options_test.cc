@@ -132,6 +132,7 @@ TEST(LaunchOptions, UnknownBackend) {
   std::string m = error_of({"-n", "2", "--backend", "udp", "--", "p"});
   EXPECT_NE(m.find("unknown backend 'udp': choose " + comm::backend_names()), std::string::npos)
       << m;
+  EXPECT_NE(m.find("auto, tcp, shm, mpi-ring, mpi, nccl-ring, nccl"), std::string::npos) << m;
   m = error_of({"-n", "2", "--backend"});
   EXPECT_NE(m.find("--backend needs a value"), std::string::npos) << m;
 }

@@ -5,20 +5,19 @@
 namespace weft {
 namespace {
 
-TEST(Error, WhatStartsWithTheCodeAndStripCodePrefixRemovesItOnce) {
+TEST(Error, WhatStartsWithTheCodeAndMessageIsTheTextWithoutIt) {
   Error e(ErrorCode::InvalidArgument, "--lr must be positive");
   EXPECT_STREQ(e.what(), "InvalidArgument: --lr must be positive");
-  EXPECT_EQ(strip_code_prefix(e), "--lr must be positive");
+  EXPECT_EQ(e.message(), "--lr must be positive");
   // Quoted under another code, the inner text keeps only its own words.
-  Error wrapped(ErrorCode::InvalidArgument, "rank 1: " + strip_code_prefix(e));
+  Error wrapped(ErrorCode::InvalidArgument, "rank 1: " + e.message());
   EXPECT_STREQ(wrapped.what(), "InvalidArgument: rank 1: --lr must be positive");
 }
 
-TEST(Error, StripCodePrefixLeavesOtherTextAlone) {
-  // Only the error's own code is a prefix; a message that happens to start with another
-  // code's name, or with the name but no ": ", is left as it is.
-  EXPECT_EQ(strip_code_prefix(Error(ErrorCode::Timeout, "PeerLost: rank 2")), "PeerLost: rank 2");
-  EXPECT_EQ(strip_code_prefix(Error(ErrorCode::Io, "")), "");
+TEST(Error, MessageIsExactlyWhatWasGiven) {
+  // Text that happens to start with another code's name is the message's own, kept whole.
+  EXPECT_EQ(Error(ErrorCode::Timeout, "PeerLost: rank 2").message(), "PeerLost: rank 2");
+  EXPECT_EQ(Error(ErrorCode::Io, "").message(), "");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "comm/backend_registry.h"
 #include "runtime/error.h"
 
 namespace weft::train {
@@ -67,8 +68,11 @@ TEST(TrainOptions, BadFlagsSayWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(error_of({"--batch", "6"}, 4).find("not divisible by the 4 data-parallel ranks"),
             std::string::npos);
-  EXPECT_NE(error_of({"--backend", "carrier-pigeon"}).find("is not one of: auto, tcp, shm"),
-            std::string::npos);
+  // The backend registry's own message and list: one list for every flag that names a backend.
+  EXPECT_NE(
+      error_of({"--backend", "carrier-pigeon"})
+          .find("--backend: unknown backend 'carrier-pigeon': use one of " + comm::backend_names()),
+      std::string::npos);
   EXPECT_NE(error_of({"--layers", "two"}).find("--layers expects a number, got 'two'"),
             std::string::npos);
   EXPECT_NE(error_of({"--steps", "0"}).find("--steps must be at least 1"), std::string::npos);
@@ -112,11 +116,13 @@ TEST(TrainOptions, ThreadsAreDescribedInGoodEnglishForEveryCount) {
   EXPECT_EQ(describe_threads(16, 16), "16 threads/rank as 16 lanes");
 }
 
-TEST(TrainOptions, HelpDocumentsTheExitCodes) {
+TEST(TrainOptions, HelpDocumentsTheExitCodesAndEveryBackend) {
   const std::string help = train_usage();
   for (const char* text : {"exit codes: 0  done", "2  bad usage", "1  failure in the job",
                            "128+N  killed by signal N", "$WEFT_BACKEND"})
     EXPECT_NE(help.find(text), std::string::npos) << text;
+  // The registry's list, not a copy that drifts from it.
+  EXPECT_NE(help.find("--backend NAME   " + comm::backend_names()), std::string::npos) << help;
 }
 
 // What the ranks compare before step 1: every flag that shapes the run, in a fixed order, with

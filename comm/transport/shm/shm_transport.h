@@ -1,0 +1,247 @@
+#pragma once
+// Shared-memory transport: ranks on one node move bytes through FIFOs in /dev/shm.
+//
+// Layout. Each rank owns one file, /dev/shm/weft-<job>-<group>-r<rank>-p<pid>: a header (pid,
+// doorbell, abort/closed flags, abort reason) and one inbound FIFO per sender, itself included
+// (a loopback FIFO makes send-to-self work like any other peer). Rank A sends to B by writing
+// into the FIFO "from A" in B's file, so each FIFO has exactly one producer and one consumer.
+// The pid in the name keeps a restarted job from ever opening a dead incarnation's file.
+//
+// Set-up: remove files whose owners are gone (shm_sweep.h); create, size (fallocate: a full
+// /dev/shm is an error now, not a SIGBUS later) and map my file; publish its name in the store;
+// map every peer's header and my FIFO in its file; barrier; unlink every rank's file. From then
+// on the files live only as mappings, so nothing is left in /dev/shm even when a rank is killed
+// with SIGKILL. A rank that dies before that is heard through the store (PeerLost, see
+// kRankLostKey); its peers then remove its file as they stop.
+//
+// Stream. A message is its FrameHeader followed by the payload, back to back. (Padding payloads
+// to cache-line boundaries measured no faster here.) Requests to or from one peer form a
+// FIFO per direction; only the head of each moves. Copies are published to the other side every
+// kChunkBytes (and at the end of each batch), so the consumer copies out one chunk while the
+// producer writes the next, and a small message becomes visible whole.
+//
+// Mailbox. A message whose header and payload fit a mailbox slot (about 2 KiB) skips the FIFO:
+// the sender copies it whole into the next slot of the mailbox beside the FIFO and stamps the
+// slot with the message's number on that path (see shm::MailboxWriter). The receiver polls the
+// stamp, which shares a cache line with the header, so a small message reaches it in one
+// cache-line transfer instead of two (FIFO position, then data): the latency of small
+// collectives. Which path a message takes depends on its size only; if the two sides' sizes
+// disagree, the receiver finds the message on the other path and reports the mismatch.
+//
+// Waking. After publishing into a peer's FIFO or consuming from one (which frees space the peer
+// may wait for) we nudge the peer's doorbell: a futex call only if the peer sleeps, otherwise
+// one read of a cache line we already hold. A waiting rank spins a few microseconds on the
+// FIFO positions (unless ranks outnumber cores), then yields its core (a peer waiting to run
+// gets it) for a few tens of microseconds, or up to a millisecond while other tasks take the
+// core when it yields, then sleeps on its doorbell. Liveness checks (a pidfd poll) happen only
+// on the way to sleep, so a message costs no system call.
+//
+// Failure. abort() sets a flag and reason in my header and rings everyone; peers fail all
+// requests with Aborted when they see it. A peer process that exits (pidfd becomes readable)
+// or destroys its transport (closed flag) fails the requests involving it with PeerLost, after
+// delivering whatever it had completely written.
+//
+// This header is the transport's inside, shared by its set-up (shm_setup.cc) and its data path
+// (transport_shm.cc); programs reach it through transport_shm.h.
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "comm/transport/shm/shm_ring.h"
+#include "comm/transport/shm/shm_sweep.h"
+#include "comm/transport/shm/transport_shm.h"
+#include "comm/transport_setup.h"
+#include "comm/wire.h"
+#include "runtime/cpu_relax.h"
+#include "runtime/env.h"
+#include "runtime/error.h"
+#include "runtime/log.h"
+#include "runtime/unique_fd.h"
+
+namespace weft::comm::shm {
+
+using shm::kFlagAborted;
+using shm::kFlagClosed;
+using shm::kReasonBytes;
+using shm::SegmentHeader;
+
+constexpr size_t kHeader = sizeof(FrameHeader);
+
+// Publish and nudge after at most this many bytes, so producer and consumer copy in parallel.
+constexpr size_t kChunkBytes = 64 * 1024;
+// Per pass of the progress loop each direction of each peer moves at most this much, so sends
+// and receives interleave and data is read soon after it was written (still in cache).
+constexpr size_t kPassBytes = 256 * 1024;
+// How a waiting rank waits (see wait_for_progress): first it spins, for a peer running on
+// another core; then it yields its core, for a peer waiting to run (ranks outnumber cores, or
+// other work shares them); then it sleeps on its doorbell. A system call costs about 2 us on
+// these machines, so the first phase makes none.
+constexpr std::chrono::nanoseconds kSpin = std::chrono::microseconds(5);
+constexpr unsigned kSpinUnclocked = 64;
+// The yield phase lasts kYieldAlone past the last yield that gave the core to another task,
+// and kYieldShared at most. A yield that returns within kYieldSwitched ran nothing else (one
+// that finds nobody to run takes about 0.5 us here): nobody else wants this core, so after
+// kYieldAlone of those the rank sleeps, and the core goes idle, where the kernel can move a
+// runnable rank onto it. While the core is shared, a yield hands it to a peer as a sleep
+// would, but leaves out the futex wake-up the peer then makes and the sleeper's fence: with 4
+// ranks on 2 cores, sleeping at once made allreduce 1.3x (16 MiB) to 3.7x (8 B) slower.
+constexpr std::chrono::nanoseconds kYieldAlone = std::chrono::microseconds(50);
+constexpr std::chrono::nanoseconds kYieldShared = std::chrono::milliseconds(1);
+constexpr std::chrono::nanoseconds kYieldSwitched = std::chrono::microseconds(2);
+// How long a rank that stops because a peer died waits for that peer's process to be gone, so
+// that it can remove the peer's file (see shm::sweep_job_files). The other survivors' files keep
+// it waiting to the end, so it is short: a dead process is gone moments after its sockets close.
+constexpr auto kDeadPeerGrace = std::chrono::milliseconds(200);
+
+// Small messages go through the mailbox, larger ones through the FIFO. The choice depends on
+// the size alone, so both ends make it alike; when they disagree the sizes differ, and the
+// receiver still finds the message on the other path and reports the mismatch.
+inline bool fits_mailbox(size_t bytes) { return bytes <= shm::kMailboxBodyBytes - kHeader; }
+
+enum class SlotState : uint8_t { free, pending, done, failed };
+
+// One request. Slots are reused (the id carries a generation), so the steady state allocates
+// nothing; requests of one peer and direction are chained through `next` in posting order.
+struct Slot {
+  uint32_t generation = 1;
+  SlotState state = SlotState::free;
+  bool is_send = false;
+  int peer = -1;
+  std::byte* data = nullptr;
+  size_t bytes = 0;
+  Fingerprint fp;
+  size_t moved = 0;          // stream bytes moved so far: header, then payload
+  bool via_mailbox = false;  // small enough for a mailbox slot (see fits_mailbox())
+  int32_t next = -1;
+  std::byte header[kHeader] = {};  // the frame header as sent / as received
+  ErrorCode error_code = ErrorCode::Internal;
+  std::string error;
+};
+
+struct Queue {
+  int32_t head = -1;
+  int32_t tail = -1;
+  bool empty() const { return head < 0; }
+};
+
+enum class PeerState { alive, exited, closed };
+
+struct Peer {
+  shm::PeerSegment segment;         // its file (unmapped for the loopback peer)
+  SegmentHeader* header = nullptr;  // its file's header (mine for the loopback peer)
+  shm::RingWriter out;              // my FIFO in its file
+  shm::RingReader in;               // its FIFO in my file
+  shm::MailboxWriter mail_out;      // my mailbox in its file
+  shm::MailboxReader mail_in;       // its mailbox in my file
+  // Messages completed each way, whichever path they took; message k's mailbox stamp is k.
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  Queue sends;
+  Queue recvs;
+  size_t unannounced = 0;  // bytes moved but not yet published to it
+  int pid = 0;             // 0: not watched (another pid namespace)
+  UniqueFd pidfd;          // readable once its process has exited
+  PeerState state = PeerState::alive;
+};
+
+class ShmTransport final : public Transport {
+ public:
+  explicit ShmTransport(const TransportSetup& setup);
+  ~ShmTransport() override;
+  ShmTransport(const ShmTransport&) = delete;
+  ShmTransport& operator=(const ShmTransport&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const char* name() const override { return "shm"; }
+  Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
+  Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
+  bool test(Request r) override;
+  void wait_for_progress(const LazyDeadline& until) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
+
+ private:
+  void connect(const TransportSetup& setup, const std::string& my_name);
+  void watch(Peer& p, int r);
+
+  Request post(bool is_send, int peer, std::byte* data, size_t bytes, const Fingerprint& fp);
+  Slot& lookup(Request r);
+  void retire(Slot& s);
+  void push(Queue& q, int32_t idx);
+  void pop(Queue& q);
+
+  void progress_all(const Slot* target);
+  bool progress_sends(Peer& p, size_t budget);
+  bool progress_recvs(Peer& p, size_t budget);
+  bool progress_mailbox_send(Peer& p, Slot& s);
+  const std::byte* mailbox_message(Peer& p);
+  bool head_recv_can_progress(Peer& p);
+  void complete(Peer& p, Slot& s);
+  bool reject_bad_frame(Peer& p, Slot& s);
+  void check_frame_of(Slot& s);
+  void account(Peer& p, size_t moved);
+  void announce(Peer& p);
+  bool can_progress();
+  bool progress_expected() { return own_->doorbell.key() != key_ || can_progress(); }
+
+  void check_own_abort();
+  void check_flags();
+  void check_liveness();
+  void fail(Slot& s, ErrorCode code, std::string message);
+  void fail_queue(Queue& q, ErrorCode code, const std::function<std::string(const Slot&)>& msg);
+  void fail_everything();
+  std::string lost_message(int peer, const Slot& s) const;
+
+  const int rank_;
+  const int size_;
+  const std::string who_;  // "shm transport: rank R", for messages
+  std::chrono::milliseconds peer_check_;
+
+  shm::OwnSegment own_segment_;
+  SegmentHeader* own_;
+  std::vector<Peer> peers_;  // by rank; peers_[rank_] is the loopback
+
+  std::vector<Slot> slots_;
+  std::vector<int32_t> free_slots_;
+  size_t pending_ = 0;  // slots in a queue
+
+  uint32_t key_ = 0;        // my doorbell as read before the last full progress pass
+  uint32_t flags_key_ = 0;  // my doorbell when peers' flags were last read
+  bool flags_read_ = false;
+  bool idle_ = false;     // the last pass found nothing to move
+  size_t unretired_ = 0;  // requests done or failed that test() has not yet reported
+  std::vector<pollfd> poll_fds_;
+  std::vector<int> poll_ranks_;
+  Deadline next_liveness_check_{};
+  // More ranks than cores to run them: a waiting rank yields at once instead of spinning,
+  // since the peer it waits for may need this very core (spinning 5 us first made an 8-byte
+  // allreduce on 4 ranks and 2 cores about 5x slower).
+  bool oversubscribed_ = false;
+  shm::Fences fences_ = shm::Fences::symmetric;  // how publishing pairs with sleeping
+
+  // Failure that ends everything: this rank's abort() or a peer's.
+  bool failed_ = false;
+  std::string failure_;
+  ErrorCode failure_code_ = ErrorCode::Aborted;
+  // abort() may run on any thread: 0 = not aborted, 1 = writing the reason, 2 = published.
+  std::atomic<int> abort_state_{0};
+  std::string abort_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
+};
+
+}  // namespace weft::comm::shm
