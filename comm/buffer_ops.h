@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 
+#include "runtime/clock.h"
 #include "runtime/dtype.h"
 
 namespace weft::comm {
@@ -33,6 +34,9 @@ class DeviceBufferOps : public BufferOps {
  public:
   virtual void* scratch() = 0;
   virtual size_t scratch_bytes() const = 0;
+  // The running op's deadline: waits for the GPU's work give up then with Timeout, so that a
+  // hung GPU fails the op instead of blocking its thread for ever. Set before each op.
+  virtual void set_deadline(Deadline deadline) = 0;
 };
 using MakeDeviceBufferOps =
     std::function<std::unique_ptr<DeviceBufferOps>(int cuda_device, size_t scratch_bytes)>;

@@ -11,65 +11,13 @@
 #include "comm/device_staging.h"
 #include "comm/executor.h"
 #include "comm/group_context.h"
+#include "comm/op_span.h"
 #include "runtime/buffer.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 
 namespace weft::comm {
-namespace {
-
-// What an op keeps of a Tensor.
-struct Span {
-  void* data = nullptr;
-  size_t numel = 0;
-  DType dtype = DType::u8;
-  int cuda_device = -1;  // -1: host memory
-  Span() = default;
-  explicit Span(const Tensor& t)
-      : data(t.data()),
-        numel(t.numel()),
-        dtype(t.dtype()),
-        cuda_device(t.device().is_cpu() ? -1 : t.device().index) {}
-  size_t nbytes() const { return numel * dtype_size(dtype); }
-  bool on_device() const { return cuda_device >= 0; }
-  Span on_host(void* host) const {
-    Span h = *this;
-    h.data = host;
-    h.cuda_device = -1;
-    return h;
-  }
-};
-
-// The CUDA device of whichever of an op's spans is on one (they share it), or -1.
-int device_of(const Span& a, const Span& b) {
-  return a.on_device() ? a.cuda_device : b.cuda_device;
-}
-
-// Runs fn(in, out) on host copies of whatever of `in` and `out` lives on a GPU: `in` (what the
-// op reads) is copied over before, `out` (what it writes) copied back after; an empty Span is
-// neither, and `out` may alias `in`. Without a staging (host spans, or a transport that moves
-// device memory) fn runs on the spans as they are.
-template <typename Fn>
-void run_on_host(DeviceStaging* staging, Span in, Span out, Fn&& fn) {
-  if (!staging || (!in.on_device() && !out.on_device())) return fn(in, out);
-  Span hin = in, hout = out;
-  if (in.on_device()) {
-    hin = in.on_host(staging->host(0, in.nbytes()));
-    staging->to_host(static_cast<std::byte*>(hin.data), in.data, in.nbytes());
-  }
-  // In place, the output reuses the input's copy, when it fits there: rank 0's in-place
-  // allgather writes more than its input (the first block of the output).
-  const bool shared = out.data == in.data && out.nbytes() <= in.nbytes();
-  if (out.on_device()) hout = out.on_host(shared ? hin.data : staging->host(1, out.nbytes()));
-  staging->wait();
-  fn(hin, hout);
-  if (!out.on_device()) return;
-  staging->to_device(out.data, static_cast<std::byte*>(hout.data), out.nbytes());
-  staging->wait();
-}
-
-}  // namespace
 
 AllreduceAlgo parse_allreduce_algo(const std::string& name) {
   if (name == "auto") return AllreduceAlgo::automatic;
@@ -218,7 +166,8 @@ struct Communicator::Impl {
     DeviceStaging* staging = staging_for(in, out);
     auto [ops, device] = ops_for(in, out);
     return submit_algo(fp, ops, device, [staging, in, out, body](const AlgoContext& ctx) {
-      run_on_host(staging, in, out, [&](Span hin, Span hout) { body(hin, hout, ctx); });
+      run_on_host(staging, in, out, ctx.deadline,
+                  [&](Span hin, Span hout) { body(hin, hout, ctx); });
     });
   }
 
@@ -229,16 +178,40 @@ struct Communicator::Impl {
     return executor->submit(fp, options.timeout, [this, fp, ops, device, body](LazyDeadline d) {
       throw_if_aborted(fp);
       try {
+        if (device) device->set_deadline(d.get());  // its waits for the GPU end then
         void* work = device ? device->scratch() : scratch.data();
         size_t work_bytes = device ? device->scratch_bytes() : scratch.size();
         body(AlgoContext{*transport, *ops, fp, d, options.segment_bytes, work, work_bytes});
       } catch (const Error& e) {
+        Error named = naming_first_loss(e);
         // Tell the peers why this rank is leaving the collective, so a rank waiting on us
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
-        if (e.code() != ErrorCode::Aborted) transport->abort(e.what());
-        throw;
+        if (e.code() != ErrorCode::Aborted)
+          transport->abort_with(code_for_peers(named.code()), named.what());
+        throw named;
       }
     });
+  }
+
+  // The peer this rank saw go (or abort) may have stopped only because another rank died
+  // first, during set-up (it stopped there while this rank got through): the job's death
+  // notice names that one (see kRankLostKey). Asked only on the way out, so it costs an op
+  // nothing.
+  Error naming_first_loss(const Error& e) const {
+    if (!context.store || (e.code() != ErrorCode::PeerLost && e.code() != ErrorCode::Aborted))
+      return e;
+    try {
+      context.store->check_members();
+    } catch (const Error& notice) {
+      if (notice.code() != ErrorCode::PeerLost) return e;
+      // Messages start with their code's name and ": ".
+      std::string seen = e.what(), first = notice.what();
+      seen.erase(0, std::string(error_code_name(e.code())).size() + 2);
+      first.erase(0, std::string(error_code_name(notice.code())).size() + 2);
+      if (seen.find(first) == std::string::npos) seen += "; the first rank the job lost: " + first;
+      return Error(ErrorCode::PeerLost, seen);  // an abort it caused is a loss too
+    }
+    return e;
   }
 
   void allreduce_in_place(const AlgoContext& ctx, void* data, size_t count, DType dtype,
@@ -267,15 +240,17 @@ struct Communicator::Impl {
           auto at = [&](const Span& span, size_t k) {
             return static_cast<std::byte*>(span.data) + k * per * esize;
           };
-          std::byte* area[2] = {s->host(0, count_of(0) * esize), s->host(1, count_of(0) * esize)};
+          const Deadline deadline = ctx.deadline.get();
+          std::byte* area[2] = {s->host(0, count_of(0) * esize, deadline),
+                                s->host(1, count_of(0) * esize, deadline)};
           s->to_host(area[0], at(in, 0), count_of(0) * esize);
-          s->wait();
+          s->wait(deadline);
           for (size_t k = 0; k < chunks; k++) {
             if (k + 1 < chunks)
               s->to_host(area[(k + 1) % 2], at(in, k + 1), count_of(k + 1) * esize);
             allreduce_in_place(ctx, area[k % 2], count_of(k), in.dtype, op);
             s->to_device(at(out, k), area[k % 2], count_of(k) * esize);
-            s->wait();
+            s->wait(deadline);
           }
         });
   }
@@ -292,10 +267,12 @@ struct Communicator::Impl {
           try {
             if (collective) native->check_agreement(op);
             if (!staging) return body(in, out, *native, op);  // host tensors, or nccl
-            run_on_host(staging, in, out,
+            run_on_host(staging, in, out, d,
                         [&](Span hin, Span hout) { body(hin, hout, *native, op); });
           } catch (const Error& e) {
-            if (e.code() != ErrorCode::Aborted) native->abort(e.what());  // as in submit()
+            // As in submit_algo().
+            if (e.code() != ErrorCode::Aborted)
+              native->abort_with(code_for_peers(e.code()), e.what());
             throw;
           }
         });
@@ -334,6 +311,9 @@ Communicator::Communicator(std::unique_ptr<NativeBackend> native, GroupContext c
 
 Communicator::~Communicator() {
   impl_->executor->stop();  // before the transport and scratch the ops use go away
+  // Then the transport, while the scratch lives: closing, MPI's sends of a failed op may read it.
+  impl_->transport.reset();
+  impl_->native.reset();
 }
 
 int Communicator::rank() const { return impl_->rank(); }
@@ -380,6 +360,7 @@ Work Communicator::broadcast(const Tensor& tensor, int root) {
                            });
   return m.submit(fp, in, out, [&m, root](Span in, Span out, const AlgoContext& ctx) {
     Span d = in.data ? in : out;
+    exchange_fingerprints(ctx);  // the root receives nothing that could tell it of a mismatch
     comm::broadcast(ctx, d.data, d.nbytes(), root, m.options.small_bytes);
   });
 }
@@ -403,6 +384,7 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
                              b.reduce(in.data, out.data, in.numel, in.dtype, op, root, o);
                            });
   return m.submit(fp, in, out, [root, op](Span in, Span out, const AlgoContext& ctx) {
+    exchange_fingerprints(ctx);  // the chain's first rank receives nothing that could tell it
     comm::reduce(ctx, in.data, out.data, in.numel, in.dtype, op, root);
   });
 }

@@ -6,7 +6,12 @@
 // two thread hand-offs for the common call-then-wait pattern).
 //
 // Every rank of the group must issue the same collectives in the same order with matching
-// dtype, count and root; a mismatch fails with InvalidArgument naming both ranks' values.
+// dtype, count, reduce op and root; a mismatch fails with InvalidArgument naming both ranks'
+// values, on every rank of the group (those that did not see it themselves hear it from one
+// that did). Messages carry the op's fingerprint; broadcast and reduce, in which some rank
+// only sends, first exchange every rank's fingerprint. A send and its recv must agree on dtype
+// and count: the receiver fails, and so does the sender, in its send when the message is too
+// large to complete before the receiver reads it, else at its next op on this communicator.
 //
 // Tensors may live on the host or on a GPU. Native NCCL takes CUDA tensors only. Over a
 // transport that moves GPU memory (nccl-ring) weft's algorithms work on CUDA tensors in place,
@@ -81,6 +86,8 @@ class Communicator {
   Work reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op = ReduceOp::sum);
   // in and out have size() x block elements; block j of `in` goes to rank j's block rank().
   Work alltoall(const Tensor& in, const Tensor& out);
+  // Point to point, in order per peer. A send completes once its bytes are on the way (small
+  // messages at once), so `send(right); recv(left).wait()` on every rank works.
   Work send(const Tensor& data, int peer);
   Work recv(const Tensor& data, int peer);
   Work barrier();

@@ -8,18 +8,22 @@
 #include <functional>
 #include <memory>
 
+#include "runtime/clock.h"
+
 namespace weft::comm {
 
 class DeviceStaging {
  public:
   virtual ~DeviceStaging() = default;
   // Host memory for staging: `which` (0 or 1) names one of two independent areas, each at
-  // least `bytes` long. Kept and reused; growing one may move it.
-  virtual std::byte* host(int which, size_t bytes) = 0;
-  // Queue a copy; copies run in the order queued. wait() returns once all queued copies are done.
+  // least `bytes` long. Kept and reused; growing one may move it (after waiting, until
+  // `deadline`, for copies still queued on it).
+  virtual std::byte* host(int which, size_t bytes, Deadline deadline) = 0;
+  // Queue a copy; copies run in the order queued. wait() returns once all queued copies are
+  // done, or throws Timeout at `deadline` (the op's: a hung GPU fails the op, not the process).
   virtual void to_host(std::byte* host, const void* device, size_t bytes) = 0;
   virtual void to_device(void* device, const std::byte* host, size_t bytes) = 0;
-  virtual void wait() = 0;
+  virtual void wait(Deadline deadline) = 0;
 };
 
 using MakeDeviceStaging = std::function<std::unique_ptr<DeviceStaging>(int cuda_device)>;

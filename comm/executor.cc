@@ -23,6 +23,16 @@ void Executor::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+size_t Executor::ops_ahead_of(const Work::State& state) {
+  std::lock_guard lock(mu_);
+  size_t ahead = busy_ ? 1 : 0;
+  for (const auto& queued : queue_) {
+    if (queued.get() == &state) return ahead;
+    ahead++;
+  }
+  return 0;  // running or done
+}
+
 bool Executor::worker_parked() {
   std::lock_guard lock(mu_);
   return parked_;
@@ -46,6 +56,7 @@ std::shared_ptr<Work::State> Executor::fresh_state() {
     std::atomic_thread_fence(std::memory_order_acquire);
     Work::State& s = *last_;
     s.finished.store(false, std::memory_order_relaxed);
+    s.running.store(false, std::memory_order_relaxed);
     s.error = nullptr;
     s.started = s.ended = Clock::time_point{};
     return last_;
@@ -150,14 +161,24 @@ void Executor::run(const std::shared_ptr<Work::State>& state) {
   std::exception_ptr error;
   const bool timed = record_times_.load(std::memory_order_relaxed);
   Clock::time_point started = timed ? Clock::now() : Clock::time_point{};
+  // A thread sleeping in Work::wait() counts its patience from here. It looks every few
+  // milliseconds: a plain store costs an op nothing, a fence and a wake-up would.
+  state->running.store(true, std::memory_order_release);
+  auto internal = [&](const std::string& what) {
+    return std::make_exception_ptr(
+        Error(ErrorCode::Internal,
+              "rank " + std::to_string(rank_) + ": " + state->fp.describe() + " failed: " + what));
+  };
   try {
     state->body(timed ? LazyDeadline(started + state->timeout) : LazyDeadline(state->timeout));
   } catch (const Error&) {
     error = std::current_exception();
   } catch (const std::exception& e) {
-    error = std::make_exception_ptr(Error(ErrorCode::Internal, "rank " + std::to_string(rank_) +
-                                                                   ": " + state->fp.describe() +
-                                                                   " failed: " + e.what()));
+    error = internal(e.what());
+  } catch (...) {
+    // Whatever else a body throws (a foreign library's type, an int) fails the op too: on the
+    // worker, letting it escape would terminate the process.
+    error = internal("an exception that is not a std::exception");
   }
   state->body.reset();
   state->started = started;

@@ -44,6 +44,7 @@ struct Work::State {
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<bool> finished{false};
+  std::atomic<bool> running{false};  // the body has started (Work::wait() polls it)
   std::atomic<int> sleepers{0};
   std::exception_ptr error;
   Fingerprint fp;
@@ -78,6 +79,8 @@ class Executor : public std::enable_shared_from_this<Executor> {
   // no other thread is running one. Returns once `state` has run here, or once it cannot be
   // claimed (it is running elsewhere, already done, or behind an op running elsewhere).
   void run_inline_through(const std::shared_ptr<Work::State>& state);
+  // How many ops must run before `state` starts: those queued ahead of it and the one running.
+  size_t ops_ahead_of(const Work::State& state);
   // Drains the queue on the worker (ops are bounded by their deadlines) and joins it.
   void stop();
   // Whether the worker sleeps untimed, so that only a notify wakes it (for tests).

@@ -9,9 +9,18 @@
 
 namespace weft::comm {
 
-enum class OpKind : uint32_t {
-  allreduce = 1, broadcast, reduce, allgather, reduce_scatter, alltoall, send, recv, barrier,
-  split, setup
+enum class OpKind : uint8_t {
+  allreduce = 1,
+  broadcast,
+  reduce,
+  allgather,
+  reduce_scatter,
+  alltoall,
+  send,
+  recv,
+  barrier,
+  split,
+  setup
 };
 const char* op_kind_name(OpKind k);
 
@@ -22,9 +31,22 @@ struct Fingerprint {
   ReduceOp reduce = ReduceOp::sum;
   int32_t root = -1;   // root rank (broadcast, reduce) or peer (send/recv); -1 when none
   uint64_t count = 0;  // elements per rank, as the caller passed them
+  // The messages of the fingerprint exchange that runs before op #seq (exchange_fingerprints):
+  // their header names only the op and its number, their payload the ranks' full fingerprints.
+  bool exchange = false;
 
   bool operator==(const Fingerprint&) const = default;
   std::string describe() const;  // "allreduce #7 (f32 x 1000, sum)"
 };
+
+// A fingerprint as four integers, the same on every rank (no padding bytes): what ranks send
+// each other when they compare whole fingerprints (the native backends' agreement check,
+// exchange_fingerprints).
+struct WireFingerprint {
+  uint64_t seq, kinds, root, count;
+  bool operator==(const WireFingerprint&) const = default;
+};
+WireFingerprint encode(const Fingerprint& fp);
+Fingerprint decode(const WireFingerprint& w);
 
 }  // namespace weft::comm

@@ -19,6 +19,9 @@ namespace weft::comm {
 
 // What split() needs to build sub-groups like this one.
 struct GroupContext {
+  // e.g. the store server when this rank hosts it. Declared before `store`, so destroyed after
+  // it: this rank leaves the store (TcpStore::join_as) before its server stops.
+  std::shared_ptr<void> keepalive;
   std::shared_ptr<Store> store;  // the job's store; each group works under its own prefix
   std::string backend;           // "tcp", "shm", "mpi-ring", "mpi", "inproc": messages, benchmarks
   // Builds a sub-group's transport (unused by a native backend, which splits itself).
@@ -26,8 +29,7 @@ struct GroupContext {
   std::string job_id;
   std::string token;
   std::string group_tag = "world";
-  std::string host = "127.0.0.1";   // this host as the store sees it (tcp listens there)
-  std::shared_ptr<void> keepalive;  // e.g. the store server when this rank hosts it
+  std::string host = "127.0.0.1";  // this host as the store sees it (tcp listens there)
   // How a host backend copies CUDA tensors (tests substitute their own).
   MakeDeviceStaging make_staging = make_cuda_staging;
   // How the algorithms work on CUDA tensors in place, over a transport that moves device

@@ -59,6 +59,7 @@ void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
                                    ": every rank of a job on one machine runs as one user, or "
                                    "every rank is given the same WEFT_TOKEN";
     store = TcpStore::connect(w.master_addr, w.master_port + 1, ctx.token, deadline, origin);
+    store->served_by(0);
   } else if (meets_through_mpi(w)) {
     StoreRendezvous met = rendezvous_through_mpi(w, deadline);
     ctx.store = std::move(met.store);
@@ -74,6 +75,9 @@ void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
                     ") has no rendezvous store: launch with weftrun or mpirun, or set "
                     "WEFT_STORE_ADDR (host:port of a weft store), or MASTER_ADDR and MASTER_PORT");
   }
+  // From here on this rank's death (its connection closing before it leaves) stops every peer
+  // still setting up, naming it, instead of leaving them to WEFT_TIMEOUT.
+  store->join_as(w.rank);
   ctx.host = store->local_host();
   ctx.store = std::move(store);
 }
@@ -115,7 +119,7 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
 
   // MPI's ranks meet inside MPI: no store.
   if (backend == "mpi") {
-    auto native = make_native_mpi_backend(w);
+    auto native = make_native_mpi_backend(w, deadline);
     WEFT_INFO("connected " << w.describe() << " over native MPI");
     return std::make_unique<Communicator>(std::move(native), std::move(ctx), options);
   }

@@ -19,6 +19,7 @@
 #include "comm/fingerprint.h"
 #include "runtime/clock.h"
 #include "runtime/dtype.h"
+#include "runtime/error.h"
 
 namespace weft {
 struct World;
@@ -75,6 +76,11 @@ class NativeBackend {
   // Fails the running op and every later one with Aborted, and tells the peers. Any thread,
   // any number of times.
   virtual void abort(const std::string& reason) = 0;
+  // abort(), except that this rank and the peers fail with `code` (see Transport::abort_with).
+  virtual void abort_with(ErrorCode code, const std::string& reason) {
+    (void)code;
+    abort(reason);
+  }
 };
 
 // The message of a failed check_agreement: `fps` holds every rank's fingerprint (index = rank);

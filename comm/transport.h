@@ -17,6 +17,7 @@
 
 #include "comm/fingerprint.h"
 #include "runtime/clock.h"
+#include "runtime/error.h"
 
 namespace weft::comm {
 
@@ -56,7 +57,20 @@ class Transport {
   // Fails every pending and future request with Aborted carrying `reason`, and tells the
   // peers so they fail too instead of waiting for their timeout.
   virtual void abort(const std::string& reason) = 0;
+  // abort(), except that this rank's requests and the peers' fail with `code`: ranks that
+  // disagree on a collective all fail with InvalidArgument, also those that heard of it from
+  // the rank that saw it. A transport that cannot tell its peers a code leaves them Aborted.
+  virtual void abort_with(ErrorCode code, const std::string& reason) {
+    (void)code;
+    abort(reason);
+  }
 };
+
+// What the peers of a rank that failed with `code` fail with (abort_with): a mismatch is every
+// rank's InvalidArgument; anything else (a timeout, a lost rank) leaves them Aborted, naming it.
+inline ErrorCode code_for_peers(ErrorCode code) {
+  return code == ErrorCode::InvalidArgument ? code : ErrorCode::Aborted;
+}
 
 // Polls `r` to completion. On the deadline, throws Timeout naming this rank, `peer` and `what`.
 void wait(Transport& t, Transport::Request r, Deadline deadline, int peer, const Fingerprint& fp);

@@ -11,17 +11,28 @@ FrameHeader data_header(const Fingerprint& fp, uint64_t bytes) {
   h.op = static_cast<uint32_t>(fp.op);
   h.dtype = static_cast<uint8_t>(fp.dtype);
   h.reduce = static_cast<uint8_t>(fp.reduce);
+  h.flags = fp.exchange ? kFrameExchange : 0;
   h.root = fp.root;
   h.count = fp.count;
   h.bytes = bytes;
   return h;
 }
 
-FrameHeader abort_header(uint64_t reason_bytes) {
+FrameHeader abort_header(uint64_t reason_bytes, ErrorCode code) {
   FrameHeader h;
   h.kind = FrameKind::abort;
   h.bytes = reason_bytes;
+  h.abort_code = encode_abort_code(code);
   return h;
+}
+
+uint32_t encode_abort_code(ErrorCode code) {
+  return code == ErrorCode::Aborted ? 0 : static_cast<uint32_t>(code) + 1;
+}
+
+ErrorCode decode_abort_code(uint32_t wire) {
+  if (wire == 0 || wire > static_cast<uint32_t>(ErrorCode::Internal) + 1) return ErrorCode::Aborted;
+  return static_cast<ErrorCode>(wire - 1);
 }
 
 Fingerprint fingerprint_of(const FrameHeader& h) {
@@ -30,6 +41,7 @@ Fingerprint fingerprint_of(const FrameHeader& h) {
   fp.op = static_cast<OpKind>(h.op);
   fp.dtype = static_cast<DType>(h.dtype);
   fp.reduce = static_cast<ReduceOp>(h.reduce);
+  fp.exchange = (h.flags & kFrameExchange) != 0;
   fp.root = h.root;
   fp.count = h.count;
   return fp;

@@ -18,8 +18,15 @@ class Work {
   // Blocks until the op completes; rethrows its weft::Error. Timeout if `deadline` passes
   // first (the op keeps running: abort() the communicator to stop it).
   void wait(Deadline deadline);
-  // Waits with the communicator's WEFT_TIMEOUT-based deadline, counted from now.
+  // Blocks until the op completes, with the communicator's timeout (WEFT_TIMEOUT): the op
+  // itself fails with Timeout once it has waited that long for its peers, counted from its
+  // start, and this gives up (Timeout) if it has not ended the timeout plus kWaitGrace after
+  // the op started or this call, whichever is later. Ops queued before it run first, each
+  // bounded the same way.
   void wait();
+  static constexpr std::chrono::seconds kWaitGrace{1};
+  // How often a wait() for an op that has not started looks whether it has.
+  static constexpr std::chrono::milliseconds kStartPoll{10};
   bool done() const;
   // The stored error of a finished op, or null.
   std::exception_ptr error() const;
@@ -36,6 +43,10 @@ class Work {
   bool finish_inline();
   // Sleeps until the op finishes or `deadline`, then rethrows its error.
   void block_until_finished(Deadline deadline);
+  // Sleeps until the op finishes, or the timeout plus kWaitGrace after it started (when it
+  // has not started yet: after every op ahead of it could have run), then rethrows its error.
+  void block_until_finished_in_time();
+  [[noreturn]] void throw_timeout();
 
   std::shared_ptr<State> state_;
 };

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "comm/rendezvous/store_tcp.h"
+#include "comm/transport/shm/shm_sweep.h"
 #include "launcher/exit_status.h"
 #include "launcher/job_identity.h"
 #include "launcher/job_summary.h"
@@ -39,13 +40,6 @@ constexpr auto kSignalToKill = 10s;
 // After SIGKILL, how long weftrun waits for the kernel to reap before giving up on a rank
 // (a process stuck in uninterruptible sleep cannot be killed; weftrun must still exit).
 constexpr auto kKillToGiveUp = 5s;
-// How long weftrun waits for its own store when it tells the ranks that one failed.
-constexpr auto kStorePatience = 2s;
-// The job's death notice: the store's abort channel for ranks in set-up. Ranks waiting in the
-// store for a dead rank's keys fail with PeerLost quoting it, at once instead of at
-// WEFT_TIMEOUT; only the first notice counts, so a death the store server saw first (the
-// rank's connection closing) keeps its own words.
-constexpr const char* kRankLostKey = "weft/rank-lost";
 
 // A signal weftrun inherited as ignored would be discarded, never reaching its signalfd: a
 // shell starts `weftrun ... &` with SIGINT ignored, and an ignored SIGCHLD would make the
@@ -122,7 +116,7 @@ class JobRunner {
   const LaunchOptions& options_;
   const std::string& program_path_;
   JobIdentity identity_;
-  int store_port_ = 0;
+  comm::TcpStoreServer* store_ = nullptr;  // the job's store, while it runs
   std::vector<RankProcess> ranks_;
   StdinRelay stdin_relay_;
   std::vector<bool> stopped_by_launcher_;
@@ -142,13 +136,15 @@ int JobRunner::run() {
   SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT});
   identity_ = JobIdentity::generate();
   // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
-  sweep_orphaned_shm_files(kShmDir);
+  comm::shm::sweep_dead_files();
   try {
     comm::TcpStoreServer store("127.0.0.1", 0, identity_.token);
-    store_port_ = store.port();
+    store_ = &store;
     start_ranks();
     relay_until_all_exit(signals);
+    store_ = nullptr;
   } catch (...) {
+    store_ = nullptr;
     // Could not start everything: no rank may outlive weftrun, and no file may be left.
     for (RankProcess& r : ranks_) r.send_signal(SIGKILL);
     ranks_.clear();  // ~RankProcess reaps
@@ -174,7 +170,7 @@ void JobRunner::start_ranks() {
   inputs.world_size = options_.num_ranks;
   inputs.job_id = identity_.job_id;
   inputs.token = identity_.token;
-  inputs.store_addr = "127.0.0.1:" + std::to_string(store_port_);
+  inputs.store_addr = "127.0.0.1:" + std::to_string(store_->port());
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
 
@@ -301,7 +297,7 @@ void JobRunner::on_rank_exit(size_t index) {
   if (stopped_by_launcher_[index] || succeeded(status)) return;
   notice("rank " + std::to_string(r.rank()) + " " + describe_wait_status(status));
   // What it had in /dev/shm (set-up files, while the others wait for it) is nobody's now.
-  remove_orphaned_job_shm_files(kShmDir, identity_.job_id);
+  comm::shm::sweep_job_files("weft-" + identity_.job_id + "-", std::chrono::milliseconds(0));
   if (first_failure_ || received_signal_ != 0) return;
   first_failure_ = index;
   std::vector<int> running = running_ranks();
@@ -319,16 +315,11 @@ void JobRunner::on_rank_exit(size_t index) {
 // up stop waiting for it and fail naming it. It is often the only word they get: a rank that
 // dies before it has joined the store leaves no connection for the server to see close.
 void JobRunner::tell_other_ranks(const RankProcess& failed) {
-  try {
-    auto store = comm::TcpStore::connect("127.0.0.1", store_port_, identity_.token,
-                                         deadline_after(kStorePatience));
-    store->set(kRankLostKey, "rank " + std::to_string(failed.rank()) + " (pid " +
-                                 std::to_string(failed.pid()) + ") " +
-                                 describe_wait_status(*failed.wait_status()) +
-                                 ", as weftrun saw; weftrun is stopping the job");
-  } catch (const Error& e) {
-    notice("could not tell the other ranks through the store: " + strip_code_prefix(e));
-  }
+  if (!store_) return;
+  store_->post_rank_lost("rank " + std::to_string(failed.rank()) + " (pid " +
+                         std::to_string(failed.pid()) + ") " +
+                         describe_wait_status(*failed.wait_status()) +
+                         ", as weftrun saw; weftrun is stopping the job");
 }
 
 void JobRunner::on_deadline() {

@@ -1,9 +1,10 @@
 #pragma once
 // Removing the shared-memory files jobs leave behind. The shm transport names its files
 // "weft-<job_id>-<group>-r<rank>-p<pid>" in /dev/shm, <pid> being the process that created
-// the file; a rank that crashes or is killed during set-up cannot unlink its own, so weftrun
-// does: a dead rank's at once, the rest of the job's when it ends, and at start those of jobs
-// whose owners are gone (a killed weftrun cleans nothing up).
+// the file; a rank that crashes or is killed during set-up cannot unlink its own. weftrun
+// removes a dead rank's at once and those of jobs that are gone at start (both with
+// comm/transport/shm/shm_sweep.h, which knows whose owner has exited), and the rest of the
+// job's by name when it ends (here).
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -17,16 +18,5 @@ inline constexpr const char* kShmDir = "/dev/shm";
 // with a '/' or '-' (which could reach another job's files), removes nothing.
 std::vector<std::string> remove_job_shm_files(const std::filesystem::path& dir,
                                               const std::string& job_id);
-
-// Unlinks the files of job `job_id` (as above) whose owner process no longer exists: those of
-// a rank that died while the job goes on. Returns their names; never throws.
-std::vector<std::string> remove_orphaned_job_shm_files(const std::filesystem::path& dir,
-                                                       const std::string& job_id);
-
-// Unlinks the weft files of any job whose owner process no longer exists, when they belong to
-// this user (another user's job is theirs to clean). Returns their names; never throws.
-// Liveness is asked of this pid namespace: containers that share /dev/shm but not pids must
-// not share it with a sweeping weftrun.
-std::vector<std::string> sweep_orphaned_shm_files(const std::filesystem::path& dir);
 
 }  // namespace weft::launcher

@@ -1,6 +1,10 @@
 #include "runtime/cuda_stream.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "runtime/cuda_device.h"
+#include "runtime/error.h"
 
 namespace weft {
 namespace {
@@ -28,6 +32,30 @@ CudaStream::CudaStream(int device) {
   check_cuda_status(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking),
                     "cudaStreamCreateWithFlags on cuda:" + std::to_string(device));
   handle_ = decltype(handle_)(s, Destroy{device});
+}
+
+void CudaStream::wait(Deadline deadline, const std::string& what) const {
+  using namespace std::chrono_literals;
+  // Collective work on a GPU is mostly short (a reduction of one segment): poll back to back
+  // for a few microseconds, then sleep in doubling steps up to a cap.
+  constexpr auto kSpin = 20us;
+  constexpr auto kMaxSleep = 200us;
+  Clock::time_point spin_until = Clock::now() + kSpin;
+  auto nap = std::chrono::microseconds(5);
+  for (;;) {
+    cudaError_t status = cudaStreamQuery(get());
+    if (status == cudaSuccess) return;
+    if (status != cudaErrorNotReady) check_cuda_status(status, what);
+    Clock::time_point now = Clock::now();
+    if (now >= deadline)
+      throw Error(ErrorCode::Timeout,
+                  what + " on cuda:" + std::to_string(device()) +
+                      " did not finish within WEFT_TIMEOUT: the GPU is hung or busy with other "
+                      "work; raise WEFT_TIMEOUT if it is only slow");
+    if (now < spin_until) continue;
+    std::this_thread::sleep_for(std::min<Clock::duration>(nap, deadline - now));
+    nap = std::min(nap * 2, std::chrono::duration_cast<std::chrono::microseconds>(kMaxSleep));
+  }
 }
 
 void CudaEvent::Destroy::operator()(cudaEvent_t e) const {

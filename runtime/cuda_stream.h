@@ -10,6 +10,8 @@
 #include <string>
 #include <type_traits>
 
+#include "runtime/clock.h"
+
 namespace weft {
 
 class CudaStream {
@@ -22,6 +24,11 @@ class CudaStream {
 
   cudaStream_t get() const { return handle_.get(); }
   int device() const { return handle_.get_deleter().device; }
+
+  // Returns once the work queued on the stream so far is done. Polls cudaStreamQuery, sleeping
+  // briefly between polls, so that a hung kernel or copy fails the caller at `deadline`
+  // (Timeout naming `what`) instead of blocking it for ever as cudaStreamSynchronize would.
+  void wait(Deadline deadline, const std::string& what) const;
 
  private:
   struct Destroy {

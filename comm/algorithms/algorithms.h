@@ -46,5 +46,8 @@ void broadcast(const AlgoContext& ctx, void* data, size_t bytes, int root, size_
 void reduce(const AlgoContext& ctx, const void* in, void* out, size_t count, DType dtype,
             ReduceOp op, int root);
 void alltoall_pairwise(const AlgoContext& ctx, const void* in, void* out, size_t block_bytes);
+// Every rank learns every rank's ctx.fp; throws InvalidArgument, on every rank alike, when any
+// two differ. Run before the collectives in which some rank only sends (broadcast, reduce).
+void exchange_fingerprints(const AlgoContext& ctx);
 
 }  // namespace weft::comm

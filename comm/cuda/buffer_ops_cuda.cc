@@ -38,16 +38,16 @@ class CudaBufferOps final : public DeviceBufferOps {
   }
   void* scratch() override { return scratch_.data(); }
   size_t scratch_bytes() const override { return scratch_.size(); }
+  void set_deadline(Deadline deadline) override { deadline_ = deadline; }
 
  private:
   std::string where() const { return "cuda:" + std::to_string(device_) + " (collective work)"; }
-  void wait() {
-    check_cuda_status(cudaStreamSynchronize(stream_.get()), "waiting for " + where());
-  }
+  void wait() { stream_.wait(deadline_, "collective work (copies and reductions)"); }
 
   int device_;
   CudaStream stream_;
   CudaBuffer scratch_;
+  Deadline deadline_ = Deadline::max();  // set_deadline(), by the communicator before each op
 };
 
 }  // namespace

@@ -19,10 +19,10 @@ class CudaStaging final : public DeviceStaging {
     stream_ = CudaStream(device);
   }
 
-  std::byte* host(int which, size_t bytes) override {
+  std::byte* host(int which, size_t bytes, Deadline deadline) override {
     PinnedBuffer& b = areas_[which];
     if (b.size() < bytes) {
-      wait();  // queued copies may still use the old area
+      wait(deadline);  // queued copies may still use the old area
       b = PinnedBuffer(bytes, device_);
     }
     return static_cast<std::byte*>(b.data());
@@ -36,11 +36,9 @@ class CudaStaging final : public DeviceStaging {
     copy(device, host, bytes, cudaMemcpyHostToDevice, "host to device");
   }
 
-  void wait() override {
+  void wait(Deadline deadline) override {
     CudaDeviceGuard guard(device_);
-    check_cuda_status(cudaStreamSynchronize(stream_.get()),
-                      "cudaStreamSynchronize (staging copies on cuda:" + std::to_string(device_) +
-                          ")");
+    stream_.wait(deadline, "staging copies between host and GPU");
   }
 
  private:

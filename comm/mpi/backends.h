@@ -17,7 +17,7 @@ namespace weft::comm {
 std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup);
 
 // The native MPI backend over the whole MPI job (mpirun). Checks that MPI's view of the job
-// matches `world`.
-std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world);
+// matches `world`; waits for the other ranks until `deadline`.
+std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world, Deadline deadline);
 
 }  // namespace weft::comm

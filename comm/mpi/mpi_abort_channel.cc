@@ -4,13 +4,16 @@
 #include <cstring>
 #include <thread>
 
+#include "comm/wire.h"
+
 namespace weft::comm {
 namespace {
 constexpr int kAbortTag = 7;
 constexpr auto kSendPatience = std::chrono::milliseconds(100);
 }  // namespace
 
-MpiAbortChannel::MpiAbortChannel(const MpiComm& comm) : comm_(comm.dup()), rank_(comm_.rank()) {
+MpiAbortChannel::MpiAbortChannel(const MpiComm& comm, Deadline deadline)
+    : comm_(comm.dup(deadline)), rank_(comm_.rank()) {
   check_mpi(MPI_Irecv(inbox_, sizeof inbox_, MPI_CHAR, MPI_ANY_SOURCE, kAbortTag, comm_.get(),
                       &recv_),
             "MPI_Irecv", rank_, "posting the abort notice receive");
@@ -40,12 +43,14 @@ MpiAbortChannel::~MpiAbortChannel() {
   outbox_.release();
 }
 
-void MpiAbortChannel::notify_peers(const std::string& reason) {
+void MpiAbortChannel::notify_peers(const std::string& reason, ErrorCode code) {
   std::lock_guard lock(mu_);
   if (outbox_) return;  // the first failure is the one everybody reports
-  outbox_bytes_ = std::min(reason.size(), kMaxReason);
+  // One byte of code (encode_abort_code), then the reason.
+  outbox_bytes_ = 1 + std::min(reason.size(), kMaxReason - 1);
   outbox_ = std::make_unique<char[]>(outbox_bytes_ + 1);
-  std::memcpy(outbox_.get(), reason.data(), outbox_bytes_);
+  outbox_[0] = static_cast<char>(encode_abort_code(code));
+  std::memcpy(outbox_.get() + 1, reason.data(), outbox_bytes_ - 1);
   int n = comm_.size();
   for (int peer = 0; peer < n; peer++) {
     if (peer == rank_) continue;
@@ -65,9 +70,16 @@ std::string MpiAbortChannel::poll() {
   if (MPI_Test(&recv_, &done, &status) != MPI_SUCCESS || !done) return received_;
   int bytes = 0;
   MPI_Get_count(&status, MPI_CHAR, &bytes);
-  received_ = "rank " + std::to_string(status.MPI_SOURCE) + " aborted: " +
-              std::string(inbox_, static_cast<size_t>(std::max(bytes, 0)));
+  size_t text = bytes > 1 ? static_cast<size_t>(bytes) - 1 : 0;
+  received_code_ = decode_abort_code(bytes > 0 ? static_cast<unsigned char>(inbox_[0]) : 0);
+  received_ =
+      "rank " + std::to_string(status.MPI_SOURCE) + " aborted: " + std::string(inbox_ + 1, text);
   return received_;
+}
+
+ErrorCode MpiAbortChannel::notice_code() {
+  std::lock_guard lock(mu_);
+  return received_code_;
 }
 
 }  // namespace weft::comm

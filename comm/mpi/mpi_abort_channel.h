@@ -16,6 +16,7 @@
 
 #include "comm/mpi/mpi_comm.h"
 #include "runtime/clock.h"
+#include "runtime/error.h"
 
 namespace weft::comm {
 
@@ -23,16 +24,20 @@ class MpiAbortChannel {
  public:
   static constexpr size_t kMaxReason = 1024;
 
-  explicit MpiAbortChannel(const MpiComm& comm);  // collective over `comm`'s ranks
+  // Collective over `comm`'s ranks, until `deadline`.
+  MpiAbortChannel(const MpiComm& comm, Deadline deadline);
   ~MpiAbortChannel();  // cancels the posted receive; waits at most 100 ms for the sends
   MpiAbortChannel(const MpiAbortChannel&) = delete;
   MpiAbortChannel& operator=(const MpiAbortChannel&) = delete;
 
-  // Sends `reason` to every other rank; only the first call sends. Any thread.
-  void notify_peers(const std::string& reason);
+  // Sends `reason` to every other rank, asking them to fail with `code`; only the first call
+  // sends. Any thread.
+  void notify_peers(const std::string& reason, ErrorCode code = ErrorCode::Aborted);
   // Once a peer's notice has arrived: "rank 2 aborted: <its reason>"; empty until then. Any
   // thread; cheap (one MPI_Test).
   std::string poll();
+  // The code the notice asks for (Aborted until one has arrived).
+  ErrorCode notice_code();
 
  private:
   MpiComm comm_;
@@ -41,6 +46,7 @@ class MpiAbortChannel {
   char inbox_[kMaxReason] = {};
   MPI_Request recv_ = MPI_REQUEST_NULL;
   std::string received_;
+  ErrorCode received_code_ = ErrorCode::Aborted;
   std::unique_ptr<char[]> outbox_;
   size_t outbox_bytes_ = 0;
   std::vector<MPI_Request> sends_;

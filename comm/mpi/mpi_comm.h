@@ -20,13 +20,20 @@ class MpiComm {
   MpiComm(const MpiComm&) = delete;
   MpiComm& operator=(const MpiComm&) = delete;
 
+  // Each of these is collective and waits for the other ranks until `deadline`, then throws
+  // Timeout naming the call; what MPI has not finished by then is left to it (MPI cancels
+  // neither), and the runtime then leaves without MPI_Finalize, which would wait for it.
+  //
   // A private copy of MPI_COMM_WORLD. Collective over the whole job.
-  static MpiComm dup_world(std::shared_ptr<MpiRuntime> runtime);
+  static MpiComm dup_world(std::shared_ptr<MpiRuntime> runtime, Deadline deadline);
   // A private copy of this communicator (its own message space). Collective over its ranks.
-  MpiComm dup() const;
+  MpiComm dup(Deadline deadline) const;
   // A communicator of the ranks `members` (ranks of this one, in the new order). Collective over
   // the members only, so ranks outside the group need not take part.
-  MpiComm create_group(const std::vector<int>& members) const;
+  MpiComm create_group(const std::vector<int>& members, Deadline deadline) const;
+  // MPI_Comm_split: ranks with the same color (MPI_UNDEFINED: none, an empty MpiComm) ordered by
+  // (key, rank). Collective over this communicator.
+  MpiComm split(int color, int key, Deadline deadline) const;
 
   MPI_Comm get() const { return comm_; }
   explicit operator bool() const { return comm_ != MPI_COMM_NULL; }

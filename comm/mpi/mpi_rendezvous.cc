@@ -25,18 +25,6 @@ std::string server_host(const World& w) {
   return name;
 }
 
-// Polls `request` until it completes or `deadline` passes; whether it completed.
-bool poll_until(MPI_Request& request, Deadline deadline) {
-  IdleBackoff backoff;
-  for (;;) {
-    int done = 0;
-    if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return false;
-    if (done) return true;
-    if (Clock::now() >= deadline) return false;
-    backoff.idle(deadline);
-  }
-}
-
 struct Keepalive {
   MpiComm comm;  // holds the MPI runtime, so MPI is finalized only after the communicator
   std::unique_ptr<TcpStoreServer> server;
@@ -49,7 +37,7 @@ struct Keepalive {
     if (!comm) return;
     MPI_Request request = MPI_REQUEST_NULL;
     if (MPI_Ibarrier(comm.get(), &request) != MPI_SUCCESS) return;
-    if (!poll_until(request, deadline_after(patience)))
+    if (!wait_for_request(request, deadline_after(patience)))
       WEFT_WARN("rank " << comm.rank()
                         << " stopped waiting for the other ranks to close their communicators"
                         << (server ? "; the store they rendezvous through is going away" : ""));
@@ -60,7 +48,7 @@ struct Keepalive {
 
 StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   auto keep = std::make_shared<Keepalive>();
-  keep->comm = MpiComm::dup_world(MpiRuntime::acquire());
+  keep->comm = MpiComm::dup_world(MpiRuntime::acquire(), deadline);
   keep->patience = env::timeout();
   if (keep->comm.size() != w.size || keep->comm.rank() != w.rank)
     throw Error(ErrorCode::InvalidArgument,
@@ -88,7 +76,7 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   MPI_Request request = MPI_REQUEST_NULL;
   check_mpi(MPI_Ibcast(message, sizeof message, MPI_CHAR, 0, keep->comm.get(), &request),
             "MPI_Ibcast", w.rank, "the rendezvous");
-  if (!poll_until(request, deadline))
+  if (!wait_for_request(request, deadline))
     throw Error(ErrorCode::Timeout,
                 "rank " + std::to_string(w.rank) +
                     " timed out waiting for rank 0's store address over MPI: rank 0 did not "
@@ -103,6 +91,8 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   out.job_id = text.substr(a + 1, b - a - 1);
   out.token = text.substr(b + 1);
   auto store = TcpStore::connect(text.substr(0, a), out.token, deadline);
+  store->served_by(0);
+  store->join_as(w.rank);  // as under weftrun: a rank that dies is named to the others at once
   out.host = store->local_host();
   out.store = std::move(store);
   out.keepalive = std::move(keep);

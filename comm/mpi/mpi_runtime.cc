@@ -55,7 +55,12 @@ std::weak_ptr<MpiRuntime>& current_runtime() {
 bool all_ranks_arrive(MPI_Comm comm, std::chrono::milliseconds patience) {
   MPI_Request request = MPI_REQUEST_NULL;
   if (MPI_Ibarrier(comm, &request) != MPI_SUCCESS) return false;
-  Deadline deadline = deadline_after(patience);
+  return wait_for_request(request, deadline_after(patience));
+}
+
+}  // namespace
+
+bool wait_for_request(MPI_Request& request, Deadline deadline) {
   IdleBackoff backoff;
   for (;;) {
     int done = 0;
@@ -65,8 +70,6 @@ bool all_ranks_arrive(MPI_Comm comm, std::chrono::milliseconds patience) {
     backoff.idle(deadline);
   }
 }
-
-}  // namespace
 
 std::string mpi_error_text(int rc) {
   char text[MPI_MAX_ERROR_STRING];
@@ -117,14 +120,33 @@ MpiRuntime::MpiRuntime(bool owns_mpi) : owns_mpi_(owns_mpi) {
   create_half_ops<DType::f16>(half_ops_[0]);
   create_half_ops<DType::bf16>(half_ops_[1]);
   if (owns_mpi_)
-    check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &finalize_comm_), "MPI_Comm_dup", world_rank_,
-              "starting MPI");
+    finalize_comm_ =
+        idup(MPI_COMM_WORLD, deadline_after(env::timeout()), world_rank_, "starting MPI");
+}
+
+MPI_Comm idup(MPI_Comm comm, Deadline deadline, int rank, const std::string& what) {
+  // MPI writes the new handle when the duplication completes, which after a time-out may be
+  // later or never: into memory of its own then, left to it (a few bytes, on that path only).
+  auto handle = std::make_unique<MPI_Comm>(MPI_COMM_NULL);
+  MPI_Request request = MPI_REQUEST_NULL;
+  check_mpi(MPI_Comm_idup(comm, handle.get(), &request), "MPI_Comm_idup", rank, what);
+  if (wait_for_request(request, deadline)) return *handle;
+  handle.release();
+  throw Error(ErrorCode::Timeout,
+              "rank " + std::to_string(rank) + ": MPI_Comm_idup (" + what +
+                  ") did not complete within WEFT_TIMEOUT: another rank of the communicator "
+                  "is stuck, slower or gone; raise WEFT_TIMEOUT if it is only slow");
 }
 
 MpiRuntime::~MpiRuntime() {
   for (auto& row : half_ops_)
     for (MPI_Op& op : row) MPI_Op_free(&op);
   if (!owns_mpi_) return;
+  if (call_left_running_.load()) {
+    WEFT_WARN("rank " << world_rank_ << ": an MPI call given up at its deadline is still "
+                      << "running; leaving without MPI_Finalize, which would wait for it");
+    return;
+  }
   // Open MPI's MPI_Finalize waits, with no deadline, for every rank of the job to reach it. So
   // the ranks first meet in a barrier bounded by WEFT_TIMEOUT; a rank that does not come in
   // time is stuck or gone, and this one leaves without MPI_Finalize (mpirun then reports that

@@ -20,9 +20,11 @@
 // through mpi_rendezvous.h, transport_setup.h and native_backend.h instead.
 #include <mpi.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
+#include "runtime/clock.h"
 #include "runtime/dtype.h"
 
 namespace weft::comm {
@@ -51,6 +53,10 @@ class MpiRuntime {
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }
 
+  // Called when an MPI call or request was given up at its deadline and left to MPI (MPI can
+  // cancel neither): MPI_Finalize would wait for it, so the runtime then leaves without it.
+  void leave_call_running() { call_left_running_.store(true); }
+
  private:
   explicit MpiRuntime(bool owns_mpi);
 
@@ -59,7 +65,16 @@ class MpiRuntime {
   // User-defined ops for the 16-bit floats, indexed [bf16?][op]; sum, max, min, prod.
   MPI_Op half_ops_[2][4];
   MPI_Comm finalize_comm_ = MPI_COMM_NULL;  // the ranks' last barrier, before MPI_Finalize
+  std::atomic<bool> call_left_running_{false};
 };
+
+// Polls `request` with MPI_Test until it completes (true) or `deadline` passes (false, the
+// request still pending); sleeps between tests (IdleBackoff). False too when MPI_Test fails.
+bool wait_for_request(MPI_Request& request, Deadline deadline);
+
+// A duplicate of `comm` (MPI_Comm_idup, polled): Timeout at `deadline` naming `what`, the
+// duplication then left to MPI. Collective over `comm`'s ranks.
+MPI_Comm idup(MPI_Comm comm, Deadline deadline, int rank, const std::string& what);
 
 // MPI's text for error code `rc`, for messages.
 std::string mpi_error_text(int rc);

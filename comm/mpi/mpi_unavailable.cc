@@ -22,7 +22,7 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& s) {
   no_mpi("rank " + std::to_string(s.rank) + ": backend mpi-ring", "use backend tcp or shm");
 }
 
-std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& w) {
+std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& w, Deadline) {
   no_mpi("rank " + std::to_string(w.rank) + ": backend mpi", "use backend tcp or shm");
 }
 

@@ -1,6 +1,7 @@
 // Native MPI backend: each weft collective is the MPI library's own (MPI_Allreduce, MPI_Bcast,
 // MPI_Reduce, MPI_Allgather, MPI_Reduce_scatter_block, MPI_Alltoall), on a private copy of the
-// job's communicator; split is MPI_Comm_split.
+// job's communicator; split is MPI_Comm_split (on a thread of its own, so that a deadline can end
+// the wait for it: MPI has no non-blocking split).
 //
 // Every collective is issued in its non-blocking MPI-3 form (MPI_Iallreduce, ...) and polled
 // with MPI_Test: the same algorithms run, but a blocking call could neither honour weft's
@@ -40,32 +41,10 @@ namespace {
 // MPI counts are int: elementwise ops go in pieces of at most this many elements.
 constexpr size_t kMaxCount = INT_MAX;
 
-// A fingerprint as four integers, the same on every rank (no padding bytes on the wire).
-struct WireFingerprint {
-  uint64_t seq, kinds, root, count;
-};
-
-WireFingerprint encode(const Fingerprint& fp) {
-  return {fp.seq,
-          static_cast<uint64_t>(fp.op) | uint64_t{static_cast<uint8_t>(fp.dtype)} << 32 |
-              uint64_t{static_cast<uint8_t>(fp.reduce)} << 40,
-          static_cast<uint64_t>(static_cast<int64_t>(fp.root)), fp.count};
-}
-
-Fingerprint decode(const WireFingerprint& w) {
-  Fingerprint fp;
-  fp.seq = w.seq;
-  fp.op = static_cast<OpKind>(w.kinds & 0xffffffffu);
-  fp.dtype = static_cast<DType>((w.kinds >> 32) & 0xff);
-  fp.reduce = static_cast<ReduceOp>((w.kinds >> 40) & 0xff);
-  fp.root = static_cast<int32_t>(static_cast<int64_t>(w.root));
-  fp.count = w.count;
-  return fp;
-}
-
 class NativeMpiBackend final : public NativeBackend {
  public:
-  explicit NativeMpiBackend(MpiComm comm);
+  // Collective over `comm`'s ranks (it makes private copies of it) until `deadline`.
+  NativeMpiBackend(MpiComm comm, Deadline deadline);
   ~NativeMpiBackend() override;
 
   int rank() const override { return rank_; }
@@ -87,7 +66,8 @@ class NativeMpiBackend final : public NativeBackend {
   void send(const void* data, size_t bytes, int peer, const NativeOp& op) override;
   void recv(void* data, size_t bytes, int peer, const NativeOp& op) override;
   std::unique_ptr<NativeBackend> split(int color, int key, Deadline deadline) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
  private:
   std::string where(const NativeOp& op) const {
@@ -101,8 +81,9 @@ class NativeMpiBackend final : public NativeBackend {
   void finish(MPI_Request& request, const char* call, const NativeOp& op);
   // The per-rank block counts of allgather, reduce_scatter and alltoall must fit an int.
   void check_block_count(size_t count, const NativeOp& op) const;
-  // Records the first failure; later ops fail with Aborted carrying it.
-  void poison(const std::string& reason);
+  // Records the first failure; later ops fail with `code` (Aborted, or InvalidArgument when
+  // ranks disagreed) carrying it.
+  void poison(const std::string& reason, ErrorCode code = ErrorCode::Aborted);
   MPI_Datatype type(DType t) const { return MpiRuntime::datatype(t); }
   MPI_Op mpi_op(DType t, ReduceOp r) const { return comm_.runtime()->reduce_op(t, r); }
 
@@ -120,14 +101,15 @@ class NativeMpiBackend final : public NativeBackend {
   std::atomic<bool> aborted_{false};
   std::mutex abort_mu_;
   std::string abort_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
 };
 
-NativeMpiBackend::NativeMpiBackend(MpiComm comm)
+NativeMpiBackend::NativeMpiBackend(MpiComm comm, Deadline deadline)
     : comm_(std::move(comm)),
       rank_(comm_.rank()),
       size_(comm_.size()),
-      channel_(comm_),
-      p2p_(make_mpi_transport(comm_.dup())),
+      channel_(comm_, deadline),
+      p2p_(make_mpi_transport(comm_.dup(deadline), deadline)),
       exchange_(std::make_unique<WireFingerprint[]>(static_cast<size_t>(size_) + 1)),
       fingerprints_(static_cast<size_t>(size_)) {}
 
@@ -137,24 +119,24 @@ NativeMpiBackend::~NativeMpiBackend() {
   if (!abandoned_.empty()) exchange_.release();
 }
 
-void NativeMpiBackend::poison(const std::string& reason) {
+void NativeMpiBackend::poison(const std::string& reason, ErrorCode code) {
   std::lock_guard lock(abort_mu_);
   if (aborted_.load()) return;
   abort_reason_ = reason;
+  abort_code_ = code;
   aborted_.store(true);
 }
 
-void NativeMpiBackend::abort(const std::string& reason) {
-  poison(reason);
-  channel_.notify_peers(reason);
-  p2p_->abort(reason);
+void NativeMpiBackend::abort_with(ErrorCode code, const std::string& reason) {
+  poison(reason, code);
+  channel_.notify_peers(reason, code);
+  p2p_->abort_with(code, reason);
 }
 
 void NativeMpiBackend::check_usable(const NativeOp& op) {
   if (!aborted_.load()) return;
   std::lock_guard lock(abort_mu_);
-  throw Error(ErrorCode::Aborted,
-              where(op) + " issued after the communicator failed: " + abort_reason_);
+  throw Error(abort_code_, where(op) + " issued after the communicator failed: " + abort_reason_);
 }
 
 void NativeMpiBackend::started(int rc, const char* call, const NativeOp& op) {
@@ -179,10 +161,12 @@ void NativeMpiBackend::finish(MPI_Request& request, const char* call, const Nati
     if (aborted_.load()) {
       std::lock_guard lock(abort_mu_);
       failure = where(op) + " aborted: " + abort_reason_;
+      code = abort_code_;
     } else if (std::string notice = channel_.poll(); !notice.empty()) {
       failure = where(op) + " failed: " + notice;
-      poison(notice);
-      p2p_->abort(notice);
+      code = channel_.notice_code();
+      poison(notice, code);
+      p2p_->abort_with(code, notice);
     } else if (Clock::now() >= op.deadline) {
       code = ErrorCode::Timeout;
       failure = where(op) + " (" + call +
@@ -322,20 +306,17 @@ void NativeMpiBackend::recv(void* data, size_t bytes, int peer, const NativeOp& 
   wait(*p2p_, p2p_->irecv(peer, data, bytes, op.fp), op.deadline, peer, op.fp);
 }
 
-std::unique_ptr<NativeBackend> NativeMpiBackend::split(int color, int key, Deadline) {
-  // MPI_Comm_split blocks with no deadline, but the split's check_agreement has just shown that
-  // every rank reached this call, so it only waits for MPI's own short exchange.
-  MPI_Comm child = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split(comm_.get(), color < 0 ? MPI_UNDEFINED : color, key, &child),
-            "MPI_Comm_split", rank_, "split(" + std::to_string(color) + ", " +
-                                         std::to_string(key) + ") over mpi");
-  if (child == MPI_COMM_NULL) return nullptr;
-  return std::make_unique<NativeMpiBackend>(MpiComm(comm_.runtime(), child));
+std::unique_ptr<NativeBackend> NativeMpiBackend::split(int color, int key, Deadline deadline) {
+  // The split's check_agreement has just shown that every rank reached this call, so MPI's own
+  // exchange is short; still, a rank stopped in between fails the others at the deadline.
+  MpiComm child = comm_.split(color < 0 ? MPI_UNDEFINED : color, key, deadline);
+  if (!child) return nullptr;
+  return std::make_unique<NativeMpiBackend>(std::move(child), deadline);
 }
 
 }  // namespace
 
-std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world) {
+std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world, Deadline deadline) {
   auto runtime = MpiRuntime::acquire();
   if (runtime->world_size() != world.size || runtime->world_rank() != world.rank)
     throw Error(ErrorCode::InvalidArgument,
@@ -345,7 +326,8 @@ std::unique_ptr<NativeBackend> make_native_mpi_backend(const World& world) {
                     std::to_string(runtime->world_size()) +
                     "; backends mpi and mpi-ring need the job started by mpirun (mpirun -np N "
                     "prog --backend mpi)");
-  return std::make_unique<NativeMpiBackend>(MpiComm::dup_world(std::move(runtime)));
+  return std::make_unique<NativeMpiBackend>(MpiComm::dup_world(std::move(runtime), deadline),
+                                            deadline);
 }
 
 }  // namespace weft::comm

@@ -69,7 +69,7 @@ std::string bare_message(const Error& e) {
 
 class MpiTransport final : public Transport {
  public:
-  explicit MpiTransport(MpiComm comm);
+  MpiTransport(MpiComm comm, Deadline deadline);
   ~MpiTransport() override;
 
   int rank() const override { return rank_; }
@@ -80,7 +80,8 @@ class MpiTransport final : public Transport {
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
   const MpiComm& comm() const { return comm_; }
 
@@ -128,7 +129,8 @@ class MpiTransport final : public Transport {
   uint32_t slot_of(Request r) const;
   std::string where(const Req& r) const;
   // Records the first failure of the transport; tells the peers when `tell_peers`. Any thread.
-  void request_abort(const std::string& message, bool tell_peers);
+  void request_abort(const std::string& message, bool tell_peers,
+                     ErrorCode code = ErrorCode::Aborted);
   void apply_abort();  // verb thread: fail every active request, cancel the receives
 
   MpiComm comm_;
@@ -146,13 +148,14 @@ class MpiTransport final : public Transport {
   IdleBackoff backoff_;
 
   std::atomic<bool> aborted_{false};
-  std::mutex abort_mu_;  // guards the two fields below
+  std::mutex abort_mu_;  // guards the three fields below
   std::string abort_message_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
   bool abort_applied_ = false;
 };
 
-MpiTransport::MpiTransport(MpiComm comm)
-    : comm_(std::move(comm)), rank_(comm_.rank()), size_(comm_.size()), channel_(comm_) {
+MpiTransport::MpiTransport(MpiComm comm, Deadline deadline)
+    : comm_(std::move(comm)), rank_(comm_.rank()), size_(comm_.size()), channel_(comm_, deadline) {
   for (int i = 0; i < 16; i++) {  // room for the usual few requests in flight, grown on demand
     slots_->emplace_back();
     free_.push_back(static_cast<uint32_t>(15 - i));
@@ -240,7 +243,7 @@ uint32_t MpiTransport::post(bool is_send, int peer, char* data, size_t bytes,
   r.pieces.clear();
   if (aborted_.load()) {
     std::lock_guard lock(abort_mu_);
-    fail(slot, ErrorCode::Aborted, abort_message_);
+    fail(slot, abort_code_, abort_message_);
     return slot;
   }
 
@@ -297,9 +300,9 @@ bool MpiTransport::advance(uint32_t slot) {
       for (MPI_Request& p : r.pieces)
         if (p != MPI_REQUEST_NULL) MPI_Cancel(&p);
       fail(slot, e.code(), bare_message(e));
-      request_abort("rank " + std::to_string(rank_) + " aborted the mpi transport: " +
-                        bare_message(e),
-                    true);
+      request_abort(
+          "rank " + std::to_string(rank_) + " aborted the mpi transport: " + bare_message(e), true,
+          e.code());
       return true;
     }
     r.header_checked = true;
@@ -413,7 +416,8 @@ void MpiTransport::wait_for_progress(const LazyDeadline& until) {
     // Only after the data: a peer that sent its last message and then aborted must not fail an
     // op that its message completes.
     if (std::string notice = channel_.poll(); !notice.empty()) {
-      request_abort(notice, false);  // every peer heard the aborting rank itself
+      // Every peer heard the aborting rank itself.
+      request_abort(notice, false, channel_.notice_code());
       return;
     }
     if (Clock::now() >= until.get()) return;
@@ -421,25 +425,30 @@ void MpiTransport::wait_for_progress(const LazyDeadline& until) {
   }
 }
 
-void MpiTransport::request_abort(const std::string& message, bool tell_peers) {
+void MpiTransport::request_abort(const std::string& message, bool tell_peers, ErrorCode code) {
   {
     std::lock_guard lock(abort_mu_);
     if (aborted_.load()) return;  // the first failure is the one everybody reports
     abort_message_ = message;
+    abort_code_ = code;
     aborted_.store(true);
   }
-  if (tell_peers) channel_.notify_peers(message);
+  if (tell_peers) channel_.notify_peers(message, code);
 }
 
-void MpiTransport::abort(const std::string& reason) { request_abort(reason, true); }
+void MpiTransport::abort_with(ErrorCode code, const std::string& reason) {
+  request_abort(reason, true, code);
+}
 
 void MpiTransport::apply_abort() {
   std::string message;
+  ErrorCode code;
   {
     std::lock_guard lock(abort_mu_);
     if (abort_applied_) return;
     abort_applied_ = true;
     message = abort_message_;
+    code = abort_code_;
   }
   for (uint32_t slot : active_) {
     Req& r = (*slots_)[slot];
@@ -451,14 +460,14 @@ void MpiTransport::apply_abort() {
       for (MPI_Request& p : r.pieces)
         if (p != MPI_REQUEST_NULL) MPI_Cancel(&p);
     }
-    fail(slot, ErrorCode::Aborted, message);
+    fail(slot, code, message);
   }
 }
 
 }  // namespace
 
-std::unique_ptr<Transport> make_mpi_transport(MpiComm comm) {
-  return std::make_unique<MpiTransport>(std::move(comm));
+std::unique_ptr<Transport> make_mpi_transport(MpiComm comm, Deadline deadline) {
+  return std::make_unique<MpiTransport>(std::move(comm), deadline);
 }
 
 std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup) {
@@ -468,13 +477,13 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup) {
       throw Error(ErrorCode::Internal, "mpi transport: rank " + std::to_string(setup.rank) +
                                            " was asked to split a " + setup.parent->name() +
                                            " group; only an mpi group splits into mpi groups");
-    MpiComm comm = parent->comm().create_group(setup.parent_ranks);
+    MpiComm comm = parent->comm().create_group(setup.parent_ranks, setup.deadline);
     if (comm.rank() != setup.rank || comm.size() != setup.size)
       throw Error(ErrorCode::Internal,
                   "mpi transport: split gave rank " + std::to_string(comm.rank()) + " of " +
                       std::to_string(comm.size()) + " where weft expects rank " +
                       std::to_string(setup.rank) + " of " + std::to_string(setup.size));
-    return std::make_unique<MpiTransport>(std::move(comm));
+    return std::make_unique<MpiTransport>(std::move(comm), setup.deadline);
   }
   auto runtime = MpiRuntime::acquire();
   if (runtime->world_size() != setup.size || runtime->world_rank() != setup.rank)
@@ -485,7 +494,8 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportSetup& setup) {
                     std::to_string(runtime->world_size()) +
                     "; backends mpi and mpi-ring need the job started by mpirun (mpirun -np N "
                     "prog --backend mpi-ring)");
-  return std::make_unique<MpiTransport>(MpiComm::dup_world(std::move(runtime)));
+  return std::make_unique<MpiTransport>(MpiComm::dup_world(std::move(runtime), setup.deadline),
+                                        setup.deadline);
 }
 
 }  // namespace weft::comm

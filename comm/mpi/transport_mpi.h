@@ -9,7 +9,8 @@
 
 namespace weft::comm {
 
-// Takes `comm` (a communicator no one else sends on). Collective over its ranks.
-std::unique_ptr<Transport> make_mpi_transport(MpiComm comm);
+// Takes `comm` (a communicator no one else sends on). Collective over its ranks, until
+// `deadline`.
+std::unique_ptr<Transport> make_mpi_transport(MpiComm comm, Deadline deadline);
 
 }  // namespace weft::comm

@@ -10,6 +10,14 @@
 
 namespace weft::comm {
 
+// The job's death notice. Once this key exists in a job's store, every get and wait that would
+// still have to wait fails with PeerLost quoting it, so ranks that are still setting up stop at
+// once instead of at their deadline. The TCP store server sets it when a rank that joined
+// (TcpStore::join_as) loses its connection before leaving; a launcher that sees a rank die sets it
+// too (TcpStoreServer::post_rank_lost). Only the first notice is kept. The key is outside every
+// group's prefix: a lost rank ends the whole job.
+inline constexpr const char* kRankLostKey = "weft/rank-lost";
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -20,6 +28,10 @@ class Store {
   virtual int64_t add(const std::string& key, int64_t delta) = 0;
   // Waits until every key exists; Timeout naming the missing ones at the deadline.
   virtual void wait(const std::vector<std::string>& keys, Deadline deadline) = 0;
+  // Throws PeerLost quoting the job's death notice (kRankLostKey) when there is one. For set-up
+  // loops that wait on something other than the store (a peer's connection); store waits fail
+  // by themselves. A store inside one process has no ranks to lose.
+  virtual void check_members() {}
 };
 
 // Every key goes under "prefix/": sub-groups and sub-systems share one store without clashing.
@@ -38,6 +50,7 @@ class PrefixStore : public Store {
     for (const auto& k : keys) full.push_back(prefix_ + k);
     base_->wait(full, d);
   }
+  void check_members() override { base_->check_members(); }
 
  private:
   std::string prefix_;

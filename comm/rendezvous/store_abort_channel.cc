@@ -31,9 +31,13 @@ std::string StoreAbortChannel::poll() {
   if (now < next_poll_) return "";
   next_poll_ = now + kPollInterval;
   try {
+    // A rank that died without a word (SIGKILL) is in the job's death notice instead, posted
+    // by the store as its connection closed, or by the launcher (see kRankLostKey).
+    store_->check_members();
     if (store_->add(kCountKey, 0) == 0) return "";
     return store_->get(kReasonKey, Clock::now() + kReasonPatience);
   } catch (const Error& e) {
+    if (e.code() == ErrorCode::PeerLost) return e.what();
     return std::string("the rendezvous store failed while checking for peers' aborts: ") +
            e.what();
   }

@@ -25,7 +25,8 @@ class StoreAbortChannel {
   // Posts `reason` for every peer. Any thread; only the first call posts. Never throws (the
   // store may be what failed).
   void notify_peers(const std::string& reason) noexcept;
-  // A peer's notice ("rank 2 aborted: ..."), or "" when there is none. Asks the store at most
+  // A peer's notice ("rank 2 aborted: ..."), or the job's death notice (a rank that died
+  // without a word: see kRankLostKey), or "" when there is none. Asks the store at most
   // once per kPollInterval; returns "" at once otherwise. The op thread only.
   std::string poll();
 

@@ -1,10 +1,16 @@
 // The TCP store. Every message, both directions, is
 //   [u32 length of the rest][u32 request id][u8 code][strings, each [u32 length][bytes]]
 // Requests: hello(protocol, token) first, then set(key, value), get(key, timeout_ms),
-// add(key, delta), wait(timeout_ms, keys...). Replies carry the request's id: ok(values...),
-// timed_out(missing keys...) or failed(message). The server answers get and wait when their
-// keys exist (or with timed_out at the client's deadline), so clients sleep in poll(); ids let
-// several threads share one connection, a get on one thread not blocking a set on another.
+// add(key, delta), wait(timeout_ms, keys...), join(rank, pid), leave(). Replies carry the
+// request's id: ok(values...), timed_out(missing keys...), failed(message) or
+// peer_lost(notice). The server answers get and wait when their keys exist (or with timed_out at
+// the client's deadline), so clients sleep in poll(); ids let several threads share one
+// connection, a get on one thread not blocking a set on another.
+//
+// Liveness: a rank joins once it has connected. If its connection closes before it leaves (the
+// rank died, or exited without destroying its store), the server posts the job's death notice
+// (kRankLostKey) naming it, and answers every get and wait still waiting, then and later, with
+// peer_lost: ranks in set-up hear of a dead peer at once instead of at their deadline.
 #include "comm/rendezvous/store_tcp.h"
 
 #include <poll.h>
@@ -33,13 +39,26 @@ namespace {
 
 using namespace std::chrono_literals;
 
-enum Code : uint8_t { kHello = 1, kSet, kGet, kAdd, kWait, kOk = 100, kTimedOut, kFailed };
+enum Code : uint8_t {
+  kHello = 1,
+  kSet,
+  kGet,
+  kAdd,
+  kWait,
+  kJoin,
+  kLeave,
+  kOk = 100,
+  kTimedOut,
+  kFailed,
+  kPeerLost
+};
 constexpr char kProtocol[] = "weft-store-1";
 constexpr size_t kMaxMessage = 64u << 20;         // a value larger than this is not rendezvous data
 constexpr size_t kMaxHelloMessage = 4096;         // before the token is checked, stay suspicious
 constexpr size_t kMaxUnsentReplies = 256u << 20;  // a client that never reads is dropped
 constexpr auto kHelloPatience = 10s;              // a connection must present its token by then
 constexpr auto kReplyGrace = 5s;                  // how late past its deadline a reply may come
+constexpr auto kLingerAfterLoss = 3s;             // see ~TcpStoreServer
 
 // e.what() without its "Code: " prefix, for quoting inside another Error's message.
 std::string bare_message(const Error& e) {
@@ -119,6 +138,7 @@ struct TcpStoreServer::State {
     std::string in, out;  // unparsed request bytes, unsent reply bytes
     bool authed = false;
     Deadline hello_deadline;
+    std::string member;  // "rank R (pid P)" from join to leave: closing then means it died
   };
   struct Waiter {  // a get or wait whose keys are not all there yet
     Client* client;
@@ -131,7 +151,14 @@ struct TcpStoreServer::State {
   std::string token;
   UniqueFd listener;
   int port = 0;
-  UniqueFd wake;                    // eventfd: the destructor's stop signal
+  UniqueFd wake;  // eventfd: the destructor's stop signal, or a notice in `posted`
+  std::atomic<bool> stopping{false};
+  std::mutex posted_mu;  // post_rank_lost() runs on the launcher's threads
+  std::vector<std::string> posted;
+  // For the destructor's thread: whether the job lost a rank, and how many members are still
+  // connected.
+  std::atomic<bool> lost{false};
+  std::atomic<int> members{0};
   std::list<Client> clients;  // a list, so Waiter::client stays valid
   std::list<Waiter> waiters;
   std::unordered_map<std::string, std::string> kv;
@@ -150,17 +177,26 @@ struct TcpStoreServer::State {
       for (const Waiter& w : waiters) next = std::min(next, w.deadline);
       int n = ::poll(pfds.data(), pfds.size(), poll_timeout_ms(next, 1000));
       if (n < 0 && errno != EINTR) throw_errno("store server poll()");
-      if (pfds[0].revents) return;
+      bool changed = false;
+      if (pfds[0].revents) {
+        if (stopping.load()) return;
+        changed |= take_posted_notices();
+      }
       if (pfds[1].revents & POLLIN) accept_all();
       size_t i = 2;
-      bool changed = false;
       for (auto it = clients.begin(); it != clients.end() && i < pfds.size(); ++it, ++i) {
         short ev = pfds[i].revents;
         if (ev & (POLLIN | POLLHUP | POLLERR)) changed |= read_from(*it);
         if ((ev & POLLOUT) && it->fd) flush(*it);
       }
+      changed |= notice_lost_members();
       answer_waiters(changed, Clock::now());
+      // A reply that failed just now closed its connection: that may have been a member's.
+      if (notice_lost_members()) answer_waiters(true, Clock::now());
       drop_closed_clients();
+      members = static_cast<int>(std::count_if(clients.begin(), clients.end(), [](const Client& c) {
+        return c.fd && !c.member.empty();
+      }));
     }
   }
 
@@ -224,9 +260,19 @@ struct TcpStoreServer::State {
     switch (m.code) {
       case kSet:
         if (m.parts.size() != 2) break;
-        kv[m.parts[0]] = std::move(m.parts[1]);
         reply(c, m.id, kOk, {});
+        if (m.parts[0] == kRankLostKey) return post_lost(m.parts[1]);
+        kv[m.parts[0]] = std::move(m.parts[1]);
         return true;
+      case kJoin:
+        if (m.parts.size() != 2 || !parse_int(m.parts[0], number)) break;
+        c.member = "rank " + m.parts[0] + " (pid " + m.parts[1] + ")";
+        reply(c, m.id, kOk, {});
+        return false;
+      case kLeave:
+        c.member.clear();
+        reply(c, m.id, kOk, {});
+        return false;
       case kAdd: {
         if (m.parts.size() != 2 || !parse_int(m.parts[1], number)) break;
         std::string& value = kv[m.parts[0]];
@@ -266,7 +312,8 @@ struct TcpStoreServer::State {
     return false;
   }
 
-  // Answers a waiter whose keys all exist, or (once expired) with the missing ones.
+  // Answers a waiter whose keys all exist, or (once expired) with the missing ones, or at once
+  // with the death notice when the job has lost a rank: the keys may never come.
   bool try_answer(Waiter& w, bool expired) {
     std::vector<std::string> missing;
     for (const auto& k : w.keys)
@@ -276,8 +323,48 @@ struct TcpStoreServer::State {
             w.is_get ? std::vector<std::string>{kv[w.keys[0]]} : std::vector<std::string>{});
       return true;
     }
+    if (auto lost = kv.find(kRankLostKey); lost != kv.end()) {
+      reply(*w.client, w.id, kPeerLost, {lost->second});
+      return true;
+    }
     if (expired) reply(*w.client, w.id, kTimedOut, missing);
     return expired;
+  }
+
+  // Keeps the first death notice; true when this one is it.
+  bool post_lost(const std::string& notice) {
+    if (kv.count(kRankLostKey)) return false;
+    WEFT_WARN("store: " << notice);
+    kv[kRankLostKey] = notice;
+    lost = true;
+    return true;
+  }
+
+  // A member whose connection closed before it left has died: say so to the whole job.
+  bool notice_lost_members() {
+    bool posted_one = false;
+    for (Client& c : clients) {
+      if (c.fd || c.member.empty()) continue;
+      posted_one |= post_lost(c.member + " lost its connection to the rendezvous store before " +
+                              "leaving the job: it died, was killed, or exited without closing " +
+                              "weft; check its output");
+      c.member.clear();
+    }
+    return posted_one;
+  }
+
+  bool take_posted_notices() {
+    uint64_t count;
+    ssize_t ignored = ::read(wake.get(), &count, sizeof count);  // re-arms the eventfd
+    (void)ignored;
+    std::vector<std::string> notices;
+    {
+      std::lock_guard lock(posted_mu);
+      notices.swap(posted);
+    }
+    bool changed = false;
+    for (const auto& n : notices) changed |= post_lost(n);
+    return changed;
   }
 
   void answer_waiters(bool keys_changed, Clock::time_point now) {
@@ -350,6 +437,13 @@ TcpStoreServer::TcpStoreServer(const std::string& bind_host, int port, std::stri
 }
 
 TcpStoreServer::~TcpStoreServer() {
+  // After a loss, ranks busy elsewhere (a tcp handshake) hear of it only when they next ask
+  // this server; a rank that serves the store gives them a moment to, instead of leaving them
+  // a store that is gone and no name.
+  Deadline give_up = Clock::now() + kLingerAfterLoss;
+  while (state_->lost && state_->members > 0 && Clock::now() < give_up)
+    std::this_thread::sleep_for(10ms);
+  state_->stopping = true;
   uint64_t one = 1;
   ssize_t ignored = ::write(state_->wake.get(), &one, sizeof one);
   (void)ignored;
@@ -357,6 +451,16 @@ TcpStoreServer::~TcpStoreServer() {
 }
 
 int TcpStoreServer::port() const { return state_->port; }
+
+void TcpStoreServer::post_rank_lost(const std::string& notice) {
+  {
+    std::lock_guard lock(state_->posted_mu);
+    state_->posted.push_back(notice);
+  }
+  uint64_t one = 1;
+  ssize_t ignored = ::write(state_->wake.get(), &one, sizeof one);
+  (void)ignored;
+}
 
 // ---- client ----
 
@@ -374,17 +478,25 @@ struct TcpStore::Conn {
   std::string broken;                   // why the connection is unusable; empty while healthy
   std::map<uint32_t, Message> arrived;  // replies not yet claimed by their caller
   std::set<uint32_t> abandoned;         // ids whose caller gave up: drop their replies
+  int server_rank = -1;                 // the rank of the job that serves the store, if one does
 
   std::string gone(const std::string& during) const {
+    if (server_rank >= 0)
+      return "rank " + std::to_string(server_rank) + ", which served the job's store at " +
+             address + ", is gone (" + during + "): it died or exited; check its output";
     return "the store at " + address + " is gone (" + during +
            "): the launcher (weftrun) or the rank that served it has probably exited; check its "
            "output";
+  }
+  // Losing a store that a rank served means losing that rank.
+  ErrorCode broken_code() const {
+    return server_rank >= 0 ? ErrorCode::PeerLost : ErrorCode::Unavailable;
   }
 
   Message call(uint8_t code, const std::vector<std::string>& parts, Deadline reply_deadline,
                const std::string& what) {
     std::unique_lock lock(mu);
-    if (!broken.empty()) throw Error(ErrorCode::Unavailable, broken);
+    if (!broken.empty()) throw Error(broken_code(), broken);
     uint32_t id = next_id++;
     lock.unlock();
     {
@@ -403,7 +515,7 @@ struct TcpStore::Conn {
         arrived.erase(it);
         return reply;
       }
-      if (!broken.empty()) throw Error(ErrorCode::Unavailable, broken);
+      if (!broken.empty()) throw Error(broken_code(), broken);
       if (Clock::now() >= reply_deadline) {
         abandoned.insert(id);
         throw Error(ErrorCode::Timeout, "the store at " + address + " did not answer " + what +
@@ -456,7 +568,16 @@ struct TcpStore::Conn {
 };
 
 TcpStore::TcpStore(std::unique_ptr<Conn> conn) : conn_(std::move(conn)) {}
-TcpStore::~TcpStore() = default;
+
+TcpStore::~TcpStore() {
+  if (!joined_) return;
+  // Leaving on purpose is not dying: the server must not tell the job this rank was lost.
+  try {
+    conn_->call(kLeave, {}, Clock::now() + 1s, "leave");
+  } catch (const Error&) {
+    // The server is gone (the rank that served it exited first): there is no one to tell.
+  }
+}
 
 std::unique_ptr<TcpStore> TcpStore::connect(const std::string& host, int port,
                                             const std::string& token, Deadline deadline,
@@ -497,11 +618,15 @@ std::unique_ptr<TcpStore> TcpStore::connect(const std::string& address, const st
 
 namespace {
 
-// A failed reply is a bug or misuse on this side (a malformed request, adding to text).
-void throw_if_failed(const Message& reply, const std::string& store) {
+// A failed reply is a bug or misuse on this side (a malformed request, adding to text); a
+// peer_lost one means the job has lost a rank, so what the caller waits for may never come.
+void throw_if_failed(const Message& reply, const std::string& store, const std::string& what) {
+  std::string text = reply.parts.empty() ? "" : reply.parts[0];
   if (reply.code == kFailed)
-    throw Error(ErrorCode::InvalidArgument, "the store at " + store + " rejected a request: " +
-                                                (reply.parts.empty() ? "" : reply.parts[0]));
+    throw Error(ErrorCode::InvalidArgument,
+                "the store at " + store + " rejected a request: " + text);
+  if (reply.code == kPeerLost)
+    throw Error(ErrorCode::PeerLost, text + " (this rank was waiting for " + what + ")");
 }
 
 Deadline quick_request_deadline() { return later(Clock::now(), env::timeout()); }
@@ -510,14 +635,14 @@ Deadline quick_request_deadline() { return later(Clock::now(), env::timeout()); 
 
 void TcpStore::set(const std::string& key, const std::string& value) {
   throw_if_failed(conn_->call(kSet, {key, value}, quick_request_deadline(), "set '" + key + "'"),
-                  conn_->address);
+                  conn_->address, "");
 }
 
 std::string TcpStore::get(const std::string& key, Deadline deadline) {
   Clock::time_point start = Clock::now();
   Message reply = conn_->call(kGet, {key, remaining_ms(deadline)}, later(deadline, kReplyGrace),
                               "get '" + key + "'");
-  throw_if_failed(reply, conn_->address);
+  throw_if_failed(reply, conn_->address, "store key '" + key + "'");
   if (reply.code == kTimedOut)
     throw Error(ErrorCode::Timeout,
                 "store key '" + key + "' did not appear within " +
@@ -532,7 +657,7 @@ std::string TcpStore::get(const std::string& key, Deadline deadline) {
 int64_t TcpStore::add(const std::string& key, int64_t delta) {
   Message reply = conn_->call(kAdd, {key, std::to_string(delta)}, quick_request_deadline(),
                               "add '" + key + "'");
-  throw_if_failed(reply, conn_->address);
+  throw_if_failed(reply, conn_->address, "");
   int64_t value = 0;
   if (reply.parts.size() != 1 || !parse_int(reply.parts[0], value))
     throw Error(ErrorCode::Corrupt, "the store at " + conn_->address + " sent a malformed reply");
@@ -545,13 +670,34 @@ void TcpStore::wait(const std::vector<std::string>& keys, Deadline deadline) {
   std::vector<std::string> parts = {remaining_ms(deadline)};
   parts.insert(parts.end(), keys.begin(), keys.end());
   Message reply = conn_->call(kWait, parts, later(deadline, kReplyGrace), "wait for " + join(keys));
-  throw_if_failed(reply, conn_->address);
+  throw_if_failed(reply, conn_->address, "store key(s) " + join(keys));
   if (reply.code == kTimedOut)
     throw Error(ErrorCode::Timeout,
                 "store key(s) " + join(reply.parts) + " did not appear within " +
                     std::to_string(static_cast<int>(seconds_since(start))) +
                     " s: a rank may not have started, or failed before publishing them; check "
                     "every rank's output (or raise WEFT_TIMEOUT if ranks start slowly)");
+}
+
+void TcpStore::check_members() {
+  // A get that may not wait: the notice itself when there is one, timed_out otherwise.
+  Message reply = conn_->call(kGet, {kRankLostKey, "0"}, quick_request_deadline(),
+                              "get '" + std::string(kRankLostKey) + "'");
+  if (reply.code == kOk && reply.parts.size() == 1)
+    throw Error(ErrorCode::PeerLost, reply.parts[0]);
+  throw_if_failed(reply, conn_->address, "");
+}
+
+void TcpStore::served_by(int rank) {
+  std::lock_guard lock(conn_->mu);
+  conn_->server_rank = rank;
+}
+
+void TcpStore::join_as(int rank) {
+  Message reply = conn_->call(kJoin, {std::to_string(rank), std::to_string(getpid())},
+                              quick_request_deadline(), "join");
+  throw_if_failed(reply, conn_->address, "");
+  joined_ = true;
 }
 
 std::string TcpStore::local_host() const { return local_ip(conn_->fd.get()); }

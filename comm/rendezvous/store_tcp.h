@@ -21,6 +21,10 @@ class TcpStoreServer {
   TcpStoreServer(const TcpStoreServer&) = delete;
   TcpStoreServer& operator=(const TcpStoreServer&) = delete;
   int port() const;
+  // Posts the job's death notice (kRankLostKey), as a launcher does when it sees a rank die:
+  // every rank waiting in the store fails with PeerLost quoting `notice`. Any thread; only the
+  // first notice is kept, whoever posts it.
+  void post_rank_lost(const std::string& notice);
 
  private:
   struct State;
@@ -45,6 +49,14 @@ class TcpStore : public Store {
   std::string get(const std::string& key, Deadline deadline) override;
   int64_t add(const std::string& key, int64_t delta) override;
   void wait(const std::vector<std::string>& keys, Deadline deadline) override;
+  void check_members() override;
+  // Tells the server this connection is rank `rank` of the job: if it closes before this store
+  // is destroyed (the rank died, was killed, or exited without closing weft), the server posts
+  // the job's death notice naming the rank (see kRankLostKey). Destroying the store leaves.
+  void join_as(int rank);
+  // The store is served by rank `rank` of the job (rank 0 under torchrun-style variables):
+  // losing it then means that rank is gone, a PeerLost naming it.
+  void served_by(int rank);
   // The address of this host as seen by the server: what peers on other hosts can reach.
   std::string local_host() const;
 
@@ -52,6 +64,7 @@ class TcpStore : public Store {
   struct Conn;
   explicit TcpStore(std::unique_ptr<Conn> conn);
   std::unique_ptr<Conn> conn_;
+  bool joined_ = false;
 };
 
 }  // namespace weft::comm

@@ -75,5 +75,31 @@ TEST_F(CudaBufferTest, PinnedBufferStagesAsyncCopies) {
   EXPECT_EQ(std::memcmp(out.data(), back.data(), bytes), 0);
 }
 
+// A stream that does not finish fails its waiter at the deadline (Timeout) instead of blocking
+// it as cudaStreamSynchronize did; work that finishes in time is simply waited for. A host
+// function holds the stream busy, so no kernel needs to hang.
+TEST_F(CudaBufferTest, StreamWaitGivesUpAtItsDeadline) {
+  using namespace std::chrono_literals;
+  CudaStream stream(0);
+  auto hold = [](void* seconds) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(*static_cast<double*>(seconds)));
+  };
+  double long_hold = 3.0, short_hold = 0.05;
+  ASSERT_EQ(cudaLaunchHostFunc(stream.get(), hold, &long_hold), cudaSuccess);
+  Clock::time_point start = Clock::now();
+  try {
+    stream.wait(Clock::now() + 300ms, "a test's held stream");
+    FAIL() << "no timeout";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Timeout);
+    EXPECT_NE(std::string(e.what()).find("a test's held stream on cuda:0"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(seconds_since(start), 2.0);
+  stream.wait(Clock::now() + 30s, "the rest of the hold");  // it does end
+  ASSERT_EQ(cudaLaunchHostFunc(stream.get(), hold, &short_hold), cudaSuccess);
+  EXPECT_NO_THROW(stream.wait(Clock::now() + 30s, "a short hold"));
+}
+
 }  // namespace
 }  // namespace weft

@@ -11,6 +11,7 @@
 #include "runtime/buffer.h"
 #include "runtime/error.h"
 #include "tests/support/fork_ranks.h"
+#include "tests/support/mismatch_cases.h"
 
 namespace weft::testing {
 namespace {
@@ -89,6 +90,34 @@ TEST_P(Faults, MismatchedSizesFailWithBothValues) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, Faults, ::testing::Values("tcp", "shm"));
+
+// Every op x every argument that must agree, at 8 bytes and at 16 MiB (mismatch_cases.h): both
+// ranks fail with InvalidArgument naming both values within two seconds. WEFT_TIMEOUT is 5 s so
+// that a hang shows as a late Timeout instead of stopping the test.
+class Mismatches : public ::testing::TestWithParam<std::tuple<std::string, size_t>> {};
+
+TEST_P(Mismatches, FailEveryRankNamingBothValues) {
+  ForkOptions o;
+  o.ranks = 2;
+  o.backend = std::get<0>(GetParam());
+  o.timeout = std::chrono::seconds(150);
+  o.env = {{"WEFT_TIMEOUT", "5"}};
+  const size_t elements = std::get<1>(GetParam());
+  ForkRun run = fork_ranks(o, [elements](int) {
+    return run_mismatch_cases(*comm::init_from_env(), elements) == 0 ? 0 : 3;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, Mismatches,
+                         ::testing::Combine(::testing::Values("tcp", "shm"),
+                                            ::testing::Values(size_t{2}, size_t{4} << 20)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) +
+                                  (std::get<1>(info.param) == 2 ? "_8B" : "_16MiB");
+                         });
 
 }  // namespace
 }  // namespace weft::testing

@@ -15,11 +15,18 @@
 //   kill      allreduce in a loop; the last rank SIGKILLs itself after iteration 4.
 //   mismatch  rank 1 allreduces 999 elements, the others 1000: every rank must fail with
 //             InvalidArgument (or Aborted, from the rank that noticed first).
+//   mismatch-table-8B, mismatch-table-16MiB
+//             two ranks: every op x every argument that must agree (mismatch_cases.h), each
+//             rank failing every case with InvalidArgument naming both values within 2 s.
 //   abort     rank 0 calls abort(); the others, waiting in an allreduce, must fail with Aborted
 //             naming rank 0 within 10 seconds.
 //   idle      rank 0 joins an allreduce 1.5 s late; the others must wait for it asleep, using
 //             under a quarter of a core (the suite runs more ranks than cores).
 //   error     init_from_env() must fail; prints "EXPECTED ERROR <what()>" and exits 0.
+//   late-peer two ranks; rank 1 comes to each of MPI_Comm_idup (MpiComm::dup), MPI_Comm_split
+//             (the native backend's split) and MPI_Comm_create_group (mpi-ring's split) 3 s
+//             late: rank 0 must give up on each at its 1 s deadline with Timeout. (Rank 0 then
+//             leaves without MPI_Finalize, which would wait for the calls it gave up on.)
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -28,13 +35,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/mpi/mpi_comm.h"
 #include "runtime/buffer.h"
 #include "runtime/clock.h"
 #include "runtime/error.h"
 #include "tests/support/collective_checks.h"
+#include "tests/support/mismatch_cases.h"
 
 namespace weft::testing {
 namespace {
@@ -152,6 +162,37 @@ int run_mismatch(const Args& a) {
       {ErrorCode::InvalidArgument, ErrorCode::Aborted}, 10);
 }
 
+int run_late_peer() {
+  using namespace std::chrono_literals;
+  auto runtime = comm::MpiRuntime::acquire();
+  // A communicator per call, made while both ranks are here: a call rank 0 gave up on is still
+  // pending in MPI, and the next must not share its communicator.
+  std::vector<comm::MpiComm> comms;
+  for (int i = 0; i < 4; i++)
+    comms.push_back(comm::MpiComm::dup_world(runtime, deadline_after(30s)));
+  const int r = comms[0].rank();
+  int failures = 0;
+  auto step = [&](const char* name, const comm::MpiComm& on, auto call) {
+    if (r == 1) {
+      std::this_thread::sleep_for(3s);
+      call(on, deadline_after(30s));
+      std::printf("rank 1 finished %s late\n", name);
+      return;
+    }
+    std::printf("rank 0 in %s: ", name);
+    failures += expect_failure(
+        0, [&] { call(on, deadline_after(1s)); }, {ErrorCode::Timeout}, 2.5);
+  };
+  step("dup", comms[0], [](const comm::MpiComm& c, Deadline d) { c.dup(d); });
+  step("split", comms[1], [r](const comm::MpiComm& c, Deadline d) { c.split(0, r, d); });
+  step("create_group", comms[2], [](const comm::MpiComm& c, Deadline d) {
+    c.create_group({0, 1}, d);
+  });
+  // Rank 0 waits for rank 1's late calls, which complete its own abandoned ones, then both go.
+  MPI_Barrier(comms[3].get());
+  return failures;
+}
+
 int run_abort(const Args& a) {
   auto comm = comm::init_from_env(a.backend);
   int r = comm->rank();
@@ -219,7 +260,14 @@ int main(int argc, char** argv) {
     if (a.scenario == "quick") return run_matrix(a, true);
     if (a.scenario == "kill") return run_kill(a);
     if (a.scenario == "mismatch") return run_mismatch(a);
+    if (a.scenario == "mismatch-table-8B" || a.scenario == "mismatch-table-16MiB") {
+      size_t elements = a.scenario == "mismatch-table-8B" ? 2 : size_t{4} << 20;
+      int failures = run_mismatch_cases(*weft::comm::init_from_env(a.backend), elements);
+      if (failures == 0) std::printf("mismatch table passed\n");
+      return failures == 0 ? 0 : 3;
+    }
     if (a.scenario == "abort") return run_abort(a);
+    if (a.scenario == "late-peer") return run_late_peer();
     if (a.scenario == "idle") return run_idle(a);
     if (a.scenario == "error") return run_error(a);
     std::fprintf(stderr, "unknown scenario '%s'\n", a.scenario.c_str());

@@ -99,6 +99,35 @@ TEST_P(MpiFaults, MismatchedSizesFailNamingBothValues) {
   EXPECT_NE(r.output.find("InvalidArgument"), std::string::npos) << r.summary();
 }
 
+// Every wait in MPI's communicator set-up has a deadline: a peer that comes late to
+// MPI_Comm_idup, MPI_Comm_split or MPI_Comm_create_group fails the waiting rank with Timeout at
+// its deadline instead of holding it (these calls used to block with no deadline).
+TEST(MpiDeadlines, CommunicatorSetUpGivesUpOnALatePeer) {
+  MpiJobResult r = run_scenario("mpi", "late-peer", 2);
+  ASSERT_FALSE(r.timed_out) << r.summary();
+  EXPECT_EQ(count_of(r.output, "UNEXPECTED"), 0u) << r.summary();
+  for (const char* call : {"dup", "split", "create_group"}) {
+    EXPECT_NE(r.output.find(std::string("rank 0 in ") + call + ": rank 0 caught after"),
+              std::string::npos)
+        << call << "\n"
+        << r.summary();
+    EXPECT_NE(r.output.find(std::string("rank 1 finished ") + call + " late"), std::string::npos)
+        << call << "\n"
+        << r.summary();
+  }
+  EXPECT_EQ(count_of(r.output, "Timeout: rank 0: MPI_Comm_"), 3u) << r.summary();
+  EXPECT_TRUE(r.leftovers.empty()) << r.summary();
+}
+
+// Every op x every argument that must agree, at 8 bytes and 16 MiB (mismatch_cases.h).
+TEST_P(MpiFaults, EveryMismatchFailsEveryRankNamingBothValues) {
+  for (const char* size : {"8B", "16MiB"}) {
+    MpiJobResult r = run_scenario(GetParam(), std::string("mismatch-table-") + size, 2);
+    expect_clean_success(r);
+    EXPECT_EQ(count_of(r.output, "mismatch table passed"), 2u) << r.summary();
+  }
+}
+
 TEST_P(MpiFaults, AbortReachesThePeersAtOnce) {
   MpiJobResult r = run_scenario(GetParam(), "abort", 3);
   expect_clean_success(r);

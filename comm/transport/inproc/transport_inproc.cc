@@ -71,11 +71,13 @@ class InprocTransport : public Transport {
     hub_->cv_.wait_until(lock, until.get(), [&] { return hub_->generation_ != seen_generation_; });
   }
 
-  void abort(const std::string& reason) override {
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override {
     std::lock_guard lock(hub_->mu_);
     if (hub_->aborted_by_ < 0) {
       hub_->aborted_by_ = rank_;
       hub_->abort_reason_ = reason;
+      hub_->abort_code_ = code;
     }
     hub_->generation_++;
     hub_->cv_.notify_all();
@@ -100,11 +102,11 @@ class InprocTransport : public Transport {
       Pending& p = pending_.at(*it);
       auto& q = hub_->queues_[p.peer * size() + rank_];
       if (hub_->aborted_by_ >= 0) {
-        p.error = std::make_exception_ptr(Error(
-            ErrorCode::Aborted, hub_->aborted_by_ == rank_
-                                    ? hub_->abort_reason_
-                                    : "rank " + std::to_string(hub_->aborted_by_) +
-                                          " aborted: " + hub_->abort_reason_));
+        p.error = std::make_exception_ptr(
+            Error(hub_->abort_code_, hub_->aborted_by_ == rank_
+                                         ? hub_->abort_reason_
+                                         : "rank " + std::to_string(hub_->aborted_by_) +
+                                               " aborted: " + hub_->abort_reason_));
       } else if (!q.empty()) {
         try {
           check_frame(q.front().header, p.fp, p.bytes, rank_, p.peer, name());

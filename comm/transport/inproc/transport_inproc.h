@@ -35,6 +35,7 @@ class InprocHub {
   uint64_t generation_ = 0;  // bumped on every change a waiting rank may care about
   int aborted_by_ = -1;
   std::string abort_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
   std::map<std::string, std::shared_ptr<InprocHub>> groups_;
 };
 

@@ -28,7 +28,7 @@ uint32_t* futex_word(std::atomic<uint32_t>& a) { return reinterpret_cast<uint32_
 
 constexpr uint64_t kSegmentMagic = 0x316d687374666577;  // "weftshm1"
 // 2: a mailbox between control page and data; 3: SegmentHeader::asymmetric_fences
-constexpr uint32_t kLayoutVersion = 3;
+constexpr uint32_t kLayoutVersion = 4;
 
 size_t header_bytes() { return (sizeof(SegmentHeader) + kPage - 1) / kPage * kPage; }
 
@@ -343,6 +343,20 @@ MailboxView PeerSegment::outbound_mailbox() const {
   auto* control = reinterpret_cast<RingControl*>(ring_map_.data());
   return MailboxView{reinterpret_cast<MailboxSlot*>(ring_map_.data() + kPage),
                      &control->mail_consumed};
+}
+
+std::optional<SegmentOwner> segment_owner(const std::string& name) {
+  UniqueFd fd(shm_open(name.c_str(), O_RDONLY, 0));
+  struct stat st {};
+  if (fd.get() < 0 || fstat(fd.get(), &st) != 0 || static_cast<size_t>(st.st_size) < header_bytes())
+    return std::nullopt;
+  void* p = mmap(nullptr, header_bytes(), PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (p == MAP_FAILED) return std::nullopt;
+  Mapping map(p, header_bytes());
+  const auto& h = *reinterpret_cast<const SegmentHeader*>(map.data());
+  // OwnSegment writes the magic first and the pid namespace last.
+  if (h.magic != kSegmentMagic || h.pid_namespace == 0) return std::nullopt;
+  return SegmentOwner{h.pid, h.pid_namespace == pid_namespace_id()};
 }
 
 }  // namespace weft::comm::shm

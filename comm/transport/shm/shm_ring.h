@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "runtime/clock.h"
@@ -249,6 +250,7 @@ struct SegmentHeader {
   uint32_t asymmetric_fences = 0;  // 1: the owner registered for them (see Fences)
   Doorbell doorbell;
   alignas(kCacheLine) std::atomic<uint32_t> flags{0};
+  uint32_t abort_code = 0;         // encode_abort_code(): what peers fail with; before kFlagAborted
   char reason[kReasonBytes] = {};  // written before kFlagAborted is set
 };
 
@@ -307,5 +309,14 @@ class PeerSegment {
   Mapping ring_map_;
   uint64_t ring_bytes_ = 0;
 };
+
+// Who created the file `name` ("/weft-..."), from its header: the pid, and whether that pid
+// means anything to this process (the creator ran in this pid namespace). nullopt when the file
+// is gone or not a weft file, or its creator has not finished writing the header yet.
+struct SegmentOwner {
+  int pid = 0;
+  bool same_pid_namespace = false;
+};
+std::optional<SegmentOwner> segment_owner(const std::string& name);
 
 }  // namespace weft::comm::shm

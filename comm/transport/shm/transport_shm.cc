@@ -6,10 +6,12 @@
 // into the FIFO "from A" in B's file, so each FIFO has exactly one producer and one consumer.
 // The pid in the name keeps a restarted job from ever opening a dead incarnation's file.
 //
-// Set-up: create, size (fallocate: a full /dev/shm is an error now, not a SIGBUS later) and map
-// my file; publish its name in the store; map every peer's header and my FIFO in its file;
-// barrier; unlink my file. From then on the files live only as mappings, so nothing is left in
-// /dev/shm even when a rank is killed with SIGKILL.
+// Set-up: remove files whose owners are gone (shm_sweep.h); create, size (fallocate: a full
+// /dev/shm is an error now, not a SIGBUS later) and map my file; publish its name in the store;
+// map every peer's header and my FIFO in its file; barrier; unlink every rank's file. From then
+// on the files live only as mappings, so nothing is left in /dev/shm even when a rank is killed
+// with SIGKILL. A rank that dies before that is heard through the store (PeerLost, see
+// kRankLostKey); its peers then remove its file as they stop.
 //
 // Stream. A message is its FrameHeader followed by the payload, back to back. (Padding payloads
 // to cache-line boundaries measured no faster here.) Requests to or from one peer form a
@@ -40,6 +42,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -55,6 +58,7 @@
 #include <vector>
 
 #include "comm/transport/shm/shm_ring.h"
+#include "comm/transport/shm/shm_sweep.h"
 #include "comm/transport/shm/transport_shm.h"
 #include "comm/transport_setup.h"
 #include "comm/wire.h"
@@ -94,6 +98,10 @@ constexpr unsigned kSpinUnclocked = 64;
 constexpr std::chrono::nanoseconds kYieldAlone = std::chrono::microseconds(50);
 constexpr std::chrono::nanoseconds kYieldShared = std::chrono::milliseconds(1);
 constexpr std::chrono::nanoseconds kYieldSwitched = std::chrono::microseconds(2);
+// How long a rank that stops because a peer died waits for that peer's process to be gone, so
+// that it can remove the peer's file (see shm::sweep_job_files). The other survivors' files keep
+// it waiting to the end, so it is short: a dead process is gone moments after its sockets close.
+constexpr auto kDeadPeerGrace = std::chrono::milliseconds(200);
 
 // Small messages go through the mailbox, larger ones through the FIFO. The choice depends on
 // the size alone, so both ends make it alike; when they disagree the sizes differ, and the
@@ -113,10 +121,15 @@ std::string sanitize(const std::string& s) {
   return out;
 }
 
+// "weft-<job>-": what every file of the job's ranks starts with, as listed in /dev/shm.
+std::string job_file_prefix(const TransportSetup& setup) {
+  return "weft-" + sanitize(setup.job_id) + "-";
+}
+
 // /weft-<job>-<group>-r<rank>-p<pid>: the pid keeps a restarted job from ever opening a dead
-// incarnation's file.
+// incarnation's file, and tells whoever finds the file later whether its owner is gone.
 std::string segment_name(const TransportSetup& setup) {
-  return "/weft-" + sanitize(setup.job_id) + "-" + sanitize(setup.group_tag) + "-r" +
+  return "/" + job_file_prefix(setup) + sanitize(setup.group_tag) + "-r" +
          std::to_string(setup.rank) + "-p" + std::to_string(getpid());
 }
 
@@ -238,7 +251,8 @@ class ShmTransport final : public Transport {
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
  private:
   void connect(const TransportSetup& setup, const std::string& my_name);
@@ -302,9 +316,11 @@ class ShmTransport final : public Transport {
   // Failure that ends everything: this rank's abort() or a peer's.
   bool failed_ = false;
   std::string failure_;
+  ErrorCode failure_code_ = ErrorCode::Aborted;
   // abort() may run on any thread: 0 = not aborted, 1 = writing the reason, 2 = published.
   std::atomic<int> abort_state_{0};
   std::string abort_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
 };
 
 ShmTransport::ShmTransport(const TransportSetup& setup)
@@ -314,10 +330,20 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
       peer_check_(std::max(1LL, env::get_int("WEFT_PEER_CHECK_MS"))),
       own_segment_(segment_name(setup), setup.rank, setup.size, ring_bytes_from_env(), who_),
       own_(&own_segment_.header()) {
-  connect(setup, segment_name(setup));
-  // Everyone has mapped everyone: the names are no longer needed, and dropping them now means
-  // a rank killed later leaves nothing in /dev/shm.
-  own_segment_.unlink_name();
+  try {
+    connect(setup, segment_name(setup));
+  } catch (const Error& e) {
+    // Peers that got through set-up, and mapped my header, hear why I stop instead of waiting
+    // on me until I exit.
+    abort(e.what());
+    if (e.code() != ErrorCode::PeerLost) throw;
+    // The dead rank cannot remove its file, and no one will open it now. (Mine goes with
+    // own_segment_.)
+    shm::sweep_job_files(job_file_prefix(setup), kDeadPeerGrace);
+    throw Error(ErrorCode::PeerLost,
+                who_ + " of " + std::to_string(size_) + " stopped setting up: " + message_of(e));
+  }
+  own_segment_.unlink_name();  // connect() dropped the peers' names
 
   slots_.reserve(256);
   free_slots_.reserve(256);
@@ -355,7 +381,12 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
       p.header = own_;
       continue;
     }
-    p.segment = shm::PeerSegment(names[r], r, size_, rank_, who_);
+    try {
+      p.segment = shm::PeerSegment(names[r], r, size_, rank_, who_);
+    } catch (const Error&) {
+      setup.store->check_members();  // a dead rank's file may be gone already: say it died
+      throw;
+    }
     p.header = &p.segment.header();
     watch(p, r);
   }
@@ -387,6 +418,21 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
                                           message_of(e) + ")");
     }
   }
+  // Everyone has mapped everyone: the names are no longer needed. Every rank drops every name,
+  // so one killed before dropping its own leaves nothing in /dev/shm either.
+  for (int r = 0; r < size_; ++r)
+    if (r != rank_) shm_unlink(names[r].c_str());
+  if (size_ == 1) return;
+  // A peer that died as the barrier completed is named now, as a set-up failure, rather than
+  // at the first message, by when ranks that stopped in set-up because of it may have exited
+  // too and be the ones named.
+  setup.store->check_members();
+  check_liveness();
+  for (int r = 0; r < size_; ++r)
+    if (peers_[r].state == PeerState::exited)
+      throw Error(ErrorCode::PeerLost, "rank " + std::to_string(r) + " (pid " +
+                                           std::to_string(peers_[r].pid) +
+                                           ") exited during set-up; check its output");
 }
 
 // Opens a pidfd on the peer's process, so check_liveness() notices when it dies.
@@ -480,7 +526,7 @@ Transport::Request ShmTransport::post(bool is_send, int peer, std::byte* data, s
   Peer& p = peers_[peer];
   check_own_abort();
   if (failed_) {
-    fail(s, ErrorCode::Aborted, failure_);
+    fail(s, failure_code_, failure_);
     return id;
   }
   if (is_send && p.state != PeerState::alive) {
@@ -605,17 +651,21 @@ const std::byte* ShmTransport::mailbox_message(Peer& p) {
   return p.mail_in.peek(p.received + 1);
 }
 
-void ShmTransport::abort(const std::string& reason) {
+void ShmTransport::abort_with(ErrorCode code, const std::string& reason) {
   int expected = 0;
   if (!abort_state_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return;
   abort_reason_ = reason.empty() ? "abort() called" : reason;
+  abort_code_ = code;
+  own_->abort_code = encode_abort_code(code);
   size_t n = std::min(abort_reason_.size(), kReasonBytes - 1);
   std::memcpy(own_->reason, abort_reason_.data(), n);
   own_->reason[n] = '\0';
   own_->flags.fetch_or(kFlagAborted, std::memory_order_release);
   abort_state_.store(2, std::memory_order_release);
-  // Ring everyone, me included: my own progress thread may be asleep.
-  for (Peer& p : peers_) p.header->doorbell.ring();
+  // Ring everyone, me included: my own progress thread may be asleep. (During set-up, only
+  // the peers mapped so far.)
+  for (Peer& p : peers_)
+    if (p.header != nullptr) p.header->doorbell.ring();
 }
 
 // ---- progress ----
@@ -789,7 +839,7 @@ bool ShmTransport::reject_bad_frame(Peer& p, Slot& s) {
     --pending_;
     pop(p.recvs);
     fail(s, e.code(), message_of(e));
-    abort(e.what());
+    abort_with(e.code(), message_of(e));
     check_own_abort();
     return true;
   }
@@ -811,6 +861,7 @@ void ShmTransport::check_own_abort() {
   if (!failed_ && abort_state_.load(std::memory_order_acquire) == 2) {
     failed_ = true;
     failure_ = abort_reason_;
+    failure_code_ = abort_code_;
   }
 }
 
@@ -828,6 +879,7 @@ void ShmTransport::check_flags() {
       failed_ = true;
       failure_ = "rank " + std::to_string(r) + " aborted: " +
                  std::string(p.header->reason, strnlen(p.header->reason, kReasonBytes));
+      failure_code_ = decode_abort_code(p.header->abort_code);
     }
     if ((flags & kFlagClosed) && p.state == PeerState::alive) p.state = PeerState::closed;
   }
@@ -885,14 +937,15 @@ void ShmTransport::fail_queue(Queue& q, ErrorCode code,
 void ShmTransport::fail_everything() {
   auto msg = [this](const Slot&) { return failure_; };
   for (Peer& p : peers_) {
-    fail_queue(p.sends, ErrorCode::Aborted, msg);
-    fail_queue(p.recvs, ErrorCode::Aborted, msg);
+    fail_queue(p.sends, failure_code_, msg);
+    fail_queue(p.recvs, failure_code_, msg);
   }
 }
 
 }  // namespace
 
 std::unique_ptr<Transport> make_shm_transport(const TransportSetup& setup) {
+  shm::sweep_dead_files();  // what ranks of jobs that are gone left on this node
   return std::make_unique<ShmTransport>(setup);
 }
 

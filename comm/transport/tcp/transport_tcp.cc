@@ -4,7 +4,9 @@
 // Set-up: every rank listens on a free port and publishes "tcp/addr/<rank>" in the store; rank i
 // connects to every lower rank and accepts every higher one. Both ends of a connection present
 // a hello (magic, version, job, token, group, size, rank); anything else (a stranger, another
-// job, garbage) is refused, logged and closed while set-up goes on.
+// job, garbage) is refused, logged and closed while set-up goes on. While it waits for a peer
+// to answer or call, a rank asks the store every kMemberCheck whether the job lost a rank
+// (Store::check_members), so a peer that died stops it with PeerLost, not at its deadline.
 //
 // Data: each message is a FrameHeader followed by its payload. Per peer, sends and receives are
 // FIFO queues of request slots of which only the head moves; a receive reads the header first,
@@ -47,6 +49,8 @@ constexpr size_t kMaxAbortReason = 4096;
 constexpr auto kPollCap = 200ms;             // wait_for_progress never sleeps longer than this
 constexpr auto kAbortFramePatience = 100ms;  // abort() spends at most this telling peers
 constexpr auto kHelloPatience = 10s;         // an accepted connection must say hello by then
+constexpr auto kMemberCheck = 500ms;         // set-up asks the store this often for lost ranks
+constexpr auto kDeathNoticePatience = 1s;    // see await_death_notice
 
 // ---------------------------------------------------------------------------------------------
 // Set-up: the hello both ends of a connection present, and the mesh of connections.
@@ -119,6 +123,35 @@ std::string advertised_host(const TransportSetup& s) {
 
 std::string addr_key(int rank) { return "tcp/addr/" + std::to_string(rank); }
 
+// A peer vanished during set-up (refused our call, hung up mid-hello): most likely it died, and
+// the store hears of that as its connection there closes, perhaps a moment later than ours.
+// Throws PeerLost when the notice comes within kDeathNoticePatience; returns otherwise.
+void await_death_notice(Store& store) {
+  Deadline until = Clock::now() + kDeathNoticePatience;
+  for (;;) {
+    store.check_members();
+    if (Clock::now() >= until) return;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+// Dials a lower rank, which may still be starting: retries until the deadline, asking the store
+// every kMemberCheck whether the job lost a rank meanwhile.
+UniqueFd dial(const TransportSetup& s, const HostPort& hp) {
+  for (;;) {
+    Deadline slice = std::min(s.deadline, Clock::now() + kMemberCheck);
+    try {
+      return connect_tcp(hp.host, hp.port, slice);
+    } catch (const Error&) {
+      // connect_tcp gave up early only on an error that retrying cannot fix.
+      bool refused_outright = Clock::now() < slice;
+      if (refused_outright) await_death_notice(*s.store);
+      if (refused_outright || slice == s.deadline) throw;
+    }
+    s.store->check_members();
+  }
+}
+
 struct Handshake {  // a connection whose hello has not arrived yet
   UniqueFd fd;
   std::string address;
@@ -147,8 +180,9 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
     HostPort hp = parse_host_port(s.store->get(addr_key(j), s.deadline), "tcp peer address");
     UniqueFd fd;
     try {
-      fd = connect_tcp(hp.host, hp.port, s.deadline);
+      fd = dial(s, hp);
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::PeerLost) throw;
       throw Error(ErrorCode::Unavailable, me + " cannot reach rank " + std::to_string(j) + " at " +
                                               hp.str() + " (" + bare_message(e) +
                                               "); it may have died during set-up");
@@ -160,8 +194,13 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
 
   int missing = s.size - 1;
   std::vector<pollfd> pfds;
+  Deadline next_member_check = Clock::now() + kMemberCheck;
   while (missing > 0) {
     Clock::time_point now = Clock::now();
+    if (now >= next_member_check) {
+      s.store->check_members();
+      next_member_check = now + kMemberCheck;
+    }
     if (now >= s.deadline) {
       std::string who;
       for (int r = 0; r < s.size; r++)
@@ -209,12 +248,14 @@ std::vector<UniqueFd> connect_mesh(const TransportSetup& s) {
       if (h.expected_rank >= 0) {  // the answer from a rank this rank dialled
         if (why.empty() && rank != h.expected_rank)
           why = "answered as rank " + std::to_string(rank);
-        if (!why.empty())
+        if (!why.empty()) {
+          await_death_notice(*s.store);
           throw Error(ErrorCode::Unavailable,
                       me + ": rank " + std::to_string(h.expected_rank) + " at " + h.address + " " +
                           why +
                           "; it refused this rank or is not part of this job (see "
                           "its log)");
+        }
       } else {  // a call from a higher rank (or a stranger)
         if (why.empty() && (rank <= s.rank || rank >= s.size))
           why = "it claims rank " + std::to_string(rank) + ", which does not dial rank " +
@@ -263,7 +304,8 @@ class TcpTransport final : public Transport {
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
-  void abort(const std::string& reason) override;
+  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
+  void abort_with(ErrorCode code, const std::string& reason) override;
 
  private:
   enum class State : uint8_t { free, queued, done, failed };
@@ -319,10 +361,11 @@ class TcpTransport final : public Transport {
   void peer_stopped_reading(int p);
   void stream_broken(int p, const std::string& message, ErrorCode code);
   // Records the first failure of the whole transport; `frame_reason` (empty: none) is what peers
-  // are told. Callable from any thread.
-  void request_abort(const std::string& message, const std::string& frame_reason);
+  // are told, `code` what every request here and there fails with. Callable from any thread.
+  void request_abort(const std::string& message, const std::string& frame_reason, ErrorCode code);
   void apply_abort();  // with mu_ held: fail everything, tell the peers once
-  void send_abort_frames(const std::string& reason, const std::vector<bool>& mid_message);
+  void send_abort_frames(const std::string& reason, ErrorCode code,
+                         const std::vector<bool>& mid_message);
 
   const int rank_;
   std::vector<Peer> peers_;
@@ -336,9 +379,10 @@ class TcpTransport final : public Transport {
   std::mutex mu_;  // every verb holds it; abort() from another thread waits briefly
   UniqueFd wake_;        // eventfd abort() writes to wake a sleeping wait_for_progress
   std::atomic<bool> aborted_{false};
-  std::mutex abort_mu_;  // guards the three fields below
+  std::mutex abort_mu_;  // guards the four fields below
   std::string abort_message_;
   std::string abort_frame_reason_;
+  ErrorCode abort_code_ = ErrorCode::Aborted;
   bool abort_applied_ = false;
 };
 
@@ -408,7 +452,7 @@ uint32_t TcpTransport::post(bool is_send, int peer, char* data, size_t bytes,
   Peer& p = peers_[peer];
   if (aborted_.load()) {
     std::lock_guard alock(abort_mu_);
-    fail(slot, ErrorCode::Aborted, abort_message_);
+    fail(slot, abort_code_, abort_message_);
   } else if (p.lost || (is_send && p.send_closed)) {
     fail(slot, ErrorCode::PeerLost, lost_message(r));
   } else {
@@ -551,7 +595,8 @@ void TcpTransport::pump_in(int p) {
         ended = io.failed();
       }
       std::string reason = "rank " + std::to_string(p) + " aborted: " + peer.abort_reason;
-      return request_abort(reason, reason);  // pass it on: ranks waiting on us learn the cause
+      // Pass it on: ranks waiting on us learn the cause.
+      return request_abort(reason, reason, decode_abort_code(h.abort_code));
     }
     // 3. A data frame waits for its receive; once posted, the header must match it.
     if (peer.recvs.empty()) return;
@@ -619,16 +664,18 @@ void TcpTransport::peer_stopped_reading(int p) {
 void TcpTransport::stream_broken(int p, const std::string& message, ErrorCode code) {
   Peer& peer = peers_[p];
   if (!peer.recvs.empty()) fail(pop(peer.recvs), code, message);
-  request_abort("rank " + std::to_string(rank_) + " aborted the tcp transport: " + message,
-                message);
+  request_abort("rank " + std::to_string(rank_) + " aborted the tcp transport: " + message, message,
+                code);
 }
 
-void TcpTransport::request_abort(const std::string& message, const std::string& frame_reason) {
+void TcpTransport::request_abort(const std::string& message, const std::string& frame_reason,
+                                 ErrorCode code) {
   {
     std::lock_guard lock(abort_mu_);
     if (aborted_.load()) return;  // the first failure is the one everybody reports
     abort_message_ = message;
     abort_frame_reason_ = frame_reason;
+    abort_code_ = code;
     aborted_.store(true);
   }
   uint64_t one = 1;
@@ -636,8 +683,8 @@ void TcpTransport::request_abort(const std::string& message, const std::string& 
   (void)ignored;
 }
 
-void TcpTransport::abort(const std::string& reason) {
-  request_abort(reason, reason);
+void TcpTransport::abort_with(ErrorCode code, const std::string& reason) {
+  request_abort(reason, reason, code);
   // Tell the peers now unless another thread is mid-verb; then that thread does it when it
   // next looks (it checks the flag first thing in every verb and after each peer).
   // Verbs hold the lock only for non-blocking passes, so it comes free within microseconds
@@ -654,31 +701,33 @@ void TcpTransport::abort(const std::string& reason) {
 
 void TcpTransport::apply_abort() {
   std::string message, frame_reason;
+  ErrorCode code;
   {
     std::lock_guard lock(abort_mu_);
     if (abort_applied_) return;
     abort_applied_ = true;
     message = abort_message_;
     frame_reason = abort_frame_reason_;
+    code = abort_code_;
   }
   // A send cut off mid-message leaves the peer's stream where no frame can start.
   std::vector<bool> mid_message(peers_.size(), false);
   for (size_t p = 0; p < peers_.size(); p++) {
     Peer& peer = peers_[p];
     mid_message[p] = !peer.sends.empty() && slots_[peer.sends.head].sent > 0;
-    fail_queue(peer.sends, ErrorCode::Aborted, message);
-    fail_queue(peer.recvs, ErrorCode::Aborted, message);
+    fail_queue(peer.sends, code, message);
+    fail_queue(peer.recvs, code, message);
   }
-  if (!frame_reason.empty()) send_abort_frames(frame_reason, mid_message);
+  if (!frame_reason.empty()) send_abort_frames(frame_reason, code, mid_message);
 }
 
 // Best effort, bounded: an abort frame to every peer whose stream is between messages, then the
 // end of stream to all (a peer that is not reading this rank's data then sees it hang up).
-void TcpTransport::send_abort_frames(const std::string& reason,
+void TcpTransport::send_abort_frames(const std::string& reason, ErrorCode code,
                                      const std::vector<bool>& mid_message) {
   std::string frame(sizeof(FrameHeader), '\0');
   std::string text = reason.substr(0, kMaxAbortReason);
-  FrameHeader h = abort_header(text.size());
+  FrameHeader h = abort_header(text.size(), code);
   std::memcpy(frame.data(), &h, sizeof h);
   frame += text;
   Deadline until = Clock::now() + kAbortFramePatience;

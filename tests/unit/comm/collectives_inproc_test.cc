@@ -72,6 +72,41 @@ TEST(InprocCollectives, MismatchedCountsFailWithBothValues) {
   }
 }
 
+// Rooted ops exchange every rank's fingerprint first (exchange_fingerprints, Bruck's allgather):
+// on 3, 5 and 6 ranks, one rank naming another root fails every rank with InvalidArgument
+// naming both roots, whether the op is a broadcast or a reduce. (A rank still in the exchange's
+// last step may hear it from one that finished first, with the same words.)
+TEST(InprocCollectives, EveryRankSeesEveryRanksRoot) {
+  for (int n : {3, 5, 6}) {
+    for (bool reduce : {false, true}) {
+      std::vector<std::string> messages(static_cast<size_t>(n));
+      run_inproc_group(n, small_options(AllreduceAlgo::automatic), [&](Communicator& comm) {
+        std::vector<float> in(4, 1.0f), out(4);
+        int root = comm.rank() == n - 1 ? 1 : 0;
+        Tensor t_in = Tensor::flat(in.data(), DType::f32, 4);
+        try {
+          if (reduce)
+            comm.reduce(t_in, Tensor::flat(out.data(), DType::f32, 4), root).wait();
+          else
+            comm.broadcast(t_in, root).wait();
+          ADD_FAILURE() << "rank " << comm.rank() << " of " << n << " did not fail";
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
+          messages[static_cast<size_t>(comm.rank())] = e.what();
+        }
+      });
+      for (const auto& m : messages) {
+        EXPECT_NE(m.find("ranks disagree on a collective over inproc: rank 0 called"),
+                  std::string::npos)
+            << m;
+        EXPECT_NE(m.find("root 0"), std::string::npos) << m;
+        EXPECT_NE(m.find("rank " + std::to_string(n - 1) + " called"), std::string::npos) << m;
+        EXPECT_NE(m.find("root 1"), std::string::npos) << m;
+      }
+    }
+  }
+}
+
 TEST(InprocCollectives, MismatchedDtypeFails) {
   run_inproc_group(3, small_options(AllreduceAlgo::automatic), [&](Communicator& comm) {
     std::vector<double> data(8, 1.0);

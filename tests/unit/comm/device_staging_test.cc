@@ -29,9 +29,9 @@ struct CopyCounts {
 class DeferredStaging final : public DeviceStaging {
  public:
   explicit DeferredStaging(CopyCounts* counts) : counts_(counts) {}
-  std::byte* host(int which, size_t bytes) override {
+  std::byte* host(int which, size_t bytes, Deadline deadline) override {
     if (areas_[which].size() < bytes) {
-      wait();
+      wait(deadline);
       areas_[which].assign(bytes, std::byte{0xAB});  // garbage until a copy lands
     }
     return areas_[which].data();
@@ -46,7 +46,9 @@ class DeferredStaging final : public DeviceStaging {
     queue_.push_back({device, host, bytes});
     counts_->to_device += bytes;
   }
-  void wait() override {
+  void wait(Deadline deadline) override {
+    // The op's deadline (WEFT_TIMEOUT from its start), never an unbounded one.
+    if (deadline > Clock::now() + std::chrono::hours(1)) ADD_FAILURE() << "an unbounded wait";
     for (const Copy& c : queue_) std::memcpy(c.dst, c.src, c.bytes);
     queue_.clear();
   }
@@ -316,6 +318,10 @@ class CountingDeviceOps final : public comm::DeviceBufferOps {
   }
   void* scratch() override { return scratch_.data(); }
   size_t scratch_bytes() const override { return scratch_.size(); }
+  void set_deadline(Deadline deadline) override {
+    // Every op hands over its own deadline (WEFT_TIMEOUT from its start), never an unbounded one.
+    if (deadline > Clock::now() + std::chrono::hours(1)) ADD_FAILURE() << "an unbounded deadline";
+  }
 
  private:
   std::vector<std::byte> scratch_;

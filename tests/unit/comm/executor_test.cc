@@ -139,6 +139,69 @@ TEST(Executor, ErrorsAreRethrownByWaitOnTheCallersThread) {
   EXPECT_NE(weft_error.error(), nullptr);
 }
 
+// Anything a body throws fails its op, on the worker as inline: an int escaping the worker
+// thread would terminate the process.
+TEST(Executor, ABodyThrowingANonStandardExceptionFailsItsOp) {
+  auto exec = Executor::create(4);
+  auto expect_internal = [](Work& w) {
+    try {
+      w.wait();
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::Internal);
+      EXPECT_NE(std::string(e.what()).find("rank 4"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("not a std::exception"), std::string::npos) << e.what();
+    }
+  };
+  Work inline_op = exec->submit(fp(1), 1s, [](LazyDeadline) { throw 42; });
+  expect_internal(inline_op);  // run by this thread
+  Work on_worker = exec->submit(fp(2), 1s, [](LazyDeadline) { throw 42; });
+  ASSERT_TRUE(eventually([&] { return on_worker.done(); }));  // nobody waits: the worker runs it
+  expect_internal(on_worker);
+  Work after = exec->submit(fp(3), 1s, [](LazyDeadline) {});
+  EXPECT_NO_THROW(after.wait());  // the executor goes on
+}
+
+// wait() keeps WEFT_TIMEOUT (plus Work::kWaitGrace) from the op's start, as README says, even
+// when the body ignores its deadline; it used to wait twice the timeout plus 10 s.
+TEST(Executor, WaitGivesUpATimeoutAfterTheOpStarted) {
+  auto exec = Executor::create(0);
+  Gate gate;
+  std::atomic<bool> started{false};
+  Work stuck = exec->submit(fp(1), 500ms, [&](LazyDeadline) {
+    started = true;
+    gate.pass();  // ignores its deadline
+  });
+  ASSERT_TRUE(eventually([&] { return started.load(); }, 2s));  // on the worker
+  auto start = Clock::now();
+  try {
+    stuck.wait();
+    FAIL() << "no timeout";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Timeout);
+  }
+  double waited = seconds_since(start);
+  EXPECT_GE(waited, 1.4);  // 500 ms + the 1 s grace
+  EXPECT_LT(waited, 4.0);
+  gate.open();
+}
+
+// An op queued behind a slow one is not given up on while the ops ahead of it run in time.
+TEST(Executor, WaitCountsAQueuedOpsPatienceFromItsStart) {
+  auto exec = Executor::create(0);
+  std::atomic<bool> started{false};
+  Work slow = exec->submit(fp(1), 400ms, [&](LazyDeadline) {
+    started = true;
+    std::this_thread::sleep_for(1200ms);  // under its 400 ms + the 1 s grace
+  });
+  ASSERT_TRUE(eventually([&] { return started.load(); }, 2s));
+  Work behind = exec->submit(fp(2), 400ms, [](LazyDeadline) {
+    std::this_thread::sleep_for(600ms);  // starts about 1.2 s after wait() is called
+  });
+  EXPECT_NO_THROW(behind.wait());  // 1.8 s in all: more than its own 1.4 s, counted from wait()
+  slow.wait();
+}
+
 // Timed ops count their deadline from their start; untimed ones from its first read, so that an
 // op that never waits reads no clock.
 TEST(Executor, ATimedBodyMustFinishATimeoutAfterItStarts) {

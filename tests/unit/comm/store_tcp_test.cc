@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/rendezvous/store_abort_channel.h"
 #include "runtime/error.h"
 
 namespace weft::comm {
@@ -280,6 +281,123 @@ TEST(TcpStore, ServerStopsPromptlyWithClientsConnected) {
   EXPECT_LT(seconds_since(start), 0.2);
   blocked.get();
   ::close(idle);
+}
+
+// A rank as the store sees it, spoken by hand so that it can vanish without leaving, as a
+// process killed with SIGKILL does: hello, then join as `rank`.
+int raw_member(int port, int rank) {
+  auto frame = [](uint32_t id, uint8_t code, const std::vector<std::string>& parts) {
+    std::string body(reinterpret_cast<const char*>(&id), 4);
+    body.push_back(static_cast<char>(code));
+    for (const auto& p : parts) {
+      uint32_t n = static_cast<uint32_t>(p.size());
+      body.append(reinterpret_cast<const char*>(&n), 4).append(p);
+    }
+    uint32_t len = static_cast<uint32_t>(body.size());
+    return std::string(reinterpret_cast<const char*>(&len), 4) + body;
+  };
+  constexpr uint8_t kHello = 1, kJoin = 6;  // the codes in store_tcp.cc
+  std::string hello =
+      frame(1, kHello, {"weft-store-1", kToken}) + frame(2, kJoin, {std::to_string(rank), "4242"});
+  int fd = raw_connect(port);
+  EXPECT_EQ(::send(fd, hello.data(), hello.size(), 0), static_cast<ssize_t>(hello.size()));
+  char replies[2 * 9];  // two bare ok replies: [len][id][code]
+  for (size_t got = 0; got < sizeof replies;) {
+    ssize_t n = ::recv(fd, replies + got, sizeof replies - got, 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return fd;
+}
+
+TEST(TcpStore, AMemberThatVanishesIsNamedToEveryWaiterAtOnce) {
+  TcpStoreServer server("127.0.0.1", 0, kToken);
+  auto store = client(server.port());
+  store->set("here", "1");
+  int member = raw_member(server.port(), 2);
+  auto waiting = std::async(std::launch::async, [&] { store->get("never", deadline_after(20s)); });
+  std::this_thread::sleep_for(100ms);
+  auto start = Clock::now();
+  testing::internal::CaptureStderr();
+  ::close(member);  // the rank dies: no leave
+  try {
+    waiting.get();
+    FAIL() << "a wait outlived the death of a member";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::PeerLost);
+    EXPECT_TRUE(contains(e.what(), "rank 2 (pid 4242)")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "store key 'never'")) << e.what();
+  }
+  EXPECT_LT(seconds_since(start), 1.0);
+  EXPECT_TRUE(contains(testing::internal::GetCapturedStderr(), "rank 2 (pid 4242) lost"));
+  // Later waits fail at once too; what is already there can still be read.
+  EXPECT_THROW(store->wait({"here", "never"}, deadline_after(20s)), Error);
+  EXPECT_LT(seconds_since(start), 1.0);
+  EXPECT_EQ(store->get("here", deadline_after(1s)), "1");
+  try {
+    store->check_members();
+    FAIL() << "check_members() did not report the lost rank";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::PeerLost);
+    EXPECT_TRUE(contains(e.what(), "rank 2 (pid 4242)")) << e.what();
+  }
+}
+
+TEST(TcpStore, AMemberThatLeavesIsNotLost) {
+  TcpStoreServer server("127.0.0.1", 0, kToken);
+  auto store = client(server.port());
+  client(server.port())->join_as(1);  // joins, then leaves as the store is destroyed
+  int stranger = raw_connect(server.port());
+  ::close(stranger);  // closing a connection that never joined says nothing about the job
+  store->check_members();
+  try {
+    store->get("never", deadline_after(300ms));
+    FAIL() << "get returned a key nobody set";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Timeout) << e.what();
+  }
+}
+
+TEST(TcpStore, TheLauncherCanPostTheDeathNoticeAndTheFirstOneStays) {
+  TcpStoreServer server("127.0.0.1", 0, kToken);
+  auto store = client(server.port());
+  auto waiting =
+      std::async(std::launch::async, [&] { store->wait({"never"}, deadline_after(20s)); });
+  std::this_thread::sleep_for(100ms);
+  auto start = Clock::now();
+  server.post_rank_lost("rank 3 (pid 77) was killed by signal 9");
+  server.post_rank_lost("rank 1 (pid 78) was killed by signal 15");
+  try {
+    waiting.get();
+    FAIL() << "a wait outlived the launcher's death notice";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::PeerLost);
+    EXPECT_TRUE(contains(e.what(), "rank 3 (pid 77) was killed by signal 9")) << e.what();
+  }
+  EXPECT_LT(seconds_since(start), 1.0);
+  store->set(kRankLostKey, "rank 0 says so");  // a client's notice comes too late as well
+  try {
+    store->check_members();
+    FAIL() << "check_members() did not report the lost rank";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "rank 3 (pid 77)")) << e.what();
+  }
+}
+
+// An NCCL group polls its abort channel while it waits; a rank killed without a word reaches it
+// through the job's death notice.
+TEST(TcpStore, TheAbortChannelCarriesTheDeathNotice) {
+  TcpStoreServer server("127.0.0.1", 0, kToken);
+  std::shared_ptr<Store> store = client(server.port());
+  StoreAbortChannel channel(std::make_shared<PrefixStore>("world", store), 0);
+  EXPECT_EQ(channel.poll(), "");
+  server.post_rank_lost("rank 3 (pid 77) was killed by signal 9");
+  std::string heard;
+  for (auto give_up = Clock::now() + 2s; heard.empty() && Clock::now() < give_up;) {
+    std::this_thread::sleep_for(StoreAbortChannel::kPollInterval);
+    heard = channel.poll();
+  }
+  EXPECT_TRUE(contains(heard, "PeerLost: rank 3 (pid 77) was killed by signal 9")) << heard;
 }
 
 }  // namespace

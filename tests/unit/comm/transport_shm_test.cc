@@ -382,8 +382,12 @@ TEST_F(ShmTest, SizeMismatchNamesBothSizesAndAbortsThePeer) {
   EXPECT_NE(what.find("rank 0"), std::string::npos) << what;
   EXPECT_NE(what.find("rank 1"), std::string::npos) << what;
   EXPECT_EQ(what.find("InvalidArgument: InvalidArgument"), std::string::npos) << what;
-  EXPECT_EQ(peer_error->code(), ErrorCode::Aborted);
+  // The peer fails with the mismatch's own code: ranks that disagree all fail InvalidArgument.
+  EXPECT_EQ(peer_error->code(), ErrorCode::InvalidArgument);
   EXPECT_NE(std::string(peer_error->what()).find("rank 1 aborted"), std::string::npos)
+      << peer_error->what();
+  EXPECT_EQ(std::string(peer_error->what()).find("InvalidArgument: InvalidArgument"),
+            std::string::npos)
       << peer_error->what();
   EXPECT_LT(peer_seconds, 1.0);
 }

@@ -19,6 +19,18 @@ TEST(Wire, HeaderRoundTripsTheFingerprint) {
   EXPECT_NO_THROW(check_frame(h, a, 2000, 1, 0, "test"));
 }
 
+TEST(Wire, ExchangeFramesAndAbortCodesRoundTrip) {
+  Fingerprint x{9, OpKind::reduce, DType::u8, ReduceOp::sum, -1, 0};
+  x.exchange = true;
+  EXPECT_EQ(fingerprint_of(data_header(x, 64)), x);
+  EXPECT_EQ(decode(encode(x)), x);
+  EXPECT_EQ(x.describe(), "reduce #9 (its fingerprint exchange)");
+  for (ErrorCode c : {ErrorCode::InvalidArgument, ErrorCode::Aborted, ErrorCode::Timeout})
+    EXPECT_EQ(decode_abort_code(abort_header(10, c).abort_code), c);
+  EXPECT_EQ(decode_abort_code(0), ErrorCode::Aborted);    // older peers send 0
+  EXPECT_EQ(decode_abort_code(999), ErrorCode::Aborted);  // and nonsense is Aborted too
+}
+
 TEST(Wire, MismatchNamesBothRanksAndValues) {
   FrameHeader h = data_header(fp(7, 100), 400);
   try {

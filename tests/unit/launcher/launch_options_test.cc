@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/backend_registry.h"
 #include "runtime/error.h"
 
 namespace weft::launcher {
@@ -129,9 +130,7 @@ TEST(LaunchOptions, EveryBackendARankAcceptsIsAccepted) {
 
 TEST(LaunchOptions, UnknownBackend) {
   std::string m = error_of({"-n", "2", "--backend", "udp", "--", "p"});
-  EXPECT_NE(
-      m.find("unknown backend 'udp': choose auto, tcp, shm, mpi-ring, mpi, nccl-ring or nccl"),
-      std::string::npos)
+  EXPECT_NE(m.find("unknown backend 'udp': choose " + comm::backend_names()), std::string::npos)
       << m;
   m = error_of({"-n", "2", "--backend"});
   EXPECT_NE(m.find("--backend needs a value"), std::string::npos) << m;
@@ -160,7 +159,7 @@ TEST(LaunchOptions, HelpTextsNameEveryFlagAndVariable) {
   for (const char* flag : {"-n N", "--backend", "--timeout", "--grace", "--tag-output",
                            "--no-tag-output", "--help-env"})
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
-  EXPECT_NE(usage.find("auto, tcp, shm, mpi-ring, mpi, nccl-ring or nccl"), std::string::npos);
+  EXPECT_NE(usage.find(comm::backend_names()), std::string::npos);
   // The exit codes, each with its one meaning.
   for (const char* code : {"\n  0 ", "\n  1 ", "\n  2 ", "\n  128+N "})
     EXPECT_NE(usage.find(code), std::string::npos) << code;
