@@ -10,8 +10,9 @@ programs of the build under test, and nothing of its CMake state), so the comman
 build/... as in a checkout and the files they write (run.json, ...) land in the scratch
 directory. A block is skipped when it says why:
 
-    # needs: REQUIREMENT (a comment)   run only where it is met: non-root, torchrun,
-                                        python3-torch, gpu; anything else (cluster, ...) never
+    # needs: REQUIREMENT (a comment)   run only where it is met: non-root (as root: run as
+                                        nobody with setpriv), torchrun, python3-torch, gpu;
+                                        anything else (cluster, ...) never
     # not run by the README test: <reason>          too long, or the suite itself
 
 Long runs are shortened, never otherwise changed: `--steps N` becomes `--steps 2`, message
@@ -25,6 +26,7 @@ environment table (every variable `weftrun --help-env` prints, with its default,
 
 import argparse
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -60,11 +62,25 @@ def sh_blocks(readme_text):
     return blocks
 
 
+def as_non_root():
+    """The command prefix that runs a block as a user other than root: none when not root,
+    setpriv to nobody as root; None when there is no way."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    if not shutil.which("setpriv"):
+        return None
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
 def unmet(need):
     """Why `need` (the text after "# needs:") is not met here, or None when it is."""
     key = need.split()[0].rstrip(",")
     if key == "non-root":
-        return "runs as root" if os.geteuid() == 0 else None
+        return None if as_non_root() is not None else "runs as root, and no setpriv or nobody"
     if key == "torchrun":
         return None if shutil.which("torchrun") else "no torchrun on PATH"
     if key == "python3-torch":
@@ -152,18 +168,24 @@ def scratch_copy(source, build):
         for doc in ("README.md", "docs/architecture.md"):
             with open(os.path.join(source, doc)) as f:
                 out.write(f.read())
+    # Blocks that need a user other than root may run as nobody: they must reach the scratch
+    # copy, and Open MPI's session directory.
+    os.chmod(root, 0o755)
     os.mkdir(os.path.join(root, "ompi-session"))
+    os.chmod(os.path.join(root, "ompi-session"), 0o1777)
     return root
 
 
-def run_block(text, cwd, timeout):
+def run_block(text, cwd, timeout, prefix):
     env = dict(os.environ)
+    if prefix:
+        env["HOME"] = os.path.join(cwd, "ompi-session")
     # Open MPI's session directory of its own: concurrent mpiruns in one /tmp race (see
     # tests/multiproc/mpi_job.cc).
     env["OMPI_MCA_orte_tmpdir_base"] = os.path.join(cwd, "ompi-session")
-    proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", text], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(prefix + ["bash", "-e", "-o", "pipefail", "-c", text], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
         rc = proc.returncode
@@ -190,17 +212,20 @@ def command_run(args):
         needs, not_run = NEEDS.search(block), NOT_RUN.search(block)
         why_not = unmet(needs.group(1)) if needs else None
         if why_not:
-            plan.append((line, block, None, "needs %s: %s" % (needs.group(1), why_not)))
+            plan.append((line, block, None, "needs %s: %s" % (needs.group(1), why_not), []))
         elif not_run:
-            plan.append((line, block, None, not_run.group(1)))
+            plan.append((line, block, None, not_run.group(1), []))
         else:
             text, changes = shorten(block)
-            plan.append((line, text, changes, None))
+            prefix = as_non_root() if needs and needs.group(1).startswith("non-root") else []
+            if prefix:
+                changes.append("as nobody")
+            plan.append((line, text, changes, None, prefix))
 
     root = None if args.list else scratch_copy(args.source, args.build)
     failed, ran = [], 0
     try:
-        for line, text, changes, skip in plan:
+        for line, text, changes, skip, prefix in plan:
             if skip:
                 first = next((l for l in text.strip().split("\n") if not l.startswith("#")), "")
                 print("SKIP README.md:%d (%s): %s" % (line, skip, first))
@@ -210,9 +235,13 @@ def command_run(args):
                 "    " + l for l in text.strip().split("\n"))))
             if args.list:
                 continue
+            if prefix and subprocess.run(prefix + ["test", "-x", "build/launcher/weftrun"],
+                                         cwd=root).returncode != 0:
+                print("  SKIP: nobody cannot reach the build's programs from here")
+                continue
             ran += 1
             start = time.monotonic()
-            rc, out = run_block(text, root, args.timeout)
+            rc, out = run_block(text, root, args.timeout, prefix)
             took = time.monotonic() - start
             if rc == 0:
                 print("  ok in %.1f s" % took)
