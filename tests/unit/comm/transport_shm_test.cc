@@ -605,12 +605,15 @@ TEST_P(ShmWaitTest, IdleWaiterSleepsAndTheMessageWakesItPromptly) {
   if (GetParam()) one_cpu.emplace();
   constexpr int kRounds = 3;
   std::atomic<Deadline> sent_at[kRounds];
+  std::atomic<int> posted{-1};  // the last round whose receive is posted: the wait starts then
   double cpu[kRounds] = {}, waited[kRounds] = {}, wake[kRounds] = {};
   expect_no_errors(run_ranks(2, [&](int me, Transport& t) {
     for (int i = 0; i < kRounds; ++i) {
       uint64_t v = static_cast<uint64_t>(i);
       Fingerprint fp = fp_of(OpKind::send, static_cast<uint64_t>(i), sizeof v);
       if (me == 0) {
+        // A loaded machine may start the receiver late: count the 200 ms from its post.
+        while (posted.load() < i) std::this_thread::sleep_for(1ms);
         std::this_thread::sleep_for(200ms);
         sent_at[i] = Clock::now();
         finish(t, t.isend(1, &v, sizeof v, fp));
@@ -619,6 +622,7 @@ TEST_P(ShmWaitTest, IdleWaiterSleepsAndTheMessageWakesItPromptly) {
       Request r = t.irecv(0, &v, sizeof v, fp);
       double cpu_before = thread_cpu_seconds();
       auto start = Clock::now();
+      posted = i;
       finish(t, r);
       auto done = Clock::now();
       cpu[i] = thread_cpu_seconds() - cpu_before;
