@@ -78,22 +78,23 @@ test-asan: deps
 	ctest --test-dir $(ASAN_DIR) -L multiproc -E AllreduceOver64MiB --output-on-failure --timeout 600
 
 # The tests that run weft's threads, again under ThreadSanitizer: the executor, the tcp, shm and
-# inproc transports and the store (comm_unit_test), data parallelism's bucket overlap and the
-# model lanes (parallel_unit_test, train_unit_test), the multi-process collectives and faults on
-# tcp, shm and under mpirun, and weft-train on 1, 2 and 4 ranks with and without lanes. Only
-# those executables are built. The 64 MiB cases are left to the plain build, as under ASan.
-# Any report fails the run (halt_on_error); tests/tsan.supp names only third-party libraries.
+# inproc transports and the store (comm_unit_test), the kernels' own threads and OpenBLAS's
+# (kernels_test), data parallelism's bucket overlap and the model lanes (parallel_unit_test,
+# train_unit_test), the multi-process collectives and faults on tcp, shm and under mpirun, and
+# weft-train on 1, 2 and 4 ranks with and without lanes. Only those executables are built. The
+# 64 MiB cases are left to the plain build, as under ASan. Any report fails its test
+# (halt_on_error); tests/tsan.supp names only third-party libraries, never weft's code.
 # (If ThreadSanitizer dies with "unexpected memory mapping", the kernel randomizes mmap more than
 # GCC 12's runtime allows: `sysctl vm.mmap_rnd_bits=28`.)
-TSAN_TESTS := comm_unit_test parallel_unit_test train_unit_test multiproc_collectives_test \
-  multiproc_faults_test multiproc_mpi_test train_integration_test
-TSAN_ENV := TSAN_OPTIONS=suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1
+TSAN_TESTS := comm_unit_test kernels_test parallel_unit_test train_unit_test \
+  multiproc_collectives_test multiproc_faults_test multiproc_mpi_test train_integration_test
+TSAN_RUN_OPTIONS := suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1
 test-tsan: deps
 	@[ -f $(TSAN_DIR)/build.ninja ] || cmake --preset tsan -B $(TSAN_DIR) -DWEFT_WITH_CUDA=OFF
 	cmake --build $(TSAN_DIR) --target $(TSAN_TESTS)
-	$(TSAN_ENV) ctest --test-dir $(TSAN_DIR) -L 'unit|multiproc' -E '64MiB|^layering' \
-	  --output-on-failure -j2 --timeout 600
-	$(TSAN_ENV) ctest --test-dir $(TSAN_DIR) -R '^Train\.OneTwoAndFourRanks' \
+	TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) ctest --test-dir $(TSAN_DIR) -L 'unit|multiproc' \
+	  -E '64MiB|^layering' --output-on-failure -j2 --timeout 600
+	TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) ctest --test-dir $(TSAN_DIR) -R '^Train\.OneTwoAndFourRanks' \
 	  --output-on-failure --timeout 600
 
 # The main job: a small GPT trained on 4 local ranks of the built-in corpus (flags in
