@@ -2,6 +2,7 @@
 #
 #   make demo    install what is missing, build, train a small GPT on 4 local ranks
 #   make test    install what is missing, build, run the whole suite, then the ASan/UBSan run
+#                and the ThreadSanitizer run
 #   make bench   weft against Open MPI and Gloo, on 2 and then 4 ranks
 #   make bench-train  weft-train against PyTorch eager (installs Debian's python3-torch first)
 #
@@ -27,12 +28,13 @@ WEFT_WITH_CUDA := $(if $(NVCC),ON,OFF)
 # Overridable, e.g. `make test BUILD_DIR=build-mine ASAN_DIR=build-mine-asan`.
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
+TSAN_DIR ?= build-tsan
 BENCH_SIZES ?= 8,1K,64K,1M,16M,64M,256M
 
 # Extra options for bench/bench-train, e.g. `make bench-train BENCH_TRAIN_ARGS="--steps 50"`.
 BENCH_TRAIN_ARGS ?=
 
-.PHONY: all deps build test test-asan demo bench bench-train clean
+.PHONY: all deps build test test-asan test-tsan demo bench bench-train clean
 all: build
 
 # $(call install_missing,PACKAGES): apt-get install those of PACKAGES that are not installed
@@ -65,6 +67,7 @@ build: deps
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout 600
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-tsan
 
 # The multi-process tests again under AddressSanitizer + UndefinedBehaviorSanitizer. The
 # 64 MiB runs are left to the plain build: under ASan they cost minutes and exercise no path
@@ -73,6 +76,26 @@ test-asan: deps
 	@[ -f $(ASAN_DIR)/build.ninja ] || cmake --preset debug-asan -B $(ASAN_DIR) -DWEFT_WITH_CUDA=OFF
 	cmake --build $(ASAN_DIR)
 	ctest --test-dir $(ASAN_DIR) -L multiproc -E AllreduceOver64MiB --output-on-failure --timeout 600
+
+# The tests that run weft's threads, again under ThreadSanitizer: the executor, the tcp, shm and
+# inproc transports and the store (comm_unit_test), the kernels' own threads and OpenBLAS's
+# (kernels_test), data parallelism's bucket overlap and the model lanes (parallel_unit_test,
+# train_unit_test), the multi-process collectives and faults on tcp, shm and under mpirun, and
+# weft-train on 1, 2 and 4 ranks with and without lanes. Only those executables are built. The
+# 64 MiB cases are left to the plain build, as under ASan. Any report fails its test
+# (halt_on_error); tests/tsan.supp names only third-party libraries, never weft's code.
+# (If ThreadSanitizer dies with "unexpected memory mapping", the kernel randomizes mmap more than
+# GCC 12's runtime allows: `sysctl vm.mmap_rnd_bits=28`.)
+TSAN_TESTS := comm_unit_test kernels_test parallel_unit_test train_unit_test \
+  multiproc_collectives_test multiproc_faults_test multiproc_mpi_test train_integration_test
+TSAN_RUN_OPTIONS := suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1
+test-tsan: deps
+	@[ -f $(TSAN_DIR)/build.ninja ] || cmake --preset tsan -B $(TSAN_DIR) -DWEFT_WITH_CUDA=OFF
+	cmake --build $(TSAN_DIR) --target $(TSAN_TESTS)
+	TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) ctest --test-dir $(TSAN_DIR) -L 'unit|multiproc' \
+	  -E '64MiB|^layering' --output-on-failure -j2 --timeout 600
+	TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) ctest --test-dir $(TSAN_DIR) -R '^Train\.OneTwoAndFourRanks' \
+	  --output-on-failure --timeout 600
 
 # The main job: a small GPT trained on 4 local ranks of the built-in corpus (flags in
 # examples/demo.flags, shared with the test that checks this model learns).
@@ -93,4 +116,4 @@ bench-train: build
 	bench/bench-train --build-dir $(BUILD_DIR) $(BENCH_TRAIN_ARGS)
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)

@@ -14,8 +14,10 @@ namespace weft::testing {
 namespace {
 
 // The acid test of data parallelism: the same global batch and seed on 1, 2 and 4 ranks (and
-// with the optimizer state sharded) give the same loss at every step. The micro-batch is the
-// same everywhere, so only the order in which gradients are summed differs.
+// with the optimizer state sharded, and with two lanes per rank) give the same loss at every
+// step. The micro-batch is the same everywhere, so only the order in which gradients are
+// summed differs. The runs with lanes are the ones where lane threads report gradients ready
+// while buckets are reduced on the executor's thread: `make test-tsan` runs this test for them.
 TEST_F(Train, OneTwoAndFourRanksGiveTheSameLossesWithAndWithoutZero1) {
   const Args model = {"--layers", "2", "--d-model", "64", "--heads", "4", "--seq", "32",
                       "--batch", "8", "--micro-batch", "2", "--steps", "10", "--lr", "3e-3",
@@ -23,15 +25,23 @@ TEST_F(Train, OneTwoAndFourRanksGiveTheSameLossesWithAndWithoutZero1) {
   struct Run {
     int ranks;
     bool zero1;
+    int lanes = 0;  // 0: weft-train's default threads (cores / ranks)
   };
   std::vector<std::vector<double>> results;
-  for (Run run : {Run{1, false}, Run{2, false}, Run{4, false}, Run{2, true}, Run{4, true}}) {
-    std::string log = "r" + std::to_string(run.ranks) + (run.zero1 ? "z" : "") + ".json";
+  for (Run run : {Run{1, false}, Run{2, false}, Run{4, false}, Run{2, true}, Run{4, true},
+                  Run{2, false, 2}, Run{2, true, 2}}) {
+    std::string log = "r" + std::to_string(run.ranks) + (run.zero1 ? "z" : "") + "l" +
+                      std::to_string(run.lanes) + ".json";
     Args flags = model;
     flags.insert(flags.end(), {"--log-json", (dir_ / log).string()});
     if (run.zero1) flags.push_back("--zero1");
+    if (run.lanes > 0) flags.insert(flags.end(), {"--threads", std::to_string(run.lanes)});
     WeftrunResult r = train(run.ranks, flags);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    if (run.lanes > 0) {
+      const std::string lanes = "as " + std::to_string(run.lanes) + " lanes";
+      EXPECT_NE(r.out.find(lanes), std::string::npos) << r.out;
+    }
     results.push_back(losses(log));
     ASSERT_EQ(results.back().size(), 10u) << log;
   }
