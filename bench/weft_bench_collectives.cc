@@ -199,6 +199,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<weft::comm::Communicator> comm;
   try {
     comm = weft::comm::init_from_env(options.backend);
+  } catch (const weft::Error& e) {
+    // The launch itself is wrong (variables, backend, a missing WEFT_TOKEN): bad usage, exit 2,
+    // like every weft program; anything else that stops the job from meeting is a failure.
+    std::fprintf(stderr, "%s: %s: %s\n", kProgram, rank_label(nullptr).c_str(), e.what());
+    return e.code() == weft::ErrorCode::InvalidArgument ? 2 : 1;
+  }
+  try {
     Bench(*comm, options).run();
     return 0;
   } catch (const std::exception& e) {  // weft::Error's what() starts with its code: "PeerLost: ..."
