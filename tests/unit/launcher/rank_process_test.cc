@@ -97,13 +97,17 @@ TEST(RankProcess, StartsWithInterruptsAtTheirDefaultEvenWhenTheLauncherIgnoresTh
   ::sigaction(SIGINT, &ignore, &old_int);
   ::sigaction(SIGQUIT, &ignore, &old_quit);
   ::sigaction(SIGTERM, &ignore, &old_term);
-  RankProcess r = RankProcess::start(shell(0, "grep SigIgn /proc/self/status"));
+  // Which of SIGINT, SIGQUIT, SIGPIPE and SIGTERM (mask 0x5006) the rank starts with ignored;
+  // others may be ignored by whoever started the test (a chroot's shell ignores two real-time
+  // signals), and weftrun leaves those as they are.
+  RankProcess r = RankProcess::start(shell(
+      0, "echo ignored: $(( 0x$(grep SigIgn /proc/self/status | cut -f2) & 0x5006 ))"));
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGQUIT, &old_quit, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
   std::string out, err;
   run_to_end(r, out, err);
-  EXPECT_EQ(out, "[rank 0] SigIgn:\t0000000000000000\n") << err;
+  EXPECT_EQ(out, "[rank 0] ignored: 0\n") << err;
 }
 
 TEST(RankProcess, LeadsAProcessGroupOfItsOwn) {
