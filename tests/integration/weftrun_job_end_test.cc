@@ -161,10 +161,11 @@ TEST(WeftrunJobEndRanks, EveryBackendTheRanksAcceptIsPassedToThem) {
 TEST_F(WeftrunJobEnd, InterruptsIgnoredByWhoStartedWeftrunStillWork) {
   // A shell starts `weftrun ... &` with SIGINT and SIGQUIT ignored; neither weftrun nor its
   // ranks may keep that: kill -INT must still stop the job.
-  WeftrunProcess p(shell(2,
-                         "echo ignored: $(( 0x$(grep SigIgn /proc/self/status | cut -f2) & 0x5006 )); "
-                         "echo ready; exec sleep 600"), "", {},
-                   {SIGINT, SIGQUIT});
+  WeftrunProcess p(
+      shell(2,
+            "echo ignored: $(( 0x$(grep SigIgn /proc/self/status | cut -f2) & 0x5006 )); "
+            "echo ready; exec sleep 600"),
+      "", {}, {SIGINT, SIGQUIT});
   ASSERT_TRUE(p.wait_for_stdout("ready", 2, 10s)) << p.out();
   // SIGINT, SIGQUIT, SIGPIPE and SIGTERM (mask 0x5006) at their default in both ranks.
   EXPECT_EQ(count_of(p.out(), "ignored: 0\n"), 2) << p.out();

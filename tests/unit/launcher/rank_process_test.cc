@@ -100,8 +100,8 @@ TEST(RankProcess, StartsWithInterruptsAtTheirDefaultEvenWhenTheLauncherIgnoresTh
   // Which of SIGINT, SIGQUIT, SIGPIPE and SIGTERM (mask 0x5006) the rank starts with ignored;
   // others may be ignored by whoever started the test (a chroot's shell ignores two real-time
   // signals), and weftrun leaves those as they are.
-  RankProcess r = RankProcess::start(shell(
-      0, "echo ignored: $(( 0x$(grep SigIgn /proc/self/status | cut -f2) & 0x5006 ))"));
+  RankProcess r = RankProcess::start(
+      shell(0, "echo ignored: $(( 0x$(grep SigIgn /proc/self/status | cut -f2) & 0x5006 ))"));
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGQUIT, &old_quit, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
