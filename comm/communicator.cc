@@ -18,19 +18,27 @@
 #include "runtime/log.h"
 
 namespace weft::comm {
+namespace {
+// One-shot allreduce sends n - 1 messages per rank (n^2 in all): above this many ranks the
+// messages cost more than the waits recursive doubling would make.
+constexpr int kOneShotRanks = 8;
+}  // namespace
 
 AllreduceAlgo parse_allreduce_algo(const std::string& name) {
   if (name == "auto") return AllreduceAlgo::automatic;
   if (name == "ring") return AllreduceAlgo::ring;
   if (name == "recursive_doubling") return AllreduceAlgo::recursive_doubling;
-  throw Error(ErrorCode::InvalidArgument,
-              "unknown allreduce algorithm '" + name + "': use auto, ring or recursive_doubling");
+  if (name == "one_shot") return AllreduceAlgo::one_shot;
+  throw Error(ErrorCode::InvalidArgument, "unknown allreduce algorithm '" + name +
+                                              "': use auto, ring, recursive_doubling or one_shot");
 }
 
 CommOptions CommOptions::from_env() {
   CommOptions o;
   o.timeout = env::timeout();
   o.algo = parse_allreduce_algo(env::get("WEFT_ALGO"));
+  o.one_shot_bytes =
+      env::parse_bytes(env::get("WEFT_ONE_SHOT_BYTES"), "WEFT_ONE_SHOT_BYTES");
   o.small_bytes = env::parse_bytes(env::get("WEFT_SMALL_BYTES"), "WEFT_SMALL_BYTES");
   o.segment_bytes = env::parse_bytes(env::get("WEFT_SEGMENT_BYTES"), "WEFT_SEGMENT_BYTES");
   if (o.segment_bytes < 64)
@@ -217,9 +225,15 @@ struct Communicator::Impl {
   void allreduce_in_place(const AlgoContext& ctx, void* data, size_t count, DType dtype,
                           ReduceOp op) const {
     size_t bytes = count * dtype_size(dtype);
+    bool one_shot = options.algo == AllreduceAlgo::one_shot ||
+                    (options.algo == AllreduceAlgo::automatic && bytes <= options.one_shot_bytes);
     bool doubling = options.algo == AllreduceAlgo::recursive_doubling ||
                     (options.algo == AllreduceAlgo::automatic && bytes <= options.small_bytes);
-    if (doubling && bytes <= ctx.scratch_bytes)
+    // One shot sends n - 1 messages per rank: worth it only while n is small (kOneShotRanks).
+    if (one_shot && ctx.size() <= kOneShotRanks &&
+        bytes * static_cast<size_t>(ctx.size()) <= ctx.scratch_bytes)
+      allreduce_one_shot(ctx, data, count, dtype, op);
+    else if (doubling && bytes <= ctx.scratch_bytes)
       allreduce_recursive_doubling(ctx, data, count, dtype, op);
     else
       allreduce_ring(ctx, data, count, dtype, op);

@@ -44,17 +44,18 @@ class Transport;
 class NativeBackend;
 struct GroupContext;
 
-enum class AllreduceAlgo { automatic, ring, recursive_doubling };
+enum class AllreduceAlgo { automatic, ring, recursive_doubling, one_shot };
 AllreduceAlgo parse_allreduce_algo(const std::string& name);
 
 struct CommOptions {
   std::chrono::milliseconds timeout{300'000};  // deadline for each op, from when it starts
   AllreduceAlgo algo = AllreduceAlgo::automatic;
+  size_t one_shot_bytes = 256;        // at or below, on up to 8 ranks: one shot (all to all)
   size_t small_bytes = 64 * 1024;     // at or below: recursive doubling; above: ring
   size_t segment_bytes = 128 * 1024;  // pipelining unit of the ring algorithms
   // CUDA tensors on a host backend: an allreduce copies and reduces them in chunks of this size.
   size_t staging_chunk_bytes = 4u << 20;
-  // Reads WEFT_TIMEOUT, WEFT_ALGO, WEFT_SMALL_BYTES, WEFT_SEGMENT_BYTES.
+  // Reads WEFT_TIMEOUT, WEFT_ALGO, WEFT_ONE_SHOT_BYTES, WEFT_SMALL_BYTES, WEFT_SEGMENT_BYTES.
   static CommOptions from_env();
 };
 

@@ -15,7 +15,11 @@ constexpr Var kEnvVars[] = {
     {"WEFT_BACKEND", "auto",
      "collective backend when no --backend flag names one: a name that "
      "`weftrun --help` lists (auto = shm on one node, tcp otherwise)"},
-    {"WEFT_ALGO", "auto", "force an allreduce algorithm: ring, recursive_doubling or auto"},
+    {"WEFT_ALGO", "auto",
+     "force an allreduce algorithm: ring, recursive_doubling, one_shot or auto"},
+    {"WEFT_ONE_SHOT_BYTES", "256",
+     "allreduce messages up to this size, on up to 8 ranks, go from every rank to every rank "
+     "at once (one wait instead of log2(ranks))"},
     {"WEFT_SMALL_BYTES", "65536",
      "allreduce messages up to this size use recursive doubling instead of the ring"},
     {"WEFT_SEGMENT_BYTES", "131072",

@@ -3,6 +3,7 @@
 // (tcp, shm, inproc, mpi-ring, nccl-ring) runs the same code. Each lives in its own file;
 // this header holds their signatures and the small pieces they share.
 #include <cstddef>
+#include <span>
 #include <utility>
 
 #include "comm/buffer_ops.h"
@@ -32,10 +33,27 @@ std::pair<size_t, size_t> block_range(size_t total, int parts, int i);
 // waits for both: the step every ring and exchange algorithm is made of.
 void send_recv(const AlgoContext& ctx, int to, const void* send_buf, size_t send_bytes, int from,
                void* recv_buf, size_t recv_bytes);
+// The same for any number of messages each way (at most 64), all posted before any wait.
+struct Outgoing {
+  int peer;
+  const void* data;
+  size_t bytes;
+};
+struct Incoming {
+  int peer;
+  void* data;
+  size_t bytes;
+};
+void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
+              std::span<const Incoming> recvs);
 
 void allreduce_ring(const AlgoContext& ctx, void* data, size_t count, DType dtype, ReduceOp op);
 void allreduce_recursive_doubling(const AlgoContext& ctx, void* data, size_t count, DType dtype,
                                   ReduceOp op);
+// Every rank sends its buffer to every other and sums all n itself: needs size() x bytes of
+// scratch; one wait instead of log2(n), for tiny messages.
+void allreduce_one_shot(const AlgoContext& ctx, void* data, size_t count, DType dtype,
+                        ReduceOp op);
 // out holds size() blocks of `count`; this rank's block is already in place.
 void allgather_ring(const AlgoContext& ctx, void* out, size_t count, DType dtype);
 // in holds size() blocks of `count` (clobbered as a work area); out receives this rank's block.

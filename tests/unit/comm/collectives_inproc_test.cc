@@ -43,10 +43,13 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{1, AllreduceAlgo::automatic}, Case{2, AllreduceAlgo::ring},
                       Case{2, AllreduceAlgo::recursive_doubling}, Case{3, AllreduceAlgo::ring},
                       Case{3, AllreduceAlgo::recursive_doubling}, Case{4, AllreduceAlgo::automatic},
-                      Case{5, AllreduceAlgo::ring}, Case{5, AllreduceAlgo::recursive_doubling}),
+                      Case{5, AllreduceAlgo::ring}, Case{5, AllreduceAlgo::recursive_doubling},
+                      Case{2, AllreduceAlgo::one_shot}, Case{3, AllreduceAlgo::one_shot},
+                      Case{4, AllreduceAlgo::one_shot}, Case{5, AllreduceAlgo::one_shot}),
     [](const auto& info) {
       const char* a = info.param.algo == AllreduceAlgo::ring                 ? "ring"
                       : info.param.algo == AllreduceAlgo::recursive_doubling ? "doubling"
+                      : info.param.algo == AllreduceAlgo::one_shot           ? "one_shot"
                                                                              : "auto";
       return std::to_string(info.param.ranks) + "ranks_" + a;
     });

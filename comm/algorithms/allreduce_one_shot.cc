@@ -1,0 +1,41 @@
+// One-shot allreduce: every rank sends its whole buffer to every other rank at once, then sums
+// the n buffers itself, in rank order, so every rank ends with bit-identical results.
+//
+// For tiny messages the cost of an allreduce is the number of times a rank must wait for
+// another, not bytes: recursive doubling waits log2(n) times in sequence, and each wait on a
+// machine with more ranks than cores can cost a trip through the scheduler (the partner is not
+// running). Here every rank waits once, for all its peers together; (n - 1) x bytes more
+// traffic per rank is nothing at the sizes this runs at (options.one_shot_bytes).
+
+#include <vector>
+
+#include "comm/algorithms/algorithms.h"
+#include "runtime/error.h"
+
+namespace weft::comm {
+
+void allreduce_one_shot(const AlgoContext& ctx, void* data, size_t count, DType dtype,
+                        ReduceOp op) {
+  const int n = ctx.size(), r = ctx.rank();
+  if (n == 1) return;
+  const size_t bytes = count * dtype_size(dtype);
+  if (bytes * static_cast<size_t>(n) > ctx.scratch_bytes)
+    throw Error(ErrorCode::Internal, "one-shot allreduce needs " + std::to_string(bytes * n) +
+                                         " bytes of scratch, has " +
+                                         std::to_string(ctx.scratch_bytes));
+  auto* slots = static_cast<std::byte*>(ctx.scratch);
+  auto slot = [&](int p) { return slots + static_cast<size_t>(p) * bytes; };
+  std::vector<Outgoing> sends;
+  std::vector<Incoming> recvs;
+  for (int d = 1; d < n; d++) {  // the next rank first, as in a ring
+    sends.push_back({(r + d) % n, data, bytes});
+    recvs.push_back({(r - d + n) % n, slot((r - d + n) % n), bytes});
+  }
+  exchange(ctx, sends, recvs);
+  ctx.ops.copy(slot(r), data, bytes);
+  ctx.ops.copy(data, slot(0), bytes);
+  for (int p = 1; p < n; p++) ctx.ops.reduce(data, data, slot(p), count, dtype, op);
+  if (op == ReduceOp::avg) ctx.ops.scale_down(data, count, dtype, n);
+}
+
+}  // namespace weft::comm
