@@ -21,4 +21,7 @@ float crossentropy_forward(const CpuContext& ctx, float* losses, float* probs, c
 void crossentropy_backward(const CpuContext& ctx, float* dlogits, const float* probs,
                            const int32_t* targets, float dloss_scale, int BT, int V, int Vp);
 
+// The mean of BT losses, as the CUDA twin computes it (a sum in double, then divided).
+float mean_loss(const CpuContext& ctx, const float* losses, int BT);
+
 }  // namespace weft::kernels::cpu

@@ -53,7 +53,7 @@ MemoryNeed host_memory_need(const TrainOptions& o, int ranks, int lanes) {
       4 * P * (2 + (lanes - 1)) + moments(o, P, ranks) + (o.grad_dtype == "bf16" ? 2 * P : 0);
   // Every lane's model holds activations for its share of the micro-batch.
   const int share = (o.micro_batch + lanes - 1) / lanes;
-  const models::GptMemory m = models::gpt_memory(o.model, share);
+  const models::GptMemory m = models::gpt_memory(models::StageSizes(o.model, models::StagePlan{}), share);
   need.activations = lanes * 4 * (m.elements + m.statistics);
   return need;
 }
@@ -64,7 +64,7 @@ MemoryNeed gpu_memory_need(const TrainOptions& o, int ranks) {
   MemoryNeed need;
   // f32 master weights, the model's bf16 copy, gradients in the model's dtype, the moments.
   need.state = 4 * P + (t == 2 ? 2 * P : 0) + t * P + moments(o, P, ranks);
-  const models::GptMemory m = models::gpt_memory(o.model, o.micro_batch);
+  const models::GptMemory m = models::gpt_memory(models::StageSizes(o.model, models::StagePlan{}), o.micro_batch);
   need.activations = t * m.elements + 4 * m.statistics;
   return need;
 }

@@ -70,7 +70,8 @@ float ModelLanes::forward(const float* params, const int32_t* inputs, const int3
   run_lanes([&](int k) {
     auto [first, count] = share(B, k);
     size_t offset = static_cast<size_t>(first) * T_;
-    losses[k] = models_[k]->forward(params, inputs + offset, targets + offset, count);
+    models_[k]->forward(params, inputs + offset, targets + offset, count);
+    losses[k] = models_[k]->mean_loss();
   });
   // Each lane's loss is the mean over its own positions.
   double sum = 0;

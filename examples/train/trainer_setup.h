@@ -7,7 +7,7 @@
 #include "examples/train/corpus.h"
 #include "examples/train/step_log.h"
 #include "examples/train/train_options.h"
-#include "models/gpt_config.h"
+#include "models/gpt_layout.h"
 #include "parallel/adamw_segments.h"
 #include "parallel/data_parallel.h"
 #include "runtime/clock.h"

@@ -76,4 +76,10 @@ void crossentropy_backward(const CpuContext&, float* dlogits, const float* probs
   }
 }
 
+float mean_loss(const CpuContext&, const float* losses, int BT) {
+  double sum = 0;
+  for (int i = 0; i < BT; i++) sum += losses[i];
+  return static_cast<float>(sum / BT);
+}
+
 }  // namespace weft::kernels::cpu

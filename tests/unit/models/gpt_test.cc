@@ -29,11 +29,11 @@ TEST(GptLayout, TensorsTileTheBufferInForwardOrder) {
     next += t.count;
   }
   EXPECT_EQ(next, layout.total());
-  EXPECT_EQ(layout.tensors()[GptLayout::block(1, kFcW)].name, "h1.fc.w");
+  EXPECT_EQ(layout.tensors()[layout.block(1, kFcW)].name, "h1.fc.w");
   EXPECT_EQ(layout.tensors()[layout.lnf_b()].name, "lnf.b");
-  EXPECT_TRUE(layout.tensors()[GptLayout::block(0, kQkvW)].decay);
-  EXPECT_FALSE(layout.tensors()[GptLayout::block(0, kQkvB)].decay);
-  EXPECT_FALSE(layout.tensors()[GptLayout::block(0, kLn1W)].decay);
+  EXPECT_TRUE(layout.tensors()[layout.block(0, kQkvW)].decay);
+  EXPECT_FALSE(layout.tensors()[layout.block(0, kQkvB)].decay);
+  EXPECT_FALSE(layout.tensors()[layout.block(0, kLn1W)].decay);
 }
 
 TEST(GptConfig, FlopsPerTokenCountsMatmulsAndCausalAttention) {
@@ -76,12 +76,12 @@ TEST(GptInit, FollowsGpt2SchemeAndTheSeed) {
     double mean = sum / t.count;
     return std::sqrt(sq / t.count - mean * mean);
   };
-  EXPECT_NEAR(stddev(GptLayout::kWte), 0.02, 0.001);
-  EXPECT_NEAR(stddev(GptLayout::block(1, kFcW)), 0.02, 0.001);
-  EXPECT_NEAR(stddev(GptLayout::block(1, kFcProjW)), 0.02 / std::sqrt(8.0), 0.0005);
-  const ParamTensor& ln = layout.tensors()[GptLayout::block(2, kLn2W)];
+  EXPECT_NEAR(stddev(layout.wte()), 0.02, 0.001);
+  EXPECT_NEAR(stddev(layout.block(1, kFcW)), 0.02, 0.001);
+  EXPECT_NEAR(stddev(layout.block(1, kFcProjW)), 0.02 / std::sqrt(8.0), 0.0005);
+  const ParamTensor& ln = layout.tensors()[layout.block(2, kLn2W)];
   for (size_t i = 0; i < ln.count; i++) ASSERT_EQ(a[ln.offset + i], 1.0f);
-  const ParamTensor& bias = layout.tensors()[GptLayout::block(2, kFcB)];
+  const ParamTensor& bias = layout.tensors()[layout.block(2, kFcB)];
   for (size_t i = 0; i < bias.count; i++) ASSERT_EQ(a[bias.offset + i], 0.0f);
 }
 
@@ -92,6 +92,12 @@ struct TinyModel {
   Gpt model{kernels::cpu::CpuContext(1), config, batch};
   std::vector<float> params;
   std::vector<int32_t> inputs, targets;
+
+  // The mean loss of a forward.
+  float loss(const int32_t* in, const int32_t* target, int B) {
+    model.forward(params.data(), in, target, B);
+    return model.mean_loss();
+  }
 
   TinyModel() : params(model.layout().total()) {
     // Weights far larger than GPT-2's 0.02, so every path carries a gradient well above the
@@ -119,7 +125,7 @@ TEST(GptBackward, MatchesFiniteDifferencesInEveryTensor) {
   const auto& tensors = m.model.layout().tensors();
   ASSERT_EQ(ready.size(), tensors.size());
   EXPECT_EQ(ready.front(), m.model.layout().lnf_b());
-  EXPECT_EQ(ready.back(), GptLayout::kWte);
+  EXPECT_EQ(ready.back(), m.model.layout().wte());
 
   std::mt19937 rng(5);
   const float h = 1e-2f;
@@ -129,9 +135,9 @@ TEST(GptBackward, MatchesFiniteDifferencesInEveryTensor) {
       size_t i = tensors[t].offset + rng() % tensors[t].count;
       float saved = m.params[i];
       m.params[i] = saved + h;
-      double plus = m.model.forward(m.params.data(), m.inputs.data(), m.targets.data(), m.batch);
+      double plus = m.loss(m.inputs.data(), m.targets.data(), m.batch);
       m.params[i] = saved - h;
-      double minus = m.model.forward(m.params.data(), m.inputs.data(), m.targets.data(), m.batch);
+      double minus = m.loss(m.inputs.data(), m.targets.data(), m.batch);
       m.params[i] = saved;
       double numeric = (plus - minus) / (2.0 * h);
       EXPECT_NEAR(grads[i], numeric, 2e-3 + 2e-2 * std::fabs(numeric))
@@ -144,12 +150,11 @@ TEST(GptBackward, MicroBatchesAccumulateToTheWholeBatch) {
   TinyModel m;
   const size_t T = m.config.seq;
   std::vector<float> whole(m.params.size(), 0.0f), parts(m.params.size(), 0.0f);
-  float loss = m.model.forward(m.params.data(), m.inputs.data(), m.targets.data(), 2);
+  float loss = m.loss(m.inputs.data(), m.targets.data(), 2);
   m.model.backward(m.params.data(), whole.data(), 1.0f / (2 * T));
   float loss_parts = 0;
   for (int b = 0; b < 2; b++) {
-    loss_parts += m.model.forward(m.params.data(), m.inputs.data() + b * T,
-                                  m.targets.data() + b * T, 1) / 2;
+    loss_parts += m.loss(m.inputs.data() + b * T, m.targets.data() + b * T, 1) / 2;
     m.model.backward(m.params.data(), parts.data(), 1.0f / (2 * T));
   }
   EXPECT_NEAR(loss, loss_parts, 1e-5);

@@ -9,18 +9,29 @@ namespace weft::train {
 namespace {
 
 // The estimate in double must count exactly what the model lays out and carves, so that it
-// says the truth about shapes too big to build.
+// says the truth about shapes too big to build: for the whole model and for pipeline stages
+// with a tensor-parallel share, with several micro-batches in flight.
 TEST(MemoryCheck, EstimatesCountWhatTheModelAllocates) {
   for (models::GptConfig c :
-       {models::GptConfig{}, models::GptConfig{2, 64, 4, 32}, models::GptConfig{3, 48, 6, 17}}) {
+       {models::GptConfig{}, models::GptConfig{2, 64, 4, 32}, models::GptConfig{4, 48, 6, 17}}) {
     EXPECT_EQ(c.parameters(), static_cast<double>(models::GptLayout(c).total()));
-    for (size_t batch : {1, 3}) {
-      models::Carver<float> acts(nullptr), stats(nullptr), scratch(nullptr);
-      models::carve_activations(acts, stats, c, batch);
-      models::carve_scratch(scratch, c, batch);
-      const models::GptMemory m = models::gpt_memory(c, static_cast<double>(batch));
-      EXPECT_EQ(m.elements, static_cast<double>(acts.used() + scratch.used()));
-      EXPECT_EQ(m.statistics, static_cast<double>(stats.used()));
+    std::vector<models::StagePlan> plans = {models::StagePlan{}};
+    for (int stage = 0; stage < 2; stage++)
+      for (int tp_rank = 0; tp_rank < 2; tp_rank++)
+        plans.push_back(models::StagePlan::of(c, stage, 2, tp_rank, 2));
+    for (const models::StagePlan& plan : plans) {
+      const models::GptLayout layout(c, plan);
+      const models::StageSizes z(layout);
+      for (size_t batch : {1, 3}) {
+        for (int slots : {1, 2}) {
+          models::Carver<float> acts(nullptr), stats(nullptr);
+          for (int k = 0; k < slots; k++) models::carve_activations(acts, stats, z, batch);
+          models::carve_scratch(acts, z, batch);
+          const models::GptMemory m = models::gpt_memory(z, static_cast<double>(batch), slots);
+          EXPECT_EQ(m.elements, static_cast<double>(acts.used()));
+          EXPECT_EQ(m.statistics, static_cast<double>(stats.used()));
+        }
+      }
     }
   }
 }

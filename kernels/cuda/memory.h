@@ -1,0 +1,23 @@
+#pragma once
+// Filling and copying device memory on a context's stream, the twins of kernels/memory.h.
+// Each call enqueues its work and returns; synchronize() waits for everything enqueued.
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/context.h"
+
+namespace weft::kernels::cuda {
+
+inline void zero_bytes(const CudaContext& ctx, void* p, size_t bytes) {
+  WEFT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx.stream()));
+}
+inline void copy_bytes(const CudaContext& ctx, void* dst, const void* src, size_t bytes) {
+  WEFT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ctx.stream()));
+}
+inline void synchronize(const CudaContext& ctx) {
+  WEFT_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
+}
+
+}  // namespace weft::kernels::cuda
