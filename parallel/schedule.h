@@ -7,11 +7,12 @@
 // sending back (1F1B's steady state) without both blocking in their sends.
 //
 // Where p2p goes: each rank's compute order is timed with the default costs as if messages
-// arrived the moment they were sent; a receive is placed just before the compute that needs it,
-// its send at the same moment of the sender's timeline (before the sender's first compute that
-// starts no earlier), and a rank's p2p between two computes is one group. Both ends of every
-// message are then posted together, so blocking p2p loses nothing against that ideal timeline,
-// and no wait can form a cycle (deadlock freedom depends on the order alone, not on costs).
+// arrived the moment they were sent; each message is placed at the earliest moment between its
+// producer's end and its consumer's start at which both ranks sit between computes, and a
+// rank's p2p between two computes is one batched group. Both ends are then posted together and
+// blocking p2p loses nothing against that timeline. Where no such moment exists (one rank
+// computes throughout), the receive goes just before its consumer and the sender waits.
+// Whether an order deadlocks depends on the order alone, not on the costs.
 //
 // Stages: rank r's model chunk c holds global stage c * stages + r (Megatron's interleaving;
 // with one chunk, global stage = rank). A forward of global stage g receives its input from
