@@ -167,20 +167,27 @@ void GptLayout::init_params(float* params, uint64_t seed) const {
       rng.normal(p, t.count, t.init_std);
       continue;
     }
-    // Draw the global tensor, keep this rank's slice: rows of `inner` elements, `split_length`
-    // of every `global` taken from `split_start` on, for each of `outer` leading blocks.
     whole.resize(product(t.global_shape));
     rng.normal(whole.data(), whole.size(), t.init_std);
-    size_t outer = 1, inner = 1;
-    for (int d = 0; d < t.split_dim; d++) outer *= t.global_shape[static_cast<size_t>(d)];
-    for (size_t d = static_cast<size_t>(t.split_dim) + 1; d < t.global_shape.size(); d++)
-      inner *= t.global_shape[d];
-    const size_t global = t.global_shape[static_cast<size_t>(t.split_dim)];
-    for (size_t o = 0; o < outer; o++)
-      std::memcpy(p + o * t.split_length * inner,
-                  whole.data() + (o * global + t.split_start) * inner,
-                  t.split_length * inner * sizeof(float));
+    copy_slice(t, whole.data(), p);
   }
+}
+
+void copy_slice(const ParamTensor& t, const float* global, float* local) {
+  if (t.split_dim < 0) {
+    std::memcpy(local, global, t.count * sizeof(float));
+    return;
+  }
+  // `outer` leading blocks, each holding split_length of the dimension's `length` rows of
+  // `inner` elements, from split_start on.
+  size_t outer = 1, inner = 1;
+  for (int d = 0; d < t.split_dim; d++) outer *= t.global_shape[static_cast<size_t>(d)];
+  for (size_t d = static_cast<size_t>(t.split_dim) + 1; d < t.global_shape.size(); d++)
+    inner *= t.global_shape[d];
+  const size_t length = t.global_shape[static_cast<size_t>(t.split_dim)];
+  for (size_t o = 0; o < outer; o++)
+    std::memcpy(local + o * t.split_length * inner, global + (o * length + t.split_start) * inner,
+                t.split_length * inner * sizeof(float));
 }
 
 }  // namespace weft::models

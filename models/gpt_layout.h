@@ -61,6 +61,10 @@ struct ParamTensor {
   std::vector<size_t> local_shape() const;
 };
 
+// Copies the slice `t` holds out of the whole tensor `global` (t.global_shape, row-major) into
+// `local` (t.local_shape()).
+void copy_slice(const ParamTensor& t, const float* global, float* local);
+
 // Index of each tensor of a block within its layer's group of kPerLayer tensors.
 enum BlockParam {
   kLn1W, kLn1B, kQkvW, kQkvB, kProjW, kProjB, kLn2W, kLn2B, kFcW, kFcB, kFcProjW, kFcProjB,

@@ -27,7 +27,7 @@
 
 #include "models/gpt_activations.h"
 #include "models/gpt_layout.h"
-#include "models/tensor_parallel.h"
+#include "parallel/tensor_parallel_group.h"
 
 namespace weft::models {
 
@@ -43,7 +43,7 @@ class GptModel {
   // call gets `ctx` (a GPU context must outlive the model; a CPU one is a thread count and is
   // copied). `tp` is required when layout's tp size is above 1, and must outlive the model.
   GptModel(const Ctx& ctx, const GptLayout& layout, int micro_batch, int slots = 1,
-           TpGroup* tp = nullptr);
+           parallel::TpGroup* tp = nullptr);
   // The whole model, one slot.
   GptModel(const Ctx& ctx, const GptConfig& config, int micro_batch)
       : GptModel(ctx, GptLayout(config), micro_batch) {}
@@ -115,7 +115,7 @@ class GptModel {
   std::conditional_t<std::is_copy_constructible_v<Ctx>, Ctx, const Ctx&> ctx_;
   GptLayout layout_;
   StageSizes z_;
-  TpGroup* tp_;
+  parallel::TpGroup* tp_;
   int max_batch_;
   Memory acts_;    // every slot's activations, then backward's scratch, in T
   Memory stats_;   // layernorm statistics and losses, f32

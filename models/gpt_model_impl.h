@@ -23,7 +23,7 @@ float mean_of_losses(const Ctx& ctx, const float* losses, int BT) {
 
 template <class Ctx, typename T>
 GptModel<Ctx, T>::GptModel(const Ctx& ctx, const GptLayout& layout, int micro_batch, int slots,
-                           TpGroup* tp)
+                           parallel::TpGroup* tp)
     : ctx_(ctx), layout_(layout), z_(layout), tp_(tp), max_batch_(micro_batch) {
   if (micro_batch < 1)
     throw Error(ErrorCode::InvalidArgument,
