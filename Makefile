@@ -104,12 +104,12 @@ test-tsan: deps
 	  --output-on-failure --timeout 600
 
 # The main job: a small GPT trained on 4 local ranks of the built-in corpus (flags in
-# examples/demo.flags, shared with the test that checks this model learns).
+# train/demo.flags, shared with the test that checks this model learns).
 DEMO_LOG ?= $(BUILD_DIR)/demo-log.json
 demo: build
 	@rm -f $(DEMO_LOG)
-	$(BUILD_DIR)/launcher/weftrun -n 4 -- $(BUILD_DIR)/examples/weft-train \
-	  $$(cat examples/demo.flags) --log-json $(DEMO_LOG)
+	$(BUILD_DIR)/launcher/weftrun -n 4 -- $(BUILD_DIR)/train/weft-train \
+	  $$(cat train/demo.flags) --log-json $(DEMO_LOG)
 
 bench: build
 	bench/compare-collectives --ranks 2 --sizes $(BENCH_SIZES) --build-dir $(BUILD_DIR)

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <vector>
 
-#include "examples/train/lr_schedule.h"
+#include "train/lr_schedule.h"
 #include "models/gpt.h"
 #include "parallel/sharded_adamw.h"
 

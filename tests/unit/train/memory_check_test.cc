@@ -1,4 +1,4 @@
-#include "examples/train/memory_check.h"
+#include "train/memory_check.h"
 
 #include <gtest/gtest.h>
 

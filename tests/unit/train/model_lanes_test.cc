@@ -1,6 +1,6 @@
 // ModelLanes against one Gpt running the whole micro-batch: same loss, same accumulated
 // gradients, and every tensor reported ready exactly once, already summed over the lanes.
-#include "examples/train/model_lanes.h"
+#include "train/model_lanes.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "examples/train/rank_agreement.h"
+#include "train/rank_agreement.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "examples/train/step_log.h"
+#include "train/step_log.h"
 
 #include <cerrno>
 #include <cmath>

@@ -1,5 +1,5 @@
 // The GPU trainer in a build without CUDA: says so.
-#include "examples/train/cuda_trainer.h"
+#include "train/cuda_trainer.h"
 #include "runtime/error.h"
 
 namespace weft::train {

@@ -1,4 +1,4 @@
-#include "examples/train/train_options.h"
+#include "train/train_options.h"
 
 #include <charconv>
 #include <cmath>

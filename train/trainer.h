@@ -5,12 +5,12 @@
 #include <memory>
 
 #include "comm/communicator.h"
-#include "examples/train/corpus.h"
-#include "examples/train/lr_schedule.h"
-#include "examples/train/model_lanes.h"
-#include "examples/train/step_log.h"
-#include "examples/train/train_options.h"
-#include "examples/train/training_run.h"
+#include "train/corpus.h"
+#include "train/lr_schedule.h"
+#include "train/model_lanes.h"
+#include "train/step_log.h"
+#include "train/train_options.h"
+#include "train/training_run.h"
 #include "kernels/context.h"
 #include "parallel/data_parallel.h"
 #include "parallel/sharded_adamw.h"

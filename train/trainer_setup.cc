@@ -1,4 +1,4 @@
-#include "examples/train/trainer_setup.h"
+#include "train/trainer_setup.h"
 
 namespace weft::train {
 

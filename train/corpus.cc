@@ -1,4 +1,4 @@
-#include "examples/train/corpus.h"
+#include "train/corpus.h"
 
 #include <cctype>
 #include <fstream>

@@ -1,9 +1,9 @@
-#include "examples/train/trainer.h"
+#include "train/trainer.h"
 
 #include <cmath>
 #include <cstring>
 
-#include "examples/train/trainer_setup.h"
+#include "train/trainer_setup.h"
 #include "runtime/checksum.h"
 #include "runtime/clock.h"
 

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "examples/train/train_options.h"
+#include "train/train_options.h"
 
 namespace weft::train {
 

@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "comm/communicator.h"
-#include "examples/train/cuda_trainer.h"
-#include "examples/train/memory_check.h"
-#include "examples/train/rank_agreement.h"
-#include "examples/train/trainer.h"
+#include "train/cuda_trainer.h"
+#include "train/memory_check.h"
+#include "train/rank_agreement.h"
+#include "train/trainer.h"
 #include "kernels/matmul.h"
 #include "runtime/clock.h"
 #include "runtime/error.h"

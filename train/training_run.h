@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "examples/train/step_log.h"
+#include "train/step_log.h"
 
 namespace weft::train {
 

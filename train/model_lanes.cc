@@ -1,4 +1,4 @@
-#include "examples/train/model_lanes.h"
+#include "train/model_lanes.h"
 
 #include <algorithm>
 #include <exception>

@@ -1,4 +1,4 @@
-#include "examples/train/cuda_trainer.h"
+#include "train/cuda_trainer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,9 +6,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "examples/train/lr_schedule.h"
-#include "examples/train/memory_check.h"
-#include "examples/train/trainer_setup.h"
+#include "train/lr_schedule.h"
+#include "train/memory_check.h"
+#include "train/trainer_setup.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
 #include "models/gpt_cuda.h"

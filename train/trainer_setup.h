@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "comm/communicator.h"
-#include "examples/train/corpus.h"
-#include "examples/train/step_log.h"
-#include "examples/train/train_options.h"
+#include "train/corpus.h"
+#include "train/step_log.h"
+#include "train/train_options.h"
 #include "models/gpt_layout.h"
 #include "parallel/adamw_segments.h"
 #include "parallel/data_parallel.h"

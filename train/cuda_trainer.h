@@ -7,9 +7,9 @@
 #include <memory>
 
 #include "comm/communicator.h"
-#include "examples/train/corpus.h"
-#include "examples/train/train_options.h"
-#include "examples/train/training_run.h"
+#include "train/corpus.h"
+#include "train/train_options.h"
+#include "train/training_run.h"
 
 namespace weft::train {
 
