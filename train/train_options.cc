@@ -7,6 +7,7 @@
 #include <map>
 
 #include "comm/backend_registry.h"
+#include "parallel/schedule.h"
 #include "runtime/error.h"
 
 namespace weft::train {
@@ -86,6 +87,15 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
        }},
       {"--eval-every", [&](auto v) { o.eval_every = parse_number<int>("--eval-every", v); }},
       {"--threads", [&](auto v) { o.threads = positive_int("--threads", v); }},
+      {"--dp", [&](auto v) { o.dp = positive_int("--dp", v); }},
+      {"--tp", [&](auto v) { o.tp = positive_int("--tp", v); }},
+      {"--pp", [&](auto v) { o.pp = positive_int("--pp", v); }},
+      {"--schedule",
+       [&](auto v) {
+         o.schedule = one_of("--schedule", v, {"gpipe", "1f1b", "interleaved", "zb"});
+       }},
+      {"--virtual-stages",
+       [&](auto v) { o.virtual_stages = positive_int("--virtual-stages", v); }},
       {"--log-json", [&](auto v) { o.log_json = v; }},
   };
   for (size_t i = 0; i < args.size(); i++) {
@@ -157,7 +167,12 @@ std::vector<std::pair<std::string, std::string>> TrainOptions::flags_that_must_a
           {"--zero1", zero1 ? "on" : "off"},
           {"--bucket-mb", real(bucket_mb)},
           {"--grad-dtype", grad_dtype},
-          {"--eval-every", std::to_string(eval_every)}};
+          {"--eval-every", std::to_string(eval_every)},
+          {"--dp", std::to_string(dp)},
+          {"--tp", std::to_string(tp)},
+          {"--pp", std::to_string(pp)},
+          {"--schedule", schedule},
+          {"--virtual-stages", std::to_string(virtual_stages)}};
 }
 
 std::string describe_threads(int threads, int lanes) {
@@ -166,23 +181,63 @@ std::string describe_threads(int threads, int lanes) {
   return lanes > 1 ? t + " as " + std::to_string(lanes) + " lanes" : t + " in the BLAS";
 }
 
-void TrainOptions::resolve(int dp) {
+void TrainOptions::resolve(int world) {
+  const std::string ranks = std::to_string(world) + " ranks";
+  if (dp == 0) {
+    if (world % (tp * pp) != 0)
+      bad("--tp " + std::to_string(tp) + " x --pp " + std::to_string(pp) +
+          " does not divide the " + ranks + ": launch a multiple of " + std::to_string(tp * pp) +
+          " ranks, or change --tp/--pp");
+    dp = world / (tp * pp);
+  }
+  if (dp * tp * pp != world)
+    bad("--dp " + std::to_string(dp) + " x --tp " + std::to_string(tp) + " x --pp " +
+        std::to_string(pp) + " = " + std::to_string(dp * tp * pp) + " is not the " + ranks +
+        ": set --dp " + (world % (tp * pp) == 0 ? std::to_string(world / (tp * pp)) : "to fit") +
+        " or leave it out");
+  if (model.heads % tp != 0)
+    bad("--heads " + std::to_string(model.heads) + " cannot be split over --tp " +
+        std::to_string(tp) + ": make --heads a multiple of " + std::to_string(tp));
+  if (model.padded_vocab % tp != 0)
+    bad("the vocabulary (" + std::to_string(model.padded_vocab) +
+        " byte tokens) cannot be split over --tp " + std::to_string(tp) +
+        ": use a --tp that divides it");
+  if (schedule != "interleaved" && virtual_stages != 1)
+    bad("--virtual-stages " + std::to_string(virtual_stages) + " needs --schedule interleaved");
+  if (model.layers % (pp * virtual_stages) != 0)
+    bad("--layers " + std::to_string(model.layers) + " cannot be cut into --pp " +
+        std::to_string(pp) + " x --virtual-stages " + std::to_string(virtual_stages) +
+        " stages of equal size: make --layers a multiple of " +
+        std::to_string(pp * virtual_stages));
   if (micro_batch == 0) {
     if (batch % dp != 0)
       bad("--batch " + std::to_string(batch) + " is not divisible by the " + std::to_string(dp) +
           " data-parallel ranks: pick a multiple of " + std::to_string(dp));
-    micro_batch = batch / dp;
+    micro_batch = pp > 1 ? 1 : batch / dp;
   }
   if (batch % (dp * micro_batch) != 0)
-    bad("--batch " + std::to_string(batch) + " is not divisible by ranks x micro-batch = " +
-        std::to_string(dp) + " x " + std::to_string(micro_batch) +
+    bad("--batch " + std::to_string(batch) + " is not divisible by data-parallel ranks x " +
+        "micro-batch = " + std::to_string(dp) + " x " + std::to_string(micro_batch) +
         ": each rank must run a whole number of micro-batches per step");
+  if (pp > 1 || virtual_stages > 1)
+    parallel::check_schedule_layout(pp, accumulation(), parallel::parse_schedule_kind(schedule),
+                                    virtual_stages);
+}
+
+std::string TrainOptions::describe_layout() const {
+  std::string s = "dp " + std::to_string(dp) + " x tp " + std::to_string(tp) + " x pp " +
+                  std::to_string(pp);
+  if (pp > 1) {
+    s += ", " + schedule;
+    if (virtual_stages > 1) s += " (" + std::to_string(virtual_stages) + " virtual stages)";
+  }
+  return s + ", " + std::to_string(accumulation()) + " micro-batches";
 }
 
 std::string train_usage() {
   return R"(usage: weft-train [flags]     (launch ranks with: weftrun -n N -- weft-train ...)
 
-Trains a GPT-2-style byte-level language model with data parallelism.
+Trains a GPT-2-style byte-level language model with data, tensor and pipeline parallelism.
 
 model:     --layers N (4)  --d-model N (256)  --heads N (4)  --seq N (128)
 batch:     --batch N        global batch in sequences (8)
@@ -197,7 +252,12 @@ parallel:  --backend NAME   )" +
                             (default: $WEFT_BACKEND, which weftrun --backend sets, else auto;
                             GPU tensors take nccl as they are, the others copy them through
                             pinned host memory)
-           --zero1          shard the optimizer state across ranks (ZeRO-1)
+           --dp N --tp N --pp N   data-, tensor- and pipeline-parallel sizes, dp x tp x pp =
+                            ranks (--dp defaults to what --tp x --pp leave; tp ranks are
+                            neighbours); micro-batches per step = batch / (dp x micro-batch)
+           --schedule gpipe|1f1b|interleaved|zb   pipeline schedule (1f1b)
+           --virtual-stages N   model chunks per pipeline rank (interleaved only)
+           --zero1          shard the optimizer state across data-parallel ranks (ZeRO-1)
            --bucket-mb X    gradient bucket size (25)
            --grad-dtype f32|bf16   gradient wire format (bf16 when training in bf16)
 device:    --device cpu|cuda   --precision f32|bf16   cuda trains in bf16 (f32 master weights)

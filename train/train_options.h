@@ -25,6 +25,11 @@ struct TrainOptions {
   std::string device = "cpu";    // --device cpu|cuda
   std::string precision;         // --precision f32|bf16 (cuda only; default bf16 there, f32 on cpu)
   bool zero1 = false;            // --zero1
+  int dp = 0;                    // --dp: data-parallel size (0: what tp x pp leave of the world)
+  int tp = 1;                    // --tp: tensor-parallel size
+  int pp = 1;                    // --pp: pipeline stages
+  std::string schedule = "1f1b"; // --schedule gpipe|1f1b|interleaved|zb
+  int virtual_stages = 1;        // --virtual-stages: model chunks per pipeline rank
   double bucket_mb = 25;         // --bucket-mb
   std::string grad_dtype;        // --grad-dtype f32|bf16 (default: f32, the precision on cuda)
   int eval_every = 0;            // --eval-every K (0: never)
@@ -32,11 +37,18 @@ struct TrainOptions {
   std::string log_json;          // --log-json FILE
   bool help = false;             // --help
 
-  // Checks what depends on the data-parallel size: batch divisible by dp x micro-batch.
-  // Fills micro_batch when it was left at 0.
-  void resolve(int dp);
-  // Micro-batches each rank accumulates per step.
-  int accumulation(int dp) const { return batch / (dp * micro_batch); }
+  // Checks what depends on the world size, before any work: dp x tp x pp = world (dp filled
+  // in when left at 0), batch divisible by dp x micro-batch, and a layout the model and the
+  // schedule can take (heads and vocabulary divisible by tp, layers by pp x virtual stages,
+  // enough micro-batches for the schedule); each message says which number to change to what.
+  // Fills micro_batch when it was left at 0 (batch / dp, or 1 with pipeline stages).
+  void resolve(int world);
+  // Micro-batches each data-parallel rank runs per step (Megatron's batch / (dp x micro)).
+  int accumulation() const { return batch / (dp * micro_batch); }
+  // Whether the model is cut (tensor or pipeline parallelism) rather than replicated.
+  bool model_parallel() const { return tp > 1 || pp > 1; }
+  // "dp 2 x tp 2 x pp 2, 1f1b, 8 micro-batches": the layout, for the run's first line.
+  std::string describe_layout() const;
   // Threads that each run a share of every micro-batch with a one-thread BLAS (see
   // ModelLanes): all of the rank's `threads` (resolved, non-zero) when each gets a sequence;
   // otherwise one lane, and the BLAS gets the threads.

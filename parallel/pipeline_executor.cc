@@ -1,0 +1,89 @@
+#include "parallel/pipeline_executor.h"
+
+#include <string>
+
+#include "runtime/clock.h"
+#include "runtime/error.h"
+
+namespace weft::parallel {
+
+PipelineExecutor::PipelineExecutor(comm::Communicator& pp, std::vector<Action> actions,
+                                   PipelineShape shape)
+    : pp_(pp), actions_(std::move(actions)), shape_(shape), rank_(pp.rank()) {
+  if (pp.size() != shape.stages)
+    throw Error(ErrorCode::InvalidArgument,
+                "the pipeline communicator has " + std::to_string(pp.size()) +
+                    " ranks but the schedule has " + std::to_string(shape.stages) + " stages");
+  buffers_.assign(static_cast<size_t>(kBoundaries) * shape.virtual_stages * shape.micro_batches,
+                  nullptr);
+}
+
+void* PipelineExecutor::buffer(PipelineStage& stage, Boundary kind, int chunk, int micro_batch) {
+  void*& b = buffers_[(static_cast<size_t>(kind) * shape_.virtual_stages + chunk) *
+                          shape_.micro_batches +
+                      micro_batch];
+  if (b == nullptr) b = stage.boundary_buffer();
+  return b;
+}
+
+Tensor PipelineExecutor::tensor(void* data) const {
+  return Tensor::flat(data, shape_.dtype, shape_.boundary_elements, shape_.device);
+}
+
+PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
+  PipelineTimes times;
+  const Clock::time_point start = Clock::now();
+  std::vector<comm::P2P> batch;
+  for (const Action& a : actions_) {
+    const int c = a.chunk, mb = a.micro_batch;
+    if (is_compute(a.kind)) {
+      const Clock::time_point t = Clock::now();
+      if (a.kind == ActionKind::forward) {
+        // The input: none on the first global stage, the previous chunk's output when that
+        // stage is on this rank too (one pipeline rank), else what was received.
+        const void* x = first_global(c)         ? nullptr
+                        : shape_.stages == 1    ? stage.output(c - 1, mb)
+                                                : buffer(stage, kInput, c, mb);
+        stage.forward(c, mb, x);
+      } else if (a.kind == ActionKind::backward) {
+        stage.backward(c, mb, last_global(c) ? nullptr : buffer(stage, kOutputGrad, c, mb));
+        // Keep the input gradient until it is sent (or handed to the previous chunk here).
+        if (!first_global(c)) {
+          void* keep = shape_.stages == 1 ? buffer(stage, kOutputGrad, c - 1, mb)
+                                          : buffer(stage, kInputGrad, c, mb);
+          stage.copy_boundary(keep, stage.input_grad(c));
+        }
+      } else {
+        throw Error(ErrorCode::InvalidArgument,
+                    std::string("the pipeline executor runs full backwards only, not ") +
+                        action_kind_name(a.kind) + ": use --schedule gpipe, 1f1b or interleaved");
+      }
+      times.compute_seconds += seconds_since(t);
+      continue;
+    }
+    switch (a.kind) {
+      case ActionKind::send_activation:
+        batch.push_back({comm::P2P::send, tensor(const_cast<void*>(stage.output(c, mb))), a.peer});
+        break;
+      case ActionKind::recv_activation:
+        batch.push_back({comm::P2P::recv, tensor(buffer(stage, kInput, c, mb)), a.peer});
+        break;
+      case ActionKind::send_gradient:
+        batch.push_back({comm::P2P::send, tensor(buffer(stage, kInputGrad, c, mb)), a.peer});
+        break;
+      case ActionKind::recv_gradient:
+        batch.push_back({comm::P2P::recv, tensor(buffer(stage, kOutputGrad, c, mb)), a.peer});
+        break;
+      default:
+        break;
+    }
+    if (a.batched_with_next) continue;
+    pp_.batch_p2p(batch).wait();
+    batch.clear();
+  }
+  if (!batch.empty()) pp_.batch_p2p(batch).wait();
+  times.seconds = seconds_since(start);
+  return times;
+}
+
+}  // namespace weft::parallel

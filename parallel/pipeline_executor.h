@@ -1,0 +1,84 @@
+#pragma once
+// Runs one pipeline rank's list of actions (parallel/schedule.h) for one training step: its
+// forwards and backwards on the model chunks it holds, and the activations and gradients it
+// sends to and receives from its neighbours on the pipeline communicator. A run of p2p actions
+// linked by `batched_with_next` goes as one Communicator::batch_p2p, so two neighbours that
+// each send to the other (1F1B's steady state) never both block in their sends.
+//
+// The executor knows nothing of the model: a PipelineStage does the compute and owns the
+// tensors that cross stage boundaries (one [micro-batch, seq, d_model] tensor per message, on
+// the model's device), so the same executor serves every device and element type.
+#include <cstddef>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "parallel/schedule.h"
+#include "runtime/tensor.h"
+
+namespace weft::parallel {
+
+// What a pipeline rank computes. `chunk` is the model chunk on this rank (global stage
+// chunk x stages + rank); a micro-batch's forward and backward of one chunk always use the
+// same activation slot, which the stage picks from the micro-batch.
+class PipelineStage {
+ public:
+  virtual ~PipelineStage() = default;
+  // x: the previous stage's output for this micro-batch, or null on the first global stage.
+  virtual void forward(int chunk, int micro_batch, const void* x) = 0;
+  // The forward's output, valid until the micro-batch's backward on this chunk.
+  virtual const void* output(int chunk, int micro_batch) = 0;
+  // dy: the gradient of the forward's output, or null on the last global stage (the loss).
+  virtual void backward(int chunk, int micro_batch, const void* dy) = 0;
+  // The gradient of the last backward's input x, valid until the chunk's next backward.
+  virtual const void* input_grad(int chunk) = 0;
+  // Memory for one boundary tensor on the model's device, owned by the stage, alive as long as
+  // it: the executor asks once per (kind, chunk, micro-batch) it must hold.
+  virtual void* boundary_buffer() = 0;
+  // Copies one boundary tensor (on the model's device; done when the next compute starts).
+  virtual void copy_boundary(void* dst, const void* src) = 0;
+};
+
+struct PipelineShape {
+  int stages = 1;          // pipeline ranks
+  int virtual_stages = 1;  // chunks per rank
+  int micro_batches = 1;
+  size_t boundary_elements = 0;  // of one boundary tensor
+  DType dtype = DType::f32;
+  Device device = Device::cpu();
+};
+
+// Where a step's pipeline time went, for the progress lines: the share of wall time this rank
+// spent outside compute is its measured idle (bubble and exposed p2p) fraction.
+struct PipelineTimes {
+  double seconds = 0;
+  double compute_seconds = 0;
+  double idle_fraction() const { return seconds > 0 ? 1.0 - compute_seconds / seconds : 0.0; }
+};
+
+class PipelineExecutor {
+ public:
+  // `pp` is the pipeline communicator (rank = pipeline rank); `actions` this rank's list.
+  PipelineExecutor(comm::Communicator& pp, std::vector<Action> actions, PipelineShape shape);
+
+  // Runs every action once, in order.
+  PipelineTimes run(PipelineStage& stage);
+
+ private:
+  // Inputs received (or handed over between chunks of this rank), output gradients received,
+  // and input gradients kept until they are sent.
+  enum Boundary { kInput, kOutputGrad, kInputGrad, kBoundaries };
+  void* buffer(PipelineStage& stage, Boundary kind, int chunk, int micro_batch);
+  Tensor tensor(void* data) const;
+  bool first_global(int chunk) const { return rank_ == 0 && chunk == 0; }
+  bool last_global(int chunk) const {
+    return rank_ == shape_.stages - 1 && chunk == shape_.virtual_stages - 1;
+  }
+
+  comm::Communicator& pp_;
+  std::vector<Action> actions_;
+  PipelineShape shape_;
+  int rank_;
+  std::vector<void*> buffers_;  // per (Boundary, chunk, micro-batch), made on first use
+};
+
+}  // namespace weft::parallel
