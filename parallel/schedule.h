@@ -10,8 +10,11 @@
 // arrived the moment they were sent; each message is placed at the earliest moment between its
 // producer's end and its consumer's start at which both ranks sit between computes, and a
 // rank's p2p between two computes is one batched group. Both ends are then posted together and
-// blocking p2p loses nothing against that timeline. Where no such moment exists (one rank
-// computes throughout), the receive goes just before its consumer and the sender waits.
+// blocking p2p loses nothing against that timeline. Where no such moment exists (each rank
+// computes while the other is free), the receiver waits: its consuming compute is held back to
+// the end of the sender's compute in progress and the timeline redone, until every message has
+// its moment. (Holding the sender instead put interleaved's critical rank out of step with its
+// neighbour at every exchange, and its bubble above 1f1b's.)
 // Whether an order deadlocks depends on the order alone, not on the costs.
 //
 // Stages: rank r's model chunk c holds global stage c * stages + r (Megatron's interleaving;
@@ -83,7 +86,9 @@ void check_schedule_layout(int stages, int micro_batches, ScheduleKind kind, int
 
 // gpipe: all forwards, then all backwards. 1f1b: stages - rank - 1 warm-up forwards, then one
 // forward and one backward in turn, then the remaining backwards (PipeDream-flush). interleaved:
-// Megatron's interleaved 1F1B over virtual_stages chunks per rank. zb: ZB-H1, 1f1b's order with
+// Megatron's interleaved 1F1B over virtual_stages chunks per rank; with the default costs (each
+// chunk's forward and backward costing a whole stage's) its idle fraction is
+// (p - 1) / (v m + p - 1): 1f1b's bubble behind v times the work. zb: ZB-H1, 1f1b's order with
 // each backward split into backward_input and backward_weight, the weight gradients deferred to
 // where the rank would wait; stage 0 holds at most `stages` micro-batches, as with 1f1b.
 Schedule make_schedule(int stages, int micro_batches, ScheduleKind kind, int virtual_stages = 1);
