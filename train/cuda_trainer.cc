@@ -167,7 +167,7 @@ double CudaTrainer<T>::global_grad_norm() {
 template <typename T>
 StepStats CudaTrainer<T>::step(int step) {
   const int dp = comm_.size(), micro = options_.micro_batch;
-  const int accumulation = options_.accumulation(dp);
+  const int accumulation = options_.accumulation();
   const int32_t* inputs = static_cast<const int32_t*>(tokens_.data());
   const int32_t* targets = inputs + inputs_.size();
   T* grads = static_cast<T*>(grads_.data());
@@ -178,7 +178,7 @@ StepStats CudaTrainer<T>::step(int step) {
 
   WEFT_CUDA_CHECK(cudaMemsetAsync(grads, 0, grads_.size(), stream_.get()));
   double loss = 0;
-  const float scale = loss_scale(options_, dp);
+  const float scale = loss_scale(options_);
   for (int m = 0; m < accumulation; m++) {
     // Forward and backward are timed to the end of their GPU work (mean_loss and the
     // synchronisation wait for it), so the phases add up to the step.

@@ -241,8 +241,8 @@ Trains a GPT-2-style byte-level language model with data, tensor and pipeline pa
 
 model:     --layers N (4)  --d-model N (256)  --heads N (4)  --seq N (128)
 batch:     --batch N        global batch in sequences (8)
-           --micro-batch N  sequences per forward/backward (batch / ranks); each rank
-                            accumulates batch / (ranks x micro-batch) micro-batches per step
+           --micro-batch N  sequences per forward/backward (batch / dp; 1 with --pp); each
+                            rank runs batch / (dp x micro-batch) micro-batches per step
 training:  --steps N (50)  --lr X (1e-3)  --warmup N (10)  --weight-decay X (0.1)
            --clip X (1.0, 0 disables)  --seed N (1337)
 data:      --data FILE      UTF-8 text, byte-level tokens (default: a built-in corpus)

@@ -59,7 +59,7 @@ double Trainer::global_grad_norm() {
 
 StepStats Trainer::step(int step) {
   const int dp = comm_.size(), micro = options_.micro_batch;
-  const int accumulation = options_.accumulation(dp);
+  const int accumulation = options_.accumulation();
   float* params = params_.as<float>();
   float* grads = grads_.as<float>();
   StepStats s;
@@ -69,7 +69,7 @@ StepStats Trainer::step(int step) {
 
   std::memset(grads, 0, grads_.size());
   double loss = 0;
-  const float scale = loss_scale(options_, dp);
+  const float scale = loss_scale(options_);
   for (int m = 0; m < accumulation; m++) {
     Clock::time_point t = Clock::now();
     load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(), targets_.data());

@@ -47,8 +47,8 @@ void record_rates(StepStats& s, const TrainOptions& o, Clock::time_point start) 
   s.model_gflops = s.tokens_per_s * o.model.flops_per_token() / 1e9;
 }
 
-float loss_scale(const TrainOptions& o, int ranks) {
-  return 1.0f / (static_cast<float>(o.accumulation(ranks)) * o.micro_batch * o.model.seq);
+float loss_scale(const TrainOptions& o) {
+  return 1.0f / (static_cast<float>(o.accumulation()) * o.micro_batch * o.model.seq);
 }
 
 }  // namespace weft::train

@@ -32,6 +32,6 @@ void record_rates(StepStats& s, const TrainOptions& o, Clock::time_point start);
 // What a rank's backward scales the summed per-token losses by: 1 / the tokens of its share of
 // the step, so that it adds up the gradient of their mean (the data-parallel average then makes
 // it the mean over the global batch).
-float loss_scale(const TrainOptions& o, int ranks);
+float loss_scale(const TrainOptions& o);
 
 }  // namespace weft::train

@@ -103,7 +103,7 @@ int run(TrainOptions options) {
         "held-out tokens\n",
         trainer->parameter_count(), options.model.layers, options.model.d_model,
         options.model.heads, options.model.seq, comm->size(), comm->backend(), options.batch,
-        comm->size(), options.accumulation(comm->size()), options.micro_batch, compute.c_str(),
+        comm->size(), options.accumulation(), options.micro_batch, compute.c_str(),
         corpus.source().c_str(), corpus.train_tokens(), corpus.eval_tokens());
     std::fflush(stdout);
   }

@@ -50,21 +50,47 @@ TEST(TrainOptions, ParsesEveryFlag) {
   EXPECT_EQ(o.threads, 1);
   EXPECT_EQ(o.log_json, "log.json");
   o.resolve(4);
-  EXPECT_EQ(o.accumulation(4), 2);
+  EXPECT_EQ(o.accumulation(), 2);
 }
 
 TEST(TrainOptions, MicroBatchDefaultsToOnePerRank) {
   TrainOptions o = parse_train_options({"--batch", "12"});
   o.resolve(3);
   EXPECT_EQ(o.micro_batch, 4);
-  EXPECT_EQ(o.accumulation(3), 1);
+  EXPECT_EQ(o.accumulation(), 1);
+}
+
+// Layouts that cannot work stop before any work, saying which number to change to what.
+TEST(TrainOptions, LayoutsThatCannotWorkSayWhichNumberToChange) {
+  auto says = [](const Args& args, int world, const std::string& want) {
+    const std::string got = error_of(args, world);
+    EXPECT_NE(got.find(want), std::string::npos) << "got: " << got;
+  };
+  says({"--tp", "3"}, 6, "--heads 4 cannot be split over --tp 3: make --heads a multiple of 3");
+  says({"--tp", "2", "--pp", "2", "--dp", "3"}, 8,
+       "--dp 3 x --tp 2 x --pp 2 = 12 is not the 8 ranks: set --dp 2");
+  says({"--tp", "3"}, 8, "--tp 3 x --pp 1 does not divide the 8 ranks");
+  says({"--pp", "3"}, 3, "--layers 4 cannot be cut into --pp 3 x --virtual-stages 1 stages");
+  says({"--pp", "2", "--schedule", "interleaved", "--virtual-stages", "4"}, 2,
+       "make --layers a multiple of 8");
+  says({"--pp", "4", "--batch", "2"}, 4, "needs at least as many micro-batches as stages");
+  says({"--virtual-stages", "2"}, 1, "--virtual-stages 2 needs --schedule interleaved");
+}
+
+TEST(TrainOptions, HybridLayoutsResolveAsMegatronDoes) {
+  TrainOptions o = parse_train_options({"--tp", "2", "--pp", "2", "--batch", "16"});
+  o.resolve(8);
+  EXPECT_EQ(o.dp, 2);
+  EXPECT_EQ(o.micro_batch, 1);     // pipelines default to one sequence per micro-batch
+  EXPECT_EQ(o.accumulation(), 8);  // batch / (dp x micro-batch)
+  EXPECT_EQ(o.describe_layout(), "dp 2 x tp 2 x pp 2, 1f1b, 8 micro-batches");
 }
 
 TEST(TrainOptions, BadFlagsSayWhatIsWrong) {
   EXPECT_NE(error_of({"--heads", "3"}).find("--heads 3 does not divide --d-model 256"),
             std::string::npos);
   EXPECT_NE(error_of({"--batch", "8", "--micro-batch", "3"}, 2)
-                .find("--batch 8 is not divisible by ranks x micro-batch = 2 x 3"),
+                .find("--batch 8 is not divisible by data-parallel ranks x micro-batch = 2 x 3"),
             std::string::npos);
   EXPECT_NE(error_of({"--batch", "6"}, 4).find("not divisible by the 4 data-parallel ranks"),
             std::string::npos);
