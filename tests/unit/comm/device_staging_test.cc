@@ -147,6 +147,21 @@ TEST(DeviceStaging, ChunkedAllreduceOfMismatchedSizesNamesBothTotals) {
   }
 }
 
+// batch_p2p on a host backend stages every message: sends copied out before, receives back after.
+TEST(DeviceStaging, BatchP2PStagesEveryMessage) {
+  for (int n : {2, 3}) {
+    SCOPED_TRACE(std::to_string(n) + " ranks");
+    std::vector<CopyCounts> counts(n);
+    run_staged_group(n, small_chunks(), counts, [&](Communicator& comm) {
+      for (const auto& f : check_batch_p2p(comm, 1000, Device::cuda(0))) ADD_FAILURE() << f;
+    });
+    for (const auto& c : counts) {
+      EXPECT_GE(c.to_host.load(), 2 * 1000 * sizeof(float));
+      EXPECT_GE(c.to_device.load(), 2 * 1000 * sizeof(float));
+    }
+  }
+}
+
 // In place, an op's output may be larger than its input (allgather, whose input is one block
 // of the output): the staging must not write the output into the input's smaller copy.
 TEST(DeviceStaging, InPlaceAllgatherAndReduceScatterStayInsideTheirAreas) {
@@ -246,6 +261,22 @@ TEST(DeviceRoute, CudaTensorsTakeTheRouteAndHostTensorsStay) {
     std::vector<float> x(4);
     EXPECT_THROW(comm.allreduce(Tensor::flat(x.data(), DType::f32, 4, Device::cuda(0))).wait(),
                  Error);
+  });
+}
+
+// batch_p2p on CUDA tensors takes the route once a collective has made it.
+TEST(DeviceRoute, BatchP2PTakesTheRouteOnceMade) {
+  RoutedGroup g({true, true, true});
+  g.run([&](Communicator& comm) {
+    const int r = comm.rank();
+    std::vector<float> x(4, 1.0f);
+    comm.allreduce(Tensor::flat(x.data(), DType::f32, 4, Device::cuda(0))).wait();
+    ASSERT_EQ(g.routes_made[r].load(), 1);
+    const size_t staged = g.main_counts[r].to_host.load();
+    const size_t routed = g.route_counts[r].to_host.load();
+    for (const auto& f : check_batch_p2p(comm, 1000, Device::cuda(0))) ADD_FAILURE() << f;
+    EXPECT_EQ(g.main_counts[r].to_host.load(), staged) << "the communicator staged the batch";
+    EXPECT_GE(g.route_counts[r].to_host.load(), routed + 2 * 1000 * sizeof(float));
   });
 }
 
