@@ -230,8 +230,7 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
     int index = m.splits++;
     auto child = m.native->split(color, key, deadline_after(m.options.timeout));
     if (!child) return nullptr;
-    GroupContext context = m.context;
-    context.make_device_route = nullptr;
+    GroupContext context = m.context;  // native backends have no device route: see init.cc
     context.group_tag =
         m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
     return std::make_unique<Communicator>(std::move(child), std::move(context), m.options);
@@ -250,8 +249,8 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   int new_rank = static_cast<int>(
       std::find(members.begin(), members.end(), std::make_pair(key, rank())) - members.begin());
 
+  // The child inherits make_device_route: its CUDA tensors take a route of its own ranks.
   GroupContext child = m.context;
-  child.make_device_route = nullptr;
   child.group_tag = m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
   // Transports that meet through the store get the group's own corner of it (mpi needs none).
   auto store = m.context.store ? std::make_shared<PrefixStore>(child.group_tag, m.context.store)

@@ -69,7 +69,7 @@ struct Communicator::Impl {
       if (here == 1) {
         std::string why;
         try {
-          made = context.make_device_route();
+          made = context.make_device_route({rank(), size(), context.group_tag});
         } catch (const Error& e) {
           why = e.what();
         }
