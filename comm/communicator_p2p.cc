@@ -109,12 +109,11 @@ Work Communicator::batch_p2p(std::span<const P2P> ops) {
   if (sends > kMaxExchange || ops.size() - sends > kMaxExchange)
     throw Error(ErrorCode::InvalidArgument,
                 "rank " + std::to_string(rank()) + ": batch_p2p of " + std::to_string(sends) +
-                    " sends and " + std::to_string(ops.size() - sends) + " receives; a batch "
-                    "takes at most " + std::to_string(kMaxExchange) +
+                    " sends and " + std::to_string(ops.size() - sends) +
+                    " receives; a batch takes at most " + std::to_string(kMaxExchange) +
                     " each way: split it into several batches");
   if (!ops.empty())
-    if (Communicator* d = m.route(*this, ops[0].data, ops[0].data, false))
-      return d->batch_p2p(ops);
+    if (Communicator* d = m.route(*this, ops[0].data, ops[0].data, false)) return d->batch_p2p(ops);
 
   std::vector<NativeMessage> messages;
   messages.reserve(ops.size());
@@ -131,29 +130,28 @@ Work Communicator::batch_p2p(std::span<const P2P> ops) {
   // On the heap, behind one pointer: an op lambda holds at most OpBody::kCapacity bytes.
   auto batch = std::make_unique<Batch>(Batch{m.staging_for(first, first), std::move(messages)});
   if (m.native)
-    return m.submit_native(fp, false, Span(), Span(),
-                           [batch = std::move(batch)](Span, Span, NativeBackend& b,
-                                                      const NativeOp& o) {
-                             if (batch->messages.empty()) return;
-                             batch->run(o.deadline, [&](std::span<const NativeMessage> host) {
-                               b.batch_p2p(host, o);
-                             });
-                           });
-  auto [buffer_ops, device_ops] = m.ops_for(first, first);
-  return m.submit_algo(
-      fp, buffer_ops, device_ops, [batch = std::move(batch)](const AlgoContext& ctx) {
-        batch->run(ctx.deadline.get(), [&](std::span<const NativeMessage> host) {
-          std::vector<Outgoing> out;
-          std::vector<Incoming> in;
-          for (const NativeMessage& msg : host) {
-            if (msg.is_send)
-              out.push_back({msg.peer, msg.data, msg.bytes, &msg.fp});
-            else
-              in.push_back({msg.peer, msg.data, msg.bytes, &msg.fp});
-          }
-          exchange(ctx, out, in);
+    return m.submit_native(
+        fp, false, Span(), Span(),
+        [batch = std::move(batch)](Span, Span, NativeBackend& b, const NativeOp& o) {
+          if (batch->messages.empty()) return;
+          batch->run(o.deadline,
+                     [&](std::span<const NativeMessage> host) { b.batch_p2p(host, o); });
         });
-      });
+  auto [buffer_ops, device_ops] = m.ops_for(first, first);
+  return m.submit_algo(fp, buffer_ops, device_ops,
+                       [batch = std::move(batch)](const AlgoContext& ctx) {
+                         batch->run(ctx.deadline.get(), [&](std::span<const NativeMessage> host) {
+                           std::vector<Outgoing> out;
+                           std::vector<Incoming> in;
+                           for (const NativeMessage& msg : host) {
+                             if (msg.is_send)
+                               out.push_back({msg.peer, msg.data, msg.bytes, &msg.fp});
+                             else
+                               in.push_back({msg.peer, msg.data, msg.bytes, &msg.fp});
+                           }
+                           exchange(ctx, out, in);
+                         });
+                       });
 }
 
 Work Communicator::send_recv(const Tensor& send, int to, const Tensor& recv, int from) {

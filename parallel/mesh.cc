@@ -8,16 +8,15 @@
 namespace weft::parallel {
 
 std::string MeshShape::describe() const {
-  return "dp " + std::to_string(dp) + " x tp " + std::to_string(tp) + " x pp " +
-         std::to_string(pp);
+  return "dp " + std::to_string(dp) + " x tp " + std::to_string(tp) + " x pp " + std::to_string(pp);
 }
 
 void check_mesh_shape(const MeshShape& shape, int world_size) {
   const std::pair<const char*, int> axes[] = {{"dp", shape.dp}, {"tp", shape.tp}, {"pp", shape.pp}};
   for (const auto& [name, n] : axes)
     if (n < 1)
-      throw Error(ErrorCode::InvalidArgument, std::string("mesh ") + shape.describe() + ": " +
-                                                  name + " must be at least 1");
+      throw Error(ErrorCode::InvalidArgument,
+                  std::string("mesh ") + shape.describe() + ": " + name + " must be at least 1");
   if (shape.ranks() == world_size) return;
   // The first axis that can take up the difference alone, dp first (it is what the others
   // leave); else the sizes must be chosen afresh.
@@ -29,8 +28,7 @@ void check_mesh_shape(const MeshShape& shape, int world_size) {
       break;
     }
   }
-  if (fix.empty())
-    fix = "choose dp, tp and pp whose product is " + std::to_string(world_size);
+  if (fix.empty()) fix = "choose dp, tp and pp whose product is " + std::to_string(world_size);
   throw Error(ErrorCode::InvalidArgument,
               "mesh " + shape.describe() + " needs " + std::to_string(shape.ranks()) +
                   " ranks, but the world has " + std::to_string(world_size) + ": " + fix);
@@ -53,7 +51,9 @@ void check_every_rank_agrees(comm::Communicator& world, const MeshShape& shape) 
   const int n = world.size();
   int32_t mine[3] = {shape.dp, shape.tp, shape.pp};
   std::vector<int32_t> all(3 * static_cast<size_t>(n));
-  world.allgather(Tensor::flat(mine, DType::i32, 3), Tensor::flat(all.data(), DType::i32, all.size()))
+  world
+      .allgather(Tensor::flat(mine, DType::i32, 3),
+                 Tensor::flat(all.data(), DType::i32, all.size()))
       .wait();
   for (int r = 0; r < n; r++) {
     MeshShape theirs{all[3 * r], all[3 * r + 1], all[3 * r + 2]};

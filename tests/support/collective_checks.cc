@@ -139,7 +139,9 @@ std::vector<std::string> check_batch_p2p(Communicator& comm, size_t count, Devic
     for (size_t i = 0; i < elements; i++) v[i] = static_cast<float>(payload(r, k, i));
     return v;
   };
-  auto f32 = [&](std::vector<float>& v) { return Tensor::flat(v.data(), DType::f32, v.size(), dev); };
+  auto f32 = [&](std::vector<float>& v) {
+    return Tensor::flat(v.data(), DType::f32, v.size(), dev);
+  };
   using comm::P2P;
 
   // With 2 ranks both sends go to the one peer: it receives them in the order they were given.
