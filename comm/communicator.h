@@ -13,6 +13,11 @@
 // and count: the receiver fails, and so does the sender, in its send when the message is too
 // large to complete before the receiver reads it, else at its next op on this communicator.
 //
+// Because ops run one after another, two ranks that each send the other a large message before
+// receiving deadlock (each send waits for the peer's receive, which waits behind it): exchanges
+// between neighbours, as in pipeline parallelism, go as one batch_p2p (or send_recv), which
+// posts all its messages at once.
+//
 // Tensors may live on the host or on a GPU. Native NCCL takes CUDA tensors only. Over a
 // transport that moves GPU memory (nccl-ring) weft's algorithms work on CUDA tensors in place,
 // with the CUDA kernels (BufferOps). Every other backend moves host memory and copies CUDA
@@ -24,6 +29,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,6 +65,13 @@ struct CommOptions {
   static CommOptions from_env();
 };
 
+// One message of Communicator::batch_p2p: send `data` to `peer`, or receive into it from `peer`.
+struct P2P {
+  enum Kind { send, recv } kind;
+  Tensor data;
+  int peer;
+};
+
 class Communicator {
  public:
   // Built by init_from_env() and split(); tests and embedders build their own groups:
@@ -91,6 +104,16 @@ class Communicator {
   // messages at once), so `send(right); recv(left).wait()` on every rank works.
   Work send(const Tensor& data, int peer);
   Work recv(const Tensor& data, int peer);
+  // Several sends and receives as one op: all are posted before any is waited for, and the Work
+  // completes when every one has, so neighbours exchanging large tensors cannot deadlock. Like
+  // every op it starts once the ops called before it on this communicator have finished.
+  // Messages to the same peer keep call order, within the batch and with send/recv and other
+  // batches: the k-th message this rank sends to p is the k-th that p receives from this rank,
+  // whichever call each side used (a batch may pair with a peer's plain send and recv). At most
+  // 64 sends and 64 receives, all on one device; tensors must stay valid until the Work is done.
+  Work batch_p2p(std::span<const P2P> ops);
+  // batch_p2p of one send to `to` and one receive from `from` (they may be the same rank).
+  Work send_recv(const Tensor& send, int to, const Tensor& recv, int from);
   Work barrier();
 
   // Collective over this group: ranks with the same color form a new communicator, ordered by

@@ -15,11 +15,14 @@ const char* op_kind_name(OpKind k) {
     case OpKind::barrier: return "barrier";
     case OpKind::split: return "split";
     case OpKind::setup: return "setup";
+    case OpKind::batch_p2p: return "batch_p2p";
   }
   return "unknown-op";
 }
 
 std::string Fingerprint::describe() const {
+  if (op == OpKind::batch_p2p)
+    return "batch_p2p #" + std::to_string(seq) + " (" + std::to_string(count) + " messages)";
   if (exchange)
     return std::string(op_kind_name(op)) + " #" + std::to_string(seq) +
            " (its fingerprint exchange)";

@@ -20,7 +20,10 @@ enum class OpKind : uint8_t {
   recv,
   barrier,
   split,
-  setup
+  setup,
+  // Several sends and receives as one op (Communicator::batch_p2p): names the op in the Work's
+  // messages; each of its messages carries its own send or recv fingerprint.
+  batch_p2p
 };
 const char* op_kind_name(OpKind k);
 

@@ -17,6 +17,14 @@
 
 namespace weft::comm {
 
+// The group a device route is made for: this rank's place in it, and its tag (the route meets
+// its peers under the tag's own corner of the store).
+struct DeviceRouteGroup {
+  int rank;
+  int size;
+  std::string group_tag;
+};
+
 // What split() needs to build sub-groups like this one.
 struct GroupContext {
   // e.g. the store server when this rank hosts it. Declared before `store`, so destroyed after
@@ -36,13 +44,14 @@ struct GroupContext {
   // memory (nccl-ring; tests substitute their own).
   MakeDeviceBufferOps make_device_ops = make_cuda_buffer_ops;
   // Backend auto: builds the communicator that takes this group's CUDA tensors as they are
-  // (native NCCL over the same ranks). At the first collective given a CUDA tensor, which
-  // every rank reaches at the same point, the ranks agree (an allreduce) whether every one
-  // of them can (device_route_here: a GPU of its own); if so each makes its route, else all
-  // stage their CUDA tensors (see comm/communicator.h) from then on; likewise, with a warning, if
-  // any rank fails to make its route. Point-to-point ops stage until then. Unset: always staged.
-  // Sub-groups from split() stage theirs.
-  std::function<std::unique_ptr<Communicator>()> make_device_route;
+  // (native NCCL over the same ranks: `group` says which). At the first collective given a CUDA
+  // tensor, which every rank reaches at the same point, the ranks agree (an allreduce) whether
+  // every one of them can (device_route_here: a GPU of its own); if so each makes its route,
+  // else all stage their CUDA tensors (see comm/communicator.h) from then on; likewise, with a
+  // warning, if any rank fails to make its route. Point-to-point ops stage until then. Unset:
+  // always staged. Sub-groups from split() inherit it and make their own route at their own
+  // first collective on a CUDA tensor, over their own ranks.
+  std::function<std::unique_ptr<Communicator>(const DeviceRouteGroup& group)> make_device_route;
   bool device_route_here = false;
 };
 

@@ -84,21 +84,27 @@ void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
 
 // Backend auto: CUDA tensors go to native NCCL over the same ranks when every rank has a GPU of
 // its own (this one: as many visible GPUs as ranks on this node), set up at the first
-// collective given one (see GroupContext::make_device_route).
+// collective given one (see GroupContext::make_device_route). A group split from the world
+// makes its own, over its ranks, meeting under its own tag.
 void route_cuda_tensors_to_nccl(const World& w, GroupContext& ctx, const CommOptions& options) {
   ctx.device_route_here = nccl_visible_gpus() >= w.local_size;
   std::shared_ptr<Store> store = ctx.store ? ctx.store : std::make_shared<MemoryStore>();
   GroupContext route = ctx;
   route.backend = "nccl";
-  route.group_tag = ctx.group_tag + ".cuda";
   route.make_transport = nullptr;
   route.store = store;
-  ctx.make_device_route = [w, route, options] {
-    auto native = make_native_nccl_backend(w, std::make_shared<PrefixStore>(route.group_tag,
-                                                                            route.store),
-                                           w.local_rank, deadline_after(options.timeout));
-    WEFT_INFO("CUDA tensors go over native NCCL on cuda:" << w.local_rank);
-    return std::make_unique<Communicator>(std::move(native), route, options);
+  ctx.make_device_route = [w, route, options](const DeviceRouteGroup& group) {
+    World member = w;  // this process, as a rank of the group (its GPU stays cuda:local_rank)
+    member.rank = group.rank;
+    member.size = group.size;
+    GroupContext context = route;
+    context.group_tag = group.group_tag + ".cuda";
+    auto native = make_native_nccl_backend(
+        member, std::make_shared<PrefixStore>(context.group_tag, context.store), w.local_rank,
+        deadline_after(options.timeout));
+    WEFT_INFO("CUDA tensors of group " << group.group_tag << " go over native NCCL on cuda:"
+                                       << w.local_rank);
+    return std::make_unique<Communicator>(std::move(native), std::move(context), options);
   };
 }
 

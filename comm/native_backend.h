@@ -14,6 +14,7 @@
 //  - Buffers are host or device memory as the library supports; `count` is in elements.
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "comm/fingerprint.h"
@@ -32,6 +33,16 @@ class Store;
 struct NativeOp {
   Fingerprint fp;     // what the op is, for messages and for check_agreement
   Deadline deadline;  // the op must finish by then
+};
+
+// One message of batch_p2p: its own send or recv fingerprint (per-peer sequence number), as a
+// lone send() or recv() would carry.
+struct NativeMessage {
+  bool is_send;
+  void* data;  // read when sending, written when receiving
+  size_t bytes;
+  int peer;
+  Fingerprint fp;
 };
 
 class NativeBackend {
@@ -68,6 +79,10 @@ class NativeBackend {
   // Point to point, FIFO per peer; a mismatched pair fails with InvalidArgument naming both.
   virtual void send(const void* data, size_t bytes, int peer, const NativeOp& op) = 0;
   virtual void recv(void* data, size_t bytes, int peer, const NativeOp& op) = 0;
+  // Every message posted before any is waited for, so that neighbours sending each other large
+  // messages do not deadlock; returns when all have completed. Messages to one peer keep their
+  // order (with each other and with earlier send/recv), so they pair with the peer's in order.
+  virtual void batch_p2p(std::span<const NativeMessage> messages, const NativeOp& op) = 0;
 
   // Collective over this group, called after check_agreement() of the split: ranks with the
   // same color form a new group ordered by (key, old rank); nullptr for a negative color.

@@ -29,17 +29,19 @@ void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
   // else. (On shm, posting the receive first looks at the peer's incoming slot while the peer
   // writes it, and that cache miss delays our send: 560 against 400 ns per 8-byte exchange.)
   // MPI's rendezvous wants the receive posted first (Transport::receive_first).
-  constexpr size_t kOnStack = 64;
+  constexpr size_t kOnStack = kMaxExchange;
   if (sends.size() > kOnStack || recvs.size() > kOnStack)
     throw Error(ErrorCode::Internal, "exchange: more than 64 messages each way");
   std::array<Transport::Request, kOnStack> sr{}, rr{};
   auto post_recvs = [&] {
     for (size_t i = 0; i < recvs.size(); i++)
-      rr[i] = t.irecv(recvs[i].peer, recvs[i].data, recvs[i].bytes, ctx.fp);
+      rr[i] = t.irecv(recvs[i].peer, recvs[i].data, recvs[i].bytes,
+                      recvs[i].fp ? *recvs[i].fp : ctx.fp);
   };
   if (t.receive_first()) post_recvs();
   for (size_t i = 0; i < sends.size(); i++)
-    sr[i] = t.isend(sends[i].peer, sends[i].data, sends[i].bytes, ctx.fp);
+    sr[i] = t.isend(sends[i].peer, sends[i].data, sends[i].bytes,
+                    sends[i].fp ? *sends[i].fp : ctx.fp);
   if (!t.receive_first()) post_recvs();
   // Completed requests are tested no more (a transport retires a request when test() says done).
   size_t sends_left = sends.size(), recvs_left = recvs.size();
@@ -55,14 +57,20 @@ void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
     if (!first_pass && Clock::now() >= ctx.deadline.get()) {
       bool receiving = recvs_left > 0;
       int peer = -1;
-      for (size_t i = 0; peer < 0 && i < recvs.size(); i++)
-        if (!recv_done[i]) peer = recvs[i].peer;
-      for (size_t i = 0; peer < 0 && i < sends.size(); i++)
-        if (!send_done[i]) peer = sends[i].peer;
+      const Fingerprint* late = &ctx.fp;
+      auto first_pending = [&](const auto& messages, const auto& done) {
+        for (size_t i = 0; peer < 0 && i < messages.size(); i++)
+          if (!done[i]) {
+            peer = messages[i].peer;
+            if (messages[i].fp) late = messages[i].fp;
+          }
+      };
+      first_pending(recvs, recv_done);
+      first_pending(sends, send_done);
       throw Error(ErrorCode::Timeout,
                   "rank " + std::to_string(ctx.rank()) + " timed out " +
                       (receiving ? "receiving from" : "sending to") + " rank " +
-                      std::to_string(peer) + " in " + ctx.fp.describe() + " over " + t.name() +
+                      std::to_string(peer) + " in " + late->describe() + " over " + t.name() +
                       ": that rank is stuck, slower, or calling a different collective; raise "
                       "WEFT_TIMEOUT if it is only slow");
     }

@@ -33,16 +33,21 @@ std::pair<size_t, size_t> block_range(size_t total, int parts, int i);
 // waits for both: the step every ring and exchange algorithm is made of.
 void send_recv(const AlgoContext& ctx, int to, const void* send_buf, size_t send_bytes, int from,
                void* recv_buf, size_t recv_bytes);
-// The same for any number of messages each way (at most 64), all posted before any wait.
+// The same for any number of messages each way (at most kMaxExchange), all posted before any
+// wait; messages to one peer are posted in the order given. Each message carries ctx.fp, or its
+// own fingerprint where `fp` is set (batch_p2p: every message is a send or recv of its own).
+inline constexpr size_t kMaxExchange = 64;
 struct Outgoing {
   int peer;
   const void* data;
   size_t bytes;
+  const Fingerprint* fp = nullptr;
 };
 struct Incoming {
   int peer;
   void* data;
   size_t bytes;
+  const Fingerprint* fp = nullptr;
 };
 void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
               std::span<const Incoming> recvs);

@@ -26,7 +26,8 @@
 // send/recv: a 48-byte FrameHeader goes first, so a mismatched pair fails with InvalidArgument
 // naming both sides before NCCL moves a payload of the wrong size (which NCCL does not check).
 // Each send completes when the peer has received it: `send(right); recv(left)` on every rank
-// deadlocks here (use the nccl transport, which groups them, or order the pairs).
+// deadlocks here; batch_p2p posts its messages as one NCCL group (the headers in one, then the
+// payloads in another), which NCCL schedules at once.
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -77,6 +78,7 @@ class NativeNcclBackend final : public NativeBackend {
                 const NativeOp& op) override;
   void send(const void* data, size_t bytes, int peer, const NativeOp& op) override;
   void recv(void* data, size_t bytes, int peer, const NativeOp& op) override;
+  void batch_p2p(std::span<const NativeMessage> messages, const NativeOp& op) override;
   std::unique_ptr<NativeBackend> split(int color, int key, Deadline deadline) override;
   void abort(const std::string& reason) override;
 
@@ -124,6 +126,9 @@ class NativeNcclBackend final : public NativeBackend {
   // send/recv's frame header, likewise.
   PinnedBuffer header_host_;
   CudaBuffer header_device_;
+  // batch_p2p's frame headers, one per message: grown to the largest batch seen.
+  PinnedBuffer batch_headers_host_;
+  CudaBuffer batch_headers_device_;
   int splits_ = 0;
   IdleBackoff backoff_;
 
@@ -437,6 +442,61 @@ void NativeNcclBackend::recv(void* data, size_t bytes, int peer, const NativeOp&
   run(op, "ncclRecv", [&] {
     return ncclRecv(data, bytes, ncclUint8, peer, comm_.get(), stream_.get());
   });
+}
+
+void NativeNcclBackend::batch_p2p(std::span<const NativeMessage> messages, const NativeOp& op) {
+  check_usable(op);
+  for (const NativeMessage& m : messages)
+    if (m.bytes) check_device_memory(m.data, m.is_send ? "send" : "receive", op);
+  const size_t header_bytes = messages.size() * sizeof(FrameHeader);
+  if (batch_headers_host_.size() < header_bytes) {
+    batch_headers_host_ = PinnedBuffer(header_bytes, device_);
+    batch_headers_device_ = CudaBuffer(header_bytes, device_);
+  }
+  auto* host = static_cast<FrameHeader*>(batch_headers_host_.data());
+  auto* device = static_cast<FrameHeader*>(batch_headers_device_.data());
+  for (size_t i = 0; i < messages.size(); i++)
+    if (messages[i].is_send) host[i] = data_header(messages[i].fp, messages[i].bytes);
+  auto ok = [](ncclResult_t r) { return r == ncclSuccess || r == ncclInProgress; };
+  // Every message (its header, then its payload) as one group: NCCL schedules the group's pairs
+  // at once, so no send waits for a receive posted behind it. Nothing may throw between
+  // ncclGroupStart and ncclGroupEnd (see alltoall). Messages to one peer keep their order.
+  auto group = [&](bool headers) {
+    ncclResult_t result = ncclGroupStart();
+    for (size_t i = 0; i < messages.size() && ok(result); i++) {
+      const NativeMessage& m = messages[i];
+      void* data = headers ? static_cast<void*>(device + i) : m.data;
+      size_t bytes = headers ? sizeof(FrameHeader) : m.bytes;
+      if (bytes == 0) continue;
+      result = m.is_send ? ncclSend(data, bytes, ncclUint8, m.peer, comm_.get(), stream_.get())
+                         : ncclRecv(data, bytes, ncclUint8, m.peer, comm_.get(), stream_.get());
+    }
+    ncclResult_t ended = ncclGroupEnd();
+    return ok(result) ? ended : result;
+  };
+  run(
+      op, "grouped ncclSend/ncclRecv of the frame headers",
+      [&] {
+        check_cuda_status(cudaMemcpyAsync(device, host, header_bytes, cudaMemcpyHostToDevice,
+                                          stream_.get()),
+                          where(op) + ": copying the frame headers to the GPU");
+        return group(true);
+      },
+      [&] {
+        check_cuda_status(cudaMemcpyAsync(host, device, header_bytes, cudaMemcpyDeviceToHost,
+                                          stream_.get()),
+                          where(op) + ": copying the frame headers to the host");
+      });
+  for (size_t i = 0; i < messages.size(); i++) {
+    if (messages[i].is_send) continue;
+    try {
+      check_frame(host[i], messages[i].fp, messages[i].bytes, rank_, messages[i].peer, "nccl");
+    } catch (const Error& e) {
+      // As in recv(): a payload this rank does not expect could overrun its buffer.
+      fail(e.code(), std::string("rank ") + std::to_string(rank_) + ": " + e.what());
+    }
+  }
+  run(op, "grouped ncclSend/ncclRecv", [&] { return group(false); });
 }
 
 std::unique_ptr<NativeBackend> NativeNcclBackend::split(int color, int key, Deadline deadline) {

@@ -12,6 +12,9 @@
 //             split (with a reversed key and a rank that opts out); then, on a second world
 //             communicator with default settings, allreduce of 4 Mi + 3 f32 elements.
 //   quick     the matrix on f32 and bf16 only, and no large size (tcp/shm under mpirun).
+//   batch-p2p batch_p2p around the ring, 16 MiB to and from each neighbour in one batch (which
+//             send-then-recv would deadlock: MPI completes large sends only as they are
+//             received), then send_recv beside plain send/recv (check_batch_p2p).
 //   kill      allreduce in a loop; the last rank SIGKILLs itself after iteration 4.
 //   mismatch  rank 1 allreduces 999 elements, the others 1000: every rank must fail with
 //             InvalidArgument (or Aborted, from the rank that noticed first).
@@ -259,6 +262,13 @@ int main(int argc, char** argv) {
     if (a.scenario == "matrix") return run_matrix(a, false);
     if (a.scenario == "quick") return run_matrix(a, true);
     if (a.scenario == "kill") return run_kill(a);
+    if (a.scenario == "batch-p2p") {
+      auto world = weft::comm::init_from_env(a.backend);
+      auto failures = check_batch_p2p(*world, (size_t{16} << 20) / sizeof(float));
+      world->barrier().wait();
+      if (failures.empty()) std::printf("batch-p2p passed\n");
+      return report(failures);
+    }
     if (a.scenario == "mismatch") return run_mismatch(a);
     if (a.scenario == "mismatch-table-8B" || a.scenario == "mismatch-table-16MiB") {
       size_t elements = a.scenario == "mismatch-table-8B" ? 2 : size_t{4} << 20;

@@ -61,6 +61,13 @@ INSTANTIATE_TEST_SUITE_P(Mpirun, MpiCollectives,
                                            Case{"mpi", 4}),
                          case_name);
 
+TEST_P(MpiCollectives, BatchP2PRingOf16MiBEachWay) {
+  const Case& c = GetParam();
+  MpiJobResult r = run_scenario(c.backend, "batch-p2p", c.ranks);
+  expect_clean_success(r);
+  EXPECT_EQ(count_of(r.output, "batch-p2p passed"), static_cast<size_t>(c.ranks)) << r.summary();
+}
+
 // tcp and shm ranks started by mpirun meet through a store rank 0 serves and announces over MPI.
 class MpiRendezvous : public ::testing::TestWithParam<Case> {};
 

@@ -124,4 +124,54 @@ std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix
   return c.failures;
 }
 
+std::vector<std::string> check_batch_p2p(Communicator& comm, size_t count, Device dev) {
+  Checker c{comm, {}};
+  const int n = comm.size(), r = comm.rank();
+  if (n < 2) return {};
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  // Message k of rank `src`: distinct for every (src, k), exact in f32 (test_value repeats
+  // every 5 ranks, which could hide a message landing in the wrong buffer).
+  auto payload = [](int src, int k, size_t i) {
+    return static_cast<double>((src * 4 + k) * 131 + static_cast<int>(i % 127));
+  };
+  auto filled = [&](int k, size_t elements) {
+    std::vector<float> v(elements);
+    for (size_t i = 0; i < elements; i++) v[i] = static_cast<float>(payload(r, k, i));
+    return v;
+  };
+  auto f32 = [&](std::vector<float>& v) {
+    return Tensor::flat(v.data(), DType::f32, v.size(), dev);
+  };
+  using comm::P2P;
+
+  // With 2 ranks both sends go to the one peer: it receives them in the order they were given.
+  std::vector<float> to_right = filled(0, count), to_left = filled(1, count);
+  std::vector<float> from_left(count, -1.0f), from_right(count, -1.0f);
+  const P2P ring[] = {{P2P::send, f32(to_right), right},
+                      {P2P::send, f32(to_left), left},
+                      {P2P::recv, f32(from_left), left},
+                      {P2P::recv, f32(from_right), right}};
+  comm.batch_p2p(ring).wait();
+  std::string size = " count=" + std::to_string(count);
+  c.expect("batch_p2p from the left" + size, from_left.data(), count, DType::f32,
+           [&](size_t i) { return payload(left, 0, i); });
+  c.expect("batch_p2p from the right" + size, from_right.data(), count, DType::f32,
+           [&](size_t i) { return payload(right, 1, i); });
+
+  // Small messages, so a plain send completes before its receive is posted.
+  for (int round = 0; round < 2; round++) {
+    std::vector<float> mine = filled(2 + round, 7), got(7, -1.0f);
+    if ((r + round) % 2 == 0) {
+      comm.send_recv(f32(mine), right, f32(got), left).wait();
+    } else {
+      comm::Work s = comm.send(f32(mine), right);
+      comm.recv(f32(got), left).wait();
+      s.wait();
+    }
+    c.expect("send_recv beside plain send/recv, round " + std::to_string(round), got.data(), 7,
+             DType::f32, [&](size_t i) { return payload(left, 2 + round, i); });
+  }
+  return c.failures;
+}
+
 }  // namespace weft::testing

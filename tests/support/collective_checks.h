@@ -26,4 +26,11 @@ std::vector<std::string> check_collectives(comm::Communicator& comm, const Check
 std::vector<std::string> check_allreduce(comm::Communicator& comm, size_t count, DType dtype,
                                          ReduceOp op, Device device = Device::cpu());
 
+// batch_p2p around the ring: every rank sends `count` f32 to each neighbour and receives from
+// each, all in one batch (at 16 MiB a send-then-recv on every rank would deadlock wherever a
+// large send waits for its receive: tcp, shm, mpi); then small send_recv calls paired with the
+// neighbours' plain send and recv, so the per-peer order is seen to carry across the two.
+std::vector<std::string> check_batch_p2p(comm::Communicator& comm, size_t count,
+                                         Device device = Device::cpu());
+
 }  // namespace weft::testing

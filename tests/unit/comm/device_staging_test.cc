@@ -147,6 +147,21 @@ TEST(DeviceStaging, ChunkedAllreduceOfMismatchedSizesNamesBothTotals) {
   }
 }
 
+// batch_p2p on a host backend stages every message: sends copied out before, receives back after.
+TEST(DeviceStaging, BatchP2PStagesEveryMessage) {
+  for (int n : {2, 3}) {
+    SCOPED_TRACE(std::to_string(n) + " ranks");
+    std::vector<CopyCounts> counts(n);
+    run_staged_group(n, small_chunks(), counts, [&](Communicator& comm) {
+      for (const auto& f : check_batch_p2p(comm, 1000, Device::cuda(0))) ADD_FAILURE() << f;
+    });
+    for (const auto& c : counts) {
+      EXPECT_GE(c.to_host.load(), 2 * 1000 * sizeof(float));
+      EXPECT_GE(c.to_device.load(), 2 * 1000 * sizeof(float));
+    }
+  }
+}
+
 // In place, an op's output may be larger than its input (allgather, whose input is one block
 // of the output): the staging must not write the output into the input's smaller copy.
 TEST(DeviceStaging, InPlaceAllgatherAndReduceScatterStayInsideTheirAreas) {
@@ -180,9 +195,10 @@ struct RoutedGroup {
   std::vector<bool> maker_throws;  // per rank: making the route fails
   std::vector<CopyCounts> main_counts, route_counts;
   std::vector<std::atomic<int>> routes_made;
+  std::vector<std::vector<comm::DeviceRouteGroup>> route_groups;  // per rank: what it made
   explicit RoutedGroup(std::vector<bool> can)
       : n(static_cast<int>(can.size())), can_route(std::move(can)), maker_throws(n, false),
-        main_counts(n), route_counts(n), routes_made(n) {}
+        main_counts(n), route_counts(n), routes_made(n), route_groups(n) {}
 
   void run(const std::function<void(Communicator&)>& fn) {
     auto hub = std::make_shared<comm::InprocHub>(n);
@@ -194,15 +210,23 @@ struct RoutedGroup {
       comm::GroupContext ctx;
       ctx.backend = "inproc";
       ctx.make_staging = staged_by(main_counts);
+      ctx.make_transport = [&](const comm::TransportSetup& s) {
+        return comm::make_inproc_transport(hub->group(s.group_tag, s.size), s.rank);
+      };
       ctx.device_route_here = can_route[r];
-      ctx.make_device_route = [&, r]() -> std::unique_ptr<Communicator> {
+      ctx.make_device_route =
+          [&, r](const comm::DeviceRouteGroup& group) -> std::unique_ptr<Communicator> {
         if (maker_throws[r]) throw Error(ErrorCode::Unavailable, "no NCCL here after all");
         ++routes_made[r];
+        route_groups[r].push_back(group);
         comm::GroupContext route;
         route.backend = "route";
         route.make_staging = staged_by(route_counts);
-        return std::make_unique<Communicator>(comm::make_inproc_transport(route_hub, r),
-                                              std::move(route), small_chunks());
+        // Each group's route meets its own ranks (the world's, or a split group's).
+        return std::make_unique<Communicator>(
+            comm::make_inproc_transport(route_hub->group(group.group_tag, group.size),
+                                        group.rank),
+            std::move(route), small_chunks());
       };
       Communicator comm(comm::make_inproc_transport(hub, r), std::move(ctx), small_chunks());
       fn(comm);
@@ -246,6 +270,44 @@ TEST(DeviceRoute, CudaTensorsTakeTheRouteAndHostTensorsStay) {
     std::vector<float> x(4);
     EXPECT_THROW(comm.allreduce(Tensor::flat(x.data(), DType::f32, 4, Device::cuda(0))).wait(),
                  Error);
+  });
+}
+
+// batch_p2p on CUDA tensors takes the route once a collective has made it.
+TEST(DeviceRoute, BatchP2PTakesTheRouteOnceMade) {
+  RoutedGroup g({true, true, true});
+  g.run([&](Communicator& comm) {
+    const int r = comm.rank();
+    std::vector<float> x(4, 1.0f);
+    comm.allreduce(Tensor::flat(x.data(), DType::f32, 4, Device::cuda(0))).wait();
+    ASSERT_EQ(g.routes_made[r].load(), 1);
+    const size_t staged = g.main_counts[r].to_host.load();
+    const size_t routed = g.route_counts[r].to_host.load();
+    for (const auto& f : check_batch_p2p(comm, 1000, Device::cuda(0))) ADD_FAILURE() << f;
+    EXPECT_EQ(g.main_counts[r].to_host.load(), staged) << "the communicator staged the batch";
+    EXPECT_GE(g.route_counts[r].to_host.load(), routed + 2 * 1000 * sizeof(float));
+  });
+}
+
+// A group made by split() routes its CUDA tensors too (it used to stage them through host
+// memory): its route is made over the group's own ranks, under the group's tag, at its first
+// collective on a CUDA tensor.
+TEST(DeviceRoute, ASplitGroupMakesARouteOfItsOwnRanks) {
+  RoutedGroup g({true, true, true, true});
+  g.run([&](Communicator& comm) {
+    const int r = comm.rank();
+    auto half = comm.split(r % 2, -r);  // {0, 2} and {1, 3}, each in reverse order
+    ASSERT_TRUE(half);
+    for (const auto& f : check_collectives(*half, route_checks(Device::cuda(0))))
+      ADD_FAILURE() << f;
+    ASSERT_EQ(g.routes_made[r].load(), 1);
+    const comm::DeviceRouteGroup& made = g.route_groups[r][0];
+    EXPECT_EQ(made.size, 2);
+    EXPECT_EQ(made.rank, half->rank());
+    EXPECT_EQ(made.rank, r < 2 ? 1 : 0);
+    EXPECT_NE(made.group_tag, "world");
+    EXPECT_EQ(g.main_counts[r].to_host.load(), 0u) << "the split group staged a CUDA tensor";
+    EXPECT_GT(g.route_counts[r].to_host.load(), 0u);
   });
 }
 
