@@ -19,11 +19,13 @@ std::string format(const char* fmt, auto... args) {
 }  // namespace
 
 std::string progress_line(const StepStats& s, int steps) {
-  return format(
+  std::string line = format(
       "step %4d/%d | loss %.4f | lr %.2e | %.0f tok/s | fwd %.1f bwd %.1f comm %.1f opt %.1f ms"
       " | comm hidden %.0f%% | norm %.3f",
       s.step, steps, s.loss, s.lr, s.tokens_per_s, s.ms_forward, s.ms_backward,
       s.ms_comm_exposed, s.ms_optimizer, 100 * s.comm_hidden, s.grad_norm);
+  if (s.pipeline_idle >= 0) line += format(" | pipeline idle %.0f%%", 100 * s.pipeline_idle);
+  return line;
 }
 
 std::string eval_line(const EvalStats& e) {
@@ -46,6 +48,7 @@ std::string json_line(const StepStats& s) {
       {"ms_step", s.ms_step},
       {"comm_hidden", s.comm_hidden},
   };
+  if (s.pipeline_idle >= 0) j["pipeline_idle"] = s.pipeline_idle;
   return j.dump();
 }
 

@@ -22,6 +22,7 @@ struct StepStats {
   double ms_optimizer = 0;     // clipping, AdamW, ZeRO-1's parameter gather
   double ms_step = 0;
   double comm_hidden = 1;      // share of ms_comm that overlapped backward
+  double pipeline_idle = -1;   // share of the pipeline's time outside compute (-1: no pipeline)
 };
 
 struct EvalStats {

@@ -202,6 +202,12 @@ void TrainOptions::resolve(int world) {
     bad("the vocabulary (" + std::to_string(model.padded_vocab) +
         " byte tokens) cannot be split over --tp " + std::to_string(tp) +
         ": use a --tp that divides it");
+  if (model_parallel() && device == "cuda")
+    bad("--tp/--pp with --device cuda: the GPU trainer runs data parallelism only so far; "
+        "train the cut model with --device cpu");
+  if (schedule == "interleaved" && pp < 2)
+    bad("--schedule interleaved needs --pp 2 or more: it interleaves model chunks across "
+        "pipeline ranks");
   if (schedule != "interleaved" && virtual_stages != 1)
     bad("--virtual-stages " + std::to_string(virtual_stages) + " needs --schedule interleaved");
   if (model.layers % (pp * virtual_stages) != 0)
@@ -231,7 +237,8 @@ std::string TrainOptions::describe_layout() const {
     s += ", " + schedule;
     if (virtual_stages > 1) s += " (" + std::to_string(virtual_stages) + " virtual stages)";
   }
-  return s + ", " + std::to_string(accumulation()) + " micro-batches";
+  const int m = accumulation();
+  return s + ", " + std::to_string(m) + (m == 1 ? " micro-batch" : " micro-batches");
 }
 
 std::string train_usage() {

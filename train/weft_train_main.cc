@@ -13,6 +13,7 @@
 #include "train/cuda_trainer.h"
 #include "train/memory_check.h"
 #include "train/rank_agreement.h"
+#include "train/parallel_trainer.h"
 #include "train/trainer.h"
 #include "kernels/matmul.h"
 #include "runtime/clock.h"
@@ -74,8 +75,16 @@ int run(TrainOptions options) {
   const bool leader = world.rank == 0;
   auto comm = comm::init_from_env(options.backend);
   std::unique_ptr<TrainingRun> trainer;
-  std::string compute;
-  if (gpu >= 0) {
+  std::string compute, layout = options.describe_layout();
+  if (options.model_parallel()) {
+    auto parallel = std::make_unique<ParallelTrainer>(options, corpus, *comm);
+    if (options.pp > 1)
+      layout += ", schedule's idle " + std::to_string(static_cast<int>(
+                                          100 * parallel->theoretical_idle() + 0.5)) +
+                "% at unit costs";
+    trainer = std::move(parallel);
+    compute = describe_threads(threads, 1) + " (" + kernels::cpu::blas_core_name() + ")";
+  } else if (gpu >= 0) {
     trainer = make_cuda_trainer(options, corpus, *comm, gpu);
     compute = "cuda:" + std::to_string(gpu) + " in " + options.precision;
   } else {
@@ -98,12 +107,12 @@ int run(TrainOptions options) {
   stop_together(log_error, gather);
   if (leader) {
     std::printf(
-        "weft-train: %zu parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
-        "%s | batch %d = %d ranks x %d micro-batches x %d | %s | data: %s, %zu train / %zu "
+        "weft-train: %.0f parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
+        "%s | %s | batch %d = dp %d x %d micro-batch(es) x %d | %s | data: %s, %zu train / %zu "
         "held-out tokens\n",
-        trainer->parameter_count(), options.model.layers, options.model.d_model,
-        options.model.heads, options.model.seq, comm->size(), comm->backend(), options.batch,
-        comm->size(), options.accumulation(), options.micro_batch, compute.c_str(),
+        options.model.parameters(), options.model.layers, options.model.d_model,
+        options.model.heads, options.model.seq, comm->size(), comm->backend(), layout.c_str(),
+        options.batch, options.dp, options.accumulation(), options.micro_batch, compute.c_str(),
         corpus.source().c_str(), corpus.train_tokens(), corpus.eval_tokens());
     std::fflush(stdout);
   }
