@@ -223,6 +223,7 @@ StepStats ParallelTrainer::step(int step) {
   s.ms_forward = ms_forward_;
   s.ms_backward = ms_backward_;
   if (options_.pp > 1) s.pipeline_idle = pipeline.idle_fraction();
+  if (options_.tp > 1) s.ms_tp_comm = tp_group_.take_seconds() * 1e3;
   sum_tied_embedding();
   record_comm(s, dp_.finish());
 

@@ -24,6 +24,7 @@ std::string progress_line(const StepStats& s, int steps) {
       " | comm hidden %.0f%% | norm %.3f",
       s.step, steps, s.loss, s.lr, s.tokens_per_s, s.ms_forward, s.ms_backward,
       s.ms_comm_exposed, s.ms_optimizer, 100 * s.comm_hidden, s.grad_norm);
+  if (s.ms_tp_comm >= 0) line += format(" | tp comm %.1f ms", s.ms_tp_comm);
   if (s.pipeline_idle >= 0) line += format(" | pipeline idle %.0f%%", 100 * s.pipeline_idle);
   return line;
 }
@@ -49,6 +50,7 @@ std::string json_line(const StepStats& s) {
       {"comm_hidden", s.comm_hidden},
   };
   if (s.pipeline_idle >= 0) j["pipeline_idle"] = s.pipeline_idle;
+  if (s.ms_tp_comm >= 0) j["ms_tp_comm"] = s.ms_tp_comm;
   return j.dump();
 }
 

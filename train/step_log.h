@@ -23,6 +23,7 @@ struct StepStats {
   double ms_step = 0;
   double comm_hidden = 1;      // share of ms_comm that overlapped backward
   double pipeline_idle = -1;   // share of the pipeline's time outside compute (-1: no pipeline)
+  double ms_tp_comm = -1;      // tensor-parallel reductions inside forward and backward (-1: no tp)
 };
 
 struct EvalStats {
