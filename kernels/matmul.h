@@ -14,7 +14,8 @@ void matmul_forward(const CpuContext& ctx, float* out, const float* inp, const f
                     const float* bias, int B, int T, int C, int OC);
 
 // dinp[B*T, C] += dout @ weight;  dweight[OC, C] += dout^T @ inp;  dbias[OC] += sum over rows
-// of dout. dinp may be nullptr (the input needs no gradient), dbias may be nullptr (no bias).
+// of dout. Any of dinp, dweight, dbias may be nullptr: that gradient is not computed (a
+// zero-bubble pipeline computes dinp first and the weights' gradients later).
 void matmul_backward(const CpuContext& ctx, float* dinp, float* dweight, float* dbias,
                      const float* dout, const float* inp, const float* weight, int B, int T, int C,
                      int OC);

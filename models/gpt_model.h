@@ -42,8 +42,9 @@ class GptModel {
   // Activations for `slots` micro-batches of up to `micro_batch` sequences each. Every kernel
   // call gets `ctx` (a GPU context must outlive the model; a CPU one is a thread count and is
   // copied). `tp` is required when layout's tp size is above 1, and must outlive the model.
+  // `split_backward` keeps, per slot, what backward_weight needs (zero-bubble pipelines).
   GptModel(const Ctx& ctx, const GptLayout& layout, int micro_batch, int slots = 1,
-           parallel::TpGroup* tp = nullptr);
+           parallel::TpGroup* tp = nullptr, bool split_backward = false);
   // The whole model, one slot.
   GptModel(const Ctx& ctx, const GptConfig& config, int micro_batch)
       : GptModel(ctx, GptLayout(config), micro_batch) {}
@@ -85,13 +86,34 @@ class GptModel {
   // d_model]), for the previous stage. Valid until the next backward.
   const T* input_grad() const { return d_.dresidual; }
 
+  // Backward in two halves, for zero-bubble pipelines (ZB-H1), on a model built with
+  // split_backward: backward_input computes what the previous stage waits for (the input's
+  // gradient, and the small layernorm and embedding gradients on the way), keeping the
+  // products' output gradients in the slot; backward_weight adds the products' weight and
+  // bias gradients from them later, frees the slot, and calls on_ready for every tensor as
+  // backward does. Together they add exactly what backward adds.
+  void backward_input(int slot, const T* params, T* grads, float loss_scale, const T* dy);
+  void backward_weight(int slot, T* grads, const std::function<void(int)>& on_ready = {});
+
  private:
+  // A block's product output gradients, kept by backward_input for backward_weight.
+  struct Deferred {
+    T* fc_proj;  // [B, T, C]
+    T* fc;       // [B, T, Hl]
+    T* proj;     // [B, T, C]
+    T* qkv;      // [B, T, 3Cl]
+  };
   struct Slot {
     int B = 0;  // sequences of its forward; 0 when free
+    bool weights_pending = false;  // backward_input ran, backward_weight not yet
     int32_t* inputs = nullptr;
     int32_t* targets = nullptr;
     GptActivations<T> a;
+    std::vector<Deferred> deferred;  // per layer, with split_backward
   };
+  // Where backward puts the weights' gradients: into `grads` (whole backward), or nowhere,
+  // keeping the output gradients in the slot instead (backward_input).
+  enum class Half { both, input };
   using Memory = typename DeviceMemory<Ctx>::type;
 
   const T* tensor(const T* base, int index) const { return base + layout_.tensors()[index].offset; }
@@ -108,8 +130,12 @@ class GptModel {
   void embed(Slot& s, const T* params, const int32_t* inputs);
   void block_forward(Slot& s, int l, const T* params, const T* x);
   void head_forward(Slot& s, const T* params, const int32_t* targets);
-  void head_backward(Slot& s, const T* params, T* grads, float loss_scale);
-  void block_backward(Slot& s, int l, const T* params, T* grads, const T* x);
+  void head_backward(Slot& s, const T* params, T* grads, float loss_scale, Half half);
+  void block_backward(Slot& s, int l, const T* params, T* grads, const T* x, Half half);
+  void run_backward(int slot, const T* params, T* grads, float loss_scale, const T* dy, Half half,
+                    const std::function<void(int)>& on_ready);
+  // The tensors of this stage in the order backward finishes them.
+  void report_ready(const std::function<void(int)>& on_ready) const;
   void embed_backward(Slot& s, T* grads);
 
   std::conditional_t<std::is_copy_constructible_v<Ctx>, Ctx, const Ctx&> ctx_;
@@ -120,6 +146,7 @@ class GptModel {
   Memory acts_;    // every slot's activations, then backward's scratch, in T
   Memory stats_;   // layernorm statistics and losses, f32
   Memory tokens_;  // every slot's inputs and targets
+  Memory deferred_;  // split_backward: every slot's Deferred
   std::vector<Slot> slots_;
   GptScratch<T> d_;
 };

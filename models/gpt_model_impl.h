@@ -23,7 +23,7 @@ float mean_of_losses(const Ctx& ctx, const float* losses, int BT) {
 
 template <class Ctx, typename T>
 GptModel<Ctx, T>::GptModel(const Ctx& ctx, const GptLayout& layout, int micro_batch, int slots,
-                           parallel::TpGroup* tp)
+                           parallel::TpGroup* tp, bool split_backward)
     : ctx_(ctx), layout_(layout), z_(layout), tp_(tp), max_batch_(micro_batch) {
   if (micro_batch < 1)
     throw Error(ErrorCode::InvalidArgument,
@@ -57,6 +57,16 @@ GptModel<Ctx, T>::GptModel(const Ctx& ctx, const GptLayout& layout, int micro_ba
     s.targets = tokens.take(BT);
   }
   d_ = carve_scratch(acts, z_, batch);
+  if (!split_backward) return;
+  const size_t BTC = BT * z_.C;
+  const size_t per_layer = 2 * BTC + BT * z_.Hl + 3 * BT * z_.Cl;
+  deferred_ = DeviceMemory<Ctx>::allocate(
+      ctx, static_cast<size_t>(slots) * z_.layers * per_layer * sizeof(T));
+  Carver<T> keep(deferred_.data());
+  for (Slot& s : slots_)
+    for (size_t l = 0; l < z_.layers; l++)
+      s.deferred.push_back({keep.take(BTC), keep.take(BT * z_.Hl), keep.take(BTC),
+                            keep.take(3 * BT * z_.Cl)});
 }
 
 template <class Ctx, typename T>
@@ -202,8 +212,26 @@ void GptModel<Ctx, T>::head_forward(Slot& s, const T* params, const int32_t* tar
 template <class Ctx, typename T>
 void GptModel<Ctx, T>::backward(int slot, const T* params, T* grads, float loss_scale,
                                 const T* dy, const std::function<void(int)>& on_ready) {
+  run_backward(slot, params, grads, loss_scale, dy, Half::both, on_ready);
+}
+
+template <class Ctx, typename T>
+void GptModel<Ctx, T>::backward_input(int slot, const T* params, T* grads, float loss_scale,
+                                      const T* dy) {
+  if (slots_[0].deferred.empty() && z_.layers > 0)
+    throw Error(ErrorCode::InvalidArgument,
+                "backward_input: the model was built without split_backward");
+  run_backward(slot, params, grads, loss_scale, dy, Half::input, {});
+}
+
+template <class Ctx, typename T>
+void GptModel<Ctx, T>::run_backward(int slot, const T* params, T* grads, float loss_scale,
+                                    const T* dy, Half half,
+                                    const std::function<void(int)>& on_ready) {
   Slot& s = slot_for(slot, "backward");
-  if (s.B == 0) throw Error(ErrorCode::InvalidArgument, "backward() called before forward()");
+  if (s.B == 0 || s.weights_pending)
+    throw Error(ErrorCode::InvalidArgument,
+                "backward of slot " + std::to_string(slot) + " without a forward to go back through");
   const size_t BTC = static_cast<size_t>(s.B) * z_.seq * z_.C;
   auto ready = [&](int index) {
     if (on_ready) on_ready(index);
@@ -211,7 +239,7 @@ void GptModel<Ctx, T>::backward(int slot, const T* params, T* grads, float loss_
   // d_.dresidual holds the gradient of the current layer's output; each layer turns it into
   // the gradient of its input (the residual path passes it through, the branches add to it).
   if (z_.last) {
-    head_backward(s, params, grads, loss_scale);
+    head_backward(s, params, grads, loss_scale, half);
     if (!z_.first) ready(layout_.wte());  // the head's own copy
     ready(layout_.lnf_b());
     ready(layout_.lnf_w());
@@ -220,7 +248,7 @@ void GptModel<Ctx, T>::backward(int slot, const T* params, T* grads, float loss_
   }
   for (int l = static_cast<int>(z_.layers) - 1; l >= 0; l--) {
     const T* x = l == 0 ? s.a.input : s.a.layers[static_cast<size_t>(l) - 1].residual3;
-    block_backward(s, l, params, grads, x);
+    block_backward(s, l, params, grads, x, half);
     for (int p = kPerLayer - 1; p >= 0; p--) ready(layout_.block(l, static_cast<BlockParam>(p)));
   }
   if (z_.first) {
@@ -228,11 +256,56 @@ void GptModel<Ctx, T>::backward(int slot, const T* params, T* grads, float loss_
     ready(layout_.wpe());
     ready(layout_.wte());
   }
+  if (half == Half::both)
+    s.B = 0;
+  else
+    s.weights_pending = true;
+}
+
+template <class Ctx, typename T>
+void GptModel<Ctx, T>::backward_weight(int slot, T* grads,
+                                       const std::function<void(int)>& on_ready) {
+  Slot& s = slot_for(slot, "backward_weight");
+  if (!s.weights_pending)
+    throw Error(ErrorCode::InvalidArgument, "backward_weight of slot " + std::to_string(slot) +
+                                                " before its backward_input");
+  const int B = s.B, Tn = static_cast<int>(z_.seq), C = static_cast<int>(z_.C),
+            Cl = static_cast<int>(z_.Cl), Hl = static_cast<int>(z_.Hl),
+            Vl = static_cast<int>(z_.Vl);
+  auto ready = [&](int index) {
+    if (on_ready) on_ready(index);
+  };
+  // The products' weight gradients from the output gradients backward_input kept (no input
+  // gradient, so no weight is read), in backward's order.
+  if (z_.last) {
+    matmul_backward(ctx_, nullptr, tensor(grads, layout_.wte()), nullptr, s.a.probs, s.a.lnf,
+                    nullptr, B, Tn, C, Vl);
+    if (!z_.first) ready(layout_.wte());
+    ready(layout_.lnf_b());
+    ready(layout_.lnf_w());
+  }
+  for (int l = static_cast<int>(z_.layers) - 1; l >= 0; l--) {
+    const LayerActivations<T>& a = s.a.layers[static_cast<size_t>(l)];
+    const Deferred& d = s.deferred[static_cast<size_t>(l)];
+    auto g = [&](BlockParam p) { return tensor(grads, layout_.block(l, p)); };
+    matmul_backward(ctx_, nullptr, g(kFcProjW), g(kFcProjB), d.fc_proj, a.fch_gelu, nullptr, B,
+                    Tn, Hl, C);
+    matmul_backward(ctx_, nullptr, g(kFcW), g(kFcB), d.fc, a.ln2, nullptr, B, Tn, C, Hl);
+    matmul_backward(ctx_, nullptr, g(kProjW), g(kProjB), d.proj, a.atty, nullptr, B, Tn, Cl, C);
+    matmul_backward(ctx_, nullptr, g(kQkvW), g(kQkvB), d.qkv, a.ln1, nullptr, B, Tn, C, 3 * Cl);
+    for (int p = kPerLayer - 1; p >= 0; p--) ready(layout_.block(l, static_cast<BlockParam>(p)));
+  }
+  if (z_.first) {
+    ready(layout_.wpe());
+    ready(layout_.wte());
+  }
+  s.weights_pending = false;
   s.B = 0;
 }
 
 template <class Ctx, typename T>
-void GptModel<Ctx, T>::head_backward(Slot& s, const T* params, T* grads, float loss_scale) {
+void GptModel<Ctx, T>::head_backward(Slot& s, const T* params, T* grads, float loss_scale,
+                                     Half half) {
   GptActivations<T>& a = s.a;
   const int B = s.B, Tn = static_cast<int>(z_.seq), C = static_cast<int>(z_.C),
             Vl = static_cast<int>(z_.Vl), V = config().vocab;
@@ -247,8 +320,9 @@ void GptModel<Ctx, T>::head_backward(Slot& s, const T* params, T* grads, float l
     vocab_ce_backward(ctx_, a.probs, a.probs, s.targets, loss_scale, BT, Vl, valid, start);
   }
   zero(d_.dln, BTC);
-  matmul_backward(ctx_, d_.dln, tensor(grads, layout_.wte()), nullptr, a.probs, a.lnf,
-                  tensor(params, layout_.wte()), B, Tn, C, Vl);
+  // The head's weight gradient reads the logits' gradient, which stays in the slot.
+  matmul_backward(ctx_, d_.dln, half == Half::both ? tensor(grads, layout_.wte()) : nullptr,
+                  nullptr, a.probs, a.lnf, tensor(params, layout_.wte()), B, Tn, C, Vl);
   tp_sum(d_.dln, BTC);  // each rank's vocabulary rows give part of it
   zero(d_.dresidual, BTC);
   layernorm_backward(ctx_, d_.dresidual, tensor(grads, layout_.lnf_w()),
@@ -256,36 +330,51 @@ void GptModel<Ctx, T>::head_backward(Slot& s, const T* params, T* grads, float l
 }
 
 template <class Ctx, typename T>
-void GptModel<Ctx, T>::block_backward(Slot& s, int l, const T* params, T* grads, const T* x) {
+void GptModel<Ctx, T>::block_backward(Slot& s, int l, const T* params, T* grads, const T* x,
+                                      Half half) {
   const LayerActivations<T>& a = s.a.layers[static_cast<size_t>(l)];
   const int B = s.B, Tn = static_cast<int>(z_.seq), C = static_cast<int>(z_.C),
             Cl = static_cast<int>(z_.Cl), NHl = static_cast<int>(z_.NHl),
             Hl = static_cast<int>(z_.Hl);
   const size_t BT = static_cast<size_t>(B) * Tn, BTC = BT * C;
   auto w = [&](BlockParam p) { return tensor(params, layout_.block(l, p)); };
-  auto g = [&](BlockParam p) { return tensor(grads, layout_.block(l, p)); };
+  const bool both = half == Half::both;
+  // A product's weight and bias gradients, now, or never (backward_input: its output gradient
+  // `dout`, `n` elements, is kept for backward_weight in `keep`).
+  auto g = [&](BlockParam p) { return both ? tensor(grads, layout_.block(l, p)) : nullptr; };
+  // Layernorm gradients come with the input's: small, and the same kernel.
+  auto g_norm = [&](BlockParam p) { return tensor(grads, layout_.block(l, p)); };
+  auto keep = [&](T* kept, const T* dout, size_t n) {
+    if (!both) copy_bytes(ctx_, kept, dout, n * sizeof(T));
+  };
+  Deferred none{};
+  const Deferred& k = both ? none : s.deferred[static_cast<size_t>(l)];
   // MLP branch. The row-parallel bias's gradient is the same on every tp rank (each sees the
   // whole output gradient), so each computes it and the replicas stay equal.
+  keep(k.fc_proj, d_.dresidual, BTC);
   zero(d_.dfch_gelu, BT * Hl);
   matmul_backward(ctx_, d_.dfch_gelu, g(kFcProjW), g(kFcProjB), d_.dresidual, a.fch_gelu,
                   w(kFcProjW), B, Tn, Hl, C);
   zero(d_.dfch, BT * Hl);
   gelu_backward(ctx_, d_.dfch, a.fch, d_.dfch_gelu, BT * Hl);
+  keep(k.fc, d_.dfch, BT * Hl);
   zero(d_.dln, BTC);
   matmul_backward(ctx_, d_.dln, g(kFcW), g(kFcB), d_.dfch, a.ln2, w(kFcW), B, Tn, C, Hl);
   tp_sum(d_.dln, BTC);
-  layernorm_backward(ctx_, d_.dresidual, g(kLn2W), g(kLn2B), d_.dln, a.residual2, w(kLn2W),
+  layernorm_backward(ctx_, d_.dresidual, g_norm(kLn2W), g_norm(kLn2B), d_.dln, a.residual2, w(kLn2W),
                      a.ln2_mean, a.ln2_rstd, B, Tn, C);
   // Attention branch.
+  keep(k.proj, d_.dresidual, BTC);
   zero(d_.datty, BT * Cl);
   matmul_backward(ctx_, d_.datty, g(kProjW), g(kProjB), d_.dresidual, a.atty, w(kProjW), B, Tn,
                   Cl, C);
   zero(d_.dqkv, 3 * BT * Cl);
   attention_backward(ctx_, d_.dqkv, d_.datt, d_.datty, a.qkv, a.att, B, Tn, Cl, NHl);
+  keep(k.qkv, d_.dqkv, 3 * BT * Cl);
   zero(d_.dln, BTC);
   matmul_backward(ctx_, d_.dln, g(kQkvW), g(kQkvB), d_.dqkv, a.ln1, w(kQkvW), B, Tn, C, 3 * Cl);
   tp_sum(d_.dln, BTC);
-  layernorm_backward(ctx_, d_.dresidual, g(kLn1W), g(kLn1B), d_.dln, x, w(kLn1W), a.ln1_mean,
+  layernorm_backward(ctx_, d_.dresidual, g_norm(kLn1W), g_norm(kLn1B), d_.dln, x, w(kLn1W), a.ln1_mean,
                      a.ln1_rstd, B, Tn, C);
 }
 

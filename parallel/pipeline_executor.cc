@@ -7,6 +7,13 @@
 
 namespace weft::parallel {
 
+void PipelineStage::backward_input(int, int, const void*) {
+  throw Error(ErrorCode::InvalidArgument, "this pipeline stage runs whole backwards only");
+}
+void PipelineStage::backward_weight(int, int) {
+  throw Error(ErrorCode::InvalidArgument, "this pipeline stage runs whole backwards only");
+}
+
 PipelineExecutor::PipelineExecutor(comm::Communicator& pp, std::vector<Action> actions,
                                    PipelineShape shape)
     : pp_(pp), actions_(std::move(actions)), shape_(shape), rank_(pp.rank()) {
@@ -45,18 +52,20 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
                         : shape_.stages == 1    ? stage.output(c - 1, mb)
                                                 : buffer(stage, kInput, c, mb);
         stage.forward(c, mb, x);
-      } else if (a.kind == ActionKind::backward) {
-        stage.backward(c, mb, last_global(c) ? nullptr : buffer(stage, kOutputGrad, c, mb));
+      } else if (a.kind == ActionKind::backward_weight) {
+        stage.backward_weight(c, mb);
+      } else {
+        const void* dy = last_global(c) ? nullptr : buffer(stage, kOutputGrad, c, mb);
+        if (a.kind == ActionKind::backward)
+          stage.backward(c, mb, dy);
+        else
+          stage.backward_input(c, mb, dy);
         // Keep the input gradient until it is sent (or handed to the previous chunk here).
         if (!first_global(c)) {
           void* keep = shape_.stages == 1 ? buffer(stage, kOutputGrad, c - 1, mb)
                                           : buffer(stage, kInputGrad, c, mb);
           stage.copy_boundary(keep, stage.input_grad(c));
         }
-      } else {
-        throw Error(ErrorCode::InvalidArgument,
-                    std::string("the pipeline executor runs full backwards only, not ") +
-                        action_kind_name(a.kind) + ": use --schedule gpipe, 1f1b or interleaved");
       }
       times.compute_seconds += seconds_since(t);
       continue;

@@ -29,6 +29,10 @@ class PipelineStage {
   virtual const void* output(int chunk, int micro_batch) = 0;
   // dy: the gradient of the forward's output, or null on the last global stage (the loss).
   virtual void backward(int chunk, int micro_batch, const void* dy) = 0;
+  // Zero-bubble's halves of backward: the input's gradient (and what it needs), then the
+  // weights' gradients, later. Stages that never run zb need not implement them.
+  virtual void backward_input(int chunk, int micro_batch, const void* dy);
+  virtual void backward_weight(int chunk, int micro_batch);
   // The gradient of the last backward's input x, valid until the chunk's next backward.
   virtual const void* input_grad(int chunk) = 0;
   // Memory for one boundary tensor on the model's device, owned by the stage, alive as long as

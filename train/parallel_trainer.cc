@@ -86,16 +86,27 @@ ParallelTrainer::ParallelTrainer(const TrainOptions& options, const Corpus& corp
   const parallel::Schedule all = schedule_of(options);
   const std::vector<parallel::Action>& mine = all[static_cast<size_t>(mesh_.coords().pp)];
   theoretical_idle_ = parallel::simulate_schedule(all).idle_fraction;
-  // Activation slots: the most micro-batches in flight on this rank; a chunk's forwards and
-  // backwards both go in micro-batch order, so micro-batch % slots never clashes.
-  slots_ = std::max(1, std::min(micro_batches_, parallel::peak_in_flight(mine)));
+  // Activation slots: the most micro-batches whose activations this rank holds at once, from a
+  // forward until the backward that frees them (zb's weight half, which comes later than the
+  // input half); forwards and backwards both go in micro-batch order, so micro-batch % slots
+  // never clashes.
+  int held = 0;
+  for (const parallel::Action& a : mine) {
+    if (a.kind == parallel::ActionKind::forward) held++;
+    if (a.kind == parallel::ActionKind::backward ||
+        a.kind == parallel::ActionKind::backward_weight)
+      held--;
+    slots_ = std::max(slots_, held);
+  }
+  slots_ = std::min(slots_, micro_batches_);
   const int P = options.pp, rank = mesh_.coords().pp;
   for (int c = 0; c < chunks_; c++) {
     const models::GptLayout layout(options.model,
                                    models::StagePlan::of(options.model, c * P + rank, P * chunks_,
                                                          mesh_.coords().tp, options.tp));
     models_.push_back(std::make_unique<models::Gpt>(cpu_, layout, options.micro_batch, slots_,
-                                                    options.tp > 1 ? &tp_group_ : nullptr));
+                                                    options.tp > 1 ? &tp_group_ : nullptr,
+                                                    options.schedule == "zb"));
     models_.back()->init_params(chunk_params(c), options.seed);
     // The tied embedding's copies (first and last global stage) are summed over the group.
     const bool first = layout.plan().first, last = layout.plan().last;
@@ -145,22 +156,39 @@ const void* ParallelTrainer::output(int chunk, int micro_batch) {
   return models_[static_cast<size_t>(chunk)]->output(slot(micro_batch));
 }
 
-void ParallelTrainer::backward(int chunk, int micro_batch, const void* dy) {
-  const Clock::time_point start = Clock::now();
-  models::Gpt& m = *models_[static_cast<size_t>(chunk)];
+std::function<void(int)> ParallelTrainer::ready_reporter(int chunk, int micro_batch) {
   // Only a chunk's last micro-batch finishes its gradients, so only its backward starts
   // buckets; the tied embedding waits for its group's sum (sum_tied_embedding).
-  std::function<void(int)> on_ready;
-  if (micro_batch == micro_batches_ - 1) {
-    if (!dp_started_) dp_.begin(grads_.data());
-    dp_started_ = true;
-    const int first = chunk_first_tensor_[static_cast<size_t>(chunk)];
-    on_ready = [this, first](int t) {
-      if (first + t != tied_wte_) dp_.grad_ready(first + t);
-    };
-  }
-  m.backward(slot(micro_batch), chunk_params(chunk), chunk_grads(chunk), loss_scale(options_),
-             static_cast<const float*>(dy), on_ready);
+  if (micro_batch != micro_batches_ - 1) return {};
+  if (!dp_started_) dp_.begin(grads_.data());
+  dp_started_ = true;
+  const int first = chunk_first_tensor_[static_cast<size_t>(chunk)];
+  return [this, first](int t) {
+    if (first + t != tied_wte_) dp_.grad_ready(first + t);
+  };
+}
+
+void ParallelTrainer::backward(int chunk, int micro_batch, const void* dy) {
+  const Clock::time_point start = Clock::now();
+  models_[static_cast<size_t>(chunk)]->backward(slot(micro_batch), chunk_params(chunk),
+                                                chunk_grads(chunk), loss_scale(options_),
+                                                static_cast<const float*>(dy),
+                                                ready_reporter(chunk, micro_batch));
+  ms_backward_ += ms_since(start);
+}
+
+void ParallelTrainer::backward_input(int chunk, int micro_batch, const void* dy) {
+  const Clock::time_point start = Clock::now();
+  models_[static_cast<size_t>(chunk)]->backward_input(slot(micro_batch), chunk_params(chunk),
+                                                      chunk_grads(chunk), loss_scale(options_),
+                                                      static_cast<const float*>(dy));
+  ms_backward_ += ms_since(start);
+}
+
+void ParallelTrainer::backward_weight(int chunk, int micro_batch) {
+  const Clock::time_point start = Clock::now();
+  models_[static_cast<size_t>(chunk)]->backward_weight(slot(micro_batch), chunk_grads(chunk),
+                                                       ready_reporter(chunk, micro_batch));
   ms_backward_ += ms_since(start);
 }
 

@@ -47,6 +47,11 @@ class ParallelTrainer final : public TrainingRun, private parallel::PipelineStag
   void forward(int chunk, int micro_batch, const void* x) override;
   const void* output(int chunk, int micro_batch) override;
   void backward(int chunk, int micro_batch, const void* dy) override;
+  void backward_input(int chunk, int micro_batch, const void* dy) override;
+  void backward_weight(int chunk, int micro_batch) override;
+  // What reports a chunk's finished gradients to the data-parallel buckets: nothing before the
+  // step's last micro-batch (only its backward finishes them).
+  std::function<void(int)> ready_reporter(int chunk, int micro_batch);
   const void* input_grad(int chunk) override;
   void* boundary_buffer() override;
   void copy_boundary(void* dst, const void* src) override;

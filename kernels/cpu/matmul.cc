@@ -50,8 +50,10 @@ void matmul_backward(const CpuContext& ctx, float* dinp, float* dweight, float* 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, OC, 1.0f, dout, OC, weight, C,
                 1.0f, dinp, C);
   }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, rows, 1.0f, dout, OC, inp, C, 1.0f,
-              dweight, C);
+  if (dweight != nullptr) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, rows, 1.0f, dout, OC, inp, C,
+                1.0f, dweight, C);
+  }
   if (dbias != nullptr) add_column_sums(dbias, dout, rows, OC);
 }
 

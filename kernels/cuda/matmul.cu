@@ -158,8 +158,10 @@ void backward(const CudaContext& ctx, T* dinp, T* dweight, T* dbias, const T* do
                               dinp, C, 0, 1);
   }
   // dweight[OC, C] += dout[BT, OC]^T @ inp[BT, C]
-  detail::gemm_row_major<T>(ctx, true, false, OC, C, BT, 1.0f, dout, OC, 0, inp, C, 0, 1.0f,
-                            dweight, C, 0, 1);
+  if (dweight != nullptr) {
+    detail::gemm_row_major<T>(ctx, true, false, OC, C, BT, 1.0f, dout, OC, 0, inp, C, 0, 1.0f,
+                              dweight, C, 0, 1);
+  }
   if (dbias != nullptr) {
     bias_grad_kernel<<<detail::column_tiles(OC), dim3(detail::kColumnTile, detail::kRowLanes), 0,
                        ctx.stream()>>>(dbias, dout, BT, OC);

@@ -22,7 +22,8 @@ void matmul_forward(const CudaContext& ctx, __nv_bfloat16* out, const __nv_bfloa
                     int OC);
 
 // dinp[B*T, C] += dout @ weight;  dweight[OC, C] += dout^T @ inp;  dbias[OC] += sum over rows
-// of dout. dinp may be nullptr (the input needs no gradient), dbias may be nullptr (no bias).
+// of dout. Any of dinp, dweight, dbias may be nullptr: that gradient is not computed (a
+// zero-bubble pipeline computes dinp first and the weights' gradients later).
 // dbias is summed in f32 per column in a fixed order, so it is deterministic.
 void matmul_backward(const CudaContext& ctx, float* dinp, float* dweight, float* dbias,
                      const float* dout, const float* inp, const float* weight, int B, int T, int C,

@@ -68,13 +68,14 @@ Result one_rank() {
   return r;
 }
 
-// One tp rank's share of every stage, all forwards first, then all backwards.
-Result sharded(int pp, int tp_rank, int tp_size, TpGroup* tp) {
+// One tp rank's share of every stage, all forwards first, then all backwards; with `split`,
+// each backward in two halves (zero-bubble), every weight half after every input half.
+Result sharded(int pp, int tp_rank, int tp_size, TpGroup* tp, bool split) {
   std::vector<std::unique_ptr<Gpt>> stages;
   std::vector<std::vector<float>> params, grads;
   for (int s = 0; s < pp; s++) {
     GptLayout layout(kConfig, StagePlan::of(kConfig, s, pp, tp_rank, tp_size));
-    stages.push_back(std::make_unique<Gpt>(kOne, layout, kMicro, kMicroBatches, tp));
+    stages.push_back(std::make_unique<Gpt>(kOne, layout, kMicro, kMicroBatches, tp, split));
     params.emplace_back(layout.total());
     grads.emplace_back(layout.total(), 0.0f);
     stages.back()->init_params(params.back().data(), kSeed);
@@ -92,10 +93,16 @@ Result sharded(int pp, int tp_rank, int tp_size, TpGroup* tp) {
   for (int m = 0; m < kMicroBatches; m++) {
     const float* dy = nullptr;
     for (int s = pp - 1; s >= 0; s--) {
-      stages[s]->backward(m, params[s].data(), grads[s].data(), loss_scale(), dy);
+      if (split)
+        stages[s]->backward_input(m, params[s].data(), grads[s].data(), loss_scale(), dy);
+      else
+        stages[s]->backward(m, params[s].data(), grads[s].data(), loss_scale(), dy);
       dy = stages[s]->input_grad();
     }
   }
+  if (split)
+    for (int m = 0; m < kMicroBatches; m++)
+      for (int s = pp - 1; s >= 0; s--) stages[s]->backward_weight(m, grads[s].data());
   for (int s = 0; s < pp; s++)
     for (const ParamTensor& t : stages[s]->layout().tensors()) {
       std::vector<float>& g = r.grads[t.name];  // wte's two copies add up
@@ -129,10 +136,15 @@ void expect_slices_of(const Result& whole, const Result& part, const std::string
   EXPECT_EQ(seen.size(), global.size()) << where;
 }
 
-class ModelParallel : public ::testing::TestWithParam<std::pair<int, int>> {};
+struct Layout {
+  int tp, pp;
+  bool split;  // backward in two halves, as zero-bubble pipelines run it
+};
+
+class ModelParallel : public ::testing::TestWithParam<Layout> {};
 
 TEST_P(ModelParallel, ShardsAndStagesComputeTheOneRankModel) {
-  const auto [tp, pp] = GetParam();
+  const auto [tp, pp, split] = GetParam();
   static const Result reference = one_rank();
   std::vector<Result> results(static_cast<size_t>(tp));
   comm::CommOptions options;
@@ -140,20 +152,23 @@ TEST_P(ModelParallel, ShardsAndStagesComputeTheOneRankModel) {
   testing::run_inproc_group(tp, options, [&](comm::Communicator& comm) {
     CommunicatorTpGroup group(comm, Device::cpu());
     results[static_cast<size_t>(comm.rank())] =
-        sharded(pp, comm.rank(), tp, tp > 1 ? &group : nullptr);
+        sharded(pp, comm.rank(), tp, tp > 1 ? &group : nullptr, split);
   });
   for (int r = 0; r < tp; r++)
     expect_slices_of(reference, results[static_cast<size_t>(r)],
-                     "tp " + std::to_string(tp) + " x pp " + std::to_string(pp) + ", tp rank " +
-                         std::to_string(r));
+                     "tp " + std::to_string(tp) + " x pp " + std::to_string(pp) +
+                         (split ? " split" : "") + ", tp rank " + std::to_string(r));
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, ModelParallel,
-                         ::testing::Values(std::pair{1, 1}, std::pair{2, 1}, std::pair{4, 1},
-                                           std::pair{1, 2}, std::pair{1, 4}, std::pair{2, 2}),
+                         ::testing::Values(Layout{1, 1, false}, Layout{2, 1, false},
+                                           Layout{4, 1, false}, Layout{1, 2, false},
+                                           Layout{1, 4, false}, Layout{2, 2, false},
+                                           Layout{1, 1, true}, Layout{2, 2, true}),
                          [](const auto& info) {
-                           return "tp" + std::to_string(info.param.first) + "_pp" +
-                                  std::to_string(info.param.second);
+                           return "tp" + std::to_string(info.param.tp) + "_pp" +
+                                  std::to_string(info.param.pp) +
+                                  (info.param.split ? "_split" : "");
                          });
 
 // The same global weights whatever the layout: each rank's slices are the one-rank weights'.
