@@ -52,6 +52,11 @@ class GptModel {
   const GptConfig& config() const { return layout_.config(); }
   const GptLayout& layout() const { return layout_; }
   int slots() const { return static_cast<int>(slots_.size()); }
+  // Bytes of activations, backward's scratch and kept gradients: allocated once, for every slot,
+  // so this is the stage's peak.
+  size_t activation_bytes() const {
+    return acts_.size() + stats_.size() + tokens_.size() + deferred_.size();
+  }
 
   // GptLayout::init_params (host memory, f32).
   void init_params(float* params, uint64_t seed) const { layout_.init_params(params, seed); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "parallel/schedule_sim.h"
@@ -270,6 +271,21 @@ StepStats ParallelTrainer::step(int step) {
   s.loss = sum_over(mesh_.dp(), loss) / options_.dp;
   record_rates(s, options_, start);
   return s;
+}
+
+std::string ParallelTrainer::activation_memory_line() {
+  uint64_t mine = 0;
+  for (const auto& m : models_) mine += m->activation_bytes();
+  const std::vector<uint64_t> all = allgather_words({mine});
+  std::string line = "activation memory per pipeline stage:";
+  for (int stage = 0; stage < options_.pp; stage++) {
+    const int rank = parallel::mesh_rank(mesh_.shape(), parallel::MeshCoords{0, 0, stage});
+    char part[64];
+    std::snprintf(part, sizeof part, "%s %d: %.1f MiB", stage == 0 ? "" : ",", stage,
+                  static_cast<double>(all[static_cast<size_t>(rank)]) / (1 << 20));
+    line += part;
+  }
+  return line;
 }
 
 EvalStats ParallelTrainer::evaluate(int step) {

@@ -8,6 +8,7 @@
 // embedding group). The loss, gradient norm and evaluation loss are the job's global ones on
 // every rank, though only the last stage computes the loss.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/context.h"
@@ -41,6 +42,9 @@ class ParallelTrainer final : public TrainingRun, private parallel::PipelineStag
   const parallel::DeviceMesh& mesh() const { return mesh_; }
   // The schedule's idle fraction under unit costs (parallel/schedule_sim.h), for the first line.
   double theoretical_idle() const { return theoretical_idle_; }
+  // "activation memory per pipeline stage: 0: 1.2 MiB, 1: 0.9 MiB": every stage's peak
+  // (tp rank 0's; the others hold the same). Collective over the world.
+  std::string activation_memory_line();
 
  private:
   // parallel::PipelineStage

@@ -75,9 +75,11 @@ int run(TrainOptions options) {
   const bool leader = world.rank == 0;
   auto comm = comm::init_from_env(options.backend);
   std::unique_ptr<TrainingRun> trainer;
+  ParallelTrainer* cut = nullptr;  // the trainer, when the model is cut
   std::string compute, layout = options.describe_layout();
   if (options.model_parallel()) {
     auto parallel = std::make_unique<ParallelTrainer>(options, corpus, *comm);
+    cut = parallel.get();
     if (options.pp > 1)
       layout += ", schedule's idle " + std::to_string(static_cast<int>(
                                           100 * parallel->theoretical_idle() + 0.5)) +
@@ -144,8 +146,10 @@ int run(TrainOptions options) {
     }
     if (leader) std::fflush(stdout);
   }
+  const std::string memory = cut ? cut->activation_memory_line() : "";
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
+    if (cut) std::printf("%s\n", memory.c_str());
     if (log) std::printf("JSON log: %s\n", options.log_json.c_str());
   }
   return 0;
