@@ -5,6 +5,7 @@
 #                and the ThreadSanitizer run
 #   make bench   weft against Open MPI and Gloo, on 2 and then 4 ranks
 #   make bench-train  weft-train against PyTorch eager (installs Debian's python3-torch first)
+#   make bench-parallel  weft-train on every dp x tp x pp layout of 4 and 8 ranks
 #
 # Every target is idempotent: packages are installed only when missing, CMake configures only
 # a build directory that has not been configured (Ninja re-runs CMake when a CMakeLists changes).
@@ -33,8 +34,10 @@ BENCH_SIZES ?= 8,1K,64K,1M,16M,64M,256M
 
 # Extra options for bench/bench-train, e.g. `make bench-train BENCH_TRAIN_ARGS="--steps 50"`.
 BENCH_TRAIN_ARGS ?=
+# Extra options for bench/bench-parallel, e.g. `make bench-parallel BENCH_PARALLEL_ARGS="--steps 20"`.
+BENCH_PARALLEL_ARGS ?=
 
-.PHONY: all deps build test test-asan test-tsan demo bench bench-train clean
+.PHONY: all deps build test test-asan test-tsan demo bench bench-train bench-parallel clean
 all: build
 
 # $(call install_missing,PACKAGES): apt-get install those of PACKAGES that are not installed
@@ -120,6 +123,12 @@ bench: build
 bench-train: build
 	$(call install_missing,$(BENCH_TRAIN_PACKAGES))
 	bench/bench-train --build-dir $(BUILD_DIR) $(BENCH_TRAIN_ARGS)
+
+# Every dp x tp x pp layout of 4 and 8 ranks (1f1b, and interleaved and zb with a pipeline):
+# tokens/s against one rank, measured pipeline idle beside the schedule's bubble, and the share
+# of step time in tp communication: one table (bench/bench-parallel --help).
+bench-parallel: build
+	bench/bench-parallel --build-dir $(BUILD_DIR) --ranks 4,8 $(BENCH_PARALLEL_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)
