@@ -14,8 +14,8 @@ namespace weft::kernels::cpu {
 // The weight decay is decoupled: it acts on the parameter directly, not through m and v.
 // Pass weight_decay = 0 for ranges that should not decay (biases, LayerNorm gains).
 // A ZeRO-1 shard is just a sub-range: pass pointers offset to the shard and its length.
-// Throws InvalidArgument for t < 1. Runs on the calling thread, which any context allows: the
-// caller knows the whole update and splits it over its threads (ShardedAdamW does).
+// Throws InvalidArgument for t < 1. A large range is split over ctx.threads() threads (the
+// update is bound by memory bandwidth, which one core does not saturate).
 void adamw_update(const CpuContext& ctx, float* params, const float* grads, float* m, float* v,
                   size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
                   long t);

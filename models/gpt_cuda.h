@@ -7,18 +7,10 @@
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/context.h"
+#include "kernels/cuda/memory.h"
 #include "models/gpt_model.h"
-#include "runtime/cuda_buffer.h"
 
 namespace weft::models {
-
-template <>
-struct DeviceMemory<kernels::cuda::CudaContext> {
-  using type = CudaBuffer;
-  static CudaBuffer allocate(const kernels::cuda::CudaContext& ctx, size_t bytes) {
-    return CudaBuffer(bytes, ctx.device());
-  }
-};
 
 template <typename T>
 using CudaGpt = GptModel<kernels::cuda::CudaContext, T>;

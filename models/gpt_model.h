@@ -31,11 +31,6 @@
 
 namespace weft::models {
 
-// Memory of a context: `type` and `static type allocate(const Ctx&, size_t bytes)`, zeroed;
-// Buffer for the CPU (models/gpt.h), CudaBuffer on a GPU (models/gpt_cuda.h).
-template <class Ctx>
-struct DeviceMemory;
-
 template <class Ctx, typename T>
 class GptModel {
  public:
@@ -119,7 +114,8 @@ class GptModel {
   // Where backward puts the weights' gradients: into `grads` (whole backward), or nowhere,
   // keeping the output gradients in the slot instead (backward_input).
   enum class Half { both, input };
-  using Memory = typename DeviceMemory<Ctx>::type;
+  // The context's memory (kernels/memory.h): Buffer, or CudaBuffer on a GPU.
+  using Memory = decltype(allocate(std::declval<const Ctx&>(), size_t{}));
 
   const T* tensor(const T* base, int index) const { return base + layout_.tensors()[index].offset; }
   T* tensor(T* base, int index) const { return base + layout_.tensors()[index].offset; }

@@ -44,9 +44,9 @@ GptModel<Ctx, T>::GptModel(const Ctx& ctx, const GptLayout& layout, int micro_ba
   for (int k = 0; k < slots; k++) carve_activations(count_acts, count_stats, z_, batch);
   carve_scratch(count_acts, z_, batch);
   const size_t BT = batch * z_.seq;
-  acts_ = DeviceMemory<Ctx>::allocate(ctx, count_acts.used() * sizeof(T));
-  stats_ = DeviceMemory<Ctx>::allocate(ctx, count_stats.used() * sizeof(float));
-  tokens_ = DeviceMemory<Ctx>::allocate(ctx, static_cast<size_t>(slots) * 2 * BT * sizeof(int32_t));
+  acts_ = allocate(ctx, count_acts.used() * sizeof(T));
+  stats_ = allocate(ctx, count_stats.used() * sizeof(float));
+  tokens_ = allocate(ctx, static_cast<size_t>(slots) * 2 * BT * sizeof(int32_t));
   Carver<T> acts(acts_.data());
   Carver<float> stats(stats_.data());
   Carver<int32_t> tokens(tokens_.data());
@@ -60,7 +60,7 @@ GptModel<Ctx, T>::GptModel(const Ctx& ctx, const GptLayout& layout, int micro_ba
   if (!split_backward) return;
   const size_t BTC = BT * z_.C;
   const size_t per_layer = 2 * BTC + BT * z_.Hl + 3 * BT * z_.Cl;
-  deferred_ = DeviceMemory<Ctx>::allocate(
+  deferred_ = allocate(
       ctx, static_cast<size_t>(slots) * z_.layers * per_layer * sizeof(T));
   Carver<T> keep(deferred_.data());
   for (Slot& s : slots_)

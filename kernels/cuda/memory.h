@@ -1,14 +1,21 @@
 #pragma once
-// Filling and copying device memory on a context's stream, the twins of kernels/memory.h.
-// Each call enqueues its work and returns; synchronize() waits for everything enqueued.
+// Device memory of a CUDA context: allocating it on the context's GPU, filling and copying it on
+// its stream, the twins of kernels/memory.h. Each fill or copy enqueues its work and returns;
+// synchronize() waits for everything enqueued.
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/context.h"
+#include "runtime/cuda_buffer.h"
 
 namespace weft::kernels::cuda {
+
+// `bytes` on ctx.device(), zeroed.
+inline CudaBuffer allocate(const CudaContext& ctx, size_t bytes) {
+  return CudaBuffer(bytes, ctx.device());
+}
 
 inline void zero_bytes(const CudaContext& ctx, void* p, size_t bytes) {
   WEFT_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx.stream()));
