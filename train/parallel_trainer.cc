@@ -131,12 +131,7 @@ ParallelTrainer::ParallelTrainer(const TrainOptions& options, const Corpus& corp
 ParallelTrainer::~ParallelTrainer() = default;
 
 std::vector<uint64_t> ParallelTrainer::allgather_words(const std::vector<uint64_t>& mine) {
-  std::vector<uint64_t> in = mine, all(mine.size() * static_cast<size_t>(world_.size()));
-  world_
-      .allgather(Tensor::flat(in.data(), DType::i64, in.size()),
-                 Tensor::flat(all.data(), DType::i64, all.size()))
-      .wait();
-  return all;
+  return allgather_host_words(world_, mine);
 }
 
 const int32_t* ParallelTrainer::tokens(const std::vector<int32_t>& all, int micro_batch) const {

@@ -40,12 +40,7 @@ Trainer::Trainer(const TrainOptions& options, const Corpus& corpus, comm::Commun
 }
 
 std::vector<uint64_t> Trainer::allgather_words(const std::vector<uint64_t>& mine) {
-  std::vector<uint64_t> in = mine, all(mine.size() * static_cast<size_t>(comm_.size()));
-  comm_
-      .allgather(Tensor::flat(in.data(), DType::i64, in.size()),
-                 Tensor::flat(all.data(), DType::i64, all.size()))
-      .wait();
-  return all;
+  return allgather_host_words(comm_, mine);
 }
 
 double Trainer::global_grad_norm() {

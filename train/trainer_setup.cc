@@ -2,6 +2,15 @@
 
 namespace weft::train {
 
+std::vector<uint64_t> allgather_host_words(comm::Communicator& comm,
+                                           const std::vector<uint64_t>& mine) {
+  std::vector<uint64_t> in = mine, all(mine.size() * static_cast<size_t>(comm.size()));
+  comm.allgather(Tensor::flat(in.data(), DType::i64, in.size()),
+                 Tensor::flat(all.data(), DType::i64, all.size()))
+      .wait();
+  return all;
+}
+
 parallel::DataParallelOptions data_parallel_options(const TrainOptions& o) {
   parallel::DataParallelOptions d;
   d.bucket_bytes = static_cast<size_t>(o.bucket_mb * (1 << 20));

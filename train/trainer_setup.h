@@ -14,6 +14,10 @@
 
 namespace weft::train {
 
+// Every rank's `mine` (the same number of words on each), rank by rank, over `comm` in host
+// memory (a host trainer's TrainingRun::allgather_words).
+std::vector<uint64_t> allgather_host_words(comm::Communicator& comm,
+                                           const std::vector<uint64_t>& mine);
 // Bucket size, ZeRO-1 and wire dtype from the flags; dtype and device are the caller's.
 parallel::DataParallelOptions data_parallel_options(const TrainOptions& o);
 // Which tensors AdamW decays.
