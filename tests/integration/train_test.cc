@@ -124,11 +124,6 @@ Args tiny(Args more) {
   return flags;
 }
 
-std::string first_line(const std::string& out) {
-  std::vector<std::string> lines = lines_of(out);
-  return lines.empty() ? "" : lines[0];
-}
-
 // One precedence: weft-train's --backend, then WEFT_BACKEND (which weftrun --backend sets),
 // then auto (shm, since the ranks share this machine).
 TEST_F(Train, TheBackendComesFromTheFlagThenWeftBackendThenAuto) {
