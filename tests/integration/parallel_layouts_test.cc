@@ -156,11 +156,6 @@ class ParallelLayouts : public Train {
   int runs_ = 0;
 };
 
-// The zero-bubble cases, kept here so that they run as soon as the executor can.
-const char* const kZeroBubbleMissing =
-    "--schedule zb: the pipeline executor runs full backwards only (no backward_input / "
-    "backward_weight split yet); remove this skip when it does";
-
 TEST_F(ParallelLayouts, EveryLayoutOfEightRanksWith1F1BTrainsTheOneRankModel) {
   expect_reference_training(layouts(8, "1f1b", 1));
 }
@@ -170,7 +165,6 @@ TEST_F(ParallelLayouts, EightRanksInterleavedAtPp2And4TrainTheOneRankModel) {
 }
 
 TEST_F(ParallelLayouts, EightRanksZeroBubbleAtPp2And4TrainTheOneRankModel) {
-  GTEST_SKIP() << kZeroBubbleMissing;
   expect_reference_training(layouts(8, "zb", 1, {2, 4}));
 }
 
@@ -183,7 +177,6 @@ TEST_F(ParallelLayouts, FourRanksInterleavedAtPp2And4TrainTheOneRankModel) {
 }
 
 TEST_F(ParallelLayouts, FourRanksZeroBubbleAtPp2And4TrainTheOneRankModel) {
-  GTEST_SKIP() << kZeroBubbleMissing;
   expect_reference_training(layouts(4, "zb", 1, {2, 4}));
 }
 
