@@ -87,10 +87,14 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
         break;
     }
     if (a.batched_with_next) continue;
+    stage.synchronize();
     pp_.batch_p2p(batch).wait();
     batch.clear();
   }
-  if (!batch.empty()) pp_.batch_p2p(batch).wait();
+  if (!batch.empty()) {
+    stage.synchronize();
+    pp_.batch_p2p(batch).wait();
+  }
   times.seconds = seconds_since(start);
   return times;
 }

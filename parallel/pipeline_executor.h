@@ -40,6 +40,9 @@ class PipelineStage {
   virtual void* boundary_buffer() = 0;
   // Copies one boundary tensor (on the model's device; done when the next compute starts).
   virtual void copy_boundary(void* dst, const void* src) = 0;
+  // Waits until the compute enqueued so far is done (a GPU's stream), before its outputs go to
+  // the communicator, which reads them on a stream of its own. Nothing to wait for on a CPU.
+  virtual void synchronize() {}
 };
 
 struct PipelineShape {

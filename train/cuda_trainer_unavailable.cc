@@ -17,7 +17,7 @@ int training_device(int) { built_without_cuda(); }
 
 void check_gpu_memory(const TrainOptions&, int, int, int) { built_without_cuda(); }
 
-std::unique_ptr<TrainingRun> make_cuda_trainer(const TrainOptions&, const Corpus&,
+std::unique_ptr<CutModelRun> make_cuda_trainer(const TrainOptions&, const Corpus&,
                                                comm::Communicator&, int) {
   built_without_cuda();
 }

@@ -202,9 +202,6 @@ void TrainOptions::resolve(int world) {
     bad("the vocabulary (" + std::to_string(model.padded_vocab) +
         " byte tokens) cannot be split over --tp " + std::to_string(tp) +
         ": use a --tp that divides it");
-  if (model_parallel() && device == "cuda")
-    bad("--tp/--pp with --device cuda: the GPU trainer runs data parallelism only so far; "
-        "train the cut model with --device cpu");
   if (schedule == "interleaved" && pp < 2)
     bad("--schedule interleaved needs --pp 2 or more: it interleaves model chunks across "
         "pipeline ranks");

@@ -75,20 +75,20 @@ int run(TrainOptions options) {
   const bool leader = world.rank == 0;
   auto comm = comm::init_from_env(options.backend);
   std::unique_ptr<TrainingRun> trainer;
-  ParallelTrainer* cut = nullptr;  // the trainer, when the model is cut
+  CutModelRun* cut = nullptr;  // the trainer, unless it is the CPU's data-parallel one
   std::string compute, layout = options.describe_layout();
-  if (options.model_parallel()) {
-    auto parallel = std::make_unique<ParallelTrainer>(options, corpus, *comm);
-    cut = parallel.get();
+  if (gpu >= 0 || options.model_parallel()) {
+    std::unique_ptr<CutModelRun> run = gpu >= 0 ? make_cuda_trainer(options, corpus, *comm, gpu)
+                                                : make_parallel_trainer(options, corpus, *comm);
     if (options.pp > 1)
-      layout += ", schedule's idle " + std::to_string(static_cast<int>(
-                                          100 * parallel->theoretical_idle() + 0.5)) +
+      layout += ", schedule's idle " +
+                std::to_string(static_cast<int>(100 * run->theoretical_idle() + 0.5)) +
                 "% at unit costs";
-    trainer = std::move(parallel);
-    compute = describe_threads(threads, 1) + " (" + kernels::cpu::blas_core_name() + ")";
-  } else if (gpu >= 0) {
-    trainer = make_cuda_trainer(options, corpus, *comm, gpu);
-    compute = "cuda:" + std::to_string(gpu) + " in " + options.precision;
+    cut = run.get();
+    trainer = std::move(run);
+    compute = gpu >= 0 ? "cuda:" + std::to_string(gpu) + " in " + options.precision
+                       : describe_threads(threads, 1) + " (" + kernels::cpu::blas_core_name() +
+                             ")";
   } else {
     trainer = std::make_unique<Trainer>(options, corpus, *comm);
     compute =
@@ -149,7 +149,7 @@ int run(TrainOptions options) {
   const std::string memory = cut ? cut->activation_memory_line() : "";
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
-    if (cut) std::printf("%s\n", memory.c_str());
+    if (cut && options.pp > 1) std::printf("%s\n", memory.c_str());
     if (log) std::printf("JSON log: %s\n", options.log_json.c_str());
   }
   return 0;

@@ -2,7 +2,8 @@
 // GPU trainer in f32 follows the CPU trainer step by step (also over native NCCL, which takes
 // GPU tensors only); 2 ranks sharing the GPU (their
 // buckets staged through pinned host memory over shm), with and without ZeRO-1, follow 1 rank;
-// and the bf16 model learns the demo corpus as fast as the f32 one.
+// tensor and pipeline parallelism on the GPU follow the CPU; and the bf16 model learns the demo
+// corpus as fast as the f32 one.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -65,6 +66,26 @@ TEST_F(TrainCuda, TwoRanksSharingTheGpuFollowOneWithAndWithoutZero1) {
   auto sharded = run(2, kModel, zero1, "two-zero1.json");
   expect_same_losses(two, one, 1e-4, "2 ranks against 1");
   expect_same_losses(sharded, one, 1e-4, "2 ranks with ZeRO-1 against 1");
+}
+
+// Tensor and pipeline parallelism on the GPU: 2 ranks sharing it as tp 2, pp 2 (1f1b and zb),
+// and 4 as tp 2 x pp 2, follow the CPU's one rank (the same trainer code, the CUDA kernels).
+TEST_F(TrainCuda, TensorAndPipelineParallelFollowTheCpu) {
+  auto cpu = run(1, kModel, {"--device", "cpu"}, "cpu.json");
+  const Args f32 = {"--device", "cuda", "--precision", "f32", "--backend", "shm"};
+  const std::vector<std::pair<int, Args>> layouts = {
+      {2, {"--tp", "2"}},
+      {2, {"--pp", "2", "--micro-batch", "1"}},
+      {2, {"--pp", "2", "--micro-batch", "1", "--schedule", "zb"}},
+      {4, {"--tp", "2", "--pp", "2", "--micro-batch", "1"}}};
+  for (size_t i = 0; i < layouts.size(); i++) {
+    Args flags = f32;
+    flags.insert(flags.end(), layouts[i].second.begin(), layouts[i].second.end());
+    std::string what;
+    for (const std::string& f : layouts[i].second) what += f + " ";
+    auto got = run(layouts[i].first, kModel, flags, "layout" + std::to_string(i) + ".json");
+    expect_same_losses(got, cpu, 1e-3, "cuda f32 " + what + "against cpu");
+  }
 }
 
 TEST_F(TrainCuda, Bf16LearnsTheDemoCorpusLikeF32) {
