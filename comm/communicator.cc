@@ -42,6 +42,7 @@ Communicator::Communicator(std::unique_ptr<Transport> transport, GroupContext co
   impl_->send_seq.assign(impl_->size(), 0);
   impl_->recv_seq.assign(impl_->size(), 0);
   impl_->executor = Executor::create(impl_->rank());
+  watch_losses();
 }
 
 Communicator::Communicator(std::unique_ptr<NativeBackend> native, GroupContext context,
@@ -53,9 +54,19 @@ Communicator::Communicator(std::unique_ptr<NativeBackend> native, GroupContext c
   impl_->send_seq.assign(impl_->size(), 0);
   impl_->recv_seq.assign(impl_->size(), 0);
   impl_->executor = Executor::create(impl_->rank());
+  watch_losses();
+}
+
+// A rank lost (hung, stopped, dead) ends the job: this communicator's waits in its transport
+// or native backend stop now, each failing with PeerLost naming that rank.
+void Communicator::watch_losses() {
+  if (!impl_->context.store) return;
+  impl_->loss_watch = impl_->context.store->watch_losses(
+      [this](const std::string& notice) { abort(notice); });
 }
 
 Communicator::~Communicator() {
+  impl_->loss_watch.reset();  // no abort from the store's thread while this one goes away
   impl_->executor->stop();  // before the transport and scratch the ops use go away
   // Then the transport, while the scratch lives: closing, MPI's sends of a failed op may read it.
   impl_->transport.reset();

@@ -129,6 +129,7 @@ class Communicator {
   void abort(const std::string& reason = "abort() called");
 
  private:
+  void watch_losses();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

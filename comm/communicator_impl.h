@@ -9,6 +9,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -29,6 +31,8 @@ struct Communicator::Impl {
   // One-shot allreduce sends n - 1 messages per rank (n^2 in all): above this many ranks the
   // messages cost more than the waits recursive doubling would make.
   static constexpr int kOneShotRanks = 8;
+  // How long a rank that saw a peer die waits for the job's death notice (naming_first_loss).
+  static constexpr auto kDeathNoticePatience = std::chrono::milliseconds(300);
 
   // Exactly one of the two runs the ops.
   std::unique_ptr<Transport> transport;  // weft's algorithms over it
@@ -49,6 +53,8 @@ struct Communicator::Impl {
   std::atomic<bool> aborted{false};
   std::mutex abort_mu;
   std::string abort_reason;
+  // The store's word that the job lost a rank aborts this communicator (see Store::watch_losses).
+  std::shared_ptr<void> loss_watch;
 
   int rank() const { return native ? native->rank() : transport->rank(); }
   int size() const { return native ? native->size() : transport->size(); }
@@ -169,8 +175,8 @@ struct Communicator::Impl {
   Work submit_algo(const Fingerprint& fp, BufferOps* ops, DeviceBufferOps* device, Body body) {
     return executor->submit(fp, options.timeout, [this, fp, ops, device,
                                                   body = std::move(body)](LazyDeadline d) {
-      throw_if_aborted(fp);
       try {
+        throw_if_aborted(fp);  // in the try: an abort the job's loss caused is a PeerLost
         if (device) device->set_deadline(d.get());  // its waits for the GPU end then
         void* work = device ? device->scratch() : scratch.data();
         size_t work_bytes = device ? device->scratch_bytes() : scratch.size();
@@ -193,8 +199,16 @@ struct Communicator::Impl {
   Error naming_first_loss(const Error& e) const {
     if (!context.store || (e.code() != ErrorCode::PeerLost && e.code() != ErrorCode::Aborted))
       return e;
+    // A peer's death seen here (or by the peer that aborted us) may reach the coordinator a
+    // moment later, as the dead rank's beat stream closes there: give the notice that moment.
+    const bool a_death = !aborted.load() && std::string_view(e.what()).find("PeerLost") !=
+                                                std::string_view::npos;
+    const Deadline patience = Clock::now() + (a_death ? kDeathNoticePatience : Clock::duration{});
     try {
-      context.store->check_members();
+      do {
+        context.store->check_members();
+        if (Clock::now() < patience) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      } while (Clock::now() < patience);
     } catch (const Error& notice) {
       if (notice.code() != ErrorCode::PeerLost) return e;
       // Messages start with their code's name and ": ".

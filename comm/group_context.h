@@ -28,7 +28,7 @@ struct DeviceRouteGroup {
 // What split() needs to build sub-groups like this one.
 struct GroupContext {
   // e.g. the store server when this rank hosts it. Declared before `store`, so destroyed after
-  // it: this rank leaves the store (TcpStore::join_as) before its server stops.
+  // it: this rank leaves the store (CoordinatorStore::join_as) before its server stops.
   std::shared_ptr<void> keepalive;
   std::shared_ptr<Store> store;  // the job's store; each group works under its own prefix
   std::string backend;           // "tcp", "shm", "mpi-ring", "mpi", "inproc": messages, benchmarks

@@ -8,7 +8,7 @@
 #include "comm/native_backend.h"
 #include "comm/nccl/backends.h"
 #include "comm/rendezvous/store_memory.h"
-#include "comm/rendezvous/store_tcp.h"
+#include "comm/rendezvous/coordinator.h"
 #include "comm/transport/inproc/transport_inproc.h"
 #include "comm/transport/shm/transport_shm.h"
 #include "comm/transport/tcp/transport_tcp.h"
@@ -44,21 +44,21 @@ bool meets_through_mpi(const World& w) {
 // mpirun rank 0 serves one and announces it over MPI.
 void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
   std::string addr = env::get("WEFT_STORE_ADDR");
-  std::shared_ptr<TcpStore> store;
+  std::shared_ptr<CoordinatorStore> store;
   if (!addr.empty()) {
-    store = TcpStore::connect(addr, ctx.token, deadline);
+    store = CoordinatorStore::connect(addr, ctx.token, deadline);
   } else if (!w.master_addr.empty() && w.master_port > 0) {
     MasterStoreAccess access = master_store_access(w);
     ctx.token = access.token;
     if (w.rank == 0)
       ctx.keepalive =
-          std::make_shared<TcpStoreServer>(access.bind_host, w.master_port + 1, ctx.token);
+          std::make_shared<Coordinator>(access.bind_host, w.master_port + 1, ctx.token);
     std::string origin = access.secret_path.empty()
                              ? "WEFT_TOKEN, which every rank must be given the same"
                              : "this user's secret in " + access.secret_path +
                                    ": every rank of a job on one machine runs as one user, or "
                                    "every rank is given the same WEFT_TOKEN";
-    store = TcpStore::connect(w.master_addr, w.master_port + 1, ctx.token, deadline, origin);
+    store = CoordinatorStore::connect(w.master_addr, w.master_port + 1, ctx.token, deadline, origin);
     store->served_by(0);
   } else if (meets_through_mpi(w)) {
     StoreRendezvous met = rendezvous_through_mpi(w, deadline);
@@ -77,7 +77,7 @@ void connect_store(const World& w, GroupContext& ctx, Deadline deadline) {
   }
   // From here on this rank's death (its connection closing before it leaves) stops every peer
   // still setting up, naming it, instead of leaving them to WEFT_TIMEOUT.
-  store->join_as(w.rank);
+  store->join_as(w.rank, w.size);
   ctx.host = store->local_host();
   ctx.store = std::move(store);
 }

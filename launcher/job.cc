@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "comm/rendezvous/store_tcp.h"
+#include "comm/rendezvous/coordinator.h"
 #include "comm/transport/shm/shm_sweep.h"
 #include "launcher/exit_status.h"
 #include "launcher/job_identity.h"
@@ -116,7 +116,7 @@ class JobRunner {
   const LaunchOptions& options_;
   const std::string& program_path_;
   JobIdentity identity_;
-  comm::TcpStoreServer* store_ = nullptr;  // the job's store, while it runs
+  comm::Coordinator* store_ = nullptr;  // the job's store, while it runs
   std::vector<RankProcess> ranks_;
   StdinRelay stdin_relay_;
   std::vector<bool> stopped_by_launcher_;
@@ -132,13 +132,13 @@ class JobRunner {
 
 int JobRunner::run() {
   restore_default_dispositions();
-  // Block the signals before the store server starts its thread, which inherits the mask.
+  // Block the signals before the coordinator starts its threads, which inherit the mask.
   SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT});
   identity_ = JobIdentity::generate();
   // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
   comm::shm::sweep_dead_files();
   try {
-    comm::TcpStoreServer store("127.0.0.1", 0, identity_.token);
+    comm::Coordinator store("127.0.0.1", 0, identity_.token);
     store_ = &store;
     start_ranks();
     relay_until_all_exit(signals);

@@ -49,7 +49,7 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   ::_exit(127);
 }
 
-// Runs in the forked child. weftrun has other threads (the store server), so between fork and
+// Runs in the forked child. weftrun has other threads (the coordinator's), so between fork and
 // exec only async-signal-safe calls are allowed: no allocation, no locks, no exceptions.
 [[noreturn]] void exec_child(pid_t parent, int stdin_fd, int out_fd, int err_fd, int status_fd,
                              const char* path, char* const argv[], char* const envp[]) {

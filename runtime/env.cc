@@ -38,6 +38,9 @@ constexpr Var kEnvVars[] = {
     {"WEFT_STORE_ADDR", "", "set by weftrun: host:port of the rendezvous store"},
     {"WEFT_STORE_BIND", "", "under torchrun-style launch: the address rank 0's store listens on "
      "(default MASTER_ADDR; 0.0.0.0 = every interface)"},
+    {"WEFT_HEARTBEAT_TIMEOUT", "5",
+     "seconds a rank may go without a heartbeat to the coordinator before it is declared lost "
+     "(hung or stopped) and every other rank fails with PeerLost naming it; 0 = never"},
     {"WEFT_INSECURE", "0", "1 lets a torchrun-style job across machines run without WEFT_TOKEN: "
      "anyone who can reach its ports can join it (a warning on every rank)"},
 };
@@ -97,6 +100,14 @@ std::chrono::milliseconds timeout() {
   double s = get_double("WEFT_TIMEOUT");
   if (s <= 0)
     throw Error(ErrorCode::InvalidArgument, "WEFT_TIMEOUT must be a positive number of seconds");
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+}
+
+std::chrono::milliseconds heartbeat_timeout() {
+  double s = get_double("WEFT_HEARTBEAT_TIMEOUT");
+  if (s < 0)
+    throw Error(ErrorCode::InvalidArgument,
+                "WEFT_HEARTBEAT_TIMEOUT must be a number of seconds (0 = no deadline)");
   return std::chrono::milliseconds(static_cast<long long>(s * 1000));
 }
 

@@ -25,5 +25,7 @@ long long get_int(const char* name);
 size_t parse_bytes(const std::string& text, const char* what);
 // WEFT_TIMEOUT as a duration.
 std::chrono::milliseconds timeout();
+// WEFT_HEARTBEAT_TIMEOUT as a duration (zero: no deadline).
+std::chrono::milliseconds heartbeat_timeout();
 
 }  // namespace weft::env

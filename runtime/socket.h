@@ -1,6 +1,7 @@
 #pragma once
-// Small RAII and deadline-bounded helpers over IPv4 TCP sockets, shared by the TCP store and the
-// TCP transport. Every helper that can wait takes a deadline; the non-blocking ones never wait.
+// Small RAII and deadline-bounded helpers over IPv4 TCP sockets, for the TCP transport (and the
+// coordinator's client, which parses addresses with them). Every helper that can wait takes a
+// deadline; the non-blocking ones never wait.
 #include <sys/types.h>
 #include <sys/uio.h>
 

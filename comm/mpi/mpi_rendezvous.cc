@@ -7,7 +7,7 @@
 #include "comm/mpi/mpi_comm.h"
 #include "comm/mpi/mpi_runtime.h"
 #include "comm/rendezvous/job_token.h"
-#include "comm/rendezvous/store_tcp.h"
+#include "comm/rendezvous/coordinator.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -28,7 +28,7 @@ std::string server_host(const World& w) {
 
 struct Keepalive {
   MpiComm comm;  // holds the MPI runtime, so MPI is finalized only after the communicator
-  std::unique_ptr<TcpStoreServer> server;
+  std::unique_ptr<Coordinator> server;
   std::chrono::milliseconds patience{0};
 
   // Rank 0's store must outlive every rank's use of it: a rank left out of a split may be done
@@ -66,7 +66,7 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
     // which may resolve to any of its interfaces (the token keeps strangers out).
     const std::string host = server_host(w);
     keep->server =
-        std::make_unique<TcpStoreServer>(host == "127.0.0.1" ? host : "0.0.0.0", 0, token);
+        std::make_unique<Coordinator>(host == "127.0.0.1" ? host : "0.0.0.0", 0, token);
     std::string job = w.job_id != "local" ? w.job_id : "mpi" + random_hex(6);
     std::string text =
         host + ":" + std::to_string(keep->server->port()) + "\n" + job + "\n" + token;
@@ -91,9 +91,9 @@ StoreRendezvous rendezvous_through_mpi(const World& w, Deadline deadline) {
   StoreRendezvous out;
   out.job_id = text.substr(a + 1, b - a - 1);
   out.token = text.substr(b + 1);
-  auto store = TcpStore::connect(text.substr(0, a), out.token, deadline);
+  auto store = CoordinatorStore::connect(text.substr(0, a), out.token, deadline);
   store->served_by(0);
-  store->join_as(w.rank);  // as under weftrun: a rank that dies is named to the others at once
+  store->join_as(w.rank, w.size);  // as under weftrun: a rank that dies is named to the others at once
   out.host = store->local_host();
   out.store = std::move(store);
   out.keepalive = std::move(keep);

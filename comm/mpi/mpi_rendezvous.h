@@ -1,6 +1,6 @@
 #pragma once
 // Rendezvous through MPI: how ranks started by mpirun find a store for the tcp and shm
-// transports with no weftrun and no MASTER_ADDR. Rank 0 serves a TcpStore on a free port and
+// transports with no weftrun and no MASTER_ADDR. Rank 0 runs a Coordinator on a free port and
 // broadcasts its address, with a fresh job id and token, over MPI.
 #include <memory>
 #include <string>

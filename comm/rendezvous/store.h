@@ -1,8 +1,9 @@
 #pragma once
 // Store: the small key-value service ranks rendezvous through (addresses, ids, barriers).
-// Served over TCP by weftrun or by rank 0 (store_tcp.h), or in memory for a group within one
-// process (store_memory.h).
+// Served by the job's coordinator (coordinator.h: in weftrun, weft-coordinator or rank 0), or in
+// memory for a group within one process (store_memory.h).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,10 +14,10 @@ namespace weft::comm {
 
 // The job's death notice. Once this key exists in a job's store, every get and wait that would
 // still have to wait fails with PeerLost quoting it, so ranks that are still setting up stop at
-// once instead of at their deadline. The TCP store server sets it when a rank that joined
-// (TcpStore::join_as) loses its connection before leaving; a launcher that sees a rank die sets it
-// too (TcpStoreServer::post_rank_lost). Only the first notice is kept. The key is outside every
-// group's prefix: a lost rank ends the whole job.
+// once instead of at their deadline. The coordinator sets it when a rank that joined
+// (CoordinatorStore::join_as) stops beating or loses its connection before leaving; a launcher
+// that sees a rank die sets it too (Coordinator::post_rank_lost). Only the first notice is kept.
+// The key is outside every group's prefix: a lost rank ends the whole job.
 inline constexpr const char* kRankLostKey = "weft/rank-lost";
 
 class Store {
@@ -33,6 +34,15 @@ class Store {
   // loops that wait on something other than the store (a peer's connection); store waits fail
   // by themselves. A store inside one process has no ranks to lose.
   virtual void check_members() {}
+  // Calls on_lost(notice) on a thread of the store's as soon as it hears that the job lost a
+  // rank (the coordinator ends this rank's generation), so that a communicator waiting on its
+  // peers in a transport, not in the store, stops at once instead of at its deadline. The
+  // subscription lasts while the returned handle lives; dropping it waits for a call under way.
+  // A store inside one process has no ranks to lose: no handle.
+  virtual std::shared_ptr<void> watch_losses(std::function<void(const std::string&)> on_lost) {
+    (void)on_lost;
+    return nullptr;
+  }
 };
 
 // Every key goes under "prefix/": sub-groups and sub-systems share one store without clashing.
@@ -52,6 +62,9 @@ class PrefixStore : public Store {
     base_->wait(full, d);
   }
   void check_members() override { base_->check_members(); }
+  std::shared_ptr<void> watch_losses(std::function<void(const std::string&)> on_lost) override {
+    return base_->watch_losses(std::move(on_lost));
+  }
 
  private:
   std::string prefix_;

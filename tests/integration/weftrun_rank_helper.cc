@@ -13,16 +13,26 @@
 //   weftrun_rank_helper hear-rank-lost R
 //                                   rank R is killed at once; the others print the death notice
 //                                   weftrun posts in the store, and fail
+//   weftrun_rank_helper stopped-mid-training R
+//                                   every rank allreduces 1 MiB steps; after its fifth, rank R
+//                                   stops itself (SIGSTOP), printing its pid and the time; the
+//                                   others, blocked in their next allreduce, print the time and
+//                                   the error that ended it (PeerLost from the coordinator's
+//                                   heartbeat deadline)
 #include <signal.h>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "comm/communicator.h"
-#include "comm/rendezvous/store_tcp.h"
+#include "comm/rendezvous/coordinator.h"
 #include "runtime/clock.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
@@ -33,7 +43,7 @@ namespace {
 using namespace std::chrono_literals;
 
 int meet_through_store(const weft::World& world) {
-  auto store = weft::comm::TcpStore::connect(
+  auto store = weft::comm::CoordinatorStore::connect(
       weft::env::get("WEFT_STORE_ADDR"), weft::env::get("WEFT_TOKEN"), weft::deadline_after(10s));
   store->set("helper/rank" + std::to_string(world.rank), world.job_id);
   int met = 0;
@@ -81,11 +91,38 @@ int die_before_setup(const weft::World& world, int lost_rank) {
 
 int hear_rank_lost(const weft::World& world, int lost_rank) {
   if (world.rank == lost_rank) ::raise(SIGKILL);
-  auto store = weft::comm::TcpStore::connect(
+  auto store = weft::comm::CoordinatorStore::connect(
       weft::env::get("WEFT_STORE_ADDR"), weft::env::get("WEFT_TOKEN"), weft::deadline_after(10s));
   std::string notice = store->get("weft/rank-lost", weft::deadline_after(20s));
   std::printf("rank %d heard: %s\n", world.rank, notice.c_str());
   return 1;
+}
+
+// Milliseconds since the epoch: comparable across the ranks' processes.
+long long wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int stopped_mid_training(const weft::World& world, int stopped_rank) {
+  auto comm = weft::comm::init_from_env();
+  std::vector<float> grads(256 * 1024, 1.0f);
+  for (int step = 1;; ++step) {
+    try {
+      comm->allreduce(weft::Tensor::flat(grads.data(), weft::DType::f32, grads.size())).wait();
+    } catch (const weft::Error& e) {
+      std::printf("rank %d failed at %lld ms in step %d: %s\n", world.rank, wall_ms(), step,
+                  e.what());
+      return 1;
+    }
+    if (step == 5 && world.rank == stopped_rank) {
+      std::printf("rank %d (pid %d) stops at %lld ms\n", world.rank, static_cast<int>(::getpid()),
+                  wall_ms());
+      std::fflush(stdout);
+      ::raise(SIGSTOP);
+    }
+  }
 }
 
 }  // namespace
@@ -100,9 +137,11 @@ int main(int argc, char** argv) {
       return lose_rank_during_setup(world, std::atoi(argv[2]));
     if (mode == "dies-before-setup" && argc > 2) return die_before_setup(world, std::atoi(argv[2]));
     if (mode == "hear-rank-lost" && argc > 2) return hear_rank_lost(world, std::atoi(argv[2]));
+    if (mode == "stopped-mid-training" && argc > 2)
+      return stopped_mid_training(world, std::atoi(argv[2]));
     std::fprintf(stderr,
                  "usage: %s store | allreduce | lost-during-setup RANK | dies-before-setup RANK | "
-                 "hear-rank-lost RANK\n",
+                 "hear-rank-lost RANK | stopped-mid-training RANK\n",
                  argv[0]);
     return 2;
   } catch (const weft::Error& e) {

@@ -22,7 +22,7 @@
 
 #include "comm/communicator.h"
 #include "runtime/socket.h"
-#include "comm/rendezvous/store_tcp.h"
+#include "comm/rendezvous/coordinator.h"
 #include "runtime/buffer.h"
 #include "runtime/error.h"
 #include "tests/support/fork_ranks.h"
@@ -109,17 +109,35 @@ class TorchrunJob {
       if (name.rfind(file_name_of(rank), 0) == 0) return true;
     return false;
   }
-  // Waits for a key in the job's store, asking as an outsider (never a member).
+  // Waits for a key in the job's store, asking as an outsider (never a member), from a child
+  // process: this one forks the ranks, and a process forked after gRPC started its threads in
+  // its parent cannot use gRPC.
   bool key_appears(const std::string& key) {
-    try {
-      auto store = comm::TcpStore::connect("127.0.0.1", store_port_, token_, deadline_);
-      store->get(key, deadline_);
-      return true;
-    } catch (const Error& e) {
-      ADD_FAILURE() << "store key '" << key << "' never appeared: " << e.what() << "\n"
-                    << summary();
-      return false;
+    fflush(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      try {
+        auto store = comm::CoordinatorStore::connect("127.0.0.1", store_port_, token_, deadline_);
+        store->get(key, deadline_);
+        _exit(0);
+      } catch (const Error& e) {
+        fprintf(stderr, "%s\n", e.what());
+        _exit(1);
+      }
     }
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (Clock::now() >= deadline_) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        break;
+      }
+      pump(20ms);
+    }
+    bool appeared = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!appeared) ADD_FAILURE() << "store key '" << key << "' never appeared\n" << summary();
+    return appeared;
   }
 
   // Reaps every rank (killing what is left at the hard limit).

@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <exception>
 
-#include "comm/rendezvous/store_tcp.h"
+#include "comm/rendezvous/coordinator.h"
 #include "runtime/clock.h"
 
 namespace weft::testing {
@@ -51,7 +51,7 @@ ForkRun fork_ranks(const ForkOptions& o, const std::function<int(int)>& body) {
   pid_t store_pid = fork();
   if (store_pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    comm::TcpStoreServer server("127.0.0.1", 0, token);
+    comm::Coordinator server("127.0.0.1", 0, token);
     int port = server.port();
     if (write(port_pipe[1], &port, sizeof port) != sizeof port) _exit(1);
     for (;;) pause();  // until the test kills it

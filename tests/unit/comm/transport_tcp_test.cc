@@ -1,4 +1,4 @@
-// The TCP transport: ranks as threads of this process, meeting through a real TcpStoreServer on
+// The TCP transport: ranks as threads of this process, meeting through a real Coordinator on
 // loopback. Each test uses its own key prefix so set-ups never see each other's addresses.
 #include "comm/transport/tcp/transport_tcp.h"
 
@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "comm/rendezvous/store_tcp.h"
+#include "comm/rendezvous/coordinator.h"
 #include "comm/transport.h"
 #include "comm/transport_setup.h"
 #include "runtime/error.h"
@@ -66,14 +66,14 @@ uint8_t pattern(int src, int round, size_t i) {
 class TcpTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<TcpStoreServer>("127.0.0.1", 0, kToken);
+    server_ = std::make_unique<Coordinator>("127.0.0.1", 0, kToken);
     test_name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     prefix_ = test_name_;
   }
 
   std::shared_ptr<Store> rank_store() {
-    std::shared_ptr<TcpStore> base =
-        TcpStore::connect("127.0.0.1", server_->port(), kToken, deadline_after(5s));
+    std::shared_ptr<CoordinatorStore> base =
+        CoordinatorStore::connect("127.0.0.1", server_->port(), kToken, deadline_after(5s));
     return std::make_shared<PrefixStore>(prefix_, base);
   }
 
@@ -154,7 +154,7 @@ class TcpTransportTest : public ::testing::Test {
     for (int r = 0; r < n; r++) EXPECT_TRUE(out[r].ok) << "rank " << r << ": " << out[r].message;
   }
 
-  std::unique_ptr<TcpStoreServer> server_;
+  std::unique_ptr<Coordinator> server_;
   const char* test_name_ = "";
   std::string prefix_;
   int groups_ = 0;

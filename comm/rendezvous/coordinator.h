@@ -1,0 +1,93 @@
+#pragma once
+// The coordinator: the one service a job's ranks meet through, over gRPC (proto/coordinator.proto).
+// One Coordinator per job (in weftrun, in weft-coordinator for jobs across machines, or in rank 0
+// under torchrun-style variables) and a CoordinatorStore per rank, which is the Store the rest of
+// weft sees.
+//
+// Who may talk to it: every request carries the job token (comm/rendezvous/job_token.h); a
+// stranger is refused and logged with its address before it can read or write a key, so it takes
+// no rank's place. Requests also carry the generation the caller knows and its rank.
+//
+// Liveness: a rank joins (join_as) and from then on beats from a thread of its own, so a rank
+// busy in a long kernel still beats. A rank whose beats stop for longer than the heartbeat
+// timeout (hung, or stopped with SIGSTOP), or whose beat stream ends before it leaves (it died),
+// is declared lost: the coordinator posts the job's death notice (kRankLostKey) naming it and
+// bumps the generation. From then on every request of the earlier generation, and every get or
+// wait still waiting, fails with PeerLost quoting the notice: the ranks' pending and next store
+// waits, and through check_members and the abort channel their collectives.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "comm/rendezvous/store.h"
+#include "runtime/env.h"
+
+namespace weft::comm {
+
+struct CoordinatorOptions {
+  // Silence from a joined rank for this long declares it lost; zero: never (beats are not
+  // required). Default: WEFT_HEARTBEAT_TIMEOUT.
+  std::chrono::milliseconds heartbeat_timeout;
+  static CoordinatorOptions from_env() { return {env::heartbeat_timeout()}; }
+};
+
+class Coordinator {
+ public:
+  // Listens on bind_host:port (port 0 picks a free one). Unavailable when weft was built without
+  // gRPC.
+  Coordinator(const std::string& bind_host, int port, std::string token,
+              CoordinatorOptions options = CoordinatorOptions::from_env());
+  ~Coordinator();  // stops serving; waiting callers get Unavailable (or PeerLost, see served_by)
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+  int port() const;
+  // Posts the job's death notice, as a launcher does when it sees a rank die: every rank waiting
+  // in the store fails with PeerLost quoting `notice`. Any thread; only the first notice is kept.
+  void post_rank_lost(const std::string& notice);
+  // The generation: 1 at the start, one more for every loss.
+  uint64_t generation() const;
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+class CoordinatorStore : public Store {
+ public:
+  // Connects (retrying until the deadline, as the coordinator may start later) and presents the
+  // token. A refusal says where the token came from (`token_origin`) and what to check.
+  static std::unique_ptr<CoordinatorStore> connect(
+      const std::string& host, int port, const std::string& token, Deadline deadline,
+      const std::string& token_origin =
+          "WEFT_TOKEN, which must be the one the launcher gave this job");
+  // "host:port" form.
+  static std::unique_ptr<CoordinatorStore> connect(const std::string& address,
+                                                   const std::string& token, Deadline deadline);
+  ~CoordinatorStore() override;  // leaves the job (when joined) and stops beating
+
+  void set(const std::string& key, const std::string& value) override;
+  std::string get(const std::string& key, Deadline deadline) override;
+  int64_t add(const std::string& key, int64_t delta) override;
+  void wait(const std::vector<std::string>& keys, Deadline deadline) override;
+  void check_members() override;
+  // Called on the beat thread when the coordinator ends this rank's generation (see above).
+  std::shared_ptr<void> watch_losses(std::function<void(const std::string&)> on_lost) override;
+  // Joins the job as rank `rank` of `world_size` and starts beating. If the beats stop before
+  // this store is destroyed (the rank died, hung, was stopped, or exited without closing weft),
+  // the coordinator declares it lost (see above). Destroying the store leaves.
+  void join_as(int rank, int world_size);
+  // The coordinator is run by rank `rank` of the job (rank 0 under torchrun-style variables):
+  // losing it then means that rank is gone, a PeerLost naming it.
+  void served_by(int rank);
+  // The address of this host as seen by the coordinator: what peers on other hosts can reach.
+  std::string local_host() const;
+
+  struct Client;
+
+ private:
+  explicit CoordinatorStore(std::unique_ptr<Client> client);
+  std::unique_ptr<Client> client_;
+};
+
+}  // namespace weft::comm

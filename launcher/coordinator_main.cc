@@ -1,0 +1,137 @@
+// weft-coordinator: a job's coordinator (comm/rendezvous/coordinator.h) run alone, for jobs
+// across machines: start it on one node, then every rank (on any node) with
+// WEFT_STORE_ADDR=<this host>:<port> and the same WEFT_TOKEN. It serves until SIGINT or SIGTERM.
+// Exit codes: 0 stopped by a signal, 2 bad usage, 1 could not serve.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "comm/rendezvous/coordinator.h"
+#include "comm/rendezvous/job_token.h"
+#include "runtime/env.h"
+#include "runtime/error.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: weft-coordinator --port PORT [--bind HOST] [--token-file FILE]\n"
+    "                        [--heartbeat-timeout SECONDS]\n"
+    "\n"
+    "Runs a weft job's coordinator (rendezvous, store, heartbeats) until SIGINT or SIGTERM.\n"
+    "Start every rank with WEFT_STORE_ADDR=HOST:PORT and the job's WEFT_TOKEN.\n"
+    "\n"
+    "  --port PORT              the port to listen on (0: a free one, printed)\n"
+    "  --bind HOST              the address to listen on (default 127.0.0.1, this machine\n"
+    "                           only; 0.0.0.0 = every interface)\n"
+    "  --token-file FILE        the job token, the file's first line (default: WEFT_TOKEN;\n"
+    "                           on loopback without either, this user's secret)\n"
+    "  --heartbeat-timeout S    a rank silent for S seconds is declared lost and every other\n"
+    "                           rank fails naming it (default: WEFT_HEARTBEAT_TIMEOUT, 5;\n"
+    "                           0 = never)\n";
+
+struct Options {
+  std::string bind = "127.0.0.1";
+  int port = -1;
+  std::string token_file;
+  std::string heartbeat_timeout;
+};
+
+// A decimal port, or -1.
+int port_number(const std::string& v) {
+  if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos)
+    return -1;
+  return std::atoi(v.c_str());
+}
+
+// Only processes of this machine can reach an address of the loopback network.
+bool loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+Options parse(const std::vector<std::string>& args) {
+  Options o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (i + 1 >= args.size())
+      throw weft::Error(weft::ErrorCode::InvalidArgument, "unknown flag or missing value: " + a);
+    const std::string& v = args[++i];
+    if (a == "--bind") o.bind = v;
+    else if (a == "--port") o.port = port_number(v);
+    else if (a == "--token-file") o.token_file = v;
+    else if (a == "--heartbeat-timeout") o.heartbeat_timeout = v;
+    else throw weft::Error(weft::ErrorCode::InvalidArgument, "unknown flag: " + a);
+  }
+  if (o.port < 0 || o.port > 65535)
+    throw weft::Error(weft::ErrorCode::InvalidArgument, "--port needs a port number, 0 to 65535");
+  return o;
+}
+
+// The token, by job_token.h's rules: given (file or WEFT_TOKEN); this user's secret when only
+// this machine can reach the coordinator; otherwise required.
+std::string job_token(const Options& o) {
+  if (!o.token_file.empty()) {
+    std::ifstream in(o.token_file);
+    std::string token;
+    if (!in || !std::getline(in, token) || token.empty())
+      throw weft::Error(weft::ErrorCode::InvalidArgument,
+                        "--token-file " + o.token_file +
+                            ": cannot read a token from its first line");
+    return token;
+  }
+  std::string token = weft::env::get("WEFT_TOKEN");
+  if (!token.empty()) return token;
+  if (loopback(o.bind))
+    return weft::comm::user_secret(weft::comm::user_secret_dir());
+  if (weft::env::get("WEFT_INSECURE") == "1") return "";
+  throw weft::Error(weft::ErrorCode::InvalidArgument,
+                    "--bind " + o.bind +
+                        " lets other machines reach the coordinator, so it needs the job's token: "
+                        "`export WEFT_TOKEN=$(openssl rand -hex 16)` here and on every node (or "
+                        "--token-file)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  std::string token;
+  weft::comm::CoordinatorOptions copts;
+  try {
+    o = parse(std::vector<std::string>(argv + 1, argv + argc));
+    if (!o.heartbeat_timeout.empty())
+      ::setenv("WEFT_HEARTBEAT_TIMEOUT", o.heartbeat_timeout.c_str(), 1);  // parsed, checked once
+    copts = weft::comm::CoordinatorOptions::from_env();
+    token = job_token(o);
+  } catch (const weft::Error& e) {
+    std::fprintf(stderr, "weft-coordinator: error: %s\nRun 'weft-coordinator --help' for usage.\n",
+                 e.message().c_str());
+    return 2;
+  }
+  // The signals are waited for, not handled: blocked before gRPC starts its threads, which
+  // inherit the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  try {
+    weft::comm::Coordinator coordinator(o.bind, o.port, token, copts);
+    std::printf("weft-coordinator: listening on %s:%d (heartbeat timeout %.1f s)\n",
+                o.bind.c_str(), coordinator.port(), copts.heartbeat_timeout.count() / 1000.0);
+    std::fflush(stdout);
+    int signo = 0;
+    sigwait(&set, &signo);
+  } catch (const weft::Error& e) {
+    std::fprintf(stderr, "weft-coordinator: %s\n", e.message().c_str());
+    return 1;
+  }
+  return 0;
+}
