@@ -37,9 +37,11 @@ std::string seconds_text(Clock::duration d) {
   return buf;
 }
 
-// "ipv4:10.0.0.2:5555" or "ipv6:[::1]:5555" -> the host part.
+// "ipv4:10.0.0.2:5555" or "ipv6:[::1]:5555" (the brackets maybe written %5B, %5D) -> the host.
 std::string host_of_peer(const std::string& peer) {
   std::string rest = peer.substr(peer.find(':') + 1);
+  for (auto [from, to] : {std::pair{"%5B", "["}, std::pair{"%5D", "]"}})
+    if (size_t at = rest.find(from); at != std::string::npos) rest.replace(at, 3, to);
   if (!rest.empty() && rest[0] == '[') return rest.substr(1, rest.find(']') - 1);
   return rest.substr(0, rest.rfind(':'));
 }

@@ -10,8 +10,8 @@ namespace {
   throw Error(ErrorCode::Unavailable,
               "this weft was built without gRPC, so it has no coordinator for ranks to meet "
               "through: install libgrpc++-dev libprotobuf-dev protobuf-compiler "
-              "protobuf-compiler-grpc and build again (or launch with mpirun, whose ranks meet "
-              "over MPI only when built with gRPC too)");
+              "protobuf-compiler-grpc and build again (or run under mpirun with --backend mpi, "
+              "whose ranks meet inside MPI)");
 }
 
 }  // namespace
