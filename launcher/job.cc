@@ -138,7 +138,11 @@ int JobRunner::run() {
   // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
   comm::shm::sweep_dead_files();
   try {
-    comm::Coordinator store("127.0.0.1", 0, identity_.token);
+    comm::CoordinatorOptions coordination = comm::CoordinatorOptions::from_env();
+    if (options_.heartbeat_timeout_seconds)
+      coordination.heartbeat_timeout = std::chrono::milliseconds(
+          static_cast<long long>(*options_.heartbeat_timeout_seconds * 1000));
+    comm::Coordinator store("127.0.0.1", 0, identity_.token, coordination);
     store_ = &store;
     start_ranks();
     relay_until_all_exit(signals);

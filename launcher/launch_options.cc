@@ -18,9 +18,9 @@ namespace {
 constexpr const char* kExample = "weftrun -n 4 -- ./my_program --its-flags";
 
 // Long flags offered as "did you mean" suggestions for a mistyped flag.
-constexpr std::string_view kKnownFlags[] = {"--np",         "--backend",      "--timeout",
-                                            "--grace",      "--help",         "--help-env",
-                                            "--tag-output", "--no-tag-output"};
+constexpr std::string_view kKnownFlags[] = {
+    "--np",   "--backend",  "--timeout",    "--grace",          "--heartbeat-timeout",
+    "--help", "--help-env", "--tag-output", "--no-tag-output"};
 
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorCode::InvalidArgument, message);
@@ -168,6 +168,10 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
     } else if (flag == "--grace") {
       options.grace_seconds = parse_seconds(
           flag, cursor.value_of(flag, glued, "seconds, e.g. --grace 5"), /*allow_zero=*/true);
+    } else if (flag == "--heartbeat-timeout") {
+      options.heartbeat_timeout_seconds = parse_seconds(
+          flag, cursor.value_of(flag, glued, "seconds, e.g. --heartbeat-timeout 10"),
+          /*allow_zero=*/true);
     } else if (flag == "--tag-output" || flag == "--no-tag-output") {
       if (glued) fail(flag + " takes no value");
       options.tag_output = flag == "--tag-output";
@@ -192,7 +196,7 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
 std::string usage_text() {
   return R"(usage: weftrun -n N [flags] -- PROGRAM [ARGS...]
 
-Starts N ranks of PROGRAM on this machine, with a rendezvous store they meet through, and
+Starts N ranks of PROGRAM on this machine, with a coordinator they meet through, and
 prints their output line by line as "[rank K] ...".
 
 flags:
@@ -204,6 +208,9 @@ flags:
   --timeout S            seconds any collective may wait before failing (sets WEFT_TIMEOUT)
   --grace S              after a rank fails, seconds the others get to exit on their own before
                          weftrun sends SIGTERM, then SIGKILL 2 s later (default 1)
+  --heartbeat-timeout S  a rank that sends no heartbeat for S seconds (hung, stopped) is
+                         declared lost and the others fail naming it (default
+                         WEFT_HEARTBEAT_TIMEOUT, 5; 0 = never)
   --tag-output           prefix every output line with "[rank K] " (default)
   --no-tag-output        print the ranks' lines unchanged
   -h, --help             this text

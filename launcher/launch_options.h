@@ -15,6 +15,8 @@ struct LaunchOptions {
   std::optional<std::string> backend;  // --backend B, exported as WEFT_BACKEND
   std::optional<std::string> timeout;  // --timeout S (validated text), exported as WEFT_TIMEOUT
   double grace_seconds = 1.0;          // --grace S: how long the other ranks get after one fails
+  // --heartbeat-timeout S: a rank silent this long is declared lost (else WEFT_HEARTBEAT_TIMEOUT)
+  std::optional<double> heartbeat_timeout_seconds;
   bool tag_output = true;              // --tag-output / --no-tag-output: "[rank K] " prefixes
   std::vector<std::string> command;    // program and its arguments, everything after "--"
 };

@@ -15,14 +15,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr double kHeartbeatTimeout = 2.0;  // seconds, WEFT_HEARTBEAT_TIMEOUT
+constexpr double kHeartbeatTimeout = 2.0;  // seconds, weftrun --heartbeat-timeout
 
 class WeftrunHeartbeat : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(WeftrunHeartbeat, ARankStoppedMidTrainingIsLostWithinTheHeartbeatTimeout) {
   WeftrunProcess job({"-n", "4", "--backend", GetParam(), "--grace", "1", "--timeout", "60",
-                      "--", WEFTRUN_RANK_HELPER_PATH, "stopped-mid-training", "2"},
-                     "", {"WEFT_HEARTBEAT_TIMEOUT=" + std::to_string(kHeartbeatTimeout)});
+                      "--heartbeat-timeout", std::to_string(kHeartbeatTimeout), "--",
+                      WEFTRUN_RANK_HELPER_PATH, "stopped-mid-training", "2"});
   bool stopped = job.wait_for_stdout("stops at", 1, 60s);
   std::smatch m;
   std::string out = job.out();

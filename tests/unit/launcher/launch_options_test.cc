@@ -148,6 +148,15 @@ TEST(LaunchOptions, TimeoutAndGraceMustBeSeconds) {
   m = error_of({"-n", "2", "--grace", "-1", "--", "p"});
   EXPECT_NE(m.find("--grace expects a non-negative number of seconds"), std::string::npos) << m;
   EXPECT_DOUBLE_EQ(parse_launch_options({"-n", "1", "--grace", "0", "--", "p"}).grace_seconds, 0);
+  m = error_of({"-n", "2", "--heartbeat-timeout", "soon", "--", "p"});
+  EXPECT_NE(m.find("--heartbeat-timeout expects a non-negative number of seconds"),
+            std::string::npos)
+      << m;
+  EXPECT_FALSE(parse_launch_options({"-n", "1", "--", "p"}).heartbeat_timeout_seconds);
+  EXPECT_DOUBLE_EQ(
+      *parse_launch_options({"-n", "1", "--heartbeat-timeout=2.5", "--", "p"})
+           .heartbeat_timeout_seconds,
+      2.5);
 }
 
 TEST(LaunchOptions, SwitchesTakeNoValue) {
@@ -157,8 +166,8 @@ TEST(LaunchOptions, SwitchesTakeNoValue) {
 
 TEST(LaunchOptions, HelpTextsNameEveryFlagAndVariable) {
   std::string usage = usage_text();
-  for (const char* flag : {"-n N", "--backend", "--timeout", "--grace", "--tag-output",
-                           "--no-tag-output", "--help-env"})
+  for (const char* flag : {"-n N", "--backend", "--timeout", "--grace", "--heartbeat-timeout",
+                           "--tag-output", "--no-tag-output", "--help-env"})
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   EXPECT_NE(usage.find(comm::backend_names()), std::string::npos);
   // The exit codes, each with its one meaning.
