@@ -16,6 +16,7 @@
 #include "comm/backend_registry.h"
 #include "comm/communicator.h"
 #include "comm/device_staging.h"
+#include "comm/direct_access.h"
 #include "comm/executor.h"
 #include "comm/group_context.h"
 #include "comm/op_span.h"
@@ -46,6 +47,7 @@ struct Communicator::Impl {
   std::unique_ptr<Communicator> device_route;  // made on the first op on a CUDA tensor
   bool device_route_made = false;
   bool record_op_times = false;
+  std::atomic<uint64_t> direct_ops{0};  // allreduces that ran on registered memory
   std::atomic<bool> aborted{false};
   std::mutex abort_mu;
   std::string abort_reason;
@@ -222,6 +224,17 @@ struct Communicator::Impl {
       allreduce_recursive_doubling(ctx, data, count, dtype, op);
     else
       allreduce_ring(ctx, data, count, dtype, op);
+  }
+
+  // The transport's direct access when an allreduce of `out` may run in place on registered
+  // memory: host memory, the automatic choice and at least direct_bytes. Every rank decides
+  // alike from the op's fingerprint; whether every rank's tensor is registered is agreed in the
+  // op itself (DirectAccess::allreduce).
+  DirectAccess* direct_for(const Span& out) const {
+    if (!transport || out.on_device() || options.algo != AllreduceAlgo::automatic ||
+        out.nbytes() < options.direct_bytes)
+      return nullptr;
+    return transport->direct_access();
   }
 
   // Allreduce of GPU memory over a host backend, in chunks of options.staging_chunk_bytes
