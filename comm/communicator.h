@@ -95,7 +95,9 @@ class Communicator {
   // `bytes` of zeroed host memory that every local rank of this group can map (registered;
   // over shm): an allreduce whose tensor lives there on every rank runs in place, each rank
   // reducing its share straight from its peers' buffers. Over other backends, plain memory.
-  // Not collective: ranks allocate when they like. Drop it only once the ops on it are done.
+  // Registered with this communicator's group only (another communicator's ops take it as
+  // plain memory). Not collective: ranks allocate when they like. Drop it only once the ops on
+  // it are done.
   RegisteredBuffer alloc(size_t bytes);
   // Allreduces so far that ran in place on registered memory (the rest took the transport's
   // algorithms): how a program or benchmark tells which path ran.
