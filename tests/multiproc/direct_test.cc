@@ -2,7 +2,8 @@
 // every dtype x reduce op on sizes from 1 element to several MiB, odd and not divisible by the
 // rank count, on 2..5 ranks, against the sequential reference; the path is checked too (every
 // op direct, or, with one rank's tensor in plain memory, every op on the FIFOs with the same
-// results); a rank killed with SIGKILL mid-op; and a buffer dropped while its op runs.
+// results); a rank killed with SIGKILL mid-op; counts that differ; and a buffer dropped while
+// its op runs.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -123,6 +124,33 @@ TEST(DirectFaults, KilledRankIsNamedBySurvivors) {
     EXPECT_NE(r.output.find("rank 1"), std::string::npos) << run.summary();
     EXPECT_NE(r.output.find("PeerLost"), std::string::npos) << run.summary();
     EXPECT_LT(r.seconds - kill_time, 10.0) << run.summary();
+  }
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// Ranks that disagree on the count of a registered allreduce all fail with InvalidArgument
+// naming both counts, instead of reading past a buffer or waiting out the deadline.
+TEST(DirectFaults, MismatchedCountsFailWithBothValues) {
+  ForkOptions o = shm_ranks(3);
+  o.timeout = std::chrono::seconds(60);
+  o.env["WEFT_TIMEOUT"] = "30";
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    const size_t count = rank == 1 ? 999 : 1000;
+    comm::RegisteredBuffer buf = comm->alloc(count * 4);
+    try {
+      comm->allreduce(buf.view(DType::f32, count)).wait();
+    } catch (const Error& e) {
+      printf("caught %s\n", e.what());
+      return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 7) << run.summary();
+    EXPECT_NE(r.output.find("999"), std::string::npos) << run.summary();
+    EXPECT_NE(r.output.find("1000"), std::string::npos) << run.summary();
   }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
 }
