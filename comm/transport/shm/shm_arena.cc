@@ -46,16 +46,29 @@ sockaddr_un socket_address(const std::string& path, const std::string& who) {
   return a;
 }
 
-// Removes sockets of ranks killed before they dropped their name ("weft-p<pid>-...": the pid
-// is gone).
+// "weft-p<pid>-n<pid namespace>-": what this process's sockets start with. The namespace
+// (the inode of /proc/self/ns/pid) says where the pid means something: containers of one user
+// may share the directory.
+std::string socket_prefix(int pid) {
+  struct stat st {};
+  unsigned long long ns = stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino : 0;
+  return kSocketPrefix + std::to_string(pid) + "-n" + std::to_string(ns) + "-";
+}
+
+// Removes sockets of ranks of this pid namespace killed before they dropped their name (their
+// pid is gone).
 void sweep_dead_sockets(const std::string& dir) {
+  const std::string mine = socket_prefix(0);
+  const std::string ns_part = mine.substr(std::strlen(kSocketPrefix) + 1);  // "-n<ns>-"
   DIR* d = opendir(dir.c_str());
   if (!d) return;
   while (dirent* e = readdir(d)) {
     const std::string name = e->d_name;
     if (name.rfind(kSocketPrefix, 0) != 0) continue;
-    int pid = std::atoi(name.c_str() + std::strlen(kSocketPrefix));
-    if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) unlink((dir + "/" + name).c_str());
+    char* end = nullptr;
+    long pid = std::strtol(name.c_str() + std::strlen(kSocketPrefix), &end, 10);
+    if (pid <= 0 || std::string(end).rfind(ns_part, 0) != 0) continue;
+    if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) unlink((dir + "/" + name).c_str());
   }
   closedir(d);
 }
@@ -150,8 +163,7 @@ std::string ShmArena::listen(const std::string& unique) {
   sweep_dead_sockets(dir);
   char hash[17];
   snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(unique));
-  const std::string path =
-      dir + "/" + kSocketPrefix + std::to_string(getpid()) + "-" + hash + ".sock";
+  const std::string path = dir + "/" + socket_prefix(getpid()) + hash + ".sock";
   sockaddr_un a = socket_address(path, who_);
   listen_fd_ = UniqueFd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!listen_fd_) throw_errno(who_ + " could not make a Unix socket");

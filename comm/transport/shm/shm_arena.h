@@ -20,10 +20,13 @@
 //    must be the pid that the peer's shm file names: only the group's own ranks, which proved
 //    their membership through the store, are heard.
 // The socket's name is unlinked with the shm files once every rank has connected; a rank killed
-// before that leaves a name whose pid is dead, which the next set-up on the node removes.
+// before that leaves a name whose pid is dead, which the next set-up on the node removes (in the
+// same pid namespace: the name carries it).
 //
 // A segment dropped while an op still uses it stays mapped until the op ends (ops hold a
-// reference); peers drop their mapping when the owner's notice that it is gone arrives.
+// reference). Its owner then tells the peers, which unmap their view when they next take in the
+// channel (at their next direct op, or when the group closes): until then its pages stay
+// allocated.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
