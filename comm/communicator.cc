@@ -82,9 +82,10 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
                            [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
                            });
+  DirectAccess* direct = m.direct_for(out);
   if (in.on_device() && out.on_device() && !m.moves_device_memory())
-    return m.submit_staged_allreduce(fp, in, out, op);
-  if (DirectAccess* direct = m.direct_for(out)) {
+    return m.submit_staged_allreduce(fp, in, out, op, direct != nullptr);
+  if (direct && !in.on_device() && !out.on_device()) {
     // The op holds the segment: a buffer dropped meanwhile stays mapped until the op ends.
     std::shared_ptr<RegisteredSegment> segment = direct->find(out.data, out.nbytes());
     return m.submit_algo(fp, &host_buffer_ops(), nullptr,
@@ -104,8 +105,10 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
                              m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
                          });
   }
-  return m.submit(fp, in, out, [&m, op](Span in, Span out, const AlgoContext& ctx) {
+  return m.submit(fp, in, out, [&m, op, direct = direct != nullptr](Span in, Span out,
+                                                                   const AlgoContext& ctx) {
     ctx.ops.copy(out.data, in.data, in.nbytes());
+    if (direct) m.decline_direct(ctx, out.numel, out.dtype, op);
     m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
   });
 }
