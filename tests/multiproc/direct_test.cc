@@ -44,8 +44,8 @@ int check_path(const comm::Communicator& comm, uint64_t ops, bool direct) {
   uint64_t want = direct ? ops : 0;
   if (comm.direct_ops() == want) return 0;
   fprintf(stderr, "rank %d: %llu of %llu allreduces ran in place, expected %llu\n", comm.rank(),
-          static_cast<unsigned long long>(comm.direct_ops()),
-          static_cast<unsigned long long>(ops), static_cast<unsigned long long>(want));
+          static_cast<unsigned long long>(comm.direct_ops()), static_cast<unsigned long long>(ops),
+          static_cast<unsigned long long>(want));
   return 4;
 }
 

@@ -210,7 +210,8 @@ std::shared_ptr<RegisteredSegment> ShmArena::allocate(size_t bytes) {
   const uint64_t id = channel_->next_id++;
   std::byte* data = map.data();
   auto segment = std::make_shared<MemfdSegment>(channel_, id, std::move(map), bytes);
-  segment->set_shared(channel_->broadcast(Notice{rank_, NoticeKind::segment, id, mapped}, fd.get()));
+  segment->set_shared(
+      channel_->broadcast(Notice{rank_, NoticeKind::segment, id, mapped}, fd.get()));
   if (!segment->shared())
     WEFT_WARN(who_ << ": a peer did not take registered segment " << id << " (" << bytes
                    << " bytes); ops on it take the FIFO path");
@@ -249,8 +250,9 @@ std::byte* ShmArena::peer_segment(int peer, uint64_t id, size_t bytes) {
       throw Error(ErrorCode::Corrupt, who_ + ": registered segment " + std::to_string(id) +
                                           " of rank " + std::to_string(peer) +
                                           " is not sealed or shorter than announced");
-    r.map = map_shared(r.fd.get(), r.bytes, 0,
-                       who_ + " could not map rank " + std::to_string(peer) + "'s registered memory");
+    r.map =
+        map_shared(r.fd.get(), r.bytes, 0,
+                   who_ + " could not map rank " + std::to_string(peer) + "'s registered memory");
     r.fd.reset();
   }
   return r.map.data();

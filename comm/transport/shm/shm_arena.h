@@ -65,7 +65,7 @@ class ShmArena {
   // ones (unmapped). A few non-blocking system calls when nothing came.
   void receive();
 
- // What the arena shares with its segments (defined in shm_arena.cc).
+  // What the arena shares with its segments (defined in shm_arena.cc).
   struct Channel;
 
  private:
@@ -86,7 +86,7 @@ class ShmArena {
   const std::string who_;
   std::shared_ptr<Channel> channel_;  // shared with the segments, which outlive it if kept
   UniqueFd listen_fd_;
-  std::string path_;  // my socket's name while it is linked
+  std::string path_;       // my socket's name while it is linked
   std::vector<int> pids_;  // what each peer's connection must come from (0: not checked)
   std::vector<Connection> connections_;
   std::vector<std::map<uint64_t, Received>> received_;  // by peer, by segment id

@@ -126,9 +126,8 @@ bool ShmTransport::allreduce(const Fingerprint& fp, DirectBuffer buffer, void* d
     std::byte* base = r == rank_ ? static_cast<std::byte*>(data)
                                  : arena_.peer_segment(r, d.segment, d.offset + bytes);
     if (base == nullptr)
-      throw Error(ErrorCode::Internal, who_ + ": " + fp.describe() + ": rank " +
-                                           std::to_string(r) + "'s registered segment " +
-                                           std::to_string(d.segment) +
+      throw Error(ErrorCode::Internal, who_ + ": " + fp.describe() + ": rank " + std::to_string(r) +
+                                           "'s registered segment " + std::to_string(d.segment) +
                                            " never arrived here, or is shorter than the op");
     direct_bases_[r] = r == rank_ ? base : base + d.offset;
   }

@@ -67,14 +67,13 @@ TEST(DirectStaged, ARankWithGpuTensorsTakesTheFifosWithItsPeers) {
       comm.allreduce(t(input.data(), gpu), t(plain_out.data(), gpu), ReduceOp::sum).wait();
       comm.allreduce(t(input.data(), gpu), t(out.data(), Device::cpu()), ReduceOp::sum).wait();
     } else {
-      comm.allreduce(t(in.data(), Device::cpu()), t(plain_out.data(), Device::cpu()),
-                     ReduceOp::sum)
+      comm.allreduce(t(in.data(), Device::cpu()), t(plain_out.data(), Device::cpu()), ReduceOp::sum)
           .wait();
       comm.allreduce(t(in.data(), Device::cpu()), t(out.data(), Device::cpu()), ReduceOp::sum)
           .wait();
     }
-    for (const void* result : {static_cast<const void*>(plain_out.data()),
-                               static_cast<const void*>(out.data())})
+    for (const void* result :
+         {static_cast<const void*>(plain_out.data()), static_cast<const void*>(out.data())})
       for (size_t i = 0; i < kCount; i++)
         ASSERT_EQ(get_value(result, DType::f32, i), reference(2, i, DType::f32, ReduceOp::sum))
             << "rank " << r << " element " << i;

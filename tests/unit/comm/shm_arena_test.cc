@@ -38,7 +38,7 @@ TEST(ShmArena, PeerMapsTheSamePages) {
   there[42] = std::byte{7};
   EXPECT_EQ(seg->data()[42], std::byte{7});
   EXPECT_EQ(p.b.peer_segment(0, seg->id(), 1 << 20), nullptr);  // longer than it is
-  EXPECT_EQ(p.b.peer_segment(0, seg->id() + 1, 1), nullptr);     // never sent
+  EXPECT_EQ(p.b.peer_segment(0, seg->id() + 1, 1), nullptr);    // never sent
 }
 
 TEST(ShmArena, FindsOnlyRangesInsideASegment) {
