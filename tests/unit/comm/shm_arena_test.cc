@@ -1,7 +1,7 @@
 // Registered memory between two arenas of one process (ranks 0 and 1): a segment's fd reaches
 // the peer, which maps the same pages; the index finds buffers inside segments only; a freed
-// segment disappears from the peer; a connection from a process the peer does not expect is
-// not heard.
+// segment disappears from the peer; a segment outlives its arena; a connection from a process
+// the peer does not expect is not heard.
 #include "comm/transport/shm/shm_arena.h"
 
 #include <gtest/gtest.h>
@@ -60,6 +60,19 @@ TEST(ShmArena, FreedSegmentLeavesThePeer) {
   p.b.receive();
   EXPECT_EQ(p.b.peer_segment(0, id, 4096), nullptr);
   EXPECT_EQ(p.a.find(&id, 1), nullptr);
+}
+
+// A buffer may outlive its communicator: its memory stays usable, and freeing it later tells
+// no one.
+TEST(ShmArena, SegmentOutlivesItsArena) {
+  std::shared_ptr<RegisteredSegment> seg;
+  {
+    Pair p;
+    seg = p.a.allocate(4096);
+  }
+  std::memset(seg->data(), 1, 4096);
+  EXPECT_EQ(seg->data()[4095], std::byte{1});
+  seg.reset();
 }
 
 TEST(ShmArena, ConnectionFromAnotherProcessIsNotHeard) {
