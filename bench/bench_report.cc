@@ -22,21 +22,21 @@ std::string json_line(const Measurement& m) {
   char line[512];
   std::snprintf(line, sizeof line,
                 "{\"op\":\"%s\",\"backend\":\"%s\",\"ranks\":%d,\"bytes\":%zu,\"time_us\":%.3f,"
-                "\"algbw_gbs\":%.6f,\"busbw_gbs\":%.6f,\"iters\":%zu}",
+                "\"algbw_gbs\":%.6f,\"busbw_gbs\":%.6f,\"iters\":%zu,\"path\":\"%s\"}",
                 m.op.c_str(), m.backend.c_str(), m.ranks, m.bytes, m.time_us(), m.algbw_gbs(),
-                m.busbw_gbs(), m.iters);
+                m.busbw_gbs(), m.iters, m.path.c_str());
   return line;
 }
 
 void print_table_header(std::FILE* out) {
-  std::fprintf(out, "%-15s %-8s %5s %12s %10s %12s %12s %12s %8s\n", "op", "backend", "ranks",
-               "bytes", "size", "time_us", "algbw_GB/s", "busbw_GB/s", "iters");
+  std::fprintf(out, "%-15s %-8s %5s %12s %10s %12s %12s %12s %8s %-9s\n", "op", "backend",
+               "ranks", "bytes", "size", "time_us", "algbw_GB/s", "busbw_GB/s", "iters", "path");
 }
 
 void print_table_row(std::FILE* out, const Measurement& m) {
-  std::fprintf(out, "%-15s %-8s %5d %12zu %10s %12.2f %12.3f %12.3f %8zu\n", m.op.c_str(),
-               m.backend.c_str(), m.ranks, m.bytes, format_bytes(m.bytes).c_str(), m.time_us(),
-               m.algbw_gbs(), m.busbw_gbs(), m.iters);
+  std::fprintf(out, "%-15s %-8s %5d %12zu %10s %12.2f %12.3f %12.3f %8zu %-9s\n",
+               m.op.c_str(), m.backend.c_str(), m.ranks, m.bytes, format_bytes(m.bytes).c_str(),
+               m.time_us(), m.algbw_gbs(), m.busbw_gbs(), m.iters, m.path.c_str());
   std::fflush(out);
 }
 

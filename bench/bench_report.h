@@ -21,6 +21,9 @@ struct Measurement {
   size_t bytes = 0;
   double seconds_per_op = 0;  // slowest rank's mean over the timed iterations
   size_t iters = 0;
+  // Which path weft's op took: "direct" (in place on registered memory), else "transport"
+  // (the backend's algorithms; the other programs' only path).
+  std::string path = "transport";
 
   double time_us() const { return seconds_per_op * 1e6; }
   double algbw_gbs() const;  // GB/s with G = 1e9, as nccl-tests
@@ -28,7 +31,7 @@ struct Measurement {
 };
 
 // {"op":...,"backend":...,"ranks":...,"bytes":...,"time_us":...,"algbw_gbs":...,"busbw_gbs":...,
-//  "iters":...}
+//  "iters":...,"path":...}
 std::string json_line(const Measurement& m);
 void print_table_header(std::FILE* out);
 void print_table_row(std::FILE* out, const Measurement& m);

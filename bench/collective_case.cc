@@ -26,7 +26,8 @@ size_t buffer_bytes_for(size_t bytes, DType dtype, int ranks) {
 }
 
 CollectiveCase make_collective_case(const std::string& op, size_t bytes, DType dtype,
-                                    comm::Communicator& comm, const Buffer& a, const Buffer& b) {
+                                    comm::Communicator& comm, const comm::RegisteredBuffer& a,
+                                    const comm::RegisteredBuffer& b) {
   const int n = comm.size();
   const int rank = comm.rank();
   CollectiveCase c;

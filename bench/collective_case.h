@@ -28,8 +28,10 @@ struct CollectiveCase {
 // Bytes each of the two buffers needs for `bytes` of `dtype` on `ranks` ranks, any op.
 size_t buffer_bytes_for(size_t bytes, DType dtype, int ranks);
 
-// `a` and `b` must hold buffer_bytes_for(bytes, dtype, comm.size()) bytes and outlive the case.
+// `a` and `b` must hold buffer_bytes_for(bytes, dtype, comm.size()) bytes and outlive the case
+// (registered memory from comm.alloc(), or plain).
 CollectiveCase make_collective_case(const std::string& op, size_t bytes, DType dtype,
-                                    comm::Communicator& comm, const Buffer& a, const Buffer& b);
+                                    comm::Communicator& comm, const comm::RegisteredBuffer& a,
+                                    const comm::RegisteredBuffer& b);
 
 }  // namespace weft::bench

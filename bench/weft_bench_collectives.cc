@@ -8,7 +8,9 @@
 // For each op and size: fill the check pattern, run the op once and verify the result against the
 // closed form (a wrong answer ends the run with exit 1), warm up, then time `iters` back-to-back
 // ops, each waited for. The reported time is the slowest rank's mean. Buffers are allocated once,
-// for the largest size, and reused: a fresh page costs more to touch than to copy.
+// for the largest size, and reused: a fresh page costs more to touch than to copy. With
+// --registered they come from Communicator::alloc (registered memory over shm, where allreduce
+// runs in place); each line says which path the op took.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +48,7 @@ struct Options {
   size_t iters = 0;  // 0: adapt to ~0.3 s per size
   size_t copy_bytes = 0;
   bool json = false;
+  bool registered = false;
 };
 
 // Returns false when --help was asked for (usage already printed).
@@ -57,6 +60,7 @@ bool parse_options(int argc, char** argv, Options* o) {
   std::string dtype = "f32";
   std::string copy_bytes = "64M";
   bool json = false;
+  bool registered = false;
   bool help = false;
 
   FlagParser flags(
@@ -76,6 +80,10 @@ bool parse_options(int argc, char** argv, Options* o) {
   flags.add_value("copy-bytes", "SIZE", "size of the memcpy bandwidth probe, 0 to skip",
                   &copy_bytes);
   flags.add_switch("json", "one JSON object per line instead of a table", &json);
+  flags.add_switch("registered",
+                   "allocate the buffers with Communicator::alloc (registered memory: shm runs "
+                   "allreduce in place, reading the peers' buffers); default plain memory",
+                   &registered);
   flags.parse(argc, argv, &help);
   if (help) {
     std::printf("%s", flags.usage().c_str());
@@ -91,6 +99,7 @@ bool parse_options(int argc, char** argv, Options* o) {
   o->dtype = parse_dtype(parse_choice(dtype, "dtype", dtype_names));
   o->copy_bytes = copy_bytes == "0" ? 0 : parse_size_list(copy_bytes, "copy-bytes").at(0);
   o->json = json;
+  o->registered = registered;
   return true;
 }
 
@@ -104,8 +113,8 @@ class Bench {
     size_t buffer_bytes = 0;
     for (size_t s : options_.sizes)
       buffer_bytes = std::max(buffer_bytes, buffer_bytes_for(s, options_.dtype, comm_.size()));
-    Buffer a(buffer_bytes);
-    Buffer b(buffer_bytes);
+    comm::RegisteredBuffer a = allocate(buffer_bytes);
+    comm::RegisteredBuffer b = allocate(buffer_bytes);
     if (leader() && !options_.json) print_table_header(stdout);
     for (const std::string& op : options_.ops)
       for (size_t bytes : options_.sizes) report(measure(op, bytes, a, b));
@@ -113,6 +122,10 @@ class Bench {
 
  private:
   bool leader() const { return comm_.rank() == 0; }
+
+  comm::RegisteredBuffer allocate(size_t bytes) {
+    return options_.registered ? comm_.alloc(bytes) : comm::RegisteredBuffer(Buffer(bytes));
+  }
 
   void barrier() { comm_.barrier().wait(); }
 
@@ -141,7 +154,8 @@ class Bench {
     std::fflush(stdout);
   }
 
-  Measurement measure(const std::string& op, size_t bytes, const Buffer& a, const Buffer& b) {
+  Measurement measure(const std::string& op, size_t bytes, const comm::RegisteredBuffer& a,
+                      const comm::RegisteredBuffer& b) {
     CollectiveCase c = make_collective_case(op, bytes, options_.dtype, comm_, a, b);
     auto run_ops = [&c](size_t k) {
       for (size_t i = 0; i < k; ++i) c.launch().wait();
@@ -149,7 +163,10 @@ class Bench {
 
     // The first iteration doubles as the correctness check.
     c.fill();
+    const uint64_t direct_before = comm_.direct_ops();
     c.launch().wait();
+    // The path depends on the size and the buffers alone, so the first op tells.
+    const bool direct = comm_.direct_ops() > direct_before;
     if (std::string wrong = c.verify(); !wrong.empty())
       throw Error(ErrorCode::Corrupt,
                   "rank " + std::to_string(comm_.rank()) + ": " + op + " of " +
@@ -167,6 +184,7 @@ class Bench {
     m.bytes = c.bytes;
     m.seconds_per_op = t.seconds_per_op;
     m.iters = t.iters;
+    m.path = direct ? "direct" : "transport";
     return m;
   }
 

@@ -25,6 +25,7 @@ CommOptions CommOptions::from_env() {
       env::parse_bytes(env::get("WEFT_ONE_SHOT_BYTES"), "WEFT_ONE_SHOT_BYTES");
   o.small_bytes = env::parse_bytes(env::get("WEFT_SMALL_BYTES"), "WEFT_SMALL_BYTES");
   o.segment_bytes = env::parse_bytes(env::get("WEFT_SEGMENT_BYTES"), "WEFT_SEGMENT_BYTES");
+  o.direct_bytes = env::parse_bytes(env::get("WEFT_DIRECT_BYTES"), "WEFT_DIRECT_BYTES");
   if (o.segment_bytes < 64)
     throw Error(ErrorCode::InvalidArgument, "WEFT_SEGMENT_BYTES must be at least 64");
   return o;
@@ -92,12 +93,45 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
                            [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
                            });
+  DirectAccess* direct = m.direct_for(out);
   if (in.on_device() && out.on_device() && !m.moves_device_memory())
-    return m.submit_staged_allreduce(fp, in, out, op);
-  return m.submit(fp, in, out, [&m, op](Span in, Span out, const AlgoContext& ctx) {
+    return m.submit_staged_allreduce(fp, in, out, op, direct != nullptr);
+  if (direct && !in.on_device() && !out.on_device()) {
+    // The op holds the segment: a buffer dropped meanwhile stays mapped until the op ends.
+    std::shared_ptr<RegisteredSegment> segment = direct->find(out.data, out.nbytes());
+    return m.submit_algo(fp, &host_buffer_ops(), nullptr,
+                         [&m, op, from = in.data, out, segment](const AlgoContext& ctx) {
+                           ctx.ops.copy(out.data, from, out.nbytes());
+                           DirectBuffer where;
+                           if (segment) {
+                             where.segment = segment.get();
+                             where.offset = static_cast<size_t>(
+                                 static_cast<std::byte*>(out.data) - segment->data());
+                           }
+                           if (m.transport->direct_access()->allreduce(
+                                   ctx.fp, where, out.data, out.numel, out.dtype, op, ctx.ops,
+                                   ctx.scratch, ctx.scratch_bytes, ctx.deadline))
+                             m.direct_ops.fetch_add(1, std::memory_order_relaxed);
+                           else
+                             m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
+                         });
+  }
+  return m.submit(fp, in, out, [&m, op, direct = direct != nullptr](Span in, Span out,
+                                                                   const AlgoContext& ctx) {
     ctx.ops.copy(out.data, in.data, in.nbytes());
+    if (direct) m.decline_direct(ctx, out.numel, out.dtype, op);
     m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
   });
+}
+
+RegisteredBuffer Communicator::alloc(size_t bytes) {
+  DirectAccess* direct = impl_->transport ? impl_->transport->direct_access() : nullptr;
+  if (direct == nullptr) return RegisteredBuffer(Buffer(bytes));
+  return RegisteredBuffer(direct->allocate(bytes));
+}
+
+uint64_t Communicator::direct_ops() const {
+  return impl_->direct_ops.load(std::memory_order_relaxed);
 }
 
 Work Communicator::broadcast(const Tensor& tensor, int root) {

@@ -36,6 +36,7 @@
 #include "comm/buffer_ops.h"
 #include "comm/device_staging.h"
 #include "comm/native_backend.h"
+#include "comm/registered_buffer.h"
 #include "comm/rendezvous/store.h"
 #include "comm/transport.h"
 #include "comm/transport_setup.h"
@@ -59,9 +60,13 @@ struct CommOptions {
   size_t one_shot_bytes = 256;        // at or below, on up to 8 ranks: one shot (all to all)
   size_t small_bytes = 64 * 1024;     // at or below: recursive doubling; above: ring
   size_t segment_bytes = 128 * 1024;  // pipelining unit of the ring algorithms
+  // At or above, with algo automatic: allreduce in place on registered memory (when every
+  // rank's tensor is; below, the mailbox path is as fast).
+  size_t direct_bytes = 64 * 1024;
   // CUDA tensors on a host backend: an allreduce copies and reduces them in chunks of this size.
   size_t staging_chunk_bytes = 4u << 20;
-  // Reads WEFT_TIMEOUT, WEFT_ALGO, WEFT_ONE_SHOT_BYTES, WEFT_SMALL_BYTES, WEFT_SEGMENT_BYTES.
+  // Reads WEFT_TIMEOUT, WEFT_ALGO, WEFT_ONE_SHOT_BYTES, WEFT_SMALL_BYTES, WEFT_SEGMENT_BYTES,
+  // WEFT_DIRECT_BYTES.
   static CommOptions from_env();
 };
 
@@ -86,6 +91,17 @@ class Communicator {
   int rank() const;
   int size() const;
   const char* backend() const;
+
+  // `bytes` of zeroed host memory that every local rank of this group can map (registered;
+  // over shm): an allreduce whose tensor lives there on every rank runs in place, each rank
+  // reducing its share straight from its peers' buffers. Over other backends, plain memory.
+  // Registered with this communicator's group only (another communicator's ops take it as
+  // plain memory). Not collective: ranks allocate when they like. Drop it only once the ops on
+  // it are done.
+  RegisteredBuffer alloc(size_t bytes);
+  // Allreduces so far that ran in place on registered memory (the rest took the transport's
+  // algorithms): how a program or benchmark tells which path ran.
+  uint64_t direct_ops() const;
 
   // In place: `data` on every rank becomes the reduction over ranks.
   Work allreduce(const Tensor& data, ReduceOp op = ReduceOp::sum);

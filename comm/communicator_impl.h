@@ -18,6 +18,7 @@
 #include "comm/backend_registry.h"
 #include "comm/communicator.h"
 #include "comm/device_staging.h"
+#include "comm/direct_access.h"
 #include "comm/executor.h"
 #include "comm/group_context.h"
 #include "comm/op_span.h"
@@ -50,6 +51,7 @@ struct Communicator::Impl {
   std::unique_ptr<Communicator> device_route;  // made on the first op on a CUDA tensor
   bool device_route_made = false;
   bool record_op_times = false;
+  std::atomic<uint64_t> direct_ops{0};  // allreduces that ran on registered memory
   std::atomic<bool> aborted{false};
   std::mutex abort_mu;
   std::string abort_reason;
@@ -238,14 +240,35 @@ struct Communicator::Impl {
       allreduce_ring(ctx, data, count, dtype, op);
   }
 
+  // The transport's direct access when an allreduce of `out` asks whether it can run in place
+  // on registered memory: the automatic choice and at least direct_bytes. Every rank decides
+  // alike from the op's fingerprint, wherever its tensors live; whether every rank's tensor is
+  // registered is agreed in the op itself (DirectAccess::allreduce).
+  DirectAccess* direct_for(const Span& out) const {
+    if (!transport || options.algo != AllreduceAlgo::automatic ||
+        out.nbytes() < options.direct_bytes)
+      return nullptr;
+    return transport->direct_access();
+  }
+  // An allreduce that cannot run in place (a tensor on a GPU) still takes part in the op's
+  // agreement, saying its buffer is not registered: its peers then take the transport's path
+  // with it instead of waiting for it in place. The buffer is not touched.
+  void decline_direct(const AlgoContext& ctx, size_t count, DType dtype, ReduceOp op) const {
+    transport->direct_access()->allreduce(ctx.fp, DirectBuffer{}, nullptr, count, dtype, op,
+                                          ctx.ops, ctx.scratch, ctx.scratch_bytes, ctx.deadline);
+  }
+
   // Allreduce of GPU memory over a host backend, in chunks of options.staging_chunk_bytes
   // through the two host areas in turn: chunk k+1 is copied to the host while chunk k is
   // reduced. Every rank cuts the same chunks (the sizes agree), and every chunk's messages carry
   // the whole op's fingerprint, so a size mismatch still names both totals.
-  Work submit_staged_allreduce(const Fingerprint& fp, Span in, Span out, ReduceOp op) {
+  // `direct`: take part in the direct path's agreement first (decline_direct).
+  Work submit_staged_allreduce(const Fingerprint& fp, Span in, Span out, ReduceOp op,
+                               bool direct) {
     DeviceStaging* s = staging_for(in, out);
     return submit_algo(
-        fp, &host_buffer_ops(), nullptr, [this, s, in, out, op](const AlgoContext& ctx) {
+        fp, &host_buffer_ops(), nullptr, [this, s, in, out, op, direct](const AlgoContext& ctx) {
+          if (direct) decline_direct(ctx, in.numel, in.dtype, op);
           const size_t esize = dtype_size(in.dtype);
           const size_t per = std::max<size_t>(1, options.staging_chunk_bytes / esize);
           const size_t chunks = std::max<size_t>(1, (in.numel + per - 1) / per);

@@ -21,6 +21,8 @@
 
 namespace weft::comm {
 
+class DirectAccess;  // comm/direct_access.h
+
 class Transport {
  public:
   using Request = uint64_t;
@@ -37,6 +39,8 @@ class Transport {
   // Whether isend/irecv take GPU memory as it is (nccl): the algorithms then work on CUDA
   // tensors in place (BufferOps on the GPU) instead of on host copies of them.
   virtual bool moves_device_memory() const { return false; }
+  // Registered memory and collectives that work on it in place (shm), or null.
+  virtual DirectAccess* direct_access() { return nullptr; }
 
   // Start moving `bytes` to / from `peer`. Never blocks; the buffer must stay valid (and, for
   // sends, unchanged) until test() reports completion. Zero-byte messages are allowed.

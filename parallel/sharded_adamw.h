@@ -42,6 +42,14 @@ class DeviceAdamW {
     step(params, params, grads, lr, t);
   }
 
+  // The optimizer state, for checkpoints: the first and second moments of the owned elements,
+  // in the context's memory, laid out by segments() (segment s's elements of the flat buffers,
+  // [s.offset, s.offset + s.count), are the moments' [s.state, s.state + s.count)), so the
+  // model's shard layout says whose moments these are.
+  const std::vector<AdamWSegment>& segments() const { return segments_; }
+  float* first_moment() { return static_cast<float*>(m_.data()); }
+  float* second_moment() { return static_cast<float*>(v_.data()); }
+
   // Partial sums per square_sum_partials call: kSquareSumPartials of both devices' kernels
   // (checked where each is instantiated).
   static constexpr int kPartials = 256;

@@ -24,6 +24,9 @@ constexpr Var kEnvVars[] = {
      "allreduce messages up to this size use recursive doubling instead of the ring"},
     {"WEFT_SEGMENT_BYTES", "131072",
      "pipelining segment: ring chunks move and reduce in pieces of this size"},
+    {"WEFT_DIRECT_BYTES", "65536",
+     "allreduce messages from this size on, in registered memory (Communicator::alloc) on every "
+     "rank of an shm group, run in place, each rank reducing its share from its peers' buffers"},
     {"WEFT_SHM_RING_BYTES", "1048576", "bytes of each shared-memory FIFO between two ranks"},
     {"WEFT_PEER_CHECK_MS", "200", "how often a waiting rank checks that its peers are alive"},
     {"WEFT_RANK", "", "set by weftrun: this process's rank"},

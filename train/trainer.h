@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "comm/communicator.h"
+#include "comm/registered_buffer.h"
 #include "train/corpus.h"
 #include "train/lr_schedule.h"
 #include "train/model_lanes.h"
@@ -43,7 +44,9 @@ class Trainer final : public TrainingRun {
   kernels::cpu::BlasThreads blas_threads_;
   ModelLanes model_;
   parallel::DataParallel dp_;
-  Buffer params_, grads_;
+  // From the communicator: over shared memory, registered, so every rank reduces a bucket
+  // straight from its peers' gradients (comm/registered_buffer.h) instead of through FIFOs.
+  comm::RegisteredBuffer params_, grads_;
   parallel::ShardedAdamW optimizer_;
   LrSchedule schedule_;
   std::vector<int32_t> inputs_, targets_;

@@ -150,6 +150,11 @@ int run(TrainOptions options) {
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
     if (cut && options.pp > 1) std::printf("%s\n", memory.c_str());
+    // Which path the data-parallel buckets took (the replicated CPU trainer's, on the world).
+    if (!cut && comm->size() > 1)
+      std::printf("gradient buckets: %llu allreduces in place on registered memory (the rest "
+                  "through the %s transport)\n",
+                  static_cast<unsigned long long>(comm->direct_ops()), comm->backend());
     if (log) std::printf("JSON log: %s\n", options.log_json.c_str());
   }
   return 0;

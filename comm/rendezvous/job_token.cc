@@ -117,6 +117,16 @@ std::string user_secret_dir() {
   return base + "/weft-" + std::to_string(::geteuid());
 }
 
+std::string user_private_dir() {
+  const std::string dir = user_secret_dir();
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw_errno("creating weft's per-user directory " + dir);
+  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir_fd) throw_errno("opening weft's per-user directory " + dir + " (a symlink?)");
+  check_private(dir_fd.get(), dir, true);
+  return dir;
+}
+
 std::string user_secret(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     throw_errno("creating " + dir + " for weft's per-user secret");

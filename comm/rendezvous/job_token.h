@@ -41,6 +41,10 @@ std::string user_secret(const std::string& dir);
 // $TMPDIR/weft-<effective uid> (/tmp when TMPDIR is unset).
 std::string user_secret_dir();
 
+// user_secret_dir(), created 0700 if missing and refused as user_secret() refuses it: where
+// weft keeps what only this user's processes may reach (the secret, the shm transport's sockets).
+std::string user_private_dir();
+
 // Whether two tokens are equal, in a time that does not say where they differ.
 bool same_token(std::string_view a, std::string_view b);
 

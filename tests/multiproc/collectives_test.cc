@@ -8,6 +8,7 @@
 #include "comm/communicator.h"
 #include "runtime/error.h"
 #include "tests/support/collective_checks.h"
+#include "tests/support/fork_checks.h"
 #include "tests/support/fork_ranks.h"
 
 namespace weft::testing {
@@ -19,17 +20,6 @@ struct Case {
 };
 
 class Collectives : public ::testing::TestWithParam<Case> {};
-
-int report(const std::vector<std::string>& failures) {
-  for (const auto& f : failures) fprintf(stderr, "MISMATCH %s\n", f.c_str());
-  return failures.empty() ? 0 : 3;
-}
-
-void expect_all_ok(const ForkRun& run) {
-  EXPECT_FALSE(run.timed_out) << run.summary();
-  for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
-  EXPECT_TRUE(leftover_shm_files(run.job_id).empty()) << "shared-memory files left behind";
-}
 
 TEST_P(Collectives, MatrixMatchesReference) {
   ForkOptions o;

@@ -49,6 +49,27 @@ std::vector<std::string> check_allreduce(Communicator& comm, size_t count, DType
   return c.failures;
 }
 
+std::vector<std::string> check_registered_allreduce(Communicator& comm, size_t count, DType t,
+                                                    ReduceOp op, bool plain) {
+  Checker c{comm, {}};
+  const int n = comm.size(), r = comm.rank();
+  const size_t bytes = count * dtype_size(t);
+  auto input = make_data(r, count, t);
+  auto expected = [&](size_t i) { return reference(n, i, t, op); };
+  std::string what = Checker::label("registered allreduce", t, count,
+                                    (std::string(" ") + reduce_op_name(op)).c_str());
+  comm::RegisteredBuffer in = plain ? comm::RegisteredBuffer(Buffer(bytes)) : comm.alloc(bytes);
+  comm::RegisteredBuffer out = plain ? comm::RegisteredBuffer(Buffer(bytes)) : comm.alloc(bytes);
+  std::memcpy(in.data(), input.data(), bytes);
+  comm.allreduce(in.view(t, count), out.view(t, count), op).wait();
+  c.expect(what + " out-of-place", out.data(), count, t, expected);
+  c.expect(what + " input untouched", in.data(), count, t,
+           [&](size_t i) { return test_value(r, i, t); });
+  comm.allreduce(in.view(t, count), op).wait();
+  c.expect(what + " in-place", in.data(), count, t, expected);
+  return c.failures;
+}
+
 std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix& m) {
   Checker c{comm, {}};
   const Device dev = m.device;

@@ -26,6 +26,13 @@ std::vector<std::string> check_collectives(comm::Communicator& comm, const Check
 std::vector<std::string> check_allreduce(comm::Communicator& comm, size_t count, DType dtype,
                                          ReduceOp op, Device device = Device::cpu());
 
+// Allreduce on memory from comm.alloc() (registered over shm): out of place from plain memory
+// into a registered buffer, then in place on the registered input, each checked against the
+// reference. `plain` passes plain memory instead (the rank that opts its peers out of the
+// direct path). Returns mismatches, as check_collectives.
+std::vector<std::string> check_registered_allreduce(comm::Communicator& comm, size_t count,
+                                                    DType dtype, ReduceOp op, bool plain = false);
+
 // batch_p2p around the ring: every rank sends `count` f32 to each neighbour and receives from
 // each, all in one batch (at 16 MiB a send-then-recv on every rank would deadlock wherever a
 // large send waits for its receive: tcp, shm, mpi); then small send_recv calls paired with the

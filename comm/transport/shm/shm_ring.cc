@@ -27,8 +27,9 @@ namespace {
 uint32_t* futex_word(std::atomic<uint32_t>& a) { return reinterpret_cast<uint32_t*>(&a); }
 
 constexpr uint64_t kSegmentMagic = 0x316d687374666577;  // "weftshm1"
-// 2: a mailbox between control page and data; 3: SegmentHeader::asymmetric_fences
-constexpr uint32_t kLayoutVersion = 4;
+// 2: a mailbox between control page and data; 3: SegmentHeader::asymmetric_fences;
+// 5: SegmentHeader::direct
+constexpr uint32_t kLayoutVersion = 5;
 
 size_t header_bytes() { return (sizeof(SegmentHeader) + kPage - 1) / kPage * kPage; }
 
@@ -37,14 +38,6 @@ uint64_t pid_namespace_id() {
   return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
 }
 
-
-// MAP_POPULATE: set the page tables up now rather than one fault at a time in the hot path.
-Mapping map_shared(int fd, size_t len, size_t offset, const std::string& what) {
-  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                 static_cast<off_t>(offset));
-  if (p == MAP_FAILED) throw_errno(what);
-  return Mapping(p, len);
-}
 
 // Stores a position the peer may be about to sleep without (see Fences): nudge() follows.
 void store_position(std::atomic<uint64_t>& position, uint64_t value, Fences fences) {
@@ -59,6 +52,14 @@ void store_position(std::atomic<uint64_t>& position, uint64_t value, Fences fenc
 }
 
 }  // namespace
+
+// MAP_POPULATE: set the page tables up now rather than one fault at a time in the hot path.
+Mapping map_shared(int fd, size_t len, size_t offset, const std::string& what) {
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                 static_cast<off_t>(offset));
+  if (p == MAP_FAILED) throw_errno(what);
+  return Mapping(p, len);
+}
 
 bool register_asymmetric_fences() {
   // The registration belongs to a process (its memory map): a child forked after it registers

@@ -237,6 +237,21 @@ inline constexpr size_t kReasonBytes = 1024;
 inline constexpr uint32_t kFlagAborted = 1;  // reason[] holds why
 inline constexpr uint32_t kFlagClosed = 2;   // the owner destroyed its transport
 
+// What a rank says about its current op on the direct path (shm_direct.cc), in its own file where
+// every peer reads it. `arrived` is stored last (release): a peer that reads the op's number
+// there finds the fields beside it filled in for that op.
+inline constexpr uint64_t kNotRegistered = ~uint64_t{0};
+struct DirectState {
+  alignas(kCacheLine) std::atomic<uint64_t> arrived{0};  // seq of the op described below
+  uint64_t segment = kNotRegistered;  // registered segment holding the op's buffer
+  uint64_t offset = 0;                // of the buffer in that segment
+  uint64_t count = 0;                 // the op's fingerprint, to name a mismatch
+  uint32_t dtype = 0;
+  uint32_t reduce = 0;
+  // seq of the last op whose share this rank has written into every rank's buffer.
+  alignas(kCacheLine) std::atomic<uint64_t> written{0};
+};
+
 struct SegmentHeader {
   uint64_t magic = 0;
   uint32_t version = 0;
@@ -252,6 +267,7 @@ struct SegmentHeader {
   alignas(kCacheLine) std::atomic<uint32_t> flags{0};
   uint32_t abort_code = 0;         // encode_abort_code(): what peers fail with; before kFlagAborted
   char reason[kReasonBytes] = {};  // written before kFlagAborted is set
+  DirectState direct;
 };
 
 // A move-only mmap'ed range, unmapped when dropped.
@@ -268,6 +284,10 @@ class Mapping {
   void* addr_ = nullptr;
   size_t len_ = 0;
 };
+
+// Maps `len` bytes of `fd` at `offset`, read-write and shared, page tables populated now.
+// Throws with `what` and errno's text.
+Mapping map_shared(int fd, size_t len, size_t offset, const std::string& what);
 
 // My file, created under `name` and mapped whole. The name stays linked in /dev/shm (so peers
 // can open it) until unlink_name() or destruction. `who` prefixes error messages.

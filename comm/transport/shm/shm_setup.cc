@@ -82,7 +82,8 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
       who_("shm transport: rank " + std::to_string(setup.rank)),
       peer_check_(std::max(1LL, env::get_int("WEFT_PEER_CHECK_MS"))),
       own_segment_(segment_name(setup), setup.rank, setup.size, ring_bytes_from_env(), who_),
-      own_(&own_segment_.header()) {
+      own_(&own_segment_.header()),
+      arena_(setup.rank, setup.size, who_) {
   try {
     connect(setup, segment_name(setup));
   } catch (const Error& e) {
@@ -113,6 +114,8 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
   peers_.resize(size_);
   std::vector<std::string> names(size_);
   if (size_ > 1) {
+    // The registered-memory socket first: a peer that reads my file's name connects to it.
+    setup.store->set("shm/socket/" + std::to_string(rank_), arena_.listen(my_name));
     setup.store->set("shm/ready/" + std::to_string(rank_), my_name);
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
@@ -136,12 +139,15 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
     }
     try {
       p.segment = shm::PeerSegment(names[r], r, size_, rank_, who_);
+      p.header = &p.segment.header();
+      watch(p, r);
+      arena_.connect(r, setup.store->get("shm/socket/" + std::to_string(r), setup.deadline),
+                     p.pid);
     } catch (const Error&) {
-      setup.store->check_members();  // a dead rank's file may be gone already: say it died
+      // A dead rank's file or socket may be gone already: say it died.
+      setup.store->check_members();
       throw;
     }
-    p.header = &p.segment.header();
-    watch(p, r);
   }
   // Every rank reads the same headers, so all of the group agree.
   fences_ = shm::Fences::asymmetric;
@@ -175,6 +181,7 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
   // so one killed before dropping its own leaves nothing in /dev/shm either.
   for (int r = 0; r < size_; ++r)
     if (r != rank_) shm_unlink(names[r].c_str());
+  arena_.unlink_path();  // every peer has connected: they passed the barrier
   if (size_ == 1) return;
   // A peer that died as the barrier completed is named now, as a set-up failure, rather than
   // at the first message, by when ranks that stopped in set-up because of it may have exited

@@ -41,6 +41,10 @@
 // or destroys its transport (closed flag) fails the requests involving it with PeerLost, after
 // delivering whatever it had completely written.
 //
+// Direct access. Beside the FIFOs, the transport hands out registered memory (shm_arena.h) and
+// runs collectives on it in place (shm_direct.cc), waiting on its peers' DirectState in their
+// files with the same abort flags, liveness checks and deadlines as a FIFO wait.
+//
 // This header is the transport's inside, shared by its set-up (shm_setup.cc) and its data path
 // (transport_shm.cc); programs reach it through transport_shm.h.
 #include <poll.h>
@@ -61,6 +65,8 @@
 #include <utility>
 #include <vector>
 
+#include "comm/direct_access.h"
+#include "comm/transport/shm/shm_arena.h"
 #include "comm/transport/shm/shm_ring.h"
 #include "comm/transport/shm/shm_sweep.h"
 #include "comm/transport/shm/transport_shm.h"
@@ -158,7 +164,7 @@ struct Peer {
   PeerState state = PeerState::alive;
 };
 
-class ShmTransport final : public Transport {
+class ShmTransport final : public Transport, public DirectAccess {
  public:
   explicit ShmTransport(const TransportSetup& setup);
   ~ShmTransport() override;
@@ -174,8 +180,25 @@ class ShmTransport final : public Transport {
   void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
   void abort_with(ErrorCode code, const std::string& reason) override;
+  DirectAccess* direct_access() override { return this; }
+
+  // DirectAccess (shm_direct.cc).
+  std::shared_ptr<RegisteredSegment> allocate(size_t bytes) override {
+    return arena_.allocate(bytes);
+  }
+  std::shared_ptr<RegisteredSegment> find(const void* data, size_t bytes) override {
+    return arena_.find(data, bytes);
+  }
+  bool allreduce(const Fingerprint& fp, DirectBuffer buffer, void* data, size_t count,
+                 DType dtype, ReduceOp op, BufferOps& ops, void* scratch, size_t scratch_bytes,
+                 const LazyDeadline& deadline) override;
 
  private:
+  // The direct path's waits: until ready() (re-read every pass), failing like a FIFO wait.
+  template <typename Ready>
+  void wait_direct(const Fingerprint& fp, const char* phase, const LazyDeadline& deadline,
+                   Ready&& ready);
+
   void connect(const TransportSetup& setup, const std::string& my_name);
   void watch(Peer& p, int r);
 
@@ -214,6 +237,8 @@ class ShmTransport final : public Transport {
 
   shm::OwnSegment own_segment_;
   SegmentHeader* own_;
+  shm::ShmArena arena_;  // registered memory (the direct path)
+  std::vector<std::byte*> direct_bases_;  // the running direct op's buffer of each rank
   std::vector<Peer> peers_;  // by rank; peers_[rank_] is the loopback
 
   std::vector<Slot> slots_;

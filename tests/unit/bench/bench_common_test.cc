@@ -120,7 +120,8 @@ TEST(BenchReport, BusbwFollowsNcclTests) {
   EXPECT_DOUBLE_EQ(m.busbw_gbs(), 1.0);
   EXPECT_EQ(json_line(m),
             "{\"op\":\"allreduce\",\"backend\":\"shm\",\"ranks\":2,\"bytes\":1000000,"
-            "\"time_us\":1000.000,\"algbw_gbs\":1.000000,\"busbw_gbs\":1.000000,\"iters\":5}");
+            "\"time_us\":1000.000,\"algbw_gbs\":1.000000,\"busbw_gbs\":1.000000,\"iters\":5,"
+            "\"path\":\"transport\"}");
 }
 
 TEST(BenchReport, FormatsBytes) {

@@ -84,6 +84,28 @@ TEST(AdamW, StepsMatchDoubleReference) {
   expect_all_near(v, rv, 1e-12, 1e-5, "v");
 }
 
+// A range large enough to be split over the context's threads updates every element exactly as
+// one thread does (the parts meet at element boundaries; nothing is summed across them).
+TEST(AdamW, ThreadsSplitTheRangeWithoutChangingAnElement) {
+  const size_t n = (size_t{1} << 18) * 3 + 7;
+  std::vector<float> grads(n), one(n), three(n), m1(n, 0), v1(n, 0), m3(n, 0), v3(n, 0);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> dist;
+  for (size_t i = 0; i < n; i++) {
+    grads[i] = dist(rng);
+    one[i] = three[i] = dist(rng);
+  }
+  for (long t = 1; t <= 2; t++) {
+    adamw_update(CpuContext(1), one.data(), grads.data(), m1.data(), v1.data(), n, kLr, kBeta1,
+                 kBeta2, kEps, kDecay, t);
+    adamw_update(CpuContext(3), three.data(), grads.data(), m3.data(), v3.data(), n, kLr, kBeta1,
+                 kBeta2, kEps, kDecay, t);
+  }
+  EXPECT_EQ(one, three);
+  EXPECT_EQ(m1, m3);
+  EXPECT_EQ(v1, v3);
+}
+
 TEST(AdamW, StepZeroIsInvalidArgument) {
   float p = 1, g = 1, m = 0, v = 0;
   try {

@@ -22,7 +22,7 @@ TEST(ShardedAdamW, ShardsTogetherEqualTheWholeBuffer) {
 
   AdamWOptions opt{.weight_decay = 0.5f};
   std::vector<float> whole = params;
-  // The whole buffer split over 3 threads, each shard on one: the same update per element.
+  // The whole buffer on a 3-thread context, each shard on one: the same update per element.
   const kernels::cpu::CpuContext three(3), one(1);
   ShardedAdamW all(three, {{0, n}}, spans, opt);
   std::vector<float> sharded = params;
@@ -44,6 +44,16 @@ TEST(ShardedAdamW, ShardsTogetherEqualTheWholeBuffer) {
                                  0.95f, 1e-8f, s.decay ? 0.5f : 0.0f, t);
   for (size_t i = 0; i < 20; i++) EXPECT_EQ(whole[i], ref[i]) << i;
   EXPECT_EQ(whole[20], 0.0f);  // padding: zero gradient, zero weight, stays zero
+  // The moments, read back segment by segment (what a checkpoint writes), are the reference's.
+  size_t covered = 0;
+  for (const AdamWSegment& s : all.segments()) {
+    for (size_t i = 0; i < s.count; i++) {
+      EXPECT_EQ(all.first_moment()[s.state + i], m[s.offset + i]) << s.offset + i;
+      EXPECT_EQ(all.second_moment()[s.state + i], v[s.offset + i]) << s.offset + i;
+    }
+    covered += s.count;
+  }
+  EXPECT_EQ(covered, n);  // every owned element, the padding too (its moments stay 0)
 }
 
 TEST(ShardedAdamW, NormAndScalingCoverOnlyTheOwnedElements) {

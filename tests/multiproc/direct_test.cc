@@ -1,0 +1,172 @@
+// Allreduce in place on registered memory (Communicator::alloc over shm) in real processes:
+// every dtype x reduce op on sizes from 1 element to several MiB, odd and not divisible by the
+// rank count, on 2..5 ranks, against the sequential reference; the path is checked too (every
+// op direct, or, with one rank's tensor in plain memory, every op on the FIFOs with the same
+// results); a rank killed with SIGKILL mid-op; counts that differ; and a buffer dropped while
+// its op runs.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "comm/communicator.h"
+#include "runtime/error.h"
+#include "tests/support/collective_checks.h"
+#include "tests/support/fork_checks.h"
+#include "tests/support/fork_ranks.h"
+
+namespace weft::testing {
+namespace {
+
+ForkOptions shm_ranks(int n) {
+  ForkOptions o;
+  o.ranks = n;
+  o.backend = "shm";
+  o.timeout = std::chrono::seconds(200);
+  // Every size takes the direct path, down to one element.
+  o.env = {{"WEFT_DIRECT_BYTES", "0"}, {"WEFT_TIMEOUT", "60"}};
+  return o;
+}
+
+// Every op that ran took the path expected: `direct` ops in place, or none.
+int check_path(const comm::Communicator& comm, uint64_t ops, bool direct) {
+  uint64_t want = direct ? ops : 0;
+  if (comm.direct_ops() == want) return 0;
+  fprintf(stderr, "rank %d: %llu of %llu allreduces ran in place, expected %llu\n", comm.rank(),
+          static_cast<unsigned long long>(comm.direct_ops()), static_cast<unsigned long long>(ops),
+          static_cast<unsigned long long>(want));
+  return 4;
+}
+
+class Direct : public ::testing::TestWithParam<int> {};
+
+TEST_P(Direct, MatrixMatchesReference) {
+  expect_all_ok(fork_ranks(shm_ranks(GetParam()), [](int) {
+    auto comm = comm::init_from_env();
+    std::vector<std::string> failures;
+    uint64_t ops = 0;
+    for (DType t : kAllDTypes)
+      for (ReduceOp op : kAllReduceOps) {
+        // Several MiB (odd) only for one dtype per op, to keep the run short on 2 cores.
+        std::vector<size_t> counts = {1, 2, 7, 1001, 65537};
+        if (t == DType::f32 || t == DType::bf16) counts.push_back((3u << 20) / dtype_size(t) + 5);
+        for (size_t count : counts) {
+          auto f = check_registered_allreduce(*comm, count, t, op);
+          failures.insert(failures.end(), f.begin(), f.end());
+          ops += 2;
+        }
+      }
+    int bad = report(failures);
+    return bad ? bad : check_path(*comm, ops, true);
+  }));
+}
+
+TEST_P(Direct, OneRankUnregisteredTakesTheFifoPathWithTheSameResults) {
+  expect_all_ok(fork_ranks(shm_ranks(GetParam()), [](int rank) {
+    auto comm = comm::init_from_env();
+    std::vector<std::string> failures;
+    uint64_t ops = 0;
+    for (DType t : {DType::f32, DType::i32, DType::f16})
+      for (ReduceOp op : kAllReduceOps)
+        for (size_t count : {size_t{1}, size_t{1001}, size_t{(1u << 20) + 3}}) {
+          auto f = check_registered_allreduce(*comm, count, t, op, /*plain=*/rank == 1);
+          failures.insert(failures.end(), f.begin(), f.end());
+          ops += 2;
+        }
+    int bad = report(failures);
+    return bad ? bad : check_path(*comm, ops, false);
+  }));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, Direct, ::testing::Values(2, 3, 4, 5),
+                         [](const auto& info) { return std::to_string(info.param) + "ranks"; });
+
+// A rank killed with SIGKILL while its peers read its buffer: they fail with PeerLost naming it
+// well within the deadline, without SIGBUS, and leave nothing in /dev/shm.
+TEST(DirectFaults, KilledRankIsNamedBySurvivors) {
+  constexpr int kVictim = 1;
+  ForkOptions o = shm_ranks(3);
+  o.timeout = std::chrono::seconds(60);
+  o.env["WEFT_TIMEOUT"] = "60";  // PeerLost must come from detection, not the timeout
+  o.ready_line = "iteration 3";
+  o.on_ready = [&](const std::vector<pid_t>& pids) { kill(pids[kVictim], SIGKILL); };
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    const size_t count = (16u << 20) / 4;
+    comm::RegisteredBuffer buf = comm->alloc(count * 4);
+    for (int i = 0;; i++) {
+      comm->allreduce(buf.view(DType::f32, count)).wait();
+      if (i == 3) printf("iteration 3 done by rank %d\n", rank), fflush(stdout);
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  double kill_time = 0;
+  for (const auto& r : run.ranks)
+    if (r.rank == kVictim) kill_time = r.seconds;
+  for (const auto& r : run.ranks) {
+    if (r.rank == kVictim) {
+      EXPECT_EQ(r.signal, SIGKILL) << run.summary();
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 1) << run.summary();  // an Error, not a signal (SIGBUS)
+    EXPECT_NE(r.output.find("rank 1"), std::string::npos) << run.summary();
+    EXPECT_NE(r.output.find("PeerLost"), std::string::npos) << run.summary();
+    EXPECT_LT(r.seconds - kill_time, 10.0) << run.summary();
+  }
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// Ranks that disagree on the count of a registered allreduce all fail with InvalidArgument
+// naming both counts, instead of reading past a buffer or waiting out the deadline.
+TEST(DirectFaults, MismatchedCountsFailWithBothValues) {
+  ForkOptions o = shm_ranks(3);
+  o.timeout = std::chrono::seconds(60);
+  o.env["WEFT_TIMEOUT"] = "30";
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    const size_t count = rank == 1 ? 999 : 1000;
+    comm::RegisteredBuffer buf = comm->alloc(count * 4);
+    try {
+      comm->allreduce(buf.view(DType::f32, count)).wait();
+    } catch (const Error& e) {
+      printf("caught %s\n", e.what());
+      return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 7) << run.summary();
+    EXPECT_NE(r.output.find("999"), std::string::npos) << run.summary();
+    EXPECT_NE(r.output.find("1000"), std::string::npos) << run.summary();
+  }
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// Dropping a registered buffer while its allreduce still runs is reported, and the op finishes
+// on memory that stays mapped until it ends: no crash, right results in the peers.
+TEST(DirectFaults, BufferDroppedMidOpIsAnErrorNotACrash) {
+  ForkOptions o = shm_ranks(2);
+  o.timeout = std::chrono::seconds(60);
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    const size_t count = (8u << 20) / 4 + 1;
+    comm::RegisteredBuffer buf = comm->alloc(count * 4);
+    for (size_t i = 0; i < count; i++) buf.as<float>()[i] = 1.0f;
+    comm::Work w = comm->allreduce(buf.view(DType::f32, count));
+    if (rank == 0) buf = comm::RegisteredBuffer();  // dropped before waiting
+    w.wait();
+    if (rank == 1 && buf.as<float>()[count - 1] != 2.0f) return 3;
+    return 0;
+  });
+  expect_all_ok(run);
+  // Only when the op had not finished yet: then the message names the fix.
+  if (run.ranks[0].output.find("dropped") != std::string::npos) {
+    EXPECT_NE(run.ranks[0].output.find("Wait for the op's Work"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace weft::testing
