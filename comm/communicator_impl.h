@@ -231,7 +231,10 @@ struct Communicator::Impl {
     bool doubling = options.algo == AllreduceAlgo::recursive_doubling ||
                     (options.algo == AllreduceAlgo::automatic && bytes <= options.small_bytes);
     // One shot sends n - 1 messages per rank: worth it only while n is small (kOneShotRanks).
-    if (one_shot && ctx.size() <= kOneShotRanks &&
+    // Not over MPI (the transport that posts receives first): a one-shot that fails midway
+    // leaves up to n - 2 receives posted into scratch, which MPI may still write after the
+    // communicator is gone.
+    if (one_shot && ctx.size() <= kOneShotRanks && !ctx.transport.receive_first() &&
         bytes * static_cast<size_t>(ctx.size()) <= ctx.scratch_bytes)
       allreduce_one_shot(ctx, data, count, dtype, op);
     else if (doubling && bytes <= ctx.scratch_bytes)
