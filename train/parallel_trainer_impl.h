@@ -47,6 +47,8 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
 
  private:
   using Model = models::GptModel<Ctx, T>;
+  // The model's element type, as the communicators name it.
+  static constexpr DType kDType = std::is_same_v<T, float> ? DType::f32 : DType::bf16;
   using Memory = decltype(allocate(std::declval<const Ctx&>(), size_t{}));
 
   // parallel::PipelineStage
@@ -68,9 +70,7 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   const int32_t* tokens(const std::vector<int32_t>& all, int micro_batch) const;
   T* params(int chunk) { return as<T>(params_) + chunk_offset_[static_cast<size_t>(chunk)]; }
   T* grads(int chunk) { return as<T>(grads_) + chunk_offset_[static_cast<size_t>(chunk)]; }
-  float* master() {
-    return std::is_same_v<T, float> ? as<float>(params_) : as<float>(master_);
-  }
+  float* master() { return std::is_same_v<T, float> ? as<float>(params_) : as<float>(master_); }
   template <typename E>
   static E* as(const Memory& m) {
     return static_cast<E*>(m.data());
@@ -80,8 +80,8 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   double grad_square_sum();  // this rank's share of the global norm's square
   void sum_tied_embedding();
   size_t boundary_bytes() const {
-    return static_cast<size_t>(options_.micro_batch) * options_.model.seq *
-           options_.model.d_model * sizeof(T);
+    return static_cast<size_t>(options_.micro_batch) * options_.model.seq * options_.model.d_model *
+           sizeof(T);
   }
 
   TrainOptions options_;
@@ -92,10 +92,10 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   parallel::CommunicatorTpGroup tp_group_;
   int chunks_, micro_batches_, slots_ = 1;
   std::vector<std::unique_ptr<Model>> models_;  // one per chunk
-  std::vector<size_t> chunk_offset_;             // of each chunk's tensors in the flat buffers
-  std::vector<int> chunk_first_tensor_;          // index of each chunk's first tensor overall
-  std::vector<models::ParamTensor> tensors_;     // every chunk's, offsets in the flat buffers
-  int tied_wte_ = -1;  // the embedding copy summed over the embedding group (-1: none here)
+  std::vector<size_t> chunk_offset_;            // of each chunk's tensors in the flat buffers
+  std::vector<int> chunk_first_tensor_;         // index of each chunk's first tensor overall
+  std::vector<models::ParamTensor> tensors_;    // every chunk's, offsets in the flat buffers
+  int tied_wte_ = -1;      // the embedding copy summed over the embedding group (-1: none here)
   size_t parameters_ = 0;  // this rank's, every chunk's
   parallel::DataParallel dp_;
   Memory params_, master_, grads_;  // master_ only for a bf16 model
@@ -104,9 +104,9 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   parallel::PipelineExecutor executor_;
   double theoretical_idle_ = 0;
   std::vector<Memory> boundaries_;
-  Memory scalars_, partials_;              // reduce_scalar's, grad_square_sum's
-  std::vector<int32_t> inputs_, targets_;  // the step's micro-batches, one after another
-  double loss_sum_ = 0;                    // the step's micro-batch losses (last stage)
+  Memory scalars_, partials_;                // reduce_scalar's, grad_square_sum's
+  std::vector<int32_t> inputs_, targets_;    // the step's micro-batches, one after another
+  double loss_sum_ = 0;                      // the step's micro-batch losses (last stage)
   double ms_forward_ = 0, ms_backward_ = 0;  // the step's compute
   bool dp_started_ = false;
   uint64_t initial_checksum_ = 0;
@@ -135,8 +135,8 @@ inline parallel::Schedule schedule_of(const TrainOptions& o) {
 
 inline models::StagePlan plan_of(const TrainOptions& o, const parallel::DeviceMesh& mesh,
                                  int chunk) {
-  return models::StagePlan::of(o.model, chunk * o.pp + mesh.coords().pp,
-                               o.pp * o.virtual_stages, mesh.coords().tp, o.tp);
+  return models::StagePlan::of(o.model, chunk * o.pp + mesh.coords().pp, o.pp * o.virtual_stages,
+                               mesh.coords().tp, o.tp);
 }
 
 }  // namespace detail
@@ -152,7 +152,8 @@ ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corp
       tp_group_(mesh_.tp(), dev_.device()),
       chunks_(options.virtual_stages),
       micro_batches_(options.accumulation()),
-      dp_(mesh_.dp(),
+      dp_(
+          mesh_.dp(),
           [&] {
             // Every chunk's tensors, one after another: the flat buffers' layout.
             std::vector<size_t> counts;
@@ -171,7 +172,7 @@ ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corp
           }(),
           [&] {
             parallel::DataParallelOptions d = data_parallel_options(options);
-            d.dtype = std::is_same_v<T, float> ? DType::f32 : DType::bf16;
+            d.dtype = kDType;
             d.device = dev_.device();
             // Backward only enqueued the writes of a bucket (on a GPU): they must be done
             // before the communicator reads it on another stream.
@@ -181,24 +182,23 @@ ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corp
       params_(allocate(dev_.ctx, dp_.padded_elements() * sizeof(T))),
       master_(allocate(dev_.ctx, std::is_same_v<T, float> ? 0 : dp_.padded_elements() * 4)),
       grads_(allocate(dev_.ctx, dp_.padded_elements() * sizeof(T))),
-      optimizer_(dev_.ctx, dp_.owned_ranges(),
-                 [&] {
-                   std::vector<parallel::DecaySpan> spans;
-                   for (const auto& t : tensors_) spans.push_back({t.offset, t.count, t.decay});
-                   return spans;
-                 }(),
-                 adamw_options(options)),
+      optimizer_(
+          dev_.ctx, dp_.owned_ranges(),
+          [&] {
+            std::vector<parallel::DecaySpan> spans;
+            for (const auto& t : tensors_) spans.push_back({t.offset, t.count, t.decay});
+            return spans;
+          }(),
+          adamw_options(options)),
       schedule_{options.lr, options.warmup, options.steps},
       executor_(mesh_.pp(), detail::schedule_of(options)[static_cast<size_t>(mesh_.coords().pp)],
-                parallel::PipelineShape{
-                    options.pp, chunks_, micro_batches_,
-                    static_cast<size_t>(options.micro_batch) * options.model.seq *
-                        options.model.d_model,
-                    std::is_same_v<T, float> ? DType::f32 : DType::bf16, dev_.device()}),
+                parallel::PipelineShape{options.pp, chunks_, micro_batches_,
+                                        static_cast<size_t>(options.micro_batch) *
+                                            options.model.seq * options.model.d_model,
+                                        kDType, dev_.device()}),
       scalars_(allocate(dev_.ctx, sizeof(double) * static_cast<size_t>(world.size()) * 2)),
       partials_(allocate(dev_.ctx, tensors_.size() * dp_.owned_ranges().size() *
-                                       parallel::DeviceAdamW<Ctx, T>::kPartials *
-                                       sizeof(float))) {
+                                       parallel::DeviceAdamW<Ctx, T>::kPartials * sizeof(float))) {
   const parallel::Schedule all = detail::schedule_of(options);
   const std::vector<parallel::Action>& mine = all[static_cast<size_t>(mesh_.coords().pp)];
   theoretical_idle_ = options.pp > 1 ? parallel::simulate_schedule(all).idle_fraction : 0.0;
@@ -209,8 +209,7 @@ ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corp
   int held = 0;
   for (const parallel::Action& a : mine) {
     if (a.kind == parallel::ActionKind::forward) held++;
-    if (a.kind == parallel::ActionKind::backward ||
-        a.kind == parallel::ActionKind::backward_weight)
+    if (a.kind == parallel::ActionKind::backward || a.kind == parallel::ActionKind::backward_weight)
       held--;
     slots_ = std::max(slots_, held);
   }
@@ -235,8 +234,8 @@ ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corp
     copy_bytes(dev_.ctx, params_.data(), low.data(), low.size() * sizeof(bf16));
   }
   synchronize();
-  const size_t tokens = static_cast<size_t>(micro_batches_) * options.micro_batch *
-                        options.model.seq;
+  const size_t tokens =
+      static_cast<size_t>(micro_batches_) * options.micro_batch * options.model.seq;
   inputs_.resize(tokens);
   targets_.resize(tokens);
   // Replicas along dp hold the same slices: each rank's checksum of its slices, combined over
@@ -256,8 +255,7 @@ void ParallelTrainer<Ctx, T>::synchronize() {
 }
 
 template <class Ctx, typename T>
-std::vector<uint64_t> ParallelTrainer<Ctx, T>::allgather_words(
-    const std::vector<uint64_t>& mine) {
+std::vector<uint64_t> ParallelTrainer<Ctx, T>::allgather_words(const std::vector<uint64_t>& mine) {
   // Through the model's memory, like reduce_scalar().
   const size_t n = mine.size(), ranks = static_cast<size_t>(world_.size());
   Memory in = allocate(dev_.ctx, n * sizeof(uint64_t)),
@@ -275,8 +273,7 @@ std::vector<uint64_t> ParallelTrainer<Ctx, T>::allgather_words(
 }
 
 template <class Ctx, typename T>
-double ParallelTrainer<Ctx, T>::reduce_scalar(comm::Communicator& comm, double value,
-                                              ReduceOp op) {
+double ParallelTrainer<Ctx, T>::reduce_scalar(comm::Communicator& comm, double value, ReduceOp op) {
   if (comm.size() == 1) return value;
   copy_bytes(dev_.ctx, scalars_.data(), &value, sizeof value);
   synchronize();
@@ -305,8 +302,7 @@ std::string ParallelTrainer<Ctx, T>::activation_memory_line() {
 template <class Ctx, typename T>
 const int32_t* ParallelTrainer<Ctx, T>::tokens(const std::vector<int32_t>& all,
                                                int micro_batch) const {
-  return all.data() +
-         static_cast<size_t>(micro_batch) * options_.micro_batch * options_.model.seq;
+  return all.data() + static_cast<size_t>(micro_batch) * options_.micro_batch * options_.model.seq;
 }
 
 template <class Ctx, typename T>
@@ -385,9 +381,7 @@ void ParallelTrainer<Ctx, T>::sum_tied_embedding() {
   const models::ParamTensor& t = tensors_[static_cast<size_t>(tied_wte_)];
   synchronize();
   mesh_.embedding()
-      ->allreduce(Tensor::flat(as<T>(grads_) + t.offset,
-                               std::is_same_v<T, float> ? DType::f32 : DType::bf16, t.count,
-                               dev_.device()))
+      ->allreduce(Tensor::flat(as<T>(grads_) + t.offset, kDType, t.count, dev_.device()))
       .wait();
   dp_.grad_ready(tied_wte_);
 }
@@ -456,9 +450,9 @@ StepStats ParallelTrainer<Ctx, T>::step(int step) {
   // The loss lives on the last stage: summed over the pipeline (the others add 0), averaged
   // over the data-parallel replicas.
   const double loss = mesh_.last_stage() ? loss_sum_ / micro_batches_ : 0.0;
-  s.loss = reduce_scalar(mesh_.dp(), reduce_scalar(mesh_.pp(), loss, ReduceOp::sum),
-                         ReduceOp::sum) /
-           options_.dp;
+  s.loss =
+      reduce_scalar(mesh_.dp(), reduce_scalar(mesh_.pp(), loss, ReduceOp::sum), ReduceOp::sum) /
+      options_.dp;
   record_rates(s, options_, start);
   return s;
 }
@@ -470,7 +464,6 @@ EvalStats ParallelTrainer<Ctx, T>::evaluate(int step) {
   const int micro = options_.micro_batch, seq = options_.model.seq, C = options_.model.d_model;
   const int per_rank = options_.batch / options_.dp, P = options_.pp;
   const int rank = mesh_.coords().pp;
-  const DType dtype = std::is_same_v<T, float> ? DType::f32 : DType::bf16;
   comm::Communicator& pp = mesh_.pp();
   T* received = static_cast<T*>(boundary_buffer());
   double loss = 0;
@@ -484,15 +477,14 @@ EvalStats ParallelTrainer<Ctx, T>::evaluate(int step) {
       Model& m = *models_[static_cast<size_t>(c)];
       const bool first_stage = m.layout().plan().first, last_stage = m.layout().plan().last;
       if (!first_stage)
-        pp.recv(Tensor::flat(received, dtype, elements, dev_.device()), (rank + P - 1) % P)
-            .wait();
+        pp.recv(Tensor::flat(received, kDType, elements, dev_.device()), (rank + P - 1) % P).wait();
       m.forward(0, params(c), inputs_.data(), targets_.data(), first_stage ? nullptr : received,
                 count);
       if (last_stage) {
         loss += m.mean_loss(0);
       } else {
         synchronize();
-        pp.send(Tensor::flat(const_cast<T*>(m.output(0)), dtype, elements, dev_.device()),
+        pp.send(Tensor::flat(const_cast<T*>(m.output(0)), kDType, elements, dev_.device()),
                 (rank + 1) % P)
             .wait();
       }
@@ -502,9 +494,9 @@ EvalStats ParallelTrainer<Ctx, T>::evaluate(int step) {
   const double mean = mesh_.last_stage() ? loss / batches : 0.0;
   EvalStats e;
   e.step = step;
-  e.loss = reduce_scalar(mesh_.dp(), reduce_scalar(mesh_.pp(), mean, ReduceOp::sum),
-                         ReduceOp::sum) /
-           options_.dp;
+  e.loss =
+      reduce_scalar(mesh_.dp(), reduce_scalar(mesh_.pp(), mean, ReduceOp::sum), ReduceOp::sum) /
+      options_.dp;
   e.perplexity = std::exp(e.loss);
   return e;
 }
