@@ -49,7 +49,7 @@ void commit_step(const fs::path& dir, int64_t step, int world_size, const nlohma
   std::sort(reports.begin(), reports.end(),
             [](const auto& a, const auto& b) { return a.rank < b.rank; });
   const fs::path step_dir = dir / step_dir_name(step);
-    if (reports.size() > static_cast<size_t>(world_size))
+  if (reports.size() > static_cast<size_t>(world_size))
     throw Error(ErrorCode::InvalidArgument,
                 "checkpoint step " + std::to_string(step) + ": " +
                     std::to_string(reports.size()) + " reports for a job of " +
