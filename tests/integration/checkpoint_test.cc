@@ -36,8 +36,8 @@ class Checkpoint : public Train {
  protected:
   // Runs 4 ranks of kModel plus `flags`, logging to `log`; the job must succeed.
   std::vector<double> run(const std::string& log, const Args& flags, std::string* out = nullptr) {
-    WeftrunResult r = train(4, with(with(kModel, flags), {"--log-json", (dir_ / log).string()}),
-                            {}, {}, kRunTimeout);
+    WeftrunResult r = train(4, with(with(kModel, flags), {"--log-json", (dir_ / log).string()}), {},
+                            {}, kRunTimeout);
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     if (out) *out = r.out + r.err;
     return losses(log);
