@@ -176,7 +176,12 @@ void Checkpointing::write(Pending& p) {
   const Clock::time_point start = Clock::now();
   const int rank = world_.rank();
   try {
-    ck::ShardReport r = ck::write_shard(dir_ / ck::step_dir_name(p.step), rank, p.step, pieces_);
+    // A step saved again (after a resume from an older one): its old manifest must not outlive
+    // the files it describes. Every rank removes it before writing; the commit comes after all.
+    const std::filesystem::path step_dir = dir_ / ck::step_dir_name(p.step);
+    std::error_code ignored;
+    std::filesystem::remove(step_dir / ck::kManifestFile, ignored);
+    ck::ShardReport r = ck::write_shard(step_dir, rank, p.step, pieces_);
     p.bytes = r.bytes;
     p.report = to_json(r).dump();
   } catch (const Error& e) {
