@@ -2,8 +2,9 @@
 // (rank 0 commits): a resumed run continues with exactly the losses of a run never stopped;
 // a checkpoint saved under dp 4 loads under dp 2 x tp 2 and tp 2 x pp 2 and continues with the
 // saving layout's losses; a corrupted shard of the newest step is named and the load falls back
-// to the step before (which saves the step again, over the torn one); a rank that cannot write its shard leaves the step without a manifest and
-// LATEST where it was; and a checkpoint of another model is refused naming the flag.
+// to the step before (which saves the step again, over the torn one); a rank that cannot write
+// its shard leaves the step without a manifest and LATEST where it was; and a checkpoint of
+// another model is refused naming the flag.
 #include <gtest/gtest.h>
 
 #include <cmath>
