@@ -2,9 +2,9 @@
 // (rank 0 commits): a resumed run continues with exactly the losses of a run never stopped;
 // a checkpoint saved under dp 4 loads under dp 2 x tp 2 and tp 2 x pp 2 and continues with the
 // saving layout's losses; a corrupted shard of the newest step is named and the load falls back
-// to the step before (which saves the step again, over the torn one); a rank that cannot write
-// its shard leaves the step without a manifest and LATEST where it was; and a checkpoint of
-// another model is refused naming the flag.
+// to the step before (which saves the step again, over the torn one); a rank killed in the middle
+// of writing its shard, or one that cannot write it, leaves the step without a manifest and
+// LATEST where it was; and a checkpoint of another model is refused naming the flag.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -137,6 +137,28 @@ TEST_F(Checkpoint, AMissingShardLeavesNoManifestAndLatestWhereItWas) {
   EXPECT_NE(out.find("rank 2 could not write its shard"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir_ / "ckpt" / "step-00000006" / "MANIFEST.json"));
   EXPECT_TRUE(fs::exists(dir_ / "ckpt" / "step-00000003" / "MANIFEST.json"));
+  EXPECT_EQ(read_file(dir_ / "ckpt" / "LATEST"), "step-00000003\n");
+}
+
+TEST_F(Checkpoint, ARankKilledInTheMiddleOfAWriteLeavesNoManifest) {
+  // Rank 1's shard of step 6 is a FIFO: its writer blocks on it until the script reads the
+  // first 4 KiB, the rank is then mid-write, and the script kills it with SIGKILL.
+  const std::string d = ckpt(), shard = d + "/step-00000006/rank-00001.safetensors";
+  const std::string script =
+      "if [ \"$WEFT_RANK\" != 1 ]; then exec \"$@\"; fi\n"
+      "mkdir -p " + d + "/step-00000006 && mkfifo " + shard + "\n"
+      "\"$@\" & pid=$!\n"
+      "exec 3<" + shard + "\n"
+      "dd bs=4096 count=1 <&3 >/dev/null 2>&1\n"
+      "kill -9 $pid; wait $pid; exit 137\n";
+  Args args = {"-n", "4", "--", "sh", "-c", script, "sh", WEFT_TRAIN_PATH};
+  args = with(with(args, kModel), {"--dp", "4", "--zero1", "--ckpt-dir", d, "--ckpt-every", "3"});
+  WeftrunResult r = WeftrunProcess(args).finish(kRunTimeout);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("rank 1 exited with code 137"), std::string::npos) << r.out << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "ckpt" / "step-00000003" / "MANIFEST.json"));
+  EXPECT_FALSE(fs::exists(dir_ / "ckpt" / "step-00000006" / "MANIFEST.json"));
   EXPECT_EQ(read_file(dir_ / "ckpt" / "LATEST"), "step-00000003\n");
 }
 
