@@ -143,17 +143,17 @@ TEST_F(Checkpoint, AMissingShardLeavesNoManifestAndLatestWhereItWas) {
 TEST_F(Checkpoint, ARankKilledInTheMiddleOfAWriteLeavesNoManifest) {
   // Rank 1's shard of step 6 is a FIFO: its writer blocks on it until the script reads the
   // first 4 KiB, the rank is then mid-write, and the script kills it with SIGKILL.
-  const std::string d = ckpt(), shard = d + "/step-00000006/rank-00001.safetensors";
-  const std::string script =
-      "if [ \"$WEFT_RANK\" != 1 ]; then exec \"$@\"; fi\n"
-      "mkdir -p " + d + "/step-00000006 && mkfifo " + shard + "\n"
-      "\"$@\" & pid=$!\n"
-      "exec 3<" + shard + "\n"
-      "dd bs=4096 count=1 <&3 >/dev/null 2>&1\n"
-      "kill -9 $pid; wait $pid; exit 137\n";
+  const std::string shard = ckpt() + "/step-00000006/rank-00001.safetensors";
+  const std::string script = R"sh(if [ "$WEFT_RANK" != 1 ]; then exec "$@"; fi
+mkdir -p "$(dirname "$SHARD")" && mkfifo "$SHARD"
+"$@" & pid=$!
+exec 3<"$SHARD"
+dd bs=4096 count=1 <&3 >/dev/null 2>&1
+kill -9 $pid; wait $pid; exit 137)sh";
   Args args = {"-n", "4", "--", "sh", "-c", script, "sh", WEFT_TRAIN_PATH};
-  args = with(with(args, kModel), {"--dp", "4", "--zero1", "--ckpt-dir", d, "--ckpt-every", "3"});
-  WeftrunResult r = WeftrunProcess(args).finish(kRunTimeout);
+  args =
+      with(with(args, kModel), {"--dp", "4", "--zero1", "--ckpt-dir", ckpt(), "--ckpt-every", "3"});
+  WeftrunResult r = WeftrunProcess(args, "", {"SHARD=" + shard}).finish(kRunTimeout);
   EXPECT_FALSE(r.timed_out);
   EXPECT_NE(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.err.find("rank 1 exited with code 137"), std::string::npos) << r.out << r.err;
