@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """Assembles the whole model from a weft checkpoint, whatever layout saved it.
 
-    assemble_checkpoint.py CKPT_DIR OUT.safetensors [--step N] [--moments]
+    assemble_checkpoint.py CKPT_DIR OUT.safetensors [--step N] [--moments] [--verify]
 
 Reads CKPT_DIR/LATEST (or step N), its MANIFEST.json and the pieces every rank's shard holds
 (checkpoint/piece.h: each a box of a global tensor and a range of the box's elements), places
 them into whole tensors, checks that every element came from exactly one piece, and writes one
 safetensors file of the global tensors under their names ("wte", "h0.qkv.w", ...), with
-AdamW's moments as "adam_m/NAME" and "adam_v/NAME" when --moments is given. Needs only the
-standard library and numpy.
+AdamW's moments as "adam_m/NAME" and "adam_v/NAME" when --moments is given. --verify checks
+the manifest's and every shard's xxHash64 first (in Python: slow for large models). Needs only
+the standard library and numpy.
 """
 import argparse
 import json
@@ -17,6 +18,61 @@ import struct
 import sys
 
 import numpy as np
+
+
+M64 = (1 << 64) - 1
+P1, P2, P3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
+P4, P5 = 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5
+
+
+def rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & M64
+
+
+def xxh64_round(acc, lane):
+    return rotl((acc + lane * P2) & M64, 31) * P1 & M64
+
+
+def xxh64(data):
+    """XXH64 of `data` with seed 0, as libxxhash computes it (checkpoint/checksum.h)."""
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(P1 + P2) & M64, P2, 0, (-P1) & M64]
+        lanes = struct.unpack_from("<%dQ" % (n // 32 * 4), data)
+        for s in range(0, len(lanes), 4):
+            v = [xxh64_round(v[k], lanes[s + k]) for k in range(4)]
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M64
+        for x in v:
+            h = ((h ^ xxh64_round(0, x)) * P1 + P4) & M64
+        i = n // 32 * 32
+    else:
+        h = P5
+    h = (h + n) & M64
+    while i + 8 <= n:
+        h = (rotl(h ^ xxh64_round(0, struct.unpack_from("<Q", data, i)[0]), 27) * P1 + P4) & M64
+        i += 8
+    if i + 4 <= n:
+        h = (rotl(h ^ (struct.unpack_from("<I", data, i)[0] * P1 & M64), 23) * P2 + P3) & M64
+        i += 4
+    while i < n:
+        h = rotl(h ^ (data[i] * P5 & M64), 11) * P1 & M64
+        i += 1
+    h = (h ^ (h >> 33)) * P2 & M64
+    h = (h ^ (h >> 29)) * P3 & M64
+    return h ^ (h >> 32)
+
+
+def verify(step_path, manifest):
+    """Exits naming the file when the manifest or a shard does not match its checksum."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_xxh64"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if "%016x" % xxh64(canonical.encode()) != manifest.get("manifest_xxh64"):
+        sys.exit("%s does not match its checksum (torn or edited)" % os.path.join(step_path, "MANIFEST.json"))
+    for shard in manifest["shards"]:
+        path = os.path.join(step_path, shard["file"])
+        with open(path, "rb") as f:
+            if "%016x" % xxh64(f.read()) != shard["xxh64"]:
+                sys.exit("%s does not match its checksum in the manifest (the file is corrupted)" % path)
 
 
 def read_header(path):
@@ -46,7 +102,7 @@ def place(whole, covered, piece, data):
     covered[box] = hits.reshape(lengths)
 
 
-def assemble(ckpt_dir, step=None, moments=False):
+def assemble(ckpt_dir, step=None, moments=False, check=False):
     """{name: np.ndarray} of the global tensors of `step` (LATEST's when None), and the step."""
     if step is None:
         with open(os.path.join(ckpt_dir, "LATEST")) as f:
@@ -56,6 +112,8 @@ def assemble(ckpt_dir, step=None, moments=False):
     step_path = os.path.join(ckpt_dir, step_dir)
     with open(os.path.join(step_path, "MANIFEST.json")) as f:
         manifest = json.load(f)
+    if check:
+        verify(step_path, manifest)
     kinds = ["param"] + (["adam_m", "adam_v"] if moments else [])
     tensors, covered = {}, {}
     for shard in manifest["shards"]:
@@ -100,8 +158,9 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--step", type=int, help="the step to assemble (default: LATEST's)")
     parser.add_argument("--moments", action="store_true", help="also AdamW's moments")
+    parser.add_argument("--verify", action="store_true", help="check the xxHash64 checksums first")
     args = parser.parse_args()
-    tensors, step = assemble(args.ckpt_dir, args.step, args.moments)
+    tensors, step = assemble(args.ckpt_dir, args.step, args.moments, args.verify)
     write_safetensors(args.out, tensors, {"format": "weft-assembled-1", "step": str(step)})
     print("%s: %d tensors of step %d, %d elements" % (args.out, len(tensors), step,
                                                      sum(t.size for t in tensors.values())))

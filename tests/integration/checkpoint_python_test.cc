@@ -1,7 +1,8 @@
 // A checkpoint read without weft: Debian's python3 with numpy opens a shard as the safetensors
 // file it is and finds a tensor equal to what weft's own reader gets, and
 // tools/assemble_checkpoint.py puts the whole model together from any layout's shards: the
-// tensors assembled from dp 2 x tp 2 (ZeRO-1) and tp 2 x pp 2 equal a one-rank run's.
+// tensors assembled from dp 2 x tp 2 (ZeRO-1) and tp 2 x pp 2 equal a one-rank run's; its
+// --verify checks the same xxHash64 checksums as weft and names a corrupted shard.
 #include <gtest/gtest.h>
 #include <stdio.h>
 
@@ -86,10 +87,13 @@ TEST_F(CheckpointPython, AssembledModelEqualsOneRanksFromAnyLayout) {
   save(1, "one", {});
   save(4, "dp-tp", {"--dp", "2", "--tp", "2", "--zero1"});
   save(4, "tp-pp", {"--tp", "2", "--pp", "2"});
+  auto assemble = [&](const std::string& name) {
+    return std::string(WEFT_SYSTEM_PYTHON) + " " + WEFT_ASSEMBLE_SCRIPT + " " +
+           (dir_ / name).string() + " " + (dir_ / name).string() +
+           ".safetensors --moments --verify";
+  };
   for (const char* name : {"one", "dp-tp", "tp-pp"}) {
-    const std::string cmd = std::string(WEFT_SYSTEM_PYTHON) + " " + WEFT_ASSEMBLE_SCRIPT + " " +
-                            (dir_ / name).string() + " " + (dir_ / name).string() +
-                            ".safetensors --moments > /dev/null";
+    const std::string cmd = assemble(name) + " > /dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
   auto [out, status] = python(R"(
@@ -121,6 +125,28 @@ print("assembled", len(one), "tensors alike")
                               dir_);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("tensors alike"), std::string::npos) << out;
+
+  // --verify checks the xxHash64 checksums in Python too: a flipped byte is named.
+  const fs::path shard = dir_ / "tp-pp/step-00000003/rank-00002.safetensors";
+  std::string bytes;
+  {
+    std::ifstream in(shard, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 1;
+  std::ofstream(shard, std::ios::binary | std::ios::trunc) << bytes;
+  auto [refused, code] = python(
+      "import subprocess, sys\n"
+      "r = subprocess.run('" +
+          assemble("tp-pp") +
+          "', shell=True, "
+          "capture_output=True, text=True)\n"
+          "print(r.returncode, r.stderr)\n",
+      dir_);
+  EXPECT_EQ(code, 0) << refused;
+  EXPECT_EQ(refused.rfind("1 ", 0), 0u) << refused;
+  EXPECT_NE(refused.find(shard.string() + " does not match its checksum"), std::string::npos)
+      << refused;
 }
 
 }  // namespace
