@@ -82,8 +82,7 @@ struct Checkpointing::Pending {
   double background_ms = 0;  // writing, and with a coordinator waiting for the commit
   uint64_t bytes = 0;
   std::string report;  // this rank's, as JSON
-  std::optional<Error> failure;
-  bool committed = false;
+  std::optional<Error> failure;  // set: the step is not committed
 };
 
 Checkpointing::Checkpointing(const TrainOptions& options, TrainingRun& run,
@@ -198,7 +197,6 @@ void Checkpointing::write(Pending& p) {
       committer_->commit_shard(dir_.string(), p.step, options_.keep,
                                rank == 0 ? job_for(p.step).dump() : "", p.report,
                                deadline_after(env::timeout()));
-      p.committed = !p.failure;
     } catch (const Error& e) {
       if (!p.failure) p.failure = e;
     }
@@ -231,8 +229,8 @@ void Checkpointing::commit_among_ranks(Pending& p) {
     }
   }
   // Rank 0 tells every rank whether the step is committed.
-  p.committed = run_.allgather_words({why.empty() ? 1u : 0u})[0] == 1;
-  if (!p.committed && !p.failure)
+  const bool committed = run_.allgather_words({why.empty() ? 1u : 0u})[0] == 1;
+  if (!committed && !p.failure)
     p.failure =
         Error(ErrorCode::Io,
               world_.rank() == 0 ? why : "rank 0 could not commit it (its output says why)");
