@@ -188,13 +188,36 @@ class Collectives(unittest.TestCase):
             lambda: COMM.allreduce(np.zeros((4, 4), np.float32)[:, 0]),  # not contiguous
             lambda: COMM.allreduce(np.zeros(4, np.uint32)),  # a dtype weft lacks
             lambda: COMM.broadcast(np.frombuffer(b"abcd", np.uint8)),  # read-only
+            lambda: COMM.allreduce(x.astype(">f4")),  # big-endian
+            lambda: COMM.reduce_scatter(np.zeros(SIZE + 1, np.float32), x),  # no equal blocks
+            lambda: COMM.alltoall(np.zeros(SIZE + 1, np.float32), np.zeros(SIZE + 1, np.float32)),
+            lambda: COMM.reduce(x, root=RANK),  # the root without out
         ]
+        if torch is not None:
+            cases.append(lambda: COMM.allreduce(torch.zeros(3, dtype=torch.int8)))  # via DLPack
         for case in cases:
             with self.assertRaises(weft.Error) as caught:
                 case()
             self.assertEqual(caught.exception.code, weft.Status.INVALID_ARGUMENT)
         with self.assertRaises(TypeError):
             COMM.allreduce([1.0, 2.0])
+
+    def test_an_abort_reaches_every_rank_as_aborted(self):
+        sub = COMM.split(0)
+        if RANK == SIZE - 1:
+            sub.abort("the test aborts")
+        with self.assertRaises(weft.Error) as caught:
+            sub.allreduce(np.zeros(1000, np.float32))
+        self.assertEqual(caught.exception.code, weft.Status.ABORTED, str(caught.exception))
+        sub.close()
+
+    def test_a_closed_communicator_says_so(self):
+        sub = COMM.split(0)
+        sub.close()
+        sub.close()  # twice is fine
+        with self.assertRaises(weft.Error) as caught:
+            sub.allreduce(np.zeros(1, np.float32))
+        self.assertIn("closed", str(caught.exception))
 
     def test_ranks_that_disagree_fail_with_weft_code(self):
         # On a group of its own: a mismatch leaves the group unusable, not the world.

@@ -98,6 +98,12 @@ class TorchBackend(unittest.TestCase):
             self.assertTrue(torch.equal(t, every_rank(1000, seed=11 + i).sum(0)))
         dist.barrier()
 
+    def test_a_new_group_of_every_rank(self):
+        group = dist.new_group(ranks=list(range(SIZE)))
+        t = torch.full((3,), float(RANK))
+        dist.all_reduce(t, group=group)
+        self.assertTrue(torch.equal(t, torch.full((3,), float(sum(range(SIZE))))))
+
     def test_an_error_names_what_to_do(self):
         with self.assertRaisesRegex(RuntimeError, "contiguous"):
             dist.all_reduce(torch.zeros(4, 4).t())
