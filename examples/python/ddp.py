@@ -13,8 +13,9 @@ the same trajectory. Rank 0 prints the global batch's loss each step ("step 3 lo
 
 weftrun sets MASTER_ADDR and MASTER_PORT, where torch.distributed's env:// rendezvous meets
 (gloo and weft alike); weft's own ranks meet through weftrun's coordinator. Run it with the
-python that has torch (Debian's python3-torch serves /usr/bin/python3); the weft package is
-found on PYTHONPATH, or in build/python of this checkout.
+python that has torch (Debian's python3-torch serves /usr/bin/python3, to which a python
+without torch hands the script over); the weft package is found on PYTHONPATH, or in
+build/python of this checkout.
 """
 import argparse
 import json
@@ -22,7 +23,14 @@ import os
 import sys
 import time
 
-import torch
+try:
+    import torch
+except ImportError:
+    # Debian's python3-torch serves /usr/bin/python3, which need not be the python3 first on
+    # PATH (pyenv, a virtual environment): `weftrun -n 2 -- python3 ddp.py` still trains.
+    if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
 import torch.distributed as dist
 import torch.nn.functional as F
 
