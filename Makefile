@@ -14,16 +14,17 @@ SHELL := /bin/bash
 
 # Everything the build, the tests and the benchmarks need on a minimal bookworm.
 # gRPC and protobuf: the coordinator ranks meet through (proto/coordinator.proto).
-# pybind11, the Python headers, numpy, DLPack, libtorch and PyTorch: the Python module and its
-# torch.distributed backend (python/), with their tests.
 DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
   libgtest-dev \
   libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev \
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
-  pybind11-dev python3-dev python3-numpy libdlpack-dev libtorch-dev python3-torch
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 
-# `make bench-train` needs these (the build and test list above has them too, for python/).
+# `make bench-train` needs these.
 BENCH_TRAIN_PACKAGES := python3-torch
+
+# The Python module and its torch.distributed backend (python/), with their tests: pybind11, the
+# Python headers, numpy, DLPack, libtorch and PyTorch.
+DEB_PACKAGES += pybind11-dev python3-dev python3-numpy libdlpack-dev libtorch-dev python3-torch
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
