@@ -14,12 +14,13 @@ struct RankEnvironmentInputs {
   int world_size = 1;
   std::string job_id;
   std::string token;
-  std::string store_addr;  // "127.0.0.1:port"
+  std::string store_addr;              // "127.0.0.1:port"
+  std::optional<std::string> backend;  // only set when given on the command line, so a
+  std::optional<std::string> timeout;  // WEFT_BACKEND/WEFT_TIMEOUT exported by the user survives
+
   // Where torch.distributed's env:// rendezvous meets (rank 0 listens): MASTER_ADDR/PORT.
   std::string master_addr = "127.0.0.1";
   int master_port = 0;
-  std::optional<std::string> backend;  // only set when given on the command line, so a
-  std::optional<std::string> timeout;  // WEFT_BACKEND/WEFT_TIMEOUT exported by the user survives
 };
 
 // `base` holds "NAME=value" entries (as in environ). Returns a complete environment.
