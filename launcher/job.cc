@@ -177,6 +177,7 @@ void JobRunner::start_ranks() {
   inputs.store_addr = "127.0.0.1:" + std::to_string(store_->port());
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
+  inputs.master_port = torch_rendezvous_port();
 
   // Rank 0 reads weftrun's stdin: as it is, or through the relay when it is a terminal.
   UniqueFd rank0_stdin;
