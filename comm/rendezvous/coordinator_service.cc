@@ -63,6 +63,8 @@ struct Coordinator::State final : pb::Coordinator::Service {
   std::unordered_map<std::string, std::string> kv;
   uint64_t generation = 1;
   std::string notice;  // the job's death notice, once there is one
+  int lost_rank = -1;  // the rank the coordinator itself declared lost (-1: none, or a launcher's)
+  bool lost_silent = false;  // ... for its silence (hung), not for its stream's end
   int world_size = 0;  // fixed by the first join
   std::map<int, Member> members;  // joined and not yet left, of this generation
   int open_streams = 0;
@@ -108,10 +110,12 @@ struct Coordinator::State final : pb::Coordinator::Service {
   }
 
   // Keeps the first death notice, ends the generation; every member of it must rejoin. Holds mu.
-  void post_lost(const std::string& why) {
+  void post_lost(const std::string& why, int rank = -1, bool silent = false) {
     if (!notice.empty()) return;
     WEFT_WARN("coordinator: " << why);
     notice = why;
+    lost_rank = rank;
+    lost_silent = silent;
     kv[kRankLostKey] = why;
     ++generation;
     members.clear();
@@ -272,8 +276,9 @@ struct Coordinator::State final : pb::Coordinator::Service {
     // The stream ended while the rank was still a member: its process is gone.
     if (!more && !stopping && generation == joined_generation && members.count(rank))
       post_lost(who(rank) +
-                " lost its connection to the coordinator before leaving the job: it died, was "
-                "killed, or exited without closing weft; check its output");
+                    " lost its connection to the coordinator before leaving the job: it died, "
+                    "was killed, or exited without closing weft; check its output",
+                rank);
     if (generation != joined_generation) return Status(StatusCode::ABORTED, notice);
     return Status::OK;
   }
@@ -293,7 +298,8 @@ struct Coordinator::State final : pb::Coordinator::Service {
                   " s (the heartbeat timeout, WEFT_HEARTBEAT_TIMEOUT, is " +
                   seconds_text(timeout) +
                   " s): it is hung, stopped (SIGSTOP), or cut off from the coordinator; check "
-                  "it");
+                  "it",
+                  rank, /*silent=*/true);
         break;  // post_lost cleared `members`
       }
     }
@@ -353,6 +359,26 @@ uint64_t Coordinator::generation() const {
 void Coordinator::post_rank_lost(const std::string& notice) {
   std::lock_guard lock(state_->mu);
   state_->post_lost(notice);
+}
+
+Coordinator::Loss Coordinator::loss() const {
+  std::lock_guard lock(state_->mu);
+  return {state_->notice, state_->lost_rank, state_->lost_silent};
+}
+
+void Coordinator::begin_generation() {
+  std::lock_guard lock(state_->mu);
+  State& s = *state_;
+  // A generation that ended without a loss (the launcher stopped it) still ends: its requests
+  // must not reach the next one.
+  if (s.notice.empty()) ++s.generation;
+  s.notice.clear();
+  s.lost_rank = -1;
+  s.lost_silent = false;
+  s.kv.clear();
+  s.members.clear();
+  s.world_size = 0;
+  s.changed.notify_all();
 }
 
 }  // namespace weft::comm

@@ -244,6 +244,8 @@ TEST(CoordinatorService, AMemberThatVanishesIsNamedToEveryWaiterAtOnce) {
     EXPECT_TRUE(contains(e.what(), "store key 'never'")) << e.what();
   }
   EXPECT_LT(seconds_since(start), 1.0);
+  EXPECT_EQ(server.loss().rank, 2);
+  EXPECT_FALSE(server.loss().silent);  // it went away: its exit tells how
   member.stream->Finish();
   EXPECT_TRUE(contains(::testing::internal::GetCapturedStderr(), "rank 2 (pid 4242) lost"));
   EXPECT_EQ(server.generation(), 2u);
@@ -278,11 +280,51 @@ TEST(CoordinatorService, ASilentMemberIsLostAtTheHeartbeatTimeout) {
     EXPECT_TRUE(contains(e.what(), "SIGSTOP")) << e.what();
   }
   double detected = seconds_since(silent_from);
+  EXPECT_EQ(server.loss().rank, 1);
+  EXPECT_TRUE(server.loss().silent);
   EXPECT_GE(detected, 0.55);
   EXPECT_LT(detected, 1.5);
   ::testing::internal::GetCapturedStderr();
   member.ctx->TryCancel();
   member.stream->Finish();
+}
+
+// weftrun --elastic restarts a job on the same coordinator: the new generation starts empty (no
+// keys, no notice, a world size of its own), and every request of the old one is refused.
+TEST(CoordinatorService, ANewGenerationForgetsTheLastAndRefusesItsRanks) {
+  Coordinator server("127.0.0.1", 0, kToken, {5s});
+  Raw raw(server.port());
+  {
+    auto old = client(server.port());
+    old->join_as(0, 4);
+    old->set("rank0-address", "old");
+    server.post_rank_lost("rank 3 (pid 77) exited with code 1, as weftrun saw");
+    EXPECT_EQ(server.loss().rank, -1);  // the launcher's word, not the coordinator's finding
+    EXPECT_EQ(server.generation(), 2u);
+  }
+  server.begin_generation();
+  EXPECT_EQ(server.generation(), 2u);  // the loss already ended generation 1
+  EXPECT_EQ(server.loss().notice, "");
+
+  grpc::Status s = set(raw, caller(kToken, 1, 0), "rank0-address", "stale");
+  EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
+  EXPECT_TRUE(contains(s.error_message(), "generation 1 is over (the job is at generation 2)"))
+      << s.error_message();
+  s = join(raw, caller(kToken, 1, 1), 4).status;
+  EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
+
+  auto fresh = client(server.port());
+  fresh->join_as(0, 3);  // a smaller world than the last generation's
+  expect_absent(*fresh, "rank0-address");
+  fresh->set("rank0-address", "new");
+  EXPECT_EQ(fresh->get("rank0-address", deadline_after(1s)), "new");
+  fresh->check_members();
+  fresh.reset();  // leaves
+
+  server.begin_generation();  // a generation that ended without a loss still ends
+  EXPECT_EQ(server.generation(), 3u);
+  s = set(raw, caller(kToken, 2), "late", "from generation 2");
+  EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
 }
 
 TEST(CoordinatorService, AJoinStreamMustBeginWithTheJoin) {
