@@ -1,75 +1,34 @@
 // The coordinator's service spoken by hand (proto/coordinator.proto): what a stranger, a stale
 // or confused client, or random bytes get; members that vanish or fall silent.
-#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <future>
-#include <random>
 #include <string>
 #include <thread>
 
 #include "comm/rendezvous/coordinator.h"
 #include "proto/coordinator.grpc.pb.h"
 #include "runtime/error.h"
+#include "tests/support/coordinator_client.h"
 #include "tests/support/text.h"
 
 namespace weft::comm {
 namespace {
 
 using namespace std::chrono_literals;
+using weft::testing::caller;
 using weft::testing::contains;
+using weft::testing::in_time;
+using weft::testing::set;
+using weft::testing::with;
+using Raw = weft::testing::RawCoordinatorClient;
 namespace pb = weft::coordinator;
 using grpc::StatusCode;
 
 const std::string kToken = "coordinator-test-token";
-
-// A raw client: a channel of its own and the generated stub.
-struct Raw {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::Coordinator::Stub> stub;
-  explicit Raw(int port) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetMaxSendMessageSize(-1);
-    channel = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
-                                        grpc::InsecureChannelCredentials(), args);
-    stub = pb::Coordinator::NewStub(channel);
-  }
-};
-
-pb::Caller caller(const std::string& token, uint64_t generation, int rank = -1) {
-  pb::Caller c;
-  c.set_token(token);
-  c.set_generation(generation);
-  c.set_rank(rank);
-  return c;
-}
-
-template <typename Request>
-Request with(pb::Caller c) {
-  Request r;
-  *r.mutable_caller() = std::move(c);
-  return r;
-}
-
-void in_time(grpc::ClientContext& ctx) {
-  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-}
-
-grpc::Status set(Raw& raw, const pb::Caller& c, const std::string& key, const std::string& v) {
-  grpc::ClientContext ctx;
-  in_time(ctx);
-  auto req = with<pb::SetRequest>(c);
-  req.set_key(key);
-  req.set_value(v);
-  pb::Empty reply;
-  return raw.stub->Set(&ctx, req, &reply);
-}
 
 // A rank joining by hand: the first beat of a stream it then holds (or drops, to die).
 struct Joined {
@@ -197,23 +156,7 @@ TEST(CoordinatorService, RandomBytesOnItsPortLeaveItServing) {
     }
     return n;
   });
-  std::mt19937 rng(14);
-  std::uniform_int_distribution<int> len(1, 4096), byte(0, 255);
-  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-  for (int i = 0; i < 300; ++i) {
-    std::string bytes(static_cast<size_t>(len(rng)), '\0');
-    for (char& c : bytes) c = static_cast<char>(byte(rng));
-    if (i % 3 == 1) bytes = preface + bytes;  // past HTTP/2's greeting, into its frames
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(server.port()));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    (void)sent;  // the coordinator may close before taking them all
-    ::close(fd);
-  }
+  EXPECT_TRUE(weft::testing::send_random_bytes(server.port(), 300, 14));
   done = true;
   EXPECT_GT(job.get(), 0);
   member->check_members();
