@@ -35,6 +35,10 @@ struct TrainOptions {
   int eval_every = 0;            // --eval-every K (0: never)
   int threads = 0;               // --threads per rank (0: the node's cores / ranks on the node)
   std::string log_json;          // --log-json FILE
+  std::string ckpt_dir;          // --ckpt-dir D (empty: no checkpoints)
+  int ckpt_every = 0;            // --ckpt-every K: a checkpoint after every K-th step (0: never)
+  int keep = 0;                  // --keep N: committed checkpoints kept (0: all)
+  bool resume = false;           // --resume: continue from the newest committed checkpoint
   bool help = false;             // --help
 
   // Checks what depends on the world size, before any work: dp x tp x pp = world (dp filled

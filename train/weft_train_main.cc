@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "comm/communicator.h"
+#include "train/checkpointing.h"
 #include "train/cuda_trainer.h"
 #include "train/memory_check.h"
 #include "train/rank_agreement.h"
@@ -119,10 +120,12 @@ int run(TrainOptions options) {
     std::fflush(stdout);
   }
 
+  Checkpointing checkpoints(options, *trainer, *comm, corpus.checksum());
+  const int resumed = checkpoints.resume();
   std::vector<StepStats> history;
   std::optional<double> last_eval;
   Clock::time_point start = Clock::now();
-  for (int step = 1; step <= options.steps; step++) {
+  for (int step = resumed + 1; step <= options.steps; step++) {
     StepStats s = trainer->step(step);
     history.push_back(s);
     if (leader) {
@@ -136,6 +139,7 @@ int run(TrainOptions options) {
       std::fprintf(stderr, "weft-train: %s\n", why.c_str());
       return 1;
     }
+    checkpoints.after_step(step);
     if (options.eval_every > 0 && (step % options.eval_every == 0 || step == options.steps)) {
       EvalStats e = trainer->evaluate(step);
       last_eval = e.loss;
@@ -146,6 +150,7 @@ int run(TrainOptions options) {
     }
     if (leader) std::fflush(stdout);
   }
+  checkpoints.finish();
   const std::string memory = cut ? cut->activation_memory_line() : "";
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
