@@ -67,7 +67,9 @@ class Coordinator {
   std::unique_ptr<State> state_;
 };
 
-class CoordinatorStore : public Store {
+// Also the job's checkpoint committer (store.h): a rank's report goes to the coordinator, which
+// commits the step when every rank's is in.
+class CoordinatorStore : public Store, public CheckpointCommitter {
  public:
   // Connects (retrying until the deadline, as the coordinator may start later) and presents the
   // token. A refusal says where the token came from (`token_origin`) and what to check.
@@ -87,6 +89,9 @@ class CoordinatorStore : public Store {
   void check_members() override;
   // Called on the beat thread when the coordinator ends this rank's generation (see above).
   std::shared_ptr<void> watch_losses(std::function<void(const std::string&)> on_lost) override;
+  CheckpointCommitter* checkpoint_committer() override { return this; }
+  void commit_shard(const std::string& dir, int64_t step, int keep, const std::string& job,
+                    const std::string& report, Deadline deadline) override;
   // Joins the job as rank `rank` of `world_size` and starts beating. If the beats stop before
   // this store is destroyed (the rank died, hung, was stopped, or exited without closing weft),
   // the coordinator declares it lost (see above). Destroying the store leaves.

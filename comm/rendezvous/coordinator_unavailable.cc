@@ -49,6 +49,10 @@ std::shared_ptr<void> CoordinatorStore::watch_losses(std::function<void(const st
   unavailable();
 }
 void CoordinatorStore::join_as(int, int) { unavailable(); }
+void CoordinatorStore::commit_shard(const std::string&, int64_t, int, const std::string&,
+                                    const std::string&, Deadline) {
+  unavailable();
+}
 void CoordinatorStore::served_by(int) { unavailable(); }
 std::string CoordinatorStore::local_host() const { unavailable(); }
 
