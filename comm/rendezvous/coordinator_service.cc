@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -96,7 +97,8 @@ struct Coordinator::State final : pb::Coordinator::Service {
   int world_size = 0;  // fixed by the first join
   std::map<int, Member> members;  // joined and not yet left, of this generation
   int open_streams = 0;
-  // Checkpoint steps being committed, by (directory, step); dropped once every reporter heard.
+  // Checkpoint steps being committed, by (generation, directory, step); dropped once every
+  // reporter heard. The generation keeps a restarted job's reports apart from the last one's.
   struct Commit {
     std::map<int, std::string> reports;  // by rank
     std::string job;
@@ -105,7 +107,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
     std::string error;  // once done: empty when committed
     int waiting = 0;    // reporters not yet answered
   };
-  std::map<std::pair<std::string, int64_t>, Commit> commits;
+  std::map<std::tuple<uint64_t, std::string, int64_t>, Commit> commits;
   bool stopping = false;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -271,7 +273,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
     if (!nlohmann::json::accept(req->report()) ||
         (!req->job().empty() && !nlohmann::json::accept(req->job())))
       return Status(StatusCode::INVALID_ARGUMENT, "a checkpoint report that is not JSON");
-    const auto key = std::pair{req->dir(), req->step()};
+    const auto key = std::tuple{generation, req->dir(), req->step()};
     Commit& c = commits[key];  // stays put while c.waiting > 0
     if (!c.done && !c.committing) {
       c.reports[rank] = req->report();
@@ -303,8 +305,8 @@ struct Coordinator::State final : pb::Coordinator::Service {
         else result = Status(StatusCode::FAILED_PRECONDITION, c.error);
         break;
       }
-      if (!notice.empty()) {
-        result = Status(StatusCode::ABORTED, notice);
+      if (!notice.empty() || std::get<0>(key) != generation) {
+        result = Status(StatusCode::ABORTED, notice.empty() ? "the job's generation ended" : notice);
         break;
       }
       if (stopping) {
@@ -318,7 +320,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
       if (Clock::now() >= until) break;  // not committed (yet)
       changed.wait_until(lock, std::min(until, Clock::now() + kWakeEvery));
     }
-    if (--c.waiting == 0 && c.done) commits.erase(key);
+    if (--c.waiting == 0 && (c.done || std::get<0>(key) != generation)) commits.erase(key);
     return result;
   }
 
@@ -481,6 +483,9 @@ void Coordinator::begin_generation() {
   s.lost_silent = false;
   s.kv.clear();
   s.members.clear();
+  // Reports of steps the last generation never committed; entries still waited on go with their
+  // last waiter, which the generation's end sends away.
+  std::erase_if(s.commits, [](const auto& entry) { return entry.second.waiting == 0; });
   s.world_size = 0;
   s.changed.notify_all();
 }

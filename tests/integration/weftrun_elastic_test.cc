@@ -7,12 +7,10 @@
 #include <chrono>
 #include <cmath>
 
-#include "tests/integration/train_harness.h"
+#include "tests/integration/elastic_harness.h"
 
 namespace weft::testing {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Small enough for 4 ranks on 2 cores; --micro-batch 2 keeps every layout's micro-batch equal,
 // so only the order of the gradient sums differs between sizes.
@@ -20,23 +18,12 @@ const Args kModel = {"--layers", "1",    "--d-model", "32", "--heads",       "2"
                      "--seq",    "16",   "--batch",   "8",  "--micro-batch", "2",
                      "--lr",     "3e-3", "--warmup",  "2",  "--threads",     "1"};
 
-double seconds_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-class Elastic : public Train {
+class Elastic : public ElasticTrain {
  protected:
-  // weftrun's arguments: `weftrun_flags`, then every rank runs `script` with weft-train and
-  // `flags` as its arguments ("$@").
   Args job(int ranks, const Args& weftrun_flags, const std::string& script, const Args& flags) {
-    Args args = {"-n", std::to_string(ranks)};
-    args.insert(args.end(), weftrun_flags.begin(), weftrun_flags.end());
-    args.insert(args.end(), {"--", "sh", "-c", script, "sh", WEFT_TRAIN_PATH});
-    args.insert(args.end(), kModel.begin(), kModel.end());
-    args.insert(args.end(), flags.begin(), flags.end());
-    return args;
+    return ElasticTrain::job(ranks, weftrun_flags, script, kModel, flags);
   }
-  std::string log(const std::string& name) { return (dir_ / name).string(); }
+  std::string log(const std::string& name) { return path(name); }
 };
 
 // Rank 3 fails on every start at 4 ranks: weftrun restarts once at 4, then shrinks. 3 ranks
@@ -101,7 +88,8 @@ TEST_F(Elastic, ARankThatKeepsFailingAtMinRanksEndsTheJob) {
 
 // Rank 2 stops itself (SIGSTOP) after step 3 of the first generation: its process lives and its
 // connections stay open; the coordinator's heartbeat deadline finds it, the survivors fail with
-// PeerLost naming it, and weftrun starts a new generation of 4 with a fresh rank 2.
+// PeerLost naming it, and weftrun starts a new generation of 4 with a fresh rank 2, which
+// continues from the newest checkpoint (every 2 steps).
 TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
   constexpr double kHeartbeat = 2.0;
   const std::string first_log = log("gen1.json");
@@ -114,15 +102,19 @@ TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
   WeftrunProcess p(job(4,
                        {"--elastic", "--heartbeat-timeout", std::to_string(kHeartbeat), "--grace",
                         "0.5", "--timeout", "60"},
-                       stops_once, {"--steps", "40", "--log-json", first_log}));
+                       stops_once,
+                       {"--steps", "40", "--log-json", first_log, "--ckpt-dir", log("ckpt"),
+                        "--ckpt-every", "2"}));
   ASSERT_TRUE(p.wait_for_stdout("stopping rank 2", 1, 60s)) << p.out() << p.err();
-  const Clock::time_point stopped = Clock::now();
+  const SteadyClock::time_point stopped = SteadyClock::now();
   ASSERT_TRUE(p.wait_for_stderr("PeerLost", 3, 30s)) << p.out() << p.err();
-  const Clock::time_point detected = Clock::now();
+  const SteadyClock::time_point detected = SteadyClock::now();
   ASSERT_TRUE(p.wait_for_stdout("parameters (", 2, 30s)) << p.out() << p.err();
-  const Clock::time_point rejoined = Clock::now();
-  ASSERT_TRUE(p.wait_for_stdout("step    1/40", 2, 30s)) << p.out() << p.err();
-  const Clock::time_point resumed = Clock::now();
+  const SteadyClock::time_point rejoined = SteadyClock::now();
+  ASSERT_TRUE(p.wait_for_stdout("resumed from", 1, 30s)) << p.out() << p.err();
+  ASSERT_TRUE(p.wait_for_stdout("/40 | loss", count_of(p.out(), "/40 | loss") + 1, 30s))
+      << p.out() << p.err();
+  const SteadyClock::time_point resumed = SteadyClock::now();
   WeftrunResult r = p.finish(120s);
   ASSERT_FALSE(r.timed_out) << r.out << r.err;
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
