@@ -99,12 +99,12 @@ TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
       first_log + " ] && [ \"$(wc -l < " + first_log +
       ")\" -ge 3 ]; do "
       "sleep 0.02; done; echo \"stopping rank 2 (pid $$)\"; kill -STOP $$) & fi; exec \"$@\"";
-  WeftrunProcess p(job(4,
-                       {"--elastic", "--heartbeat-timeout", std::to_string(kHeartbeat), "--grace",
-                        "0.5", "--timeout", "60"},
-                       stops_once,
-                       {"--steps", "40", "--log-json", first_log, "--ckpt-dir", log("ckpt"),
-                        "--ckpt-every", "2"}));
+  WeftrunProcess p(job(
+      4,
+      {"--elastic", "--heartbeat-timeout", std::to_string(kHeartbeat), "--grace", "0.5",
+       "--timeout", "60"},
+      stops_once,
+      {"--steps", "40", "--log-json", first_log, "--ckpt-dir", log("ckpt"), "--ckpt-every", "2"}));
   ASSERT_TRUE(p.wait_for_stdout("stopping rank 2", 1, 60s)) << p.out() << p.err();
   const SteadyClock::time_point stopped = SteadyClock::now();
   ASSERT_TRUE(p.wait_for_stderr("PeerLost", 3, 30s)) << p.out() << p.err();
