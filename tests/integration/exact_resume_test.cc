@@ -3,6 +3,8 @@
 // the data position is the step, and the checkpoint holds the parameters and AdamW's moments).
 //   - kill -9 of one of 4 ranks after step 17, checkpoints every 5, under weftrun --elastic: the
 //     new generation resumes from step 15 and its steps 16..30 are the uninterrupted run's;
+//   - a rank killed and then failing on every start at 4 ranks: weftrun shrinks the job, which
+//     resumes at dp 2 with the same global batch: the same losses up to the order of the sums;
 //   - SIGTERM to weftrun mid-run: the ranks agree on a step, commit it, exit 75 (so does
 //     weftrun), and a relaunch with --resume finishes with the uninterrupted losses;
 //   - SIGUSR1 to one rank alone (a signal reaches ranks at different moments): every rank still
@@ -93,6 +95,42 @@ TEST_F(ExactResume, AfterKillMinus9OfOneOfFourRanksTheLossesAreThoseOfAnUninterr
       seconds_between(killed, aborted), seconds_between(killed, resumed));
   RecordProperty("abort_ms", static_cast<int>(seconds_between(killed, aborted) * 1000));
   RecordProperty("resume_ms", static_cast<int>(seconds_between(killed, resumed) * 1000));
+}
+
+// The elastic story whole: rank 3 is killed after step 10 and then fails on every start at 4
+// ranks, so weftrun shrinks the job (3 ranks cannot split the batch of 8, so to 2), which resumes
+// from its newest checkpoint (step 6 or 9) under dp 2 and trains the same global batches: the
+// uninterrupted 4-rank losses, up to the order of the gradient sums.
+TEST_F(ExactResume, AJobThatShrinksResumesFromItsCheckpointWithTheSameGlobalBatch) {
+  const std::string log = path("shrink.json");
+  const std::string fails_at_4 =
+      "if [ \"$WEFT_WORLD_SIZE\" = 4 ] && [ \"$WEFT_RANK\" = 3 ]; then "
+      "if [ \"$WEFT_RESTART_COUNT\" != 0 ]; then exit 1; fi; "
+      "(until [ -f " +
+      log + " ] && [ \"$(wc -l < " + log +
+      ")\" -ge 10 ]; do sleep 0.005; done; "
+      "kill -9 $$) & fi; exec \"$@\"";
+  WeftrunResult r = run_weftrun(job(
+      4, {"--elastic", "--min-ranks", "2", "--grace", "1"}, fails_at_4, kModel,
+      {"--micro-batch", "2", "--ckpt-dir", path("ckpt"), "--ckpt-every", "3", "--log-json", log}));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "generation 3 at 3 ranks (was 4: rank 3 failed first in two "
+                       "generations in a row at 4 ranks)"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "generation 4 at 2 ranks (was 3: the ranks refused 3 ranks"))
+      << r.err;
+  EXPECT_TRUE(contains(r.out, "batch 8 = dp 2 x 2 micro-batch(es) x 2")) << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(continuing after step (\d+))"))) << r.out;
+  const int from = std::stoi(m[1]);
+  EXPECT_GE(from, 6) << r.out;
+  const std::map<int, double> loss = last_loss_of_each_step("shrink.json");
+  for (int step = 1; step <= kSteps; ++step) {
+    ASSERT_TRUE(loss.count(step)) << "no loss for step " << step;
+    EXPECT_NEAR(loss.at(step), reference_[step - 1], 1e-5 * reference_[step - 1])
+        << "step " << step;
+  }
 }
 
 TEST_F(ExactResume, SigtermToWeftrunCommitsAStepAndAResumeFinishesWithTheSameLosses) {
