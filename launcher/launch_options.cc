@@ -275,7 +275,8 @@ rank starts (a wrapper script's child, data-loader workers) ends with it. When a
 weftrun names it, tells the others through the rendezvous store (ranks still setting up need
 not wait for it), stops those still running after the grace period, and removes the dead
 rank's files in /dev/shm; files left there by jobs whose processes are gone are swept when
-weftrun starts.
+weftrun starts. A rank the coordinator declares lost (silent past the heartbeat timeout: hung
+or stopped) fails the job likewise, and gets SIGKILL when the grace period ends.
 SIGINT, SIGTERM, SIGHUP and SIGUSR1 sent to weftrun are passed on to every rank; ranks still
 running --preempt-timeout later get SIGKILL, and a second signal kills them at once. weft-train
 with --ckpt-dir takes SIGTERM and SIGUSR1 as a preemption notice (Slurm's
@@ -286,8 +287,9 @@ With --elastic each restart is printed with its reason, the generation and the n
 ranks get WEFT_RESTART_COUNT (0, then 1, 2, ...) and rejoin the same coordinator under the new
 generation; a restart never outlives --max-restarts.
 
-example:
+examples:
   weftrun -n 4 --backend shm -- ./weft-train --steps 100
+  weftrun -n 4 --elastic --min-ranks 2 -- ./weft-train --steps 1000 --ckpt-dir ckpt --ckpt-every 50
 )";
 }
 
