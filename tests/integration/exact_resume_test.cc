@@ -2,7 +2,8 @@
 // checkpoint trains the very losses of a job that was never interrupted, bit for bit (same layout;
 // the data position is the step, and the checkpoint holds the parameters and AdamW's moments).
 //   - kill -9 of one of 4 ranks after step 17, checkpoints every 5, under weftrun --elastic: the
-//     new generation resumes from step 15 and its steps 16..30 are the uninterrupted run's;
+//     new generation resumes from step 15 (or 10) and its steps 16..30 are the uninterrupted
+//     run's;
 //   - a rank killed and then failing on every start at 4 ranks: weftrun shrinks the job, which
 //     resumes at dp 2 with the same global batch: the same losses up to the order of the sums;
 //   - SIGTERM to weftrun mid-run: the ranks agree on a step, commit it, exit 75 (so does
@@ -77,22 +78,25 @@ TEST_F(ExactResume, AfterKillMinus9OfOneOfFourRanksTheLossesAreThoseOfAnUninterr
 
   EXPECT_TRUE(contains(r.err, "rank 1 was killed by signal SIGKILL (9)")) << r.err;
   EXPECT_TRUE(contains(r.err, "weftrun: restart 1 of at most 3: generation 2 at 4 ranks")) << r.err;
-  // The newest step committed before the kill: 15 (its commit waits for the last shard's write,
-  // well within the two steps before the kill).
-  EXPECT_TRUE(contains(r.out, "step-00000015: continuing after step 15")) << r.out;
-  // The log: the first generation's steps up to the kill, then the second's from 16 on.
+  // The newest step committed before the kill: 15, or 10 when the shards of 15 were still being
+  // written (a loaded machine); either way the new generation computes steps 16..30 again.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(continuing after step (\d+))"))) << r.out;
+  const int from = std::stoi(m[1]);
+  EXPECT_TRUE(from == 15 || from == 10) << r.out;
+  // The log: the first generation's steps up to the kill, then the second's from the checkpoint.
   std::vector<double> steps = values("elastic.json", "step");
   auto restart =
       std::adjacent_find(steps.begin(), steps.end(), [](double a, double b) { return b <= a; });
   ASSERT_NE(restart, steps.end()) << "the log shows no restart";
   EXPECT_GE(*restart, 17);
-  EXPECT_EQ(*(restart + 1), 16);
-  expect_reference_losses(last_loss_of_each_step("elastic.json"), 16);
+  EXPECT_EQ(*(restart + 1), from + 1);
+  expect_reference_losses(last_loss_of_each_step("elastic.json"), from + 1);
 
   std::printf(
       "kill -9 of rank 1 of 4: to the 3 survivors aborted with PeerLost %.2f s; to the "
-      "restarted job's step 16 (from the checkpoint of step 15) %.2f s\n",
-      seconds_between(killed, aborted), seconds_between(killed, resumed));
+      "restarted job's step 16 (resumed after step %d) %.2f s\n",
+      seconds_between(killed, aborted), from, seconds_between(killed, resumed));
   RecordProperty("abort_ms", static_cast<int>(seconds_between(killed, aborted) * 1000));
   RecordProperty("resume_ms", static_cast<int>(seconds_between(killed, resumed) * 1000));
 }

@@ -86,10 +86,10 @@ TEST_F(Elastic, ARankThatKeepsFailingAtMinRanksEndsTheJob) {
       << r.err;
 }
 
-// Rank 2 stops itself (SIGSTOP) after step 3 of the first generation: its process lives and its
+// Rank 2 stops itself (SIGSTOP) after step 30 of the first generation: its process lives and its
 // connections stay open; the coordinator's heartbeat deadline finds it, the survivors fail with
 // PeerLost naming it, and weftrun starts a new generation of 4 with a fresh rank 2, which
-// continues from the newest checkpoint (every 2 steps).
+// continues from the newest checkpoint (every 20 steps).
 TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
   constexpr double kHeartbeat = 2.0;
   const std::string first_log = log("gen1.json");
@@ -97,14 +97,14 @@ TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
       "if [ \"$WEFT_RANK\" = 2 ] && [ \"$WEFT_RESTART_COUNT\" = 0 ]; then "
       "(until [ -f " +
       first_log + " ] && [ \"$(wc -l < " + first_log +
-      ")\" -ge 3 ]; do "
+      ")\" -ge 30 ]; do "
       "sleep 0.02; done; echo \"stopping rank 2 (pid $$)\"; kill -STOP $$) & fi; exec \"$@\"";
   WeftrunProcess p(job(
       4,
       {"--elastic", "--heartbeat-timeout", std::to_string(kHeartbeat), "--grace", "0.5",
        "--timeout", "60"},
       stops_once,
-      {"--steps", "40", "--log-json", first_log, "--ckpt-dir", log("ckpt"), "--ckpt-every", "2"}));
+      {"--steps", "400", "--log-json", first_log, "--ckpt-dir", log("ckpt"), "--ckpt-every", "20"}));
   ASSERT_TRUE(p.wait_for_stdout("stopping rank 2", 1, 60s)) << p.out() << p.err();
   const SteadyClock::time_point stopped = SteadyClock::now();
   ASSERT_TRUE(p.wait_for_stderr("PeerLost", 3, 30s)) << p.out() << p.err();
@@ -112,7 +112,7 @@ TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
   ASSERT_TRUE(p.wait_for_stdout("parameters (", 2, 30s)) << p.out() << p.err();
   const SteadyClock::time_point rejoined = SteadyClock::now();
   ASSERT_TRUE(p.wait_for_stdout("resumed from", 1, 30s)) << p.out() << p.err();
-  ASSERT_TRUE(p.wait_for_stdout("/40 | loss", count_of(p.out(), "/40 | loss") + 1, 30s))
+  ASSERT_TRUE(p.wait_for_stdout("/400 | loss", count_of(p.out(), "/400 | loss") + 1, 30s))
       << p.out() << p.err();
   const SteadyClock::time_point resumed = SteadyClock::now();
   WeftrunResult r = p.finish(120s);
@@ -131,7 +131,7 @@ TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
                        "size); the last one ended because " +
                            named))
       << r.err;
-  EXPECT_EQ(count_of(r.out, "step   40/40"), 1) << r.out;
+  EXPECT_EQ(count_of(r.out, "step  400/400"), 1) << r.out;
 
   const double detection = seconds_between(stopped, detected);
   std::printf(
