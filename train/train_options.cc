@@ -295,9 +295,9 @@ ckpt:      --ckpt-dir D     where checkpoints go: D/step-00000100/rank-00003.saf
            hear of it finished (they agree at each step's end), with a checkpoint of that step
            committed; weft-train then exits 75
 
-Every rank must be given the same flags (--threads, --log-json and --backend aside): the ranks
-compare them, and their initial parameters, before step 1. A non-finite loss or gradient norm
-stops the run at that step.
+Every rank must be given the same flags (--threads, --log-json, --ckpt-dir and --backend aside):
+the ranks compare them, and their initial parameters, before step 1. A non-finite loss or
+gradient norm stops the run at that step.
 
 exit codes: 0  done
             2  bad usage: a flag (or flags that differ between ranks), a --log-json that cannot

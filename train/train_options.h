@@ -60,8 +60,9 @@ struct TrainOptions {
   // The flags every rank must be given the same value of, as (flag, value), in a fixed order:
   // those that shape the model, the batches, the optimizer and the collectives each step
   // issues. `data_checksum` (of the corpus's contents, not its path: nodes may keep copies in
-  // different places) stands for --data. --threads, --log-json and --backend are each rank's
-  // own (the communicator agrees on its backend itself).
+  // different places) stands for --data. --threads, --log-json, --ckpt-dir (a path, which
+  // nodes may mount differently) and --backend are each rank's own (the communicator agrees on
+  // its backend itself).
   std::vector<std::pair<std::string, std::string>> flags_that_must_agree(
       uint64_t data_checksum) const;
 };
