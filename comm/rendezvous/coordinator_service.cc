@@ -306,7 +306,8 @@ struct Coordinator::State final : pb::Coordinator::Service {
         break;
       }
       if (!notice.empty() || std::get<0>(key) != generation) {
-        result = Status(StatusCode::ABORTED, notice.empty() ? "the job's generation ended" : notice);
+        result =
+            Status(StatusCode::ABORTED, notice.empty() ? "the job's generation ended" : notice);
         break;
       }
       if (stopping) {
