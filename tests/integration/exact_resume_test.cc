@@ -125,6 +125,9 @@ TEST_F(ExactResume, AJobThatShrinksResumesFromItsCheckpointWithTheSameGlobalBatc
   EXPECT_TRUE(contains(r.err, "generation 4 at 2 ranks (was 3: the ranks refused 3 ranks"))
       << r.err;
   EXPECT_TRUE(contains(r.out, "batch 8 = dp 2 x 2 micro-batch(es) x 2")) << r.out;
+  // The smaller job's checkpoints commit too: the coordinator keeps no report of an earlier
+  // generation's ranks.
+  EXPECT_TRUE(contains(r.out, "step-00000030 committed")) << r.out;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(continuing after step (\d+))"))) << r.out;
   const int from = std::stoi(m[1]);
