@@ -51,24 +51,23 @@ void commit_step(const fs::path& dir, int64_t step, int world_size, const nlohma
   const fs::path step_dir = dir / step_dir_name(step);
   if (reports.size() > static_cast<size_t>(world_size))
     throw Error(ErrorCode::InvalidArgument,
-                "checkpoint step " + std::to_string(step) + ": " +
-                    std::to_string(reports.size()) + " reports for a job of " +
-                    std::to_string(world_size) + " ranks: not committed");
+                "checkpoint step " + std::to_string(step) + ": " + std::to_string(reports.size()) +
+                    " reports for a job of " + std::to_string(world_size) +
+                    " ranks: not committed");
   for (size_t r = 0; r < static_cast<size_t>(world_size); r++) {
     if (r >= reports.size() || reports[r].rank != static_cast<int>(r))
-      throw Error(ErrorCode::InvalidArgument,
-                  "checkpoint step " + std::to_string(step) + ": no report from rank " +
-                      std::to_string(r) + " of " + std::to_string(world_size) +
-                      " (or two from one rank): not committed");
+      throw Error(ErrorCode::InvalidArgument, "checkpoint step " + std::to_string(step) +
+                                                  ": no report from rank " + std::to_string(r) +
+                                                  " of " + std::to_string(world_size) +
+                                                  " (or two from one rank): not committed");
     std::error_code ec;
     const uint64_t size = fs::file_size(step_dir / reports[r].file, ec);
     if (ec || size != reports[r].bytes)
-      throw Error(ErrorCode::Io, "checkpoint step " + std::to_string(step) + ": rank " +
-                                     std::to_string(r) + " reported " +
-                                     (step_dir / reports[r].file).string() + " of " +
-                                     std::to_string(reports[r].bytes) + " bytes, but it " +
-                                     (ec ? "is not there" : "has " + std::to_string(size)) +
-                                     ": not committed");
+      throw Error(ErrorCode::Io,
+                  "checkpoint step " + std::to_string(step) + ": rank " + std::to_string(r) +
+                      " reported " + (step_dir / reports[r].file).string() + " of " +
+                      std::to_string(reports[r].bytes) + " bytes, but it " +
+                      (ec ? "is not there" : "has " + std::to_string(size)) + ": not committed");
   }
   Manifest m{step, job, std::move(reports)};
   m.job["format"] = kFormat;

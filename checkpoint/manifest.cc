@@ -34,9 +34,12 @@ nlohmann::json to_json(const ShardReport& r) {
   }
   std::vector<std::string> blocks;
   for (uint64_t b : r.blocks) blocks.push_back(to_hex(b));
-  return {{"rank", r.rank},           {"file", r.file},
-          {"bytes", r.bytes},         {"xxh64", to_hex(r.xxh64)},
-          {"block_bytes", r.block_bytes}, {"block_xxh64", blocks},
+  return {{"rank", r.rank},
+          {"file", r.file},
+          {"bytes", r.bytes},
+          {"xxh64", to_hex(r.xxh64)},
+          {"block_bytes", r.block_bytes},
+          {"block_xxh64", blocks},
           {"pieces", pieces}};
 }
 
@@ -48,7 +51,8 @@ ShardReport shard_report_from_json(const nlohmann::json& j, const std::string& w
     r.bytes = j.at("bytes").get<uint64_t>();
     r.xxh64 = from_hex(j.at("xxh64").get<std::string>(), where);
     r.block_bytes = j.at("block_bytes").get<uint64_t>();
-    for (const auto& b : j.at("block_xxh64")) r.blocks.push_back(from_hex(b.get<std::string>(), where));
+    for (const auto& b : j.at("block_xxh64"))
+      r.blocks.push_back(from_hex(b.get<std::string>(), where));
     for (const auto& p : j.at("pieces"))
       r.pieces.push_back({piece_from_json(p, where), p.at("offset").get<uint64_t>()});
   } catch (const nlohmann::json::exception& e) {
@@ -57,12 +61,16 @@ ShardReport shard_report_from_json(const nlohmann::json& j, const std::string& w
   if (r.file.empty() || r.file.find('/') != std::string::npos || r.file[0] == '.')
     throw Error(ErrorCode::Corrupt, where + ": shard file name '" + r.file + "' is not a name");
   if (r.block_bytes == 0 || r.blocks.size() != (r.bytes + r.block_bytes - 1) / r.block_bytes)
-    throw Error(ErrorCode::Corrupt, where + ": shard " + r.file + " has block checksums that do "
-                                            "not cover its " + std::to_string(r.bytes) + " bytes");
+    throw Error(ErrorCode::Corrupt, where + ": shard " + r.file +
+                                        " has block checksums that do "
+                                        "not cover its " +
+                                        std::to_string(r.bytes) + " bytes");
   for (const StoredPiece& p : r.pieces)
     if (p.offset + p.piece.elements() * sizeof(float) > r.bytes)
-      throw Error(ErrorCode::Corrupt, where + ": a piece of " + p.piece.tensor + " lies past the "
-                                              "end of " + r.file);
+      throw Error(ErrorCode::Corrupt, where + ": a piece of " + p.piece.tensor +
+                                          " lies past the "
+                                          "end of " +
+                                          r.file);
   return r;
 }
 
@@ -98,8 +106,8 @@ Manifest read_manifest(const fs::path& dir, int64_t step) {
   Manifest m;
   try {
     if (j.at("format").get<std::string>() != kFormat)
-      throw Error(ErrorCode::Corrupt, where + " is of format " + j["format"].dump() +
-                                          ", this weft reads " + kFormat);
+      throw Error(ErrorCode::Corrupt,
+                  where + " is of format " + j["format"].dump() + ", this weft reads " + kFormat);
     m.step = j.at("step").get<int64_t>();
     for (const auto& s : j.at("shards")) m.shards.push_back(shard_report_from_json(s, where));
   } catch (const nlohmann::json::exception& e) {

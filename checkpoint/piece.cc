@@ -6,9 +6,12 @@ namespace weft::checkpoint {
 
 const char* kind_name(PieceKind k) {
   switch (k) {
-    case PieceKind::param: return "param";
-    case PieceKind::adam_m: return "adam_m";
-    case PieceKind::adam_v: return "adam_v";
+    case PieceKind::param:
+      return "param";
+    case PieceKind::adam_m:
+      return "adam_m";
+    case PieceKind::adam_v:
+      return "adam_v";
   }
   return "?";
 }
@@ -20,7 +23,8 @@ size_t Piece::box_elements() const {
 }
 
 std::string Piece::entry_name() const {
-  std::string name = kind == PieceKind::param ? tensor : std::string(kind_name(kind)) + "/" + tensor;
+  std::string name =
+      kind == PieceKind::param ? tensor : std::string(kind_name(kind)) + "/" + tensor;
   if (begin != 0 || end != box_elements())
     name += "[" + std::to_string(begin) + ":" + std::to_string(end) + "]";
   return name;
@@ -61,12 +65,17 @@ Piece piece_from_json(const nlohmann::json& j, const std::string& where) {
   try {
     p.tensor = j.at("tensor").get<std::string>();
     const std::string kind = j.at("kind").get<std::string>();
-    if (kind == "param") p.kind = PieceKind::param;
-    else if (kind == "adam_m") p.kind = PieceKind::adam_m;
-    else if (kind == "adam_v") p.kind = PieceKind::adam_v;
-    else throw bad("of unknown kind");
+    if (kind == "param")
+      p.kind = PieceKind::param;
+    else if (kind == "adam_m")
+      p.kind = PieceKind::adam_m;
+    else if (kind == "adam_v")
+      p.kind = PieceKind::adam_v;
+    else
+      throw bad("of unknown kind");
     p.global_shape = j.at("global_shape").get<std::vector<size_t>>();
-    for (const auto& b : j.at("box")) p.box.push_back({b.at(0).get<size_t>(), b.at(1).get<size_t>()});
+    for (const auto& b : j.at("box"))
+      p.box.push_back({b.at(0).get<size_t>(), b.at(1).get<size_t>()});
     p.begin = j.at("range").at(0).get<size_t>();
     p.end = j.at("range").at(1).get<size_t>();
   } catch (const nlohmann::json::exception& e) {

@@ -27,8 +27,8 @@ void add_runs(const Piece& saved, uint64_t offset, size_t shard, const Need& nee
   std::vector<Interval> common(dims);
   for (size_t d = 0; d < dims; d++) {
     const size_t lo = std::max(saved.box[d].start, need.box[d].start);
-    const size_t hi = std::min(saved.box[d].start + saved.box[d].length,
-                               need.box[d].start + need.box[d].length);
+    const size_t hi =
+        std::min(saved.box[d].start + saved.box[d].length, need.box[d].start + need.box[d].length);
     if (lo >= hi) return;
     common[d] = {lo, hi - lo};
   }
@@ -47,8 +47,8 @@ void add_runs(const Piece& saved, uint64_t offset, size_t shard, const Need& nee
     // the needed one.
     const size_t k0 = std::max({size_t{0}, saved.begin > fs ? saved.begin - fs : 0,
                                 need.begin > fn ? need.begin - fn : 0});
-    const size_t k1 = std::min({row, saved.end > fs ? saved.end - fs : 0,
-                                need.end > fn ? need.end - fn : 0});
+    const size_t k1 =
+        std::min({row, saved.end > fs ? saved.end - fs : 0, need.end > fn ? need.end - fn : 0});
     if (k0 < k1) {
       CopyRun run{shard, offset + (fs + k0 - saved.begin) * sizeof(float), k1 - k0,
                   need.dst + (fn + k0 - need.begin)};
@@ -83,8 +83,7 @@ PieceIndex::PieceIndex(const std::vector<ShardReport>& shards) : shards_(shards)
 std::vector<CopyRun> PieceIndex::plan(const Need& need) const {
   const std::string what = std::string(kind_name(need.kind)) + " of " + need.tensor;
   auto it = by_tensor_.find({need.tensor, need.kind});
-  if (it == by_tensor_.end())
-    throw Error(ErrorCode::Corrupt, "the checkpoint holds no " + what);
+  if (it == by_tensor_.end()) throw Error(ErrorCode::Corrupt, "the checkpoint holds no " + what);
   std::vector<CopyRun> runs;
   for (auto [s, p] : it->second) {
     const StoredPiece& stored = shards_[s].pieces[p];

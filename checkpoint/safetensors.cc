@@ -31,7 +31,8 @@ uint64_t safetensors_header_bytes(const std::string& prefix, const std::string& 
   if (prefix.size() < 8)
     throw Error(ErrorCode::Corrupt, file + " is shorter than a safetensors header's length");
   uint64_t n = 0;
-  for (int i = 7; i >= 0; i--) n = n << 8 | static_cast<unsigned char>(prefix[static_cast<size_t>(i)]);
+  for (int i = 7; i >= 0; i--)
+    n = n << 8 | static_cast<unsigned char>(prefix[static_cast<size_t>(i)]);
   if (n > kMaxHeaderBytes)
     throw Error(ErrorCode::Corrupt, file + " claims a safetensors header of " + std::to_string(n) +
                                         " bytes: not a safetensors file, or corrupted");
@@ -45,7 +46,8 @@ SafetensorsHeader decode_safetensors_header(const std::string& prefix, const std
   SafetensorsHeader h;
   h.data_start = 8 + n;
   try {
-    auto json = nlohmann::json::parse(prefix.begin() + 8, prefix.begin() + 8 + static_cast<long>(n));
+    auto json =
+        nlohmann::json::parse(prefix.begin() + 8, prefix.begin() + 8 + static_cast<long>(n));
     uint64_t expected = 0;
     for (auto& [name, value] : json.items()) {
       if (name == "__metadata__") {

@@ -78,8 +78,8 @@ ShardReport write_shard(const fs::path& step_dir, int rank, int64_t step,
   std::error_code ec;
   fs::create_directories(step_dir, ec);
   if (ec)
-    throw Error(ErrorCode::Io, "cannot create checkpoint directory " + step_dir.string() + ": " +
-                                   ec.message());
+    throw Error(ErrorCode::Io,
+                "cannot create checkpoint directory " + step_dir.string() + ": " + ec.message());
   ShardReport report;
   report.rank = rank;
   report.file = shard_file_name(rank);

@@ -20,11 +20,12 @@ using nlohmann::json;
 
 // The flags that define the model: a checkpoint loads only into the same model.
 constexpr const char* kModelFlags[] = {"--layers", "--d-model", "--heads", "--seq"};
-// Flags a resumed run may change without changing what it computes: the layout (a checkpoint
-// reshards), and when to evaluate or checkpoint.
-constexpr const char* kFreeFlags[] = {"--dp",     "--tp",         "--pp",         "--schedule",
-                                      "--virtual-stages", "--zero1", "--bucket-mb", "--resume",
-                                      "--ckpt-every", "--keep", "--eval-every"};
+// Flags a resumed run may change without changing what it computes (beyond float rounding):
+// the layout and device (a checkpoint reshards), and when to evaluate or checkpoint.
+constexpr const char* kFreeFlags[] = {
+    "--dp",          "--tp",    "--pp",        "--schedule", "--virtual-stages",
+    "--micro-batch", "--zero1", "--bucket-mb", "--device",   "--resume",
+    "--ckpt-every",  "--keep",  "--eval-every"};
 
 bool one_of(const std::string& flag, const auto& list) {
   return std::find(std::begin(list), std::end(list), flag) != std::end(list);
@@ -94,13 +95,14 @@ Checkpointing::Checkpointing(const TrainOptions& options, TrainingRun& run,
   // layout it was saved under, and every tensor's global shape.
   json model, training;
   for (const auto& [flag, value] : options.flags_that_must_agree(data_checksum)) {
-    if (one_of(flag, kModelFlags)) model[flag] = value;
-    else if (!one_of(flag, kFreeFlags)) training[flag] = value;
+    if (one_of(flag, kModelFlags))
+      model[flag] = value;
+    else if (!one_of(flag, kFreeFlags))
+      training[flag] = value;
   }
   json tensors;
   const models::GptLayout whole(options.model);
-  for (const models::ParamTensor& t : whole.tensors())
-    tensors[t.name] = t.global_shape;
+  for (const models::ParamTensor& t : whole.tensors()) tensors[t.name] = t.global_shape;
   job_ = {{"layout",
            {{"world_size", world.size()},
             {"dp", options.dp},
@@ -120,16 +122,16 @@ Checkpointing::Checkpointing(const TrainOptions& options, TrainingRun& run,
   if (layout_.writes_params)
     for (size_t i = 0; i < ts.size(); i++)
       if (layout_.writes[i])
-        pieces_.push_back({piece_of(ts[i], ck::PieceKind::param, 0, ts[i].count),
-                           params_.data() + ts[i].offset});
+        pieces_.push_back(
+            {piece_of(ts[i], ck::PieceKind::param, 0, ts[i].count), params_.data() + ts[i].offset});
   if (layout_.writes_moments)
     for (auto [kind, state] : {std::pair{ck::PieceKind::adam_m, &m_}, {ck::PieceKind::adam_v, &v_}})
-      for_each_moment_part(layout_, [&](size_t i, const parallel::AdamWSegment& s, size_t first,
-                                        size_t last) {
-        if (!layout_.writes[i]) return;
-        pieces_.push_back({piece_of(ts[i], kind, first - ts[i].offset, last - ts[i].offset),
-                           state->data() + s.state + (first - s.offset)});
-      });
+      for_each_moment_part(
+          layout_, [&](size_t i, const parallel::AdamWSegment& s, size_t first, size_t last) {
+            if (!layout_.writes[i]) return;
+            pieces_.push_back({piece_of(ts[i], kind, first - ts[i].offset, last - ts[i].offset),
+                               state->data() + s.state + (first - s.offset)});
+          });
 }
 
 Checkpointing::~Checkpointing() {
@@ -174,7 +176,12 @@ void Checkpointing::write(Pending& p) {
   const Clock::time_point start = Clock::now();
   const int rank = world_.rank();
   try {
-    ck::ShardReport r = ck::write_shard(dir_ / ck::step_dir_name(p.step), rank, p.step, pieces_);
+    // A step saved again (after a resume from an older one): its old manifest must not outlive
+    // the files it describes. Every rank removes it before writing; the commit comes after all.
+    const std::filesystem::path step_dir = dir_ / ck::step_dir_name(p.step);
+    std::error_code ignored;
+    std::filesystem::remove(step_dir / ck::kManifestFile, ignored);
+    ck::ShardReport r = ck::write_shard(step_dir, rank, p.step, pieces_);
     p.bytes = r.bytes;
     p.report = to_json(r).dump();
   } catch (const Error& e) {
@@ -183,8 +190,8 @@ void Checkpointing::write(Pending& p) {
     p.failure = Error(ErrorCode::Io, e.what());
   }
   if (p.failure)
-    p.report = json{{"error", "rank " + std::to_string(rank) + " could not write its shard: " +
-                                  p.failure->message()}}
+    p.report = json{{"error", "rank " + std::to_string(rank) +
+                                  " could not write its shard: " + p.failure->message()}}
                    .dump();
   if (committer_) {
     try {
@@ -202,33 +209,33 @@ void Checkpointing::write(Pending& p) {
 // Ranks without a coordinator: rank 0 gathers every report over the communicator and commits.
 void Checkpointing::commit_among_ranks(Pending& p) {
   const int world = world_.size();
-  const size_t mine = p.failure ? 0 : p.report.size();
-  const std::vector<uint64_t> sizes = run_.allgather_words({mine});
-  const size_t words = (*std::max_element(sizes.begin(), sizes.end()) + 7) / 8;
-  const std::vector<uint64_t> all = run_.allgather_words(to_words(p.report, std::max<size_t>(words, 1)));
+  // Each report's length first (0: the rank could not write), then the reports, padded alike.
+  const std::vector<uint64_t> sizes = run_.allgather_words({p.failure ? 0 : p.report.size()});
+  const size_t words = std::max<size_t>(1, (*std::max_element(sizes.begin(), sizes.end()) + 7) / 8);
+  const std::vector<uint64_t> all = run_.allgather_words(to_words(p.report, words));
   std::string why;
   if (world_.rank() == 0) {
-    std::vector<ck::ShardReport> reports;
-    for (int r = 0; r < world && why.empty(); r++) {
-      if (sizes[static_cast<size_t>(r)] == 0) {
-        why = "rank " + std::to_string(r) + " could not write its shard (its output says why)";
-        break;
+    try {
+      std::vector<ck::ShardReport> reports;
+      for (size_t r = 0; r < static_cast<size_t>(world); r++) {
+        const std::string who = "rank " + std::to_string(r);
+        if (sizes[r] == 0)
+          throw Error(ErrorCode::Io, who + " could not write its shard (its output says why)");
+        const char* text = reinterpret_cast<const char*>(all.data() + r * words);
+        reports.push_back(ck::shard_report_from_json(json::parse(std::string(text, sizes[r])),
+                                                     who + "'s report"));
       }
-      const char* text = reinterpret_cast<const char*>(all.data() + r * std::max<size_t>(words, 1));
-      reports.push_back(ck::shard_report_from_json(
-          json::parse(std::string(text, sizes[static_cast<size_t>(r)])), "rank " + std::to_string(r) + "'s report"));
+      ck::commit_step(dir_, p.step, world, job_for(p.step), std::move(reports), options_.keep);
+    } catch (const Error& e) {
+      why = e.message();
     }
-    if (why.empty()) try {
-        ck::commit_step(dir_, p.step, world, job_for(p.step), std::move(reports), options_.keep);
-      } catch (const Error& e) {
-        why = e.message();
-      }
   }
   // Rank 0 tells every rank whether the step is committed.
-  const bool committed = run_.allgather_words({why.empty() ? 1u : 0u})[0] == 1;
-  p.committed = committed;
-  if (!committed && !p.failure)
-    p.failure = Error(ErrorCode::Io, world_.rank() == 0 ? why : "rank 0 could not commit it (its output says why)");
+  p.committed = run_.allgather_words({why.empty() ? 1u : 0u})[0] == 1;
+  if (!p.committed && !p.failure)
+    p.failure =
+        Error(ErrorCode::Io,
+              world_.rank() == 0 ? why : "rank 0 could not commit it (its output says why)");
 }
 
 void Checkpointing::settle(bool must_commit) {
@@ -244,19 +251,20 @@ void Checkpointing::settle(bool must_commit) {
     // A lost rank ends the job; any other failure leaves the previous checkpoint as LATEST.
     if (must_commit || p.failure->code() == ErrorCode::PeerLost ||
         p.failure->code() == ErrorCode::Aborted)
-      throw Error(p.failure->code(), "checkpoint " + name + " was not committed: " +
-                                         p.failure->message());
+      throw Error(p.failure->code(),
+                  "checkpoint " + name + " was not committed: " + p.failure->message());
     std::fprintf(stderr, "weft-train: checkpoint %s was not committed: %s; training goes on\n",
                  name.c_str(), p.failure->message().c_str());
     return;
   }
   if (world_.rank() == 0) {
     const double total_ms = p.snapshot_ms + std::max(p.background_ms, ms_since(start));
-    std::printf("checkpoint %s committed: %.2f MiB from rank 0, written in %.1f ms, %.0f%% of it "
-                "hidden behind training (snapshot %.1f ms, %.1f ms waited)\n",
-                name.c_str(), mib(p.bytes), p.background_ms,
-                total_ms > 0 ? 100.0 * std::max(0.0, 1.0 - exposed_ms / total_ms) : 100.0,
-                p.snapshot_ms, exposed_ms - p.snapshot_ms);
+    std::printf(
+        "checkpoint %s committed: %.2f MiB from rank 0, written in %.1f ms, %.0f%% of it "
+        "hidden behind training (snapshot %.1f ms, %.1f ms waited)\n",
+        name.c_str(), mib(p.bytes), p.background_ms,
+        total_ms > 0 ? 100.0 * std::max(0.0, 1.0 - exposed_ms / total_ms) : 100.0, p.snapshot_ms,
+        exposed_ms - p.snapshot_ms);
     std::fflush(stdout);
   }
 }
@@ -274,8 +282,9 @@ void Checkpointing::check_model_flags(const ck::Manifest& m) const {
   const json& trained = m.job.value("training", json::object());
   for (const auto& [flag, value] : job_["training"].items())
     if (trained.contains(flag) && trained[flag] != value)
-      std::fprintf(stderr, "weft-train: note: the checkpoint was trained with %s %s, this run has "
-                           "%s (the losses will differ from the saving run's)\n",
+      std::fprintf(stderr,
+                   "weft-train: note: the checkpoint was trained with %s %s, this run has "
+                   "%s (the losses will differ from the saving run's)\n",
                    flag.c_str(), trained[flag].get<std::string>().c_str(),
                    value.get<std::string>().c_str());
 }
@@ -298,13 +307,13 @@ bool Checkpointing::load(int step) {
     };
     for (const models::ParamTensor& t : layout_.tensors)
       need(t, ck::PieceKind::param, 0, t.count, params_.data() + t.offset);
-    for_each_moment_part(layout_, [&](size_t i, const parallel::AdamWSegment& s, size_t first,
-                                      size_t last) {
-      const models::ParamTensor& t = layout_.tensors[i];
-      const size_t at = s.state + (first - s.offset);
-      need(t, ck::PieceKind::adam_m, first - t.offset, last - t.offset, m_.data() + at);
-      need(t, ck::PieceKind::adam_v, first - t.offset, last - t.offset, v_.data() + at);
-    });
+    for_each_moment_part(
+        layout_, [&](size_t i, const parallel::AdamWSegment& s, size_t first, size_t last) {
+          const models::ParamTensor& t = layout_.tensors[i];
+          const size_t at = s.state + (first - s.offset);
+          need(t, ck::PieceKind::adam_m, first - t.offset, last - t.offset, m_.data() + at);
+          need(t, ck::PieceKind::adam_v, first - t.offset, last - t.offset, v_.data() + at);
+        });
     ck::read_runs(dir_ / ck::step_dir_name(step), m, std::move(runs));
   } catch (const Error& e) {
     if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Io) throw;
@@ -334,11 +343,10 @@ int Checkpointing::resume() {
     }
     if (leader)
       std::fprintf(stderr, "weft-train: %s\n",
-                   i + 1 < steps.size()
-                       ? ("falling back to step " + std::to_string(steps[i + 1]) +
-                          ", the committed checkpoint before it")
-                             .c_str()
-                       : "no older committed checkpoint: starting from step 1");
+                   i + 1 < steps.size() ? ("falling back to step " + std::to_string(steps[i + 1]) +
+                                           ", the committed checkpoint before it")
+                                              .c_str()
+                                        : "no older committed checkpoint: starting from step 1");
   }
   if (leader && steps.empty())
     std::printf("weft-train: --resume: no committed checkpoint in %s; starting from step 1\n",

@@ -67,7 +67,7 @@ class Checkpointing {
   std::filesystem::path dir_;
   nlohmann::json job_;
   CheckpointLayout layout_;
-  std::vector<float> params_, m_, v_;  // the snapshot
+  std::vector<float> params_, m_, v_;          // the snapshot
   std::vector<checkpoint::PieceData> pieces_;  // what this rank writes, pointing into them
   std::unique_ptr<Pending> pending_;
   std::thread writer_;

@@ -333,8 +333,7 @@ void ParallelTrainer<Ctx, T>::state_to_host(float* params, float* m, float* v) {
 }
 
 template <class Ctx, typename T>
-void ParallelTrainer<Ctx, T>::state_from_host(const float* params, const float* m,
-                                              const float* v) {
+void ParallelTrainer<Ctx, T>::state_from_host(const float* params, const float* m, const float* v) {
   const size_t state = parallel::state_elements(optimizer_.segments()) * sizeof(float);
   copy_bytes(dev_.ctx, master(), params, dp_.padded_elements() * sizeof(float));
   copy_bytes(dev_.ctx, optimizer_.first_moment(), m, state);

@@ -4,13 +4,12 @@
 // stream holds one thread for the rank's life. A watchdog thread declares silent ranks lost.
 #include <grpcpp/grpcpp.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <tuple>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 
@@ -65,7 +64,8 @@ std::string commit_checkpoint(const std::string& dir, int64_t step, int world_si
       if (j.contains("error")) return name + ": " + j["error"].get<std::string>();
       const std::string where = "rank " + std::to_string(rank) + "'s report";
       shards.push_back(checkpoint::shard_report_from_json(j, where));
-      if (shards.back().rank != rank) return name + ": " + where + " describes another rank's shard";
+      if (shards.back().rank != rank)
+        return name + ": " + where + " describes another rank's shard";
     }
     if (job.empty()) return name + ": rank 0 sent no description of the job";
     checkpoint::commit_step(dir, step, world_size, nlohmann::json::parse(job), std::move(shards),

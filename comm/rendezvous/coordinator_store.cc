@@ -376,7 +376,8 @@ void CoordinatorStore::commit_shard(const std::string& dir, int64_t step, int ke
   pb::CommitShardReply reply;
   grpc::Status s = client_->stub->CommitShard(&ctx, req, &reply);
   // The step's own failure (a rank could not write, the manifest could not be) is the commit's.
-  if (s.error_code() == StatusCode::FAILED_PRECONDITION) throw Error(ErrorCode::Io, s.error_message());
+  if (s.error_code() == StatusCode::FAILED_PRECONDITION)
+    throw Error(ErrorCode::Io, s.error_message());
   if (!s.ok()) throw client_->error(s, what);
   if (!reply.committed())
     throw Error(ErrorCode::Timeout,

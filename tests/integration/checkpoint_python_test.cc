@@ -49,14 +49,19 @@ TEST_F(CheckpointPython, NumpyReadsAShardAsWeftDoes) {
   const checkpoint::Manifest m = checkpoint::read_manifest(dir_ / "one", 3);
   std::vector<float> weft(128 * 32);
   checkpoint::read_runs(dir_ / "one" / "step-00000003", m,
-                        checkpoint::PieceIndex(m.shards)
-                            .plan({"h1.fc.w", checkpoint::PieceKind::param, {128, 32},
-                                   {{0, 128}, {0, 32}}, 0, weft.size(), weft.data()}));
+                        checkpoint::PieceIndex(m.shards).plan({"h1.fc.w",
+                                                               checkpoint::PieceKind::param,
+                                                               {128, 32},
+                                                               {{0, 128}, {0, 32}},
+                                                               0,
+                                                               weft.size(),
+                                                               weft.data()}));
   std::ofstream(dir_ / "weft.f32", std::ios::binary)
       .write(reinterpret_cast<const char*>(weft.data()), static_cast<long>(weft.size() * 4));
   auto [out, status] = python(R"(
 import json, struct, numpy as np
-path = ")" + (dir_ / "one/step-00000003/rank-00000.safetensors").string() + R"("
+path = ")" + (dir_ / "one/step-00000003/rank-00000.safetensors").string() +
+                                  R"("
 with open(path, "rb") as f:
     n = struct.unpack("<Q", f.read(8))[0]
     header = json.loads(f.read(n))
@@ -67,11 +72,12 @@ with open(path, "rb") as f:
 piece = json.loads(header["__metadata__"]["h1.fc.w"])
 assert entry["dtype"] == "F32" and entry["shape"] == [128, 32], entry
 assert piece["global_shape"] == [128, 32] and piece["box"] == [[0, 128], [0, 32]], piece
-weft = np.fromfile(")" + (dir_ / "weft.f32").string() + R"(", dtype="<f4").reshape(128, 32)
+weft = np.fromfile(")" + (dir_ / "weft.f32").string() +
+                                  R"(", dtype="<f4").reshape(128, 32)
 assert np.array_equal(tensor, weft), np.abs(tensor - weft).max()
 print("numpy read h1.fc.w: std", tensor.std())
 )",
-                               dir_);
+                              dir_);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("numpy read h1.fc.w"), std::string::npos) << out;
 }
@@ -96,10 +102,12 @@ def load(path):
     header.pop("__metadata__")
     return {k: np.frombuffer(data[v["data_offsets"][0]:v["data_offsets"][1]], dtype="<f4").reshape(v["shape"])
             for k, v in header.items()}
-one = load(")" + (dir_ / "one.safetensors").string() + R"(")
+one = load(")" + (dir_ / "one.safetensors").string() +
+                                  R"(")
 assert len([k for k in one if "/" not in k]) == 2 + 4 * 12 + 2, sorted(one)
 for other in ["dp-tp", "tp-pp"]:
-    got = load(")" + dir_.string() + R"(/" + other + ".safetensors")
+    got = load(")" + dir_.string() +
+                                  R"(/" + other + ".safetensors")
     assert sorted(got) == sorted(one), (other, sorted(set(got) ^ set(one)))
     for k in one:
         # Another layout sums in another order: equal to float rounding, which AdamW's
@@ -110,7 +118,7 @@ for other in ["dp-tp", "tp-pp"]:
         assert err < 1e-3, (other, k, err)
 print("assembled", len(one), "tensors alike")
 )",
-                               dir_);
+                              dir_);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("tensors alike"), std::string::npos) << out;
 }

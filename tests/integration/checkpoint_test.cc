@@ -2,8 +2,9 @@
 // (rank 0 commits): a resumed run continues with exactly the losses of a run never stopped;
 // a checkpoint saved under dp 4 loads under dp 2 x tp 2 and tp 2 x pp 2 and continues with the
 // saving layout's losses; a corrupted shard of the newest step is named and the load falls back
-// to the step before; a rank that cannot write its shard leaves the step without a manifest and
-// LATEST where it was; and a checkpoint of another model is refused naming the flag.
+// to the step before (which saves the step again, over the torn one); a rank that cannot write
+// its shard leaves the step without a manifest and LATEST where it was; and a checkpoint of
+// another model is refused naming the flag.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -36,8 +37,8 @@ class Checkpoint : public Train {
  protected:
   // Runs 4 ranks of kModel plus `flags`, logging to `log`; the job must succeed.
   std::vector<double> run(const std::string& log, const Args& flags, std::string* out = nullptr) {
-    WeftrunResult r = train(4, with(with(kModel, flags), {"--log-json", (dir_ / log).string()}),
-                            {}, {}, kRunTimeout);
+    WeftrunResult r = train(4, with(with(kModel, flags), {"--log-json", (dir_ / log).string()}), {},
+                            {}, kRunTimeout);
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     if (out) *out = r.out + r.err;
     return losses(log);
@@ -118,6 +119,12 @@ TEST_F(Checkpoint, CorruptedNewestShardFallsBackToThePreviousStep) {
   run("resumed2.json", with(layout, {"--ckpt-dir", ckpt(), "--resume"}), &out);
   EXPECT_NE(out.find(manifest.string()), std::string::npos) << out;
   EXPECT_NE(out.find("falling back to step 3"), std::string::npos) << out;
+
+  // Resumed from step 3, the job saves step 6 again, over the torn one; it loads.
+  run("again.json", with(layout, {"--ckpt-dir", ckpt(), "--resume", "--ckpt-every", "3"}), &out);
+  EXPECT_NE(out.find("step-00000006 committed"), std::string::npos) << out;
+  EXPECT_EQ(run("resumed3.json", with(layout, {"--ckpt-dir", ckpt(), "--resume"}), &out),
+            steps(whole, 7, 8));
 }
 
 TEST_F(Checkpoint, AMissingShardLeavesNoManifestAndLatestWhereItWas) {

@@ -92,8 +92,9 @@ TEST_F(CheckpointFormat, ShardIsASafetensorsFileWithPiecesInItsMetadata) {
 TEST_F(CheckpointFormat, CommitWritesManifestThenLatestAndRefusesAMissingReport) {
   std::vector<float> a = {1, 2, 3, 4};
   auto save = [&](int64_t step, int rank) {
-    return write_shard(dir_ / step_dir_name(step), rank, step,
-                       {{Piece::whole("b" + std::to_string(rank), PieceKind::param, {4}), a.data()}});
+    return write_shard(
+        dir_ / step_dir_name(step), rank, step,
+        {{Piece::whole("b" + std::to_string(rank), PieceKind::param, {4}), a.data()}});
   };
   nlohmann::json job = {{"layout", {{"dp", 2}}}};
   commit_step(dir_, 5, 2, job, {save(5, 1), save(5, 0)}, 0);
@@ -133,8 +134,9 @@ TEST_F(CheckpointFormat, KeepPrunesOlderStepsAndUncommittedLeftovers) {
 
 TEST_F(CheckpointFormat, EditedOrTornManifestIsNamed) {
   std::vector<float> a = {1, 2};
-  commit_step(dir_, 3, 1, {}, {write_shard(dir_ / step_dir_name(3), 0, 3,
-                                        {{Piece::whole("x", PieceKind::param, {2}), a.data()}})},
+  commit_step(dir_, 3, 1, {},
+              {write_shard(dir_ / step_dir_name(3), 0, 3,
+                           {{Piece::whole("x", PieceKind::param, {2}), a.data()}})},
               0);
   const fs::path path = dir_ / "step-00000003" / kManifestFile;
   std::string text = read_whole_file(path);
@@ -209,8 +211,8 @@ TEST_F(CheckpointFormat, CorruptedOrTruncatedShardIsNamed) {
   auto load = [&] {
     std::vector<float> got(10);
     read_runs(dir_ / "step-00000002", m,
-              PieceIndex(m.shards).plan({"x", PieceKind::param, {1000}, {{0, 1000}}, 500, 510,
-                                         got.data()}));
+              PieceIndex(m.shards).plan(
+                  {"x", PieceKind::param, {1000}, {{0, 1000}}, 500, 510, got.data()}));
     return got;
   };
   EXPECT_EQ(load()[0], 500.0f);

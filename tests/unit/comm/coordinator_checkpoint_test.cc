@@ -33,8 +33,8 @@ class CoordinatorCheckpoint : public ::testing::Test {
     dir_ = tmpl;
     coordinator_ = std::make_unique<Coordinator>("127.0.0.1", 0, kToken, CoordinatorOptions{0ms});
     for (int r = 0; r < 2; r++) {
-      ranks_.push_back(CoordinatorStore::connect("127.0.0.1", coordinator_->port(), kToken,
-                                                 Clock::now() + 10s));
+      ranks_.push_back(
+          CoordinatorStore::connect("127.0.0.1", coordinator_->port(), kToken, Clock::now() + 10s));
       ranks_.back()->join_as(r, 2);
     }
   }
@@ -54,9 +54,9 @@ class CoordinatorCheckpoint : public ::testing::Test {
   // Rank `rank` reports on a thread of its own.
   std::future<void> report(int rank, int64_t step, const std::string& report) {
     return std::async(std::launch::async, [=, this] {
-      ranks_[static_cast<size_t>(rank)]->commit_shard(
-          dir_.string(), step, 0, rank == 0 ? R"({"layout":{"dp":2}})" : "", report,
-          Clock::now() + 10s);
+      ranks_[static_cast<size_t>(rank)]->commit_shard(dir_.string(), step, 0,
+                                                      rank == 0 ? R"({"layout":{"dp":2}})" : "",
+                                                      report, Clock::now() + 10s);
     });
   }
   bool committed(int64_t step) const {
@@ -117,9 +117,9 @@ TEST_F(CoordinatorCheckpoint, ARankThatCouldNotWriteFailsTheStepForAll) {
 TEST_F(CoordinatorCheckpoint, BadRequestsChangeNothing) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto stub = pb::Coordinator::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(coordinator_->port()), grpc::InsecureChannelCredentials(),
-      args));
+  auto stub = pb::Coordinator::NewStub(
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(coordinator_->port()),
+                                grpc::InsecureChannelCredentials(), args));
   const std::string good = shard(0, 9);
   auto send = [&](const std::string& token, int rank, const std::string& dir,
                   const std::string& body) {
