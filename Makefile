@@ -16,7 +16,7 @@ SHELL := /bin/bash
 # gRPC and protobuf: the coordinator ranks meet through (proto/coordinator.proto).
 DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
   libgtest-dev \
-  libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev \
+  libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev libxxhash-dev python3-numpy \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 
 # `make bench-train` needs these.
