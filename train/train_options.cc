@@ -288,7 +288,12 @@ ckpt:      --ckpt-dir D     where checkpoints go: D/step-00000100/rank-00003.saf
            --keep N         keep the newest N committed checkpoints (all)
            --resume         continue from D/LATEST (falling back to older steps when a file is
                             torn), under any launcher and any dp x tp x pp layout that fits the
-                            model; the model's flags must be the checkpoint's
+                            model; the model's flags must be the checkpoint's. Implied when
+                            weftrun --elastic restarted the job (WEFT_RESTART_COUNT above 0)
+           With --ckpt-dir, SIGTERM or SIGUSR1 (a scheduler's preemption notice, e.g. Slurm's
+           --signal=B:USR1@120) stops every rank after the same step, the one the first rank to
+           hear of it finished (they agree at each step's end), with a checkpoint of that step
+           committed; weft-train then exits 75
 
 Every rank must be given the same flags (--threads, --log-json, --ckpt-dir and --backend aside):
 the ranks compare them, and their initial parameters, before step 1. A non-finite loss or
@@ -298,6 +303,7 @@ exit codes: 0  done
             2  bad usage: a flag (or flags that differ between ranks), a --log-json that cannot
                be opened, more memory than the machine has for these flags
             1  failure in the job: a lost peer, a diverged run (non-finite loss or gradient norm)
+            75  preempted: stopped on SIGTERM/SIGUSR1 with a committed checkpoint (--ckpt-dir)
             128+N  killed by signal N
 )";
 }

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <thread>
 
@@ -18,7 +19,9 @@
 #include "train/trainer.h"
 #include "kernels/matmul.h"
 #include "runtime/clock.h"
+#include "runtime/env.h"
 #include "runtime/error.h"
+#include "runtime/preemption.h"
 #include "runtime/world.h"
 
 namespace {
@@ -58,6 +61,12 @@ void check_memory(const TrainOptions& options, const World& world, int gpu) {
 }
 
 int run(TrainOptions options) {
+  // A restart by weftrun --elastic continues from the newest checkpoint (every rank of a
+  // generation gets the same count, so the ranks agree on --resume).
+  if (!options.ckpt_dir.empty() && env::get_int("WEFT_RESTART_COUNT") > 0) options.resume = true;
+  // With somewhere to save to, a preemption notice stops the job after a step, saved, instead of
+  // killing it. Caught from the start: a rank that died of it in set-up would fail its peers.
+  if (!options.ckpt_dir.empty()) catch_preemption_signals();
   World world = World::from_env();
   options.resolve(world.size);  // bad batch shapes fail here, before any rendezvous
   // Before the rendezvous: a rank without a usable GPU stops before its peers wait for it.
@@ -149,6 +158,20 @@ int run(TrainOptions options) {
       }
     }
     if (leader) std::fflush(stdout);
+    // A signal reaches the ranks at different moments: they agree (a one-word allgather) to
+    // stop after this step, all of them, or go on. The last step ends the run anyway.
+    if (checkpoints.enabled() && step < options.steps) {
+      if (const int signo = agree_on_preemption(preemption_signal(), gather); signo != 0) {
+        checkpoints.save(step, /*wait_for_commit=*/true);
+        if (leader)
+          std::printf(
+              "weft-train: preempted by SIG%s: stopped after step %d, whose checkpoint "
+              "is committed in %s; run again with --resume to continue\n",
+              ::sigabbrev_np(signo), step, options.ckpt_dir.c_str());
+        std::fflush(stdout);
+        return kPreemptedExitStatus;
+      }
+    }
   }
   checkpoints.finish();
   const std::string memory = cut ? cut->activation_memory_line() : "";

@@ -44,8 +44,22 @@ class Coordinator {
   // Posts the job's death notice, as a launcher does when it sees a rank die: every rank waiting
   // in the store fails with PeerLost quoting `notice`. Any thread; only the first notice is kept.
   void post_rank_lost(const std::string& notice);
-  // The generation: 1 at the start, one more for every loss.
+  // The generation: 1 at the start, one more for every loss (and every begin_generation after
+  // a generation that ended without one).
   uint64_t generation() const;
+  // This generation's death notice (empty while it has none) and the rank the coordinator itself
+  // declared lost (its stream ended or its beats stopped; -1 for a launcher's notice).
+  struct Loss {
+    std::string notice;
+    int rank = -1;
+    bool silent = false;  // the rank went silent (hung, stopped) rather than away (exited)
+  };
+  Loss loss() const;
+  // For a launcher that restarts the job (weftrun --elastic) once every process of the last
+  // generation is gone: a fresh generation, with no keys, no members, no notice, and a world size
+  // the first join fixes anew (it may be smaller). Requests of earlier generations keep failing
+  // with ABORTED; new ranks learn the generation when they connect.
+  void begin_generation();
 
   struct State;
 

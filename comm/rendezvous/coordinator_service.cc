@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -91,10 +92,13 @@ struct Coordinator::State final : pb::Coordinator::Service {
   std::unordered_map<std::string, std::string> kv;
   uint64_t generation = 1;
   std::string notice;  // the job's death notice, once there is one
+  int lost_rank = -1;  // the rank the coordinator itself declared lost (-1: none, or a launcher's)
+  bool lost_silent = false;  // ... for its silence (hung), not for its stream's end
   int world_size = 0;  // fixed by the first join
   std::map<int, Member> members;  // joined and not yet left, of this generation
   int open_streams = 0;
-  // Checkpoint steps being committed, by (directory, step); dropped once every reporter heard.
+  // Checkpoint steps being committed, by (generation, directory, step); dropped once every
+  // reporter heard. The generation keeps a restarted job's reports apart from the last one's.
   struct Commit {
     std::map<int, std::string> reports;  // by rank
     std::string job;
@@ -103,7 +107,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
     std::string error;  // once done: empty when committed
     int waiting = 0;    // reporters not yet answered
   };
-  std::map<std::pair<std::string, int64_t>, Commit> commits;
+  std::map<std::tuple<uint64_t, std::string, int64_t>, Commit> commits;
   bool stopping = false;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -146,10 +150,12 @@ struct Coordinator::State final : pb::Coordinator::Service {
   }
 
   // Keeps the first death notice, ends the generation; every member of it must rejoin. Holds mu.
-  void post_lost(const std::string& why) {
+  void post_lost(const std::string& why, int rank = -1, bool silent = false) {
     if (!notice.empty()) return;
     WEFT_WARN("coordinator: " << why);
     notice = why;
+    lost_rank = rank;
+    lost_silent = silent;
     kv[kRankLostKey] = why;
     ++generation;
     members.clear();
@@ -267,7 +273,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
     if (!nlohmann::json::accept(req->report()) ||
         (!req->job().empty() && !nlohmann::json::accept(req->job())))
       return Status(StatusCode::INVALID_ARGUMENT, "a checkpoint report that is not JSON");
-    const auto key = std::pair{req->dir(), req->step()};
+    const auto key = std::tuple{generation, req->dir(), req->step()};
     Commit& c = commits[key];  // stays put while c.waiting > 0
     if (!c.done && !c.committing) {
       c.reports[rank] = req->report();
@@ -299,8 +305,9 @@ struct Coordinator::State final : pb::Coordinator::Service {
         else result = Status(StatusCode::FAILED_PRECONDITION, c.error);
         break;
       }
-      if (!notice.empty()) {
-        result = Status(StatusCode::ABORTED, notice);
+      if (!notice.empty() || std::get<0>(key) != generation) {
+        result =
+            Status(StatusCode::ABORTED, notice.empty() ? "the job's generation ended" : notice);
         break;
       }
       if (stopping) {
@@ -314,7 +321,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
       if (Clock::now() >= until) break;  // not committed (yet)
       changed.wait_until(lock, std::min(until, Clock::now() + kWakeEvery));
     }
-    if (--c.waiting == 0 && c.done) commits.erase(key);
+    if (--c.waiting == 0 && (c.done || std::get<0>(key) != generation)) commits.erase(key);
     return result;
   }
 
@@ -376,8 +383,9 @@ struct Coordinator::State final : pb::Coordinator::Service {
     // The stream ended while the rank was still a member: its process is gone.
     if (!more && !stopping && generation == joined_generation && members.count(rank))
       post_lost(who(rank) +
-                " lost its connection to the coordinator before leaving the job: it died, was "
-                "killed, or exited without closing weft; check its output");
+                    " lost its connection to the coordinator before leaving the job: it died, "
+                    "was killed, or exited without closing weft; check its output",
+                rank);
     if (generation != joined_generation) return Status(StatusCode::ABORTED, notice);
     return Status::OK;
   }
@@ -397,7 +405,8 @@ struct Coordinator::State final : pb::Coordinator::Service {
                   " s (the heartbeat timeout, WEFT_HEARTBEAT_TIMEOUT, is " +
                   seconds_text(timeout) +
                   " s): it is hung, stopped (SIGSTOP), or cut off from the coordinator; check "
-                  "it");
+                  "it",
+                  rank, /*silent=*/true);
         break;  // post_lost cleared `members`
       }
     }
@@ -457,6 +466,29 @@ uint64_t Coordinator::generation() const {
 void Coordinator::post_rank_lost(const std::string& notice) {
   std::lock_guard lock(state_->mu);
   state_->post_lost(notice);
+}
+
+Coordinator::Loss Coordinator::loss() const {
+  std::lock_guard lock(state_->mu);
+  return {state_->notice, state_->lost_rank, state_->lost_silent};
+}
+
+void Coordinator::begin_generation() {
+  std::lock_guard lock(state_->mu);
+  State& s = *state_;
+  // A generation that ended without a loss (the launcher stopped it) still ends: its requests
+  // must not reach the next one.
+  if (s.notice.empty()) ++s.generation;
+  s.notice.clear();
+  s.lost_rank = -1;
+  s.lost_silent = false;
+  s.kv.clear();
+  s.members.clear();
+  // Reports of steps the last generation never committed; entries still waited on go with their
+  // last waiter, which the generation's end sends away.
+  std::erase_if(s.commits, [](const auto& entry) { return entry.second.waiting == 0; });
+  s.world_size = 0;
+  s.changed.notify_all();
 }
 
 }  // namespace weft::comm

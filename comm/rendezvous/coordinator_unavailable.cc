@@ -26,6 +26,8 @@ Coordinator::~Coordinator() = default;
 int Coordinator::port() const { unavailable(); }
 void Coordinator::post_rank_lost(const std::string&) { unavailable(); }
 uint64_t Coordinator::generation() const { unavailable(); }
+Coordinator::Loss Coordinator::loss() const { unavailable(); }
+void Coordinator::begin_generation() { unavailable(); }
 
 CoordinatorStore::CoordinatorStore(std::unique_ptr<Client> client) : client_(std::move(client)) {}
 CoordinatorStore::~CoordinatorStore() = default;
