@@ -49,10 +49,6 @@
 #include "runtime/error.h"
 #include "runtime/idle_backoff.h"
 #include "runtime/world.h"
-// After mpi.h, which it needs.
-#if __has_include(<mpi-ext.h>)
-#include <mpi-ext.h>  // Open MPI's MPIX_Allgather_init (MPI-4's MPI_Allgather_init before 5.0)
-#endif
 
 namespace weft::comm {
 namespace {
@@ -140,10 +136,6 @@ class NativeMpiBackend final : public NativeBackend {
   // size_). On the heap, so that a failed exchange can leave them to MPI (see the destructor).
   std::unique_ptr<WireFingerprint[]> exchange_;
   std::vector<Fingerprint> fingerprints_;
-  // The exchange as a persistent collective where MPI has one (MPI-4 MPI_Allgather_init, Open
-  // MPI 4's MPIX_ twin): made once, started per op, which spares building the collective's
-  // schedule every time. Null: MPI_Iallgather per op.
-  MPI_Request exchange_request_ = MPI_REQUEST_NULL;
   std::unique_ptr<std::byte[]> staging_;  // small ops' data, kOverlapBytes, made at first use
   std::vector<MPI_Request> abandoned_;    // requests of failed ops, never waited for
 
@@ -161,28 +153,13 @@ NativeMpiBackend::NativeMpiBackend(MpiComm comm, Deadline deadline)
       p2p_(make_mpi_transport(comm_.dup(deadline), deadline)),
       fp_comm_(comm_.dup(deadline)),
       exchange_(std::make_unique<WireFingerprint[]>(static_cast<size_t>(size_) + 1)),
-      fingerprints_(static_cast<size_t>(size_)) {
-  static_assert(sizeof(WireFingerprint) == 4 * sizeof(uint64_t));
-  WireFingerprint* all = exchange_.get();
-#if MPI_VERSION >= 4
-  check_mpi(MPI_Allgather_init(all + size_, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, fp_comm_.get(),
-                               MPI_INFO_NULL, &exchange_request_),
-            "MPI_Allgather_init", rank_, "the fingerprint exchange over mpi");
-#elif defined(OMPI_HAVE_MPI_EXT_PCOLLREQ) && OMPI_HAVE_MPI_EXT_PCOLLREQ
-  check_mpi(MPIX_Allgather_init(all + size_, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, fp_comm_.get(),
-                                MPI_INFO_NULL, &exchange_request_),
-            "MPIX_Allgather_init", rank_, "the fingerprint exchange over mpi");
-#endif
-}
+      fingerprints_(static_cast<size_t>(size_)) {}
 
 NativeMpiBackend::~NativeMpiBackend() {
   // A failed op's request may still progress later, writing into the fingerprint buffers or the
   // staging and sending on its communicator: leave them all to MPI (at most kOverlapBytes and
   // two communicators, only after a failure).
-  if (abandoned_.empty()) {
-    if (exchange_request_ != MPI_REQUEST_NULL) MPI_Request_free(&exchange_request_);
-    return;
-  }
+  if (abandoned_.empty()) return;
   exchange_.release();
   staging_.release();
   comm_.abandon();
@@ -275,12 +252,10 @@ MPI_Request NativeMpiBackend::post_fingerprints(const NativeOp& op) {
   WireFingerprint* all = exchange_.get();
   WireFingerprint* mine = all + size_;
   *mine = encode(op.fp);
-  MPI_Request request = exchange_request_;
-  if (request != MPI_REQUEST_NULL)
-    started(MPI_Start(&request), "MPI_Start of the fingerprint exchange", op);
-  else
-    started(MPI_Iallgather(mine, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, fp_comm_.get(), &request),
-            "MPI_Iallgather of the ranks' fingerprints", op);
+  MPI_Request request = MPI_REQUEST_NULL;
+  static_assert(sizeof(WireFingerprint) == 4 * sizeof(uint64_t));
+  started(MPI_Iallgather(mine, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, fp_comm_.get(), &request),
+          "MPI_Iallgather of the ranks' fingerprints", op);
   return request;
 }
 
