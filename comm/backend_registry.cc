@@ -18,7 +18,7 @@ constexpr std::array<BackendInfo, 7> kBackends = {{
      BackendMemory::host},
     {"mpi-ring", "weft's algorithms over MPI_Isend/MPI_Irecv", "mpirun, weft built with Open MPI",
      BackendMemory::host},
-    {"mpi", "MPI's own collectives (MPI_Iallreduce, ...), fingerprints compared first",
+    {"mpi", "MPI's own collectives (MPI_Iallreduce, ...), fingerprints compared alongside",
      "mpirun, weft built with Open MPI", BackendMemory::host},
     {"nccl-ring", "weft's algorithms over ncclSend/ncclRecv", "CUDA + NCCL, a GPU per rank",
      BackendMemory::both},

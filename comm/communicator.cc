@@ -89,7 +89,7 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::allreduce, in.dtype, in.numel, op);
   if (m.native)
-    return m.submit_native(fp, true, in, out,
+    return m.submit_native(fp, in, out,
                            [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
                            });
@@ -131,7 +131,7 @@ Work Communicator::broadcast(const Tensor& tensor, int root) {
   // The root only reads its tensor, the others only write theirs.
   Span in = rank() == root ? data : Span(), out = rank() == root ? Span() : data;
   if (m.native)
-    return m.submit_native(fp, true, in, out,
+    return m.submit_native(fp, in, out,
                            [root](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              Span d = in.data ? in : out;
                              b.broadcast(d.data, d.numel, d.dtype, root, o);
@@ -162,7 +162,7 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
   Span in(in_tensor), out = rank() == root ? Span(out_tensor) : Span();
   Fingerprint fp = m.next(OpKind::reduce, in.dtype, in.numel, op, root);
   if (m.native)
-    return m.submit_native(fp, true, in, out,
+    return m.submit_native(fp, in, out,
                            [root, op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.reduce(in.data, out.data, in.numel, in.dtype, op, root, o);
                            });
@@ -192,10 +192,9 @@ Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) 
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::allgather, in.dtype, in.numel);
   if (m.native)
-    return m.submit_native(fp, true, in, out,
-                           [](Span in, Span out, NativeBackend& b, const NativeOp& o) {
-                             b.allgather(in.data, out.data, in.numel, in.dtype, o);
-                           });
+    return m.submit_native(fp, in, out, [](Span in, Span out, NativeBackend& b, const NativeOp& o) {
+      b.allgather(in.data, out.data, in.numel, in.dtype, o);
+    });
   DirectAccess* direct = m.direct_for(out.nbytes());
   return m.submit(fp, in, out, [&m, r = rank(), direct, source = m.direct_source(direct, in)](
                                    Span in, Span out, const AlgoContext& ctx) {
@@ -223,7 +222,7 @@ Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_ten
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::reduce_scatter, in.dtype, out.numel, op);
   if (m.native)
-    return m.submit_native(fp, true, in, out,
+    return m.submit_native(fp, in, out,
                            [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.reduce_scatter(in.data, out.data, out.numel, in.dtype, op, o);
                            });
@@ -255,7 +254,7 @@ Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
   Span in(in_tensor), out(out_tensor);
   Fingerprint fp = m.next(OpKind::alltoall, in.dtype, in.numel);
   if (m.native)
-    return m.submit_native(fp, true, in, out,
+    return m.submit_native(fp, in, out,
                            [n = size()](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.alltoall(in.data, out.data, in.numel / n, in.dtype, o);
                            });
@@ -276,8 +275,9 @@ Work Communicator::barrier() {
   // Natively the agreement check is the barrier: no rank learns every rank's fingerprint before
   // every rank has sent it.
   if (m.native)
-    return m.submit_native(fp, true, Span(), Span(),
-                           [](Span, Span, NativeBackend&, const NativeOp&) {});
+    return m.submit_native(fp, Span(), Span(), [](Span, Span, NativeBackend& b, const NativeOp& o) {
+      b.check_agreement(o);
+    });
   return m.submit_algo(fp, &host_buffer_ops(), nullptr, [](const AlgoContext& ctx) {
     uint8_t token = 0;
     allreduce_recursive_doubling(ctx, &token, 1, DType::u8, ReduceOp::max);
@@ -290,7 +290,8 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
     // In order with the other ops, and checked like them; it also shows that every rank has
     // reached the split, so the library's (blocking) split below only waits for its own exchange.
     Fingerprint fp = m.next(OpKind::split, DType::i32, 2);
-    m.submit_native(fp, true, Span(), Span(), [](Span, Span, NativeBackend&, const NativeOp&) {
+    m.submit_native(fp, Span(), Span(), [](Span, Span, NativeBackend& b, const NativeOp& o) {
+       b.check_agreement(o);
      }).wait();
     int index = m.splits++;
     auto child = m.native->split(color, key, deadline_after(m.options.timeout));

@@ -312,17 +312,16 @@ struct Communicator::Impl {
   }
 
   // An op of the native backend: body(in, out, backend, op) with host spans as in submit().
-  // Collectives first check that every rank issued the same one.
+  // Each collective of the backend checks itself that every rank issued the same one
+  // (native_backend.h); barrier and split are that check alone.
   template <typename Body>
-  Work submit_native(const Fingerprint& fp, bool collective, Span in, Span out, Body body) {
+  Work submit_native(const Fingerprint& fp, Span in, Span out, Body body) {
     DeviceStaging* staging = staging_for(in, out);
     return executor->submit(
-        fp, options.timeout,
-        [this, fp, collective, staging, in, out, body = std::move(body)](LazyDeadline d) {
+        fp, options.timeout, [this, fp, staging, in, out, body = std::move(body)](LazyDeadline d) {
           throw_if_aborted(fp);
           NativeOp op{fp, d.get()};
           try {
-            if (collective) native->check_agreement(op);
             if (!staging) return body(in, out, *native, op);  // host tensors, or nccl
             run_on_host(staging, in, out, d,
                         [&](Span hin, Span hout) { body(hin, hout, *native, op); });

@@ -62,7 +62,7 @@ Work Communicator::send(const Tensor& tensor, int peer) {
   Span data(tensor);
   Fingerprint fp{++m.send_seq[peer], OpKind::send, data.dtype, ReduceOp::sum, peer, data.numel};
   if (m.native)
-    return m.submit_native(fp, false, data, Span(),
+    return m.submit_native(fp, data, Span(),
                            [peer](Span in, Span, NativeBackend& b, const NativeOp& o) {
                              b.send(in.data, in.nbytes(), peer, o);
                            });
@@ -79,7 +79,7 @@ Work Communicator::recv(const Tensor& tensor, int peer) {
   Span data(tensor);
   Fingerprint fp{++m.recv_seq[peer], OpKind::recv, data.dtype, ReduceOp::sum, peer, data.numel};
   if (m.native)
-    return m.submit_native(fp, false, Span(), data,
+    return m.submit_native(fp, Span(), data,
                            [peer](Span, Span out, NativeBackend& b, const NativeOp& o) {
                              b.recv(out.data, out.nbytes(), peer, o);
                            });
@@ -131,7 +131,7 @@ Work Communicator::batch_p2p(std::span<const P2P> ops) {
   auto batch = std::make_unique<Batch>(Batch{m.staging_for(first, first), std::move(messages)});
   if (m.native)
     return m.submit_native(
-        fp, false, Span(), Span(),
+        fp, Span(), Span(),
         [batch = std::move(batch)](Span, Span, NativeBackend& b, const NativeOp& o) {
           if (batch->messages.empty()) return;
           batch->run(o.deadline,

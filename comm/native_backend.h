@@ -54,12 +54,16 @@ class NativeBackend {
   // Whether its buffers are device memory (NCCL: CUDA tensors only) rather than host memory.
   virtual bool moves_device_memory() const = 0;
 
-  // Runs before every collective: compares every rank's fingerprint of `op` and throws
-  // InvalidArgument naming two ranks that disagree (op, dtype, count, root), so a mismatch is an
-  // error on every rank instead of garbage or a hang inside the library. Every rank learns
-  // every fingerprint, so it also synchronizes the ranks like a barrier.
+  // Compares every rank's fingerprint of `op` and throws InvalidArgument naming two ranks that
+  // disagree (op, dtype, count, root). Every rank learns every fingerprint, so it also
+  // synchronizes the ranks like a barrier: it is the whole of barrier and of split's agreement.
   virtual void check_agreement(const NativeOp& op) = 0;
 
+  // Every collective below compares the ranks' fingerprints as part of the op (how is the
+  // backend's choice: overlapped with the op, or first), so a mismatch fails every rank with
+  // InvalidArgument naming both values, within the op and before it returns, instead of garbage
+  // or a hang inside the library; never writing past a buffer or, after the error, into the
+  // caller's buffers. After a mismatch the backend may be unusable (later ops fail).
   // `in` may equal `out` (in place).
   virtual void allreduce(const void* in, void* out, size_t count, DType dtype, ReduceOp reduce,
                          const NativeOp& op) = 0;

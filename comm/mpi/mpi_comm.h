@@ -35,6 +35,11 @@ class MpiComm {
   // (key, rank). Collective over this communicator.
   MpiComm split(int color, int key, Deadline deadline) const;
 
+  // Leaves the communicator to MPI, never to be freed: for one that a failed op's request (which
+  // MPI cannot cancel) still uses. Open MPI 4.1 goes on progressing such a request and, once the
+  // communicator is freed, crashes in it (libnbc's next round, in mca_pml_ob1_isend).
+  void abandon() noexcept { comm_ = MPI_COMM_NULL; }
+
   MPI_Comm get() const { return comm_; }
   explicit operator bool() const { return comm_ != MPI_COMM_NULL; }
   int rank() const;

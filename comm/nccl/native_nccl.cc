@@ -12,11 +12,13 @@
 // PeerLost naming the op in flight (kind, sequence number, dtype, count, reduce op, root). The
 // communicator is then gone: later ops fail with Aborted.
 //
-// check_agreement: every rank's Fingerprint (a 32-byte struct, the same binary on every rank)
-// goes through one ncclAllGather on the device: a few microseconds inside the GPU fabric,
-// where a store round would cost each rank a TCP round trip to one server per collective and
-// make the store the bottleneck of every job. Its size never depends on the op, so ranks that
-// disagree still complete it and then fail with InvalidArgument naming both.
+// Agreement: every rank's Fingerprint (32 bytes, the same binary on every rank) goes through
+// one ncclAllGather, whose size never depends on the op, on a communicator and stream of its own
+// (fp_comm_, fp_stream_), enqueued with the op rather than before it: no host round trip between
+// them, and a mismatched op hung on the GPU cannot hold the exchange back. A disagreement fails
+// the op with InvalidArgument naming both, and ncclCommAbort ends the mismatched kernels, so
+// nothing writes afterwards; meanwhile NCCL sizes every access to the caller's buffers from the
+// local arguments (docs/architecture.md, "Agreement on native backends").
 //
 // avg: a sum followed by kernels::cuda::scale_down, for every dtype, as weft's other backends
 // do. ncclAvg multiplies each input by 1/n rounded to the tensor's dtype before summing: in
@@ -57,7 +59,8 @@ constexpr size_t kFpBytes = sizeof(Fingerprint);
 
 class NativeNcclBackend final : public NativeBackend {
  public:
-  NativeNcclBackend(NcclComm comm, std::shared_ptr<Store> store);
+  // Collective over `comm`'s ranks (it splits a communicator for the fingerprints off it).
+  NativeNcclBackend(NcclComm comm, std::shared_ptr<Store> store, Deadline deadline);
   ~NativeNcclBackend() override;
 
   int rank() const override { return rank_; }
@@ -99,8 +102,16 @@ class NativeNcclBackend final : public NativeBackend {
   void run(const NativeOp& op, const char* call, Issue issue) {
     run(op, call, issue, [] {});
   }
-  // Records the failure, aborts the NCCL communicator, tells the peers, throws.
+  // Records the failure, aborts the NCCL communicators, tells the peers, throws.
   [[noreturn]] void fail(ErrorCode code, const std::string& message);
+  // fail() for NCCL's asynchronous error `state` of `call`.
+  [[noreturn]] void fail_async(ncclResult_t state, const char* call, const NativeOp& op);
+  // Throws (through fail) after abort(), a peer's notice, or at the deadline.
+  void stop_if_interrupted(const NativeOp& op, const char* call);
+  // The exchange: post enqueues it; poll advances it, true once none is pending (fails with
+  // InvalidArgument naming two ranks that disagree).
+  void post_fingerprints(const NativeOp& op);
+  bool poll_fingerprints(const NativeOp& op);
   void poison(const std::string& reason);
   // avg as sum then divide (see the top of the file).
   static bool sums_then_divides(DType, ReduceOp reduce) { return reduce == ReduceOp::avg; }
@@ -118,8 +129,12 @@ class NativeNcclBackend final : public NativeBackend {
   CudaStream stream_;
   CudaEvent done_;
   StoreAbortChannel channel_;
-  // check_agreement's buffers, allocated once: every rank's fingerprint, then this rank's own
+  // The fingerprint exchange, and its buffers: every rank's fingerprint, then this rank's own
   // (index size_), on the host (pinned, for async copies) and on the device.
+  NcclComm fp_comm_;
+  CudaStream fp_stream_;
+  CudaEvent fp_done_;
+  enum class Exchange { idle, issued, copying } exchange_ = Exchange::idle;
   PinnedBuffer fp_host_;
   CudaBuffer fp_device_;
   std::vector<Fingerprint> fingerprints_;
@@ -137,7 +152,7 @@ class NativeNcclBackend final : public NativeBackend {
   std::string abort_reason_;
 };
 
-NativeNcclBackend::NativeNcclBackend(NcclComm comm, std::shared_ptr<Store> store)
+NativeNcclBackend::NativeNcclBackend(NcclComm comm, std::shared_ptr<Store> store, Deadline deadline)
     : comm_(std::move(comm)),
       store_(std::move(store)),
       rank_(comm_.rank()),
@@ -146,6 +161,9 @@ NativeNcclBackend::NativeNcclBackend(NcclComm comm, std::shared_ptr<Store> store
       stream_(device_),
       done_(device_),
       channel_(store_, rank_),
+      fp_comm_(comm_.split(0, rank_, deadline, "rank " + std::to_string(rank_) + ": nccl")),
+      fp_stream_(device_),
+      fp_done_(device_),
       fp_host_((static_cast<size_t>(size_) + 1) * kFpBytes, device_),
       fp_device_((static_cast<size_t>(size_) + 1) * kFpBytes, device_),
       fingerprints_(static_cast<size_t>(size_)),
@@ -155,7 +173,9 @@ NativeNcclBackend::NativeNcclBackend(NcclComm comm, std::shared_ptr<Store> store
 NativeNcclBackend::~NativeNcclBackend() {
   // No op runs now (the communicator stopped its executor first). A failed backend must not
   // finalize: its peers may be gone.
-  if (aborted_.load()) comm_.abort();
+  if (!aborted_.load()) return;
+  fp_comm_.abort();
+  comm_.abort();
 }
 
 void NativeNcclBackend::poison(const std::string& reason) {
@@ -173,6 +193,8 @@ void NativeNcclBackend::abort(const std::string& reason) {
 
 void NativeNcclBackend::fail(ErrorCode code, const std::string& message) {
   poison(message);
+  exchange_ = Exchange::idle;
+  fp_comm_.abort();
   comm_.abort();
   channel_.notify_peers(message);
   throw Error(code, message);
@@ -180,6 +202,7 @@ void NativeNcclBackend::fail(ErrorCode code, const std::string& message) {
 
 void NativeNcclBackend::check_usable(const NativeOp& op) {
   if (!aborted_.load()) return;
+  fp_comm_.abort();
   comm_.abort();
   std::lock_guard lock(abort_mu_);
   throw Error(ErrorCode::Aborted,
@@ -203,6 +226,81 @@ void NativeNcclBackend::check_device_memory(const void* p, const char* role,
                   std::to_string(device_) + ", or use backend tcp, shm or mpi for cpu tensors");
 }
 
+void NativeNcclBackend::fail_async(ncclResult_t state, const char* call, const NativeOp& op) {
+  std::string detail = ncclGetLastError(comm_.get());
+  fail(state == ncclRemoteError ? ErrorCode::PeerLost : ErrorCode::Internal,
+       where(op) + " (" + call + ", in flight) failed: " + ncclGetErrorString(state) +
+           (detail.empty() ? "" : " (" + detail + ")") +
+           (state == ncclRemoteError ? "; a peer rank failed or its connection broke: look "
+                                       "for the first error in the other ranks' logs"
+                                     : "; run with NCCL_DEBUG=WARN for NCCL's account"));
+}
+
+void NativeNcclBackend::stop_if_interrupted(const NativeOp& op, const char* call) {
+  if (aborted_.load()) {
+    std::unique_lock lock(abort_mu_);
+    std::string reason = abort_reason_;
+    lock.unlock();  // fail() takes it
+    fail(ErrorCode::Aborted, where(op) + " (" + call + ", in flight) aborted: " + reason);
+  }
+  if (std::string notice = channel_.poll(); !notice.empty())
+    fail(ErrorCode::Aborted, where(op) + " (" + call + ", in flight) failed: " + notice);
+  if (Clock::now() >= op.deadline)
+    fail(ErrorCode::Timeout,
+         where(op) + " (" + call +
+             ", in flight) timed out: another rank is stuck, slower, "
+             "dead or calling a different collective; the nccl communicator was "
+             "aborted and is unusable now; raise WEFT_TIMEOUT if the ranks are only "
+             "slow");
+}
+
+void NativeNcclBackend::post_fingerprints(const NativeOp& op) {
+  check_usable(op);
+  CudaDeviceGuard on(device_);
+  auto* host = static_cast<Fingerprint*>(fp_host_.data());
+  char* device = static_cast<char*>(fp_device_.data());
+  char* mine = device + static_cast<size_t>(size_) * kFpBytes;
+  std::memcpy(&host[size_], &op.fp, kFpBytes);
+  check_cuda_status(
+      cudaMemcpyAsync(mine, &host[size_], kFpBytes, cudaMemcpyHostToDevice, fp_stream_.get()),
+      where(op) + ": copying this rank's fingerprint to the GPU");
+  ncclResult_t result =
+      ncclAllGather(mine, device, kFpBytes, ncclUint8, fp_comm_.get(), fp_stream_.get());
+  if (result != ncclSuccess && result != ncclInProgress)
+    fail(ErrorCode::Internal, where(op) + ": ncclAllGather of the ranks' fingerprints failed: " +
+                                  ncclGetErrorString(result));
+  exchange_ = Exchange::issued;
+}
+
+bool NativeNcclBackend::poll_fingerprints(const NativeOp& op) {
+  const char* call = "ncclAllGather of the ranks' fingerprints";
+  if (exchange_ == Exchange::idle) return true;
+  if (exchange_ == Exchange::issued) {
+    ncclResult_t state = fp_comm_.async_state();
+    if (state == ncclInProgress) return false;
+    if (state != ncclSuccess) fail_async(state, call, op);
+    // NCCL has issued the gather: the copy to the host and the event go behind it.
+    check_cuda_status(
+        cudaMemcpyAsync(fp_host_.data(), fp_device_.data(), static_cast<size_t>(size_) * kFpBytes,
+                        cudaMemcpyDeviceToHost, fp_stream_.get()),
+        where(op) + ": copying the ranks' fingerprints to the host");
+    fp_done_.record(fp_stream_);
+    exchange_ = Exchange::copying;
+  }
+  bool finished = false;
+  try {
+    finished = fp_done_.query(where(op) + " (" + call + ") on the GPU");
+  } catch (const Error& e) {
+    fail(e.code(), e.what());
+  }
+  if (!finished) return false;
+  exchange_ = Exchange::idle;
+  std::memcpy(fingerprints_.data(), fp_host_.data(), static_cast<size_t>(size_) * kFpBytes);
+  std::string why = describe_disagreement(rank_, "nccl", fingerprints_.data(), size_);
+  if (!why.empty()) fail(ErrorCode::InvalidArgument, why);
+  return true;
+}
+
 template <typename Issue, typename After>
 void NativeNcclBackend::run(const NativeOp& op, const char* call, Issue issue, After after) {
   check_usable(op);
@@ -215,84 +313,46 @@ void NativeNcclBackend::run(const NativeOp& op, const char* call, Issue issue, A
          where(op) + ": " + call + " failed: " + ncclGetErrorString(result) +
              (detail.empty() ? "" : " (" + detail + ")"));
   }
-  bool recorded = false;  // NCCL has issued the op and the event stands behind it
+  bool recorded = false, finished = false;  // recorded: NCCL issued the op, the event is behind
   for (;;) {
     ncclResult_t state = comm_.async_state();
-    if (state != ncclSuccess && state != ncclInProgress) {
-      std::string detail = ncclGetLastError(comm_.get());
-      fail(state == ncclRemoteError ? ErrorCode::PeerLost : ErrorCode::Internal,
-           where(op) + " (" + call + ", in flight) failed: " + ncclGetErrorString(state) +
-               (detail.empty() ? "" : " (" + detail + ")") +
-               (state == ncclRemoteError ? "; a peer rank failed or its connection broke: look "
-                                           "for the first error in the other ranks' logs"
-                                         : "; run with NCCL_DEBUG=WARN for NCCL's account"));
-    }
+    if (state != ncclSuccess && state != ncclInProgress) fail_async(state, call, op);
     if (!recorded && state == ncclSuccess) {
       after();
       done_.record(stream_);
       recorded = true;
     }
-    if (recorded) {
-      bool finished = false;
+    if (recorded && !finished) {
       try {
         finished = done_.query(where(op) + " (" + call + ") on the GPU");
       } catch (const Error& e) {
         fail(e.code(), e.what());
       }
-      if (finished) {
-        backoff_.progressed();
-        return;
-      }
     }
-    if (aborted_.load()) {
-      std::string reason;
-      {
-        std::lock_guard lock(abort_mu_);
-        reason = abort_reason_;
-      }
-      fail(ErrorCode::Aborted, where(op) + " (" + call + ", in flight) aborted: " + reason);
+    // The op's fingerprint exchange, when one was posted with it, decides before the op may
+    // return: a disagreement fails here even while the mismatched op hangs.
+    if (poll_fingerprints(op) && finished) {
+      backoff_.progressed();
+      return;
     }
-    if (std::string notice = channel_.poll(); !notice.empty())
-      fail(ErrorCode::Aborted, where(op) + " (" + call + ", in flight) failed: " + notice);
-    if (Clock::now() >= op.deadline)
-      fail(ErrorCode::Timeout,
-           where(op) + " (" + call + ", in flight) timed out: another rank is stuck, slower, "
-                       "dead or calling a different collective; the nccl communicator was "
-                       "aborted and is unusable now; raise WEFT_TIMEOUT if the ranks are only "
-                       "slow");
+    stop_if_interrupted(op, call);
     backoff_.idle(op.deadline);
   }
 }
 
 void NativeNcclBackend::check_agreement(const NativeOp& op) {
-  auto* host = static_cast<Fingerprint*>(fp_host_.data());
-  char* device = static_cast<char*>(fp_device_.data());
-  char* mine = device + static_cast<size_t>(size_) * kFpBytes;
-  std::memcpy(&host[size_], &op.fp, kFpBytes);
-  run(
-      op, "ncclAllGather of the ranks' fingerprints",
-      [&] {
-        check_cuda_status(cudaMemcpyAsync(mine, &host[size_], kFpBytes, cudaMemcpyHostToDevice,
-                                          stream_.get()),
-                          where(op) + ": copying this rank's fingerprint to the GPU");
-        return ncclAllGather(mine, device, kFpBytes, ncclUint8, comm_.get(), stream_.get());
-      },
-      [&] {
-        check_cuda_status(cudaMemcpyAsync(host, device, static_cast<size_t>(size_) * kFpBytes,
-                                          cudaMemcpyDeviceToHost, stream_.get()),
-                          where(op) + ": copying the ranks' fingerprints to the host");
-      });
-  std::memcpy(fingerprints_.data(), host, static_cast<size_t>(size_) * kFpBytes);
-  std::string why = describe_disagreement(rank_, "nccl", fingerprints_.data(), size_);
-  if (!why.empty()) throw Error(ErrorCode::InvalidArgument, why);
+  post_fingerprints(op);
+  for (; !poll_fingerprints(op); backoff_.idle(op.deadline))
+    stop_if_interrupted(op, "ncclAllGather of the ranks' fingerprints");
+  backoff_.progressed();
 }
 
 void NativeNcclBackend::allreduce(const void* in, void* out, size_t count, DType dtype,
                                   ReduceOp reduce, const NativeOp& op) {
-  check_usable(op);
-  if (count == 0) return;  // every rank agreed on 0: nothing moves
+  if (count == 0) return check_agreement(op);  // nothing moves, but the ranks must agree
   check_device_memory(in, "input", op);
   check_device_memory(out, "output", op);
+  post_fingerprints(op);
   run(
       op, "ncclAllReduce",
       [&] {
@@ -304,9 +364,9 @@ void NativeNcclBackend::allreduce(const void* in, void* out, size_t count, DType
 
 void NativeNcclBackend::broadcast(void* data, size_t count, DType dtype, int root,
                                   const NativeOp& op) {
-  check_usable(op);
-  if (count == 0) return;
+  if (count == 0) return check_agreement(op);
   check_device_memory(data, "data", op);
+  post_fingerprints(op);
   run(op, "ncclBroadcast", [&] {
     return ncclBroadcast(data, data, count, nccl_datatype(dtype), root, comm_.get(),
                          stream_.get());
@@ -315,11 +375,11 @@ void NativeNcclBackend::broadcast(void* data, size_t count, DType dtype, int roo
 
 void NativeNcclBackend::reduce(const void* in, void* out, size_t count, DType dtype,
                                ReduceOp reduce, int root, const NativeOp& op) {
-  check_usable(op);
-  if (count == 0) return;
+  if (count == 0) return check_agreement(op);
   bool is_root = rank_ == root;
   check_device_memory(in, "input", op);
   if (is_root) check_device_memory(out, "output", op);
+  post_fingerprints(op);
   run(
       op, "ncclReduce",
       [&] {
@@ -333,11 +393,11 @@ void NativeNcclBackend::reduce(const void* in, void* out, size_t count, DType dt
 
 void NativeNcclBackend::allgather(const void* in, void* out, size_t count, DType dtype,
                                   const NativeOp& op) {
-  check_usable(op);
-  if (count == 0) return;
+  if (count == 0) return check_agreement(op);
   check_device_memory(in, "input", op);
   check_device_memory(out, "output", op);
   // NCCL takes `in` == this rank's block of `out` as in place, which is weft's in-place form.
+  post_fingerprints(op);
   run(op, "ncclAllGather", [&] {
     return ncclAllGather(in, out, count, nccl_datatype(dtype), comm_.get(), stream_.get());
   });
@@ -345,8 +405,7 @@ void NativeNcclBackend::allgather(const void* in, void* out, size_t count, DType
 
 void NativeNcclBackend::reduce_scatter(const void* in, void* out, size_t count, DType dtype,
                                        ReduceOp reduce, const NativeOp& op) {
-  check_usable(op);
-  if (count == 0) return;
+  if (count == 0) return check_agreement(op);
   check_device_memory(in, "input", op);
   check_device_memory(out, "output", op);
   size_t block = count * dtype_size(dtype);
@@ -357,6 +416,7 @@ void NativeNcclBackend::reduce_scatter(const void* in, void* out, size_t count, 
     throw Error(ErrorCode::InvalidArgument,
                 where(op) + ": the output overlaps the input other than as this rank's block "
                             "(NCCL's in-place form); use separate buffers");
+  post_fingerprints(op);
   run(
       op, "ncclReduceScatter",
       [&] {
@@ -368,13 +428,15 @@ void NativeNcclBackend::reduce_scatter(const void* in, void* out, size_t count, 
 
 void NativeNcclBackend::alltoall(const void* in, void* out, size_t count, DType dtype,
                                  const NativeOp& op) {
-  check_usable(op);
-  if (count == 0) return;
+  if (count == 0) return check_agreement(op);
   check_device_memory(in, "input", op);
   check_device_memory(out, "output", op);
   size_t block = count * dtype_size(dtype);
   auto src = static_cast<const char*>(in);
   auto dst = static_cast<char*>(out);
+  // Agreed first, not alongside: the blocks go as NCCL send/receive pairs, and NCCL does not
+  // promise that a receive smaller than its send stays within its buffer.
+  check_agreement(op);
   run(op, "grouped ncclSend/ncclRecv (alltoall)", [&] {
     // One group: NCCL schedules every pair at once, so no send waits behind another.
     // Nothing may throw between ncclGroupStart and ncclGroupEnd: an open group would swallow
@@ -513,7 +575,7 @@ std::unique_ptr<NativeBackend> NativeNcclBackend::split(int color, int key, Dead
   auto store = store_ ? std::make_shared<PrefixStore>(
                             "s" + std::to_string(index) + "c" + std::to_string(color), store_)
                       : nullptr;
-  return std::make_unique<NativeNcclBackend>(std::move(child), std::move(store));
+  return std::make_unique<NativeNcclBackend>(std::move(child), std::move(store), deadline);
 }
 
 }  // namespace
@@ -531,7 +593,7 @@ std::unique_ptr<NativeBackend> make_native_nccl_backend(const World& world,
                         "weftrun, set WEFT_STORE_ADDR, or MASTER_ADDR and MASTER_PORT");
   NcclComm comm =
       NcclComm::connect(*store, "nccl/unique_id", world.rank, world.size, device, deadline);
-  return std::make_unique<NativeNcclBackend>(std::move(comm), std::move(store));
+  return std::make_unique<NativeNcclBackend>(std::move(comm), std::move(store), deadline);
 }
 
 }  // namespace weft::comm

@@ -21,6 +21,15 @@
 //   mismatch-table-8B, mismatch-table-16MiB
 //             two ranks: every op x every argument that must agree (mismatch_cases.h), each
 //             rank failing every case with InvalidArgument naming both values within 2 s.
+//   mismatch-table-edges
+//             the same table at 16, 32 and 64 KiB: for some op at each size one rank's data
+//             fits backend mpi's overlapped agreement (native_mpi.cc, kOverlapBytes) and the
+//             other's does not, so one rank has started the op when the other learns the
+//             mismatch.
+//   mismatch-after
+//             two ranks: after a mismatched allreduce, the next op on that communicator fails on
+//             both ranks within 2 s (it is unusable now), and the world communicator, from which
+//             it was split, still sums correctly.
 //   abort     rank 0 calls abort(); the others, waiting in an allreduce, must fail with Aborted
 //             naming rank 0 within 10 seconds.
 //   idle      rank 0 joins an allreduce 1.5 s late; the others must wait for it asleep, using
@@ -165,6 +174,33 @@ int run_mismatch(const Args& a) {
       {ErrorCode::InvalidArgument, ErrorCode::Aborted}, 10);
 }
 
+int run_mismatch_after(const Args& a) {
+  auto world = comm::init_from_env(a.backend);
+  const int r = world->rank();
+  int failures = 0;
+  {
+    auto comm = world->split(0, r);
+    size_t count = r == 0 ? 5 : 6;
+    std::vector<float> data(6, 1.0f);  // alive until the end: MPI may still touch it
+    failures += expect_failure(
+        r, [&] { comm->allreduce(Tensor::flat(data.data(), DType::f32, count)).wait(); },
+        {ErrorCode::InvalidArgument}, 2);
+    failures += expect_failure(
+        r, [&] { comm->allreduce(Tensor::flat(data.data(), DType::f32, 5)).wait(); },
+        {ErrorCode::InvalidArgument, ErrorCode::Aborted}, 2);
+  }
+  std::vector<float> sum(3, static_cast<float>(r + 1));
+  world->allreduce(Tensor::flat(sum.data(), DType::f32, sum.size())).wait();
+  const float expected = static_cast<float>(world->size() * (world->size() + 1) / 2);
+  for (float v : sum)
+    if (v != expected) {
+      std::printf("UNEXPECTED rank %d: world allreduce gave %g, expected %g\n", r, v, expected);
+      failures++;
+    }
+  if (failures == 0) std::printf("mismatch-after passed\n");
+  return failures == 0 ? 0 : 3;
+}
+
 int run_late_peer() {
   using namespace std::chrono_literals;
   auto runtime = comm::MpiRuntime::acquire();
@@ -276,6 +312,14 @@ int main(int argc, char** argv) {
       if (failures == 0) std::printf("mismatch table passed\n");
       return failures == 0 ? 0 : 3;
     }
+    if (a.scenario == "mismatch-table-edges") {
+      auto world = weft::comm::init_from_env(a.backend);
+      int failures = 0;
+      for (size_t kib : {16, 32, 64}) failures += run_mismatch_cases(*world, kib * 1024 / 4);
+      if (failures == 0) std::printf("mismatch table passed\n");
+      return failures == 0 ? 0 : 3;
+    }
+    if (a.scenario == "mismatch-after") return run_mismatch_after(a);
     if (a.scenario == "abort") return run_abort(a);
     if (a.scenario == "late-peer") return run_late_peer();
     if (a.scenario == "idle") return run_idle(a);
