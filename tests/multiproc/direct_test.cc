@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "runtime/error.h"
@@ -135,18 +137,29 @@ TEST(DirectFaults, KilledRankIsNamedBySurvivors) {
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
 }
 
-// Ranks that disagree on the count of a registered allreduce all fail with InvalidArgument
-// naming both counts, instead of reading past a buffer or waiting out the deadline.
-TEST(DirectFaults, MismatchedCountsFailWithBothValues) {
-  ForkOptions o = shm_ranks(3);
+// Ranks that disagree on a collective over registered memory all fail with InvalidArgument
+// naming both values, instead of reading past a buffer or waiting out the deadline: the whole
+// fingerprint is agreed before any buffer is touched. Each case: the op each rank issues, and
+// what every rank's message must name.
+struct Disagreement {
+  const char* name;
+  int ranks;
+  void (*issue)(comm::Communicator& comm, comm::RegisteredBuffer& buf, int rank);
+  std::vector<std::string> named;
+};
+
+class DirectMismatch : public ::testing::TestWithParam<Disagreement> {};
+
+TEST_P(DirectMismatch, EveryRankFailsNamingBothValues) {
+  const Disagreement& d = GetParam();
+  ForkOptions o = shm_ranks(d.ranks);
   o.timeout = std::chrono::seconds(60);
   o.env["WEFT_TIMEOUT"] = "30";
-  ForkRun run = fork_ranks(o, [](int rank) {
+  ForkRun run = fork_ranks(o, [&d](int rank) {
     auto comm = comm::init_from_env();
-    const size_t count = rank == 1 ? 999 : 1000;
-    comm::RegisteredBuffer buf = comm->alloc(count * 4);
+    comm::RegisteredBuffer buf = comm->alloc(4096);
     try {
-      comm->allreduce(buf.view(DType::f32, count)).wait();
+      d.issue(*comm, buf, rank);
     } catch (const Error& e) {
       printf("caught %s\n", e.what());
       return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
@@ -156,36 +169,26 @@ TEST(DirectFaults, MismatchedCountsFailWithBothValues) {
   ASSERT_FALSE(run.timed_out) << run.summary();
   for (const auto& r : run.ranks) {
     EXPECT_EQ(r.exit_code, 7) << run.summary();
-    EXPECT_NE(r.output.find("999"), std::string::npos) << run.summary();
-    EXPECT_NE(r.output.find("1000"), std::string::npos) << run.summary();
+    for (const std::string& value : d.named)
+      EXPECT_NE(r.output.find(value), std::string::npos) << value << "\n" << run.summary();
   }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
 }
 
-// Ranks that disagree on a broadcast's root on registered memory all fail with InvalidArgument
-// naming both roots (every collective's fingerprint is agreed before any buffer is touched).
-TEST(DirectFaults, MismatchedRootsFailWithBothValues) {
-  ForkOptions o = shm_ranks(2);
-  o.timeout = std::chrono::seconds(60);
-  o.env["WEFT_TIMEOUT"] = "30";
-  ForkRun run = fork_ranks(o, [](int rank) {
-    auto comm = comm::init_from_env();
-    comm::RegisteredBuffer buf = comm->alloc(4096);
-    try {
-      comm->broadcast(buf.view(DType::f32, 1024), /*root=*/rank).wait();
-    } catch (const Error& e) {
-      printf("caught %s\n", e.what());
-      return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
-    }
-    return 0;
-  });
-  ASSERT_FALSE(run.timed_out) << run.summary();
-  for (const auto& r : run.ranks) {
-    EXPECT_EQ(r.exit_code, 7) << run.summary();
-    EXPECT_NE(r.output.find("root 0"), std::string::npos) << run.summary();
-    EXPECT_NE(r.output.find("root 1"), std::string::npos) << run.summary();
-  }
-}
+INSTANTIATE_TEST_SUITE_P(
+    Cases, DirectMismatch,
+    ::testing::Values(
+        Disagreement{"AllreduceCounts", 3,
+                     [](comm::Communicator& c, comm::RegisteredBuffer& b, int rank) {
+                       c.allreduce(b.view(DType::f32, rank == 1 ? 999 : 1000)).wait();
+                     },
+                     {"999", "1000"}},
+        Disagreement{"BroadcastRoots", 2,
+                     [](comm::Communicator& c, comm::RegisteredBuffer& b, int rank) {
+                       c.broadcast(b.view(DType::f32, 1024), /*root=*/rank).wait();
+                     },
+                     {"root 0", "root 1"}}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 // Dropping a registered buffer while its allreduce still runs is reported, and the op finishes
 // on memory that stays mapped until it ends: no crash, right results in the peers.
