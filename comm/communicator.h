@@ -102,6 +102,10 @@ class Communicator {
   // Allreduces so far that ran in place on registered memory (the rest took the transport's
   // algorithms): how a program or benchmark tells which path ran.
   uint64_t direct_ops() const;
+  // Messages so far that went with one copy straight from the sender's plain memory to the
+  // receiver's (over shm: process_vm_readv, for large messages where the kernel allows it;
+  // WEFT_SHM_CMA), the rest through the transport's buffers.
+  uint64_t single_copy_messages() const;
 
   // In place: `data` on every rank becomes the reduction over ranks.
   Work allreduce(const Tensor& data, ReduceOp op = ReduceOp::sum);
