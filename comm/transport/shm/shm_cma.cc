@@ -157,6 +157,9 @@ bool ShmTransport::progress_single_copy_recv(Peer& p, Slot& s, size_t& budget) {
     if (k <= 0) {
       const int e = k < 0 ? errno : EFAULT;
       check_liveness();
+      // ESRCH: the process has let go of its memory, on its way out (its pidfd may turn
+      // readable only a moment later).
+      if (e == ESRCH) p.state = PeerState::exited;
       if (p.state == PeerState::exited) {
         fail_recv(p, s, ErrorCode::PeerLost, lost_message(s.peer, s));
         return false;
