@@ -10,7 +10,8 @@
 // ops, each waited for. The reported time is the slowest rank's mean. Buffers are allocated once,
 // for the largest size, and reused: a fresh page costs more to touch than to copy. With
 // --registered they come from Communicator::alloc (registered memory over shm, where the
-// collectives run in place); each line says which path the op took.
+// collectives run in place); each line says which path the op took: direct (in place), cma
+// (plain memory, large messages read straight from the sender's buffer), transport (FIFOs).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -164,9 +165,11 @@ class Bench {
     // The first iteration doubles as the correctness check.
     c.fill();
     const uint64_t direct_before = comm_.direct_ops();
+    const uint64_t single_copy_before = comm_.single_copy_messages();
     c.launch().wait();
     // The path depends on the size and the buffers alone, so the first op tells.
     const bool direct = comm_.direct_ops() > direct_before;
+    const bool single_copy = comm_.single_copy_messages() > single_copy_before;
     if (std::string wrong = c.verify(); !wrong.empty())
       throw Error(ErrorCode::Corrupt,
                   "rank " + std::to_string(comm_.rank()) + ": " + op + " of " +
@@ -184,7 +187,7 @@ class Bench {
     m.bytes = c.bytes;
     m.seconds_per_op = t.seconds_per_op;
     m.iters = t.iters;
-    m.path = direct ? "direct" : "transport";
+    m.path = direct ? "direct" : single_copy ? "cma" : "transport";
     return m;
   }
 

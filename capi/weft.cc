@@ -7,13 +7,20 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "comm/communicator.h"
 #include "comm/pointer_device.h"
+#include "comm/registered_buffer.h"
 #include "runtime/error.h"
 
 struct weft_comm {
+  // weft_alloc's memory by address, until weft_free. Declared before `comm`, so that on
+  // weft_comm_destroy the communicator finishes its ops before the memory goes.
+  std::mutex allocations_mu;
+  std::unordered_map<void*, weft::comm::RegisteredBuffer> allocations;
   std::unique_ptr<weft::comm::Communicator> comm;
 };
 
@@ -290,7 +297,7 @@ int weft_comm_split(weft_comm_t comm, int color, int key, weft_comm_t* result) {
     made = nullptr;
     auto child = comm_of(comm).split(color, key);
     if (!child) return;
-    made = new weft_comm{std::move(child)};
+    made = new weft_comm{{}, {}, std::move(child)};
     live_communicators++;
   });
 }
@@ -300,6 +307,37 @@ int weft_comm_destroy(weft_comm_t comm) {
     comm_of(comm);
     delete comm;
     live_communicators--;
+  });
+}
+
+int weft_alloc(weft_comm_t comm, size_t bytes, void** ptr) {
+  return guarded([&] {
+    void*& result = out(ptr, "ptr");
+    result = nullptr;
+    weft::comm::RegisteredBuffer buffer = comm_of(comm).alloc(bytes);
+    void* data = buffer.data();
+    if (data == nullptr) bad("weft_alloc of 0 bytes: ask for at least one byte");
+    std::lock_guard lock(comm->allocations_mu);
+    comm->allocations.emplace(data, std::move(buffer));
+    result = data;
+  });
+}
+
+int weft_free(weft_comm_t comm, void* ptr) {
+  return guarded([&] {
+    comm_of(comm);
+    if (ptr == nullptr) return;
+    weft::comm::RegisteredBuffer buffer;
+    {
+      std::lock_guard lock(comm->allocations_mu);
+      auto it = comm->allocations.find(ptr);
+      if (it == comm->allocations.end())
+        bad("weft_free of a pointer that weft_alloc did not return for this communicator (or "
+            "that was freed already)");
+      buffer = std::move(it->second);
+      comm->allocations.erase(it);
+    }
+    // Dropped here, outside the lock; an op still running on it keeps it mapped (and logs).
   });
 }
 

@@ -121,6 +121,10 @@ uint64_t Communicator::direct_ops() const {
   return impl_->direct_ops.load(std::memory_order_relaxed);
 }
 
+uint64_t Communicator::single_copy_messages() const {
+  return impl_->transport ? impl_->transport->single_copy_messages() : 0;
+}
+
 Work Communicator::broadcast(const Tensor& tensor, int root) {
   Impl& m = *impl_;
   if (Communicator* d = m.route(*this, tensor, tensor, true)) return d->broadcast(tensor, root);

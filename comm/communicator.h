@@ -99,9 +99,13 @@ class Communicator {
   // plain memory). Not collective: ranks allocate when they like. Drop it only once the ops on
   // it are done.
   RegisteredBuffer alloc(size_t bytes);
-  // Allreduces so far that ran in place on registered memory (the rest took the transport's
+  // Collectives so far that ran in place on registered memory (the rest took the transport's
   // algorithms): how a program or benchmark tells which path ran.
   uint64_t direct_ops() const;
+  // Messages so far that went with one copy straight from the sender's plain memory to the
+  // receiver's (over shm: process_vm_readv, for large messages where the kernel allows it;
+  // WEFT_SHM_CMA), the rest through the transport's buffers.
+  uint64_t single_copy_messages() const;
   // The job's checkpoint committer (its coordinator), or nullptr where the ranks met without one
   // (native MPI, a lone rank): then they commit checkpoints among themselves.
   CheckpointCommitter* checkpoint_committer() const;

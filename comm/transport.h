@@ -66,6 +66,10 @@ class Transport {
   // A transport that moves bytes only inside its own calls (tcp, shm) has nothing to wait for;
   // a library that keeps moving posted receives on its own (MPI) cancels them and waits.
   virtual void quiesce() {}
+  // Messages this rank sent or received with one copy straight between the ranks' buffers
+  // (shm: process_vm_readv) instead of through the transport's own buffers: how a benchmark
+  // tells which path ran. Any thread may ask.
+  virtual uint64_t single_copy_messages() const { return 0; }
   // abort(), except that this rank's requests and the peers' fail with `code`: ranks that
   // disagree on a collective all fail with InvalidArgument, also those that heard of it from
   // the rank that saw it. A transport that cannot tell its peers a code leaves them Aborted.

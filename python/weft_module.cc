@@ -83,15 +83,30 @@ class Comm {
   ~Comm() { close(); }
 
   // Finishes the communicator's ops (each bounded by its deadline) and frees it; later calls
-  // fail. Safe to call twice.
+  // fail. Safe to call twice. Refused while memory from alloc() lives: it would go with the
+  // communicator under the arrays made from it. (Each holds its communicator, so a
+  // communicator Python drops has none left.)
   void close() {
     if (handle_ == nullptr) return;
-    py::gil_scoped_release unlocked;
-    weft_comm_destroy(std::exchange(handle_, nullptr));
+    refuse_with_memory("close()");
+    destroy();
+  }
+  // At interpreter exit (weft/__init__.py), memory from alloc() or not: nothing reads it after,
+  // and the peers must see this rank leave rather than die.
+  void close_at_exit() {
+    if (handle_ != nullptr) destroy();
   }
 
   // Hands the communicator to its new owner (weft.torch's process group) as an address.
-  uintptr_t release() { return reinterpret_cast<uintptr_t>(std::exchange(get(), nullptr)); }
+  uintptr_t release() {
+    refuse_with_memory("handing it to weft.torch");
+    return reinterpret_cast<uintptr_t>(std::exchange(get(), nullptr));
+  }
+
+  // Bookkeeping of RegisteredMemory (below).
+  void memory_born() { ++live_memory_; }
+  void memory_died() { --live_memory_; }
+  weft_comm_t handle_or_null() const { return handle_; }
 
   weft_comm_t& get() {
     if (handle_ == nullptr)
@@ -140,7 +155,51 @@ class Comm {
   }
 
  private:
+  void destroy() {
+    py::gil_scoped_release unlocked;
+    weft_comm_destroy(std::exchange(handle_, nullptr));
+  }
+
+  void refuse_with_memory(const char* what) {
+    if (live_memory_ > 0)
+      invalid(what + std::string(" with ") + std::to_string(live_memory_) +
+              " buffer(s) from alloc() alive: drop them, and the arrays made from them, first");
+  }
+
   weft_comm_t handle_;
+  size_t live_memory_ = 0;
+};
+
+// Memory from Communicator.alloc (weft_alloc): registered, so a collective whose arrays live in
+// it on every rank runs in place over shared memory. Bytes with the buffer protocol:
+// numpy.frombuffer(mem, dtype) views it without a copy (and keeps it alive). Freed when Python
+// drops it; it keeps its communicator open until then.
+class RegisteredMemory {
+ public:
+  RegisteredMemory(py::object owner, size_t bytes) : owner_(std::move(owner)), bytes_(bytes) {
+    Comm& c = owner_.cast<Comm&>();
+    check(weft_alloc(c.get(), bytes, &data_));
+    c.memory_born();
+  }
+  RegisteredMemory(const RegisteredMemory&) = delete;
+  RegisteredMemory& operator=(const RegisteredMemory&) = delete;
+  ~RegisteredMemory() {
+    Comm& c = owner_.cast<Comm&>();
+    c.memory_died();
+    // The communicator stays open while we live, unless it closed at exit (and freed us).
+    if (weft_comm_t h = c.handle_or_null()) weft_free(h, data_);
+  }
+
+  py::buffer_info buffer() {
+    return py::buffer_info(data_, 1, py::format_descriptor<uint8_t>::format(), 1,
+                           {static_cast<py::ssize_t>(bytes_)}, {py::ssize_t{1}});
+  }
+  size_t size() const { return bytes_; }
+
+ private:
+  py::object owner_;  // the Comm
+  void* data_ = nullptr;
+  size_t bytes_;
 };
 
 std::string describe(const ArrayView& a) {
@@ -307,6 +366,11 @@ PYBIND11_MODULE(_weft, m) {
       .def("wait", &Request::wait, "Waits for the op (the GIL released); raises its failure")
       .def("test", &Request::test, "Whether the op is done (raises its failure once done)");
 
+  py::class_<RegisteredMemory>(m, "RegisteredMemory", py::buffer_protocol(),
+                               "Memory from Communicator.alloc: bytes, viewed by numpy.frombuffer")
+      .def_buffer(&RegisteredMemory::buffer)
+      .def("__len__", &RegisteredMemory::size);
+
   py::class_<Comm>(m, "Communicator", "A group of ranks (weft.init() gives the world's)")
       .def_property_readonly("rank", &Comm::rank)
       .def_property_readonly("size", &Comm::size)
@@ -317,6 +381,16 @@ PYBIND11_MODULE(_weft, m) {
       .def("abort", &Comm::abort, py::arg("reason") = "abort() called",
            "Fails every pending op here and on the peers")
       .def("_release", &Comm::release)
+      .def("_close_at_exit", &Comm::close_at_exit)
+      .def(
+          "alloc",
+          [](py::object self, size_t nbytes) {
+            return std::make_unique<RegisteredMemory>(std::move(self), nbytes);
+          },
+          py::arg("nbytes"),
+          "nbytes of zeroed registered memory (numpy.frombuffer(mem, dtype) views it): "
+          "collectives on arrays in it on every rank run in place over shared memory. close() "
+          "is refused while it lives")
       .def("allreduce", &allreduce, py::arg("x"), py::arg("out") = py::none(),
            py::arg("op") = WEFT_SUM, py::arg("async_op") = false,
            "out (x itself when None) = the reduction of x over the ranks")

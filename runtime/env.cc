@@ -28,6 +28,13 @@ constexpr Var kEnvVars[] = {
      "allreduce messages from this size on, in registered memory (Communicator::alloc) on every "
      "rank of an shm group, run in place, each rank reducing its share from its peers' buffers"},
     {"WEFT_SHM_RING_BYTES", "1048576", "bytes of each shared-memory FIFO between two ranks"},
+    {"WEFT_SHM_CMA", "0",
+     "1: large shm messages from plain memory are read straight from the sender's buffer "
+     "(process_vm_readv) where the kernel allows it; 0: always through the FIFOs (measured "
+     "faster on the machines weft is tested on)"},
+    {"WEFT_SHM_CMA_BYTES", "1048576",
+     "shm messages of at least this size (and too large for the FIFO, WEFT_SHM_RING_BYTES) are "
+     "read straight from the sender's memory when WEFT_SHM_CMA is 1"},
     {"WEFT_PEER_CHECK_MS", "200", "how often a waiting rank checks that its peers are alive"},
     {"WEFT_RANK", "", "set by weftrun: this process's rank"},
     {"WEFT_WORLD_SIZE", "", "set by weftrun: number of ranks"},

@@ -81,6 +81,14 @@ WEFT_API int weft_comm_size(weft_comm_t comm, int *size);
 WEFT_API int weft_comm_split(weft_comm_t comm, int color, int key, weft_comm_t *out);
 /* Finishes the communicator's ops (each bounded by its deadline) and frees it. */
 WEFT_API int weft_comm_destroy(weft_comm_t comm);
+/* `bytes` of zeroed host memory at *ptr that every local rank of the communicator can map
+ * (registered memory): a collective whose buffers were all allocated this way, on every rank,
+ * runs in place over shared memory, each rank reading its peers' buffers, instead of copying
+ * through FIFOs (elsewhere, plain memory). Not collective. Free it with weft_free on the same
+ * communicator once the ops on it are done; weft_comm_destroy frees what is left. */
+WEFT_API int weft_alloc(weft_comm_t comm, size_t bytes, void **ptr);
+/* Returns memory from weft_alloc (NULL: nothing). */
+WEFT_API int weft_free(weft_comm_t comm, void *ptr);
 /* Fails every pending op of the communicator, here and on its peers. */
 WEFT_API int weft_comm_abort(weft_comm_t comm, const char *reason);
 

@@ -6,6 +6,8 @@
     comm.allreduce(x)                  # in place: x is now the sum over ranks
     req = comm.allgather(x, out, async_op=True)
     req.wait()                         # the GIL is released while it waits
+    mem = comm.alloc(4096)             # registered memory: collectives on it run in place
+    y = numpy.frombuffer(mem, numpy.float32)   # 1024 floats, no copy
 
 Arrays are anything with the buffer protocol (numpy) or __dlpack__ (torch tensors, bfloat16
 included), C-contiguous, of float32, float16, bfloat16, float64, int32, int64 or uint8. A
@@ -44,5 +46,5 @@ def _leave():
     global _world
     with _lock:
         if _world is not None:
-            _world.close()
+            _world._close_at_exit()  # also with memory from alloc() still referenced
             _world = None

@@ -1,6 +1,7 @@
-// Failures over real processes: a rank killed with SIGKILL mid-allreduce, ranks that disagree
-// on sizes, a stranger on the wire. Survivors must fail fast with errors that name the culprit,
-// and nothing (processes, /dev/shm files) may be left behind.
+// Failures over real processes: a rank killed with SIGKILL mid-allreduce (and while a peer reads
+// its memory, over shm's single-copy path), ranks that disagree on sizes, a stranger on the
+// wire. Survivors must fail fast with errors that name the culprit, and nothing (processes,
+// /dev/shm files) may be left behind.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -57,6 +58,51 @@ TEST_P(Faults, KilledRankIsNamedBySurvivorsWithinTenSeconds) {
     if (r.rank == kVictim) kill_time = r.seconds;
   for (const auto& r : run.ranks) EXPECT_LT(r.seconds - kill_time, 10.0) << run.summary();
   for (const auto& r : run.ranks) EXPECT_FALSE(process_exists(r.pid));
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// A rank killed with SIGKILL while a peer reads its buffer straight from its memory (shm with
+// WEFT_SHM_CMA=1; an allgather's blocks are read in 1 MiB pieces, so most of each op is reads):
+// the survivors fail with PeerLost naming it, within seconds, and leave nothing in /dev/shm.
+TEST(ShmSingleCopy, KilledSenderMidReadIsNamedBySurvivors) {
+  constexpr int kVictim = 1;
+  ForkOptions o;
+  o.ranks = 3;
+  o.backend = "shm";
+  o.timeout = std::chrono::seconds(60);
+  // PeerLost must come from detection, not the timeout.
+  o.env = {{"WEFT_TIMEOUT", "60"}, {"WEFT_SHM_CMA", "1"}, {"WEFT_SHM_CMA_BYTES", "0"}};
+  o.ready_line = "iteration 3";
+  o.on_ready = [&](const std::vector<pid_t>& pids) { kill(pids[kVictim], SIGKILL); };
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    const size_t block = (16u << 20) / 4;
+    Buffer in(block * 4), out(block * 4 * 3);
+    for (int i = 0;; i++) {
+      comm->allgather(in.view(DType::f32, block), out.view(DType::f32, block * 3)).wait();
+      if (i == 3)
+        printf("iteration 3 done by rank %d, %llu messages by CMA\n", rank,
+               static_cast<unsigned long long>(comm->single_copy_messages())),
+            fflush(stdout);
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  double kill_time = 0;
+  for (const auto& r : run.ranks)
+    if (r.rank == kVictim) kill_time = r.seconds;
+  for (const auto& r : run.ranks) {
+    if (r.rank == kVictim) {
+      EXPECT_EQ(r.signal, SIGKILL) << run.summary();
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 1) << run.summary();
+    EXPECT_EQ(r.output.find(" 0 messages by CMA"), std::string::npos) << run.summary();
+    EXPECT_NE(r.output.find("rank 1"), std::string::npos) << run.summary();
+    EXPECT_NE(r.output.find("PeerLost"), std::string::npos) << run.summary();
+    EXPECT_LT(r.seconds - kill_time, 10.0) << run.summary();
+    EXPECT_FALSE(process_exists(r.pid));
+  }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
 }
 

@@ -211,6 +211,21 @@ class Collectives(unittest.TestCase):
         self.assertEqual(caught.exception.code, weft.Status.ABORTED, str(caught.exception))
         sub.close()
 
+    def test_registered_memory_from_alloc(self):
+        sub = COMM.split(0)
+        mem = sub.alloc(4 * 100003)
+        self.assertEqual(len(mem), 4 * 100003)
+        x = np.frombuffer(mem, np.float32)
+        self.assertTrue((x == 0).all())
+        x[:] = inputs(RANK, x.size, np.float32)
+        sub.allreduce(x)  # in place, reading the peers' buffers over shm
+        np.testing.assert_array_equal(x, every_rank(x.size, np.float32).sum(axis=0))
+        with self.assertRaises(weft.Error) as caught:
+            sub.close()
+        self.assertIn("alloc()", str(caught.exception))
+        del x, mem
+        sub.close()
+
     def test_a_closed_communicator_says_so(self):
         sub = COMM.split(0)
         sub.close()

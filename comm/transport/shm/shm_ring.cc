@@ -28,8 +28,8 @@ uint32_t* futex_word(std::atomic<uint32_t>& a) { return reinterpret_cast<uint32_
 
 constexpr uint64_t kSegmentMagic = 0x316d687374666577;  // "weftshm1"
 // 2: a mailbox between control page and data; 3: SegmentHeader::asymmetric_fences;
-// 5: SegmentHeader::direct
-constexpr uint32_t kLayoutVersion = 6;
+// 5: SegmentHeader::direct; 7: single-copy reads
+constexpr uint32_t kLayoutVersion = 7;
 
 size_t header_bytes() { return (sizeof(SegmentHeader) + kPage - 1) / kPage * kPage; }
 
@@ -276,6 +276,7 @@ OwnSegment::OwnSegment(std::string name, int rank, int size, uint64_t ring_bytes
   h->ring_bytes = ring_bytes;
   h->ring_stride = stride;
   h->rings_offset = header_bytes();
+  h->probe_address = reinterpret_cast<uint64_t>(&h->magic);
   for (int s = 0; s < size; ++s) {
     new (inbound(s).control) RingControl();
     MailboxSlot* slots = inbound_mailbox(s).slots;

@@ -61,6 +61,9 @@ struct RingControl {
   alignas(kCacheLine) std::atomic<uint64_t> write_pos{0};  // stored by the producer only
   alignas(kCacheLine) std::atomic<uint64_t> read_pos{0};   // stored by the consumer only
   alignas(kCacheLine) std::atomic<uint64_t> mail_consumed{0};  // mailbox: by the consumer only
+  // Single-copy messages (shm_cma.cc) the consumer has read straight from the producer's
+  // memory: the producer's buffer is free again once this count reaches its message.
+  alignas(kCacheLine) std::atomic<uint64_t> single_copy_read{0};  // by the consumer only
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared-memory atomics need lock-free");
 static_assert(sizeof(RingControl) <= kPage, "RingControl must fit its control page");
@@ -268,7 +271,15 @@ struct SegmentHeader {
   uint32_t abort_code = 0;         // encode_abort_code(): what peers fail with; before kFlagAborted
   char reason[kReasonBytes] = {};  // written before kFlagAborted is set
   DirectState direct;
+  // Single-copy reads (shm_cma.cc): where, in the owner's address space, a peer finds `magic`
+  // to test whether it may read the owner's memory; and what the owner found testing its
+  // peers, written before the set-up barrier (kSingleCopy*).
+  uint64_t probe_address = 0;
+  uint32_t single_copy = 0;
 };
+inline constexpr uint32_t kSingleCopyUnknown = 0;
+inline constexpr uint32_t kSingleCopyOn = 1;   // the owner can read every peer's memory
+inline constexpr uint32_t kSingleCopyOff = 2;  // it cannot, or WEFT_SHM_CMA=0
 
 // A move-only mmap'ed range, unmapped when dropped.
 class Mapping {

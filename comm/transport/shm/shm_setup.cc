@@ -98,6 +98,7 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
                 who_ + " of " + std::to_string(size_) + " stopped setting up: " + e.message());
   }
   own_segment_.unlink_name();  // connect() dropped the peers' names
+  agree_single_copy();
 
   slots_.reserve(256);
   free_slots_.reserve(256);
@@ -162,7 +163,10 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
     p.in = shm::RingReader(own_segment_.inbound(r), fences_);
     p.mail_out = shm::MailboxWriter(mail_to_peer, fences_);
     p.mail_in = shm::MailboxReader(own_segment_.inbound_mailbox(r), fences_);
+    p.out_control = to_peer.control;
+    p.in_control = own_segment_.inbound(r).control;
   }
+  if (size_ > 1) probe_single_copy();  // before the barrier: peers read the result after it
   if (size_ > 1) {  // barrier: nobody unlinks its file before everyone has mapped it
     std::vector<std::string> keys;
     for (int r = 0; r < size_; ++r) keys.push_back("shm/mapped/" + std::to_string(r));

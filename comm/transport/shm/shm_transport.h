@@ -41,6 +41,11 @@
 // or destroys its transport (closed flag) fails the requests involving it with PeerLost, after
 // delivering whatever it had completely written.
 //
+// Single copy. A large message from memory weft does not own (a user's malloc) skips the FIFO
+// when the kernel lets ranks read one another's memory (process_vm_readv, "CMA"): the sender
+// puts only its buffer's address into the mailbox, the receiver reads the bytes straight into
+// its own buffer and counts the message read, and only then does the send complete (shm_cma.cc).
+//
 // Direct access. Beside the FIFOs, the transport hands out registered memory (shm_arena.h) and
 // runs collectives on it in place (shm_direct.cc), waiting on its peers' DirectState in their
 // files with the same abort flags, liveness checks and deadlines as a FIFO wait.
@@ -132,6 +137,9 @@ struct Slot {
   Fingerprint fp;
   size_t moved = 0;          // stream bytes moved so far: header, then payload
   bool via_mailbox = false;  // small enough for a mailbox slot (see fits_mailbox())
+  bool single_copy = false;  // send: by address (shm_cma.cc); recv: its address has come
+  uint64_t ticket = 0;       // single-copy send: its number among them to this peer
+  uint64_t remote = 0;       // single-copy recv: the payload's address in the sender
   int32_t next = -1;
   std::byte header[kHeader] = {};  // the frame header as sent / as received
   ErrorCode error_code = ErrorCode::Internal;
@@ -153,6 +161,11 @@ struct Peer {
   shm::RingReader in;               // its FIFO in my file
   shm::MailboxWriter mail_out;      // my mailbox in its file
   shm::MailboxReader mail_in;       // its mailbox in my file
+  shm::RingControl* out_control = nullptr;  // of my FIFO in its file
+  shm::RingControl* in_control = nullptr;   // of its FIFO in my file
+  // Single-copy messages: sent to it by address, and read from it so far.
+  uint64_t single_copy_sent = 0;
+  uint64_t single_copy_read = 0;
   // Messages completed each way, whichever path they took; message k's mailbox stamp is k.
   uint64_t sent = 0;
   uint64_t received = 0;
@@ -181,6 +194,9 @@ class ShmTransport final : public Transport, public DirectAccess {
   void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
   void abort_with(ErrorCode code, const std::string& reason) override;
   DirectAccess* direct_access() override { return this; }
+  uint64_t single_copy_messages() const override {
+    return single_copy_messages_.load(std::memory_order_relaxed);
+  }
 
   // DirectAccess (shm_direct.cc).
   std::shared_ptr<RegisteredSegment> allocate(size_t bytes) override {
@@ -199,6 +215,10 @@ class ShmTransport final : public Transport, public DirectAccess {
                    Ready&& ready);
 
   void connect(const TransportSetup& setup, const std::string& my_name);
+  // Single-copy set-up (shm_cma.cc): before the barrier, whether this rank can read every peer;
+  // after it, whether every rank can (single_copy_bytes_ stays 0 otherwise).
+  void probe_single_copy();
+  void agree_single_copy();
   void watch(Peer& p, int r);
 
   Request post(bool is_send, int peer, std::byte* data, size_t bytes, const Fingerprint& fp);
@@ -211,6 +231,13 @@ class ShmTransport final : public Transport, public DirectAccess {
   bool progress_sends(Peer& p, size_t budget);
   bool progress_recvs(Peer& p, size_t budget);
   bool progress_mailbox_send(Peer& p, Slot& s);
+  // Single-copy messages (shm_cma.cc).
+  bool takes_single_copy(int peer, size_t bytes) const;
+  bool progress_single_copy_send(Peer& p, Slot& s);
+  bool single_copy_send_can_progress(Peer& p, const Slot& s);
+  void start_single_copy_recv(Peer& p, Slot& s, const std::byte* descriptor);
+  bool progress_single_copy_recv(Peer& p, Slot& s, size_t& budget);
+  void fail_recv(Peer& p, Slot& s, ErrorCode code, std::string message);
   const std::byte* mailbox_message(Peer& p);
   bool head_recv_can_progress(Peer& p);
   void complete(Peer& p, Slot& s);
@@ -257,6 +284,11 @@ class ShmTransport final : public Transport, public DirectAccess {
   // allreduce on 4 ranks and 2 cores about 5x slower).
   bool oversubscribed_ = false;
   shm::Fences fences_ = shm::Fences::symmetric;  // how publishing pairs with sleeping
+  // Messages of at least this many bytes to another rank go by address (0: never, because
+  // WEFT_SHM_CMA=0 or some rank cannot read its peers' memory).
+  size_t single_copy_bytes_ = 0;
+  std::string single_copy_off_;  // why not, for the debug log
+  std::atomic<uint64_t> single_copy_messages_{0};  // sent or read by address, for benchmarks
 
   // Failure that ends everything: this rank's abort() or a peer's.
   bool failed_ = false;

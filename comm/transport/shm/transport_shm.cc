@@ -86,6 +86,9 @@ Transport::Request ShmTransport::post(bool is_send, int peer, std::byte* data, s
   s.fp = fp;
   s.moved = 0;
   s.via_mailbox = fits_mailbox(bytes);
+  s.single_copy = is_send && takes_single_copy(peer, bytes);
+  s.ticket = 0;
+  s.remote = 0;
   s.state = SlotState::pending;
   Request id = (static_cast<uint64_t>(s.generation) << 32) | static_cast<uint32_t>(idx + 1);
   if (is_send) {
@@ -201,7 +204,9 @@ bool ShmTransport::can_progress() {
   for (Peer& p : peers_) {
     if (!p.sends.empty()) {
       if (p.state != PeerState::alive) return true;
-      if (slots_[p.sends.head].via_mailbox ? p.mail_out.can_post() : p.out.can_write())
+      const Slot& s = slots_[p.sends.head];
+      if (s.single_copy ? single_copy_send_can_progress(p, s)
+                        : s.via_mailbox ? p.mail_out.can_post() : p.out.can_write())
         return true;
     }
     if (!p.recvs.empty() && (p.state != PeerState::alive || head_recv_can_progress(p)))
@@ -214,6 +219,7 @@ bool ShmTransport::can_progress() {
 // disagree, the peer's message on the other path) has arrived.
 bool ShmTransport::head_recv_can_progress(Peer& p) {
   const Slot& s = slots_[p.recvs.head];
+  if (s.single_copy) return true;  // its address has come: the rest is ours to read
   if (s.moved > 0) return p.in.can_read();
   return mailbox_message(p) != nullptr || p.in.can_read();
 }
@@ -301,6 +307,11 @@ bool ShmTransport::progress_sends(Peer& p, size_t budget) {
   bool moved = false;
   while (!p.sends.empty() && budget > 0) {
     Slot& s = slots_[p.sends.head];
+    if (s.single_copy) {
+      if (!progress_single_copy_send(p, s)) return moved;  // not read yet
+      moved = true;
+      continue;
+    }
     if (s.via_mailbox) {
       if (!progress_mailbox_send(p, s)) return moved;  // no free slot yet
       moved = true;
@@ -353,19 +364,29 @@ bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
   bool moved = false;
   while (!p.recvs.empty() && budget > 0) {
     Slot& s = slots_[p.recvs.head];
+    if (s.single_copy) {
+      if (!progress_single_copy_recv(p, s, budget)) return true;  // failed
+      moved = true;
+      if (s.state == SlotState::pending) return moved;  // budget spent
+      continue;
+    }
     if (s.moved == 0) {
       // The message may sit in the mailbox: where we expect it, or, when the peer sent a
       // different size, where it put it instead of the FIFO.
       const std::byte* mail = mailbox_message(p);
+      // A message too large for a slot may come by address, announced in the mailbox.
+      const bool expect_mail = s.via_mailbox || takes_single_copy(s.peer, s.bytes);
       // FIFO data means the peer got past this message; a mailbox stamp it stored before that
       // data is visible now, so look once more.
-      if (mail == nullptr && s.via_mailbox && p.in.can_read()) mail = mailbox_message(p);
+      if (mail == nullptr && expect_mail && p.in.can_read()) mail = mailbox_message(p);
       if (mail != nullptr) {
         std::memcpy(s.header, mail, kHeader);
         if (reject_bad_frame(p, s)) return true;
-        if (!s.via_mailbox)  // check_frame_of() passed although the sizes take other paths
-          throw Error(ErrorCode::Internal, who_ + ": a " + std::to_string(s.bytes) +
-                                               "-byte message came through the mailbox");
+        if (!s.via_mailbox) {  // the sizes agree, so this is the address of a large message
+          start_single_copy_recv(p, s, mail + kHeader);
+          moved = true;
+          continue;
+        }
         if (s.bytes > 0) std::memcpy(s.data, mail + kHeader, s.bytes);
         p.mail_in.release();
         s.moved = kHeader + s.bytes;
@@ -375,7 +396,7 @@ bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
         complete(p, s);
         continue;
       }
-      if (s.via_mailbox && !p.in.can_read()) return moved;  // not here yet
+      if (expect_mail && !p.in.can_read()) return moved;  // not here yet
       // Otherwise the message is in the FIFO; for a mailbox-sized receive that means the
       // sizes differ, and the header check below says so.
     }

@@ -1,5 +1,5 @@
 /* weft's C API from C, run on every rank under weftrun: every op, blocking and started, against
- * values computed here; a split; errors that come back as codes with messages (a bad dtype, a
+ * values computed here; ops on weft_alloc'ed (registered) memory; a split; errors that come back as codes with messages (a bad dtype, a
  * NULL argument, counts that differ between ranks, finalize with a communicator left); then a
  * clean finalize. Prints "rank R: N checks passed" or each failure, and exits non-zero on any. */
 #include <math.h>
@@ -87,6 +87,42 @@ static void collectives(weft_comm_t comm) {
   OK(weft_barrier(comm));
 }
 
+/* Memory from weft_alloc (registered: over shm, collectives on it run in place, reading the
+ * peers' buffers): zeroed, and ops on it give the same sums; weft_free's errors. */
+static void registered(weft_comm_t comm) {
+  enum { M = 1 << 17 }; /* 512 KiB of floats: above WEFT_DIRECT_BYTES, so in place over shm */
+  float *a = NULL, *all = NULL;
+  OK(weft_alloc(comm, M * sizeof(float), (void **)&a));
+  OK(weft_alloc(comm, (size_t)size * M * sizeof(float), (void **)&all));
+  if (a == NULL || all == NULL) return;
+  int zeroed = 1;
+  for (int i = 0; i < M; i++) zeroed &= a[i] == 0;
+  EXPECT(zeroed, "weft_alloc's memory is zeroed");
+  for (int i = 0; i < M; i++) a[i] = value(rank, i);
+  OK(weft_allreduce(comm, a, a, M, WEFT_FLOAT32, WEFT_SUM));
+  int bad = -1;
+  for (int i = 0; i < M && bad < 0; i++) {
+    float want = 0;
+    for (int r = 0; r < size; r++) want += value(r, i);
+    if (a[i] != want) bad = i;
+  }
+  EXPECT(bad < 0, "allreduce on weft_alloc'ed memory: element %d is %g", bad, bad < 0 ? 0 : a[bad]);
+  for (int i = 0; i < M; i++) a[i] = value(rank, i);
+  OK(weft_allgather(comm, a, all, M, WEFT_FLOAT32));
+  bad = -1;
+  for (int i = 0; i < size * M && bad < 0; i++)
+    if (all[i] != value(i / M, i % M)) bad = i;
+  EXPECT(bad < 0, "allgather on weft_alloc'ed memory: element %d is %g", bad,
+         bad < 0 ? 0 : all[bad]);
+  OK(weft_free(comm, all));
+  OK(weft_free(comm, NULL));
+  float x = 0;
+  EXPECT(weft_free(comm, &x) == WEFT_ERR_INVALID_ARGUMENT, "weft_free of foreign memory");
+  EXPECT(strstr(weft_last_error(), "weft_alloc did not return") != NULL, "weft_free says why");
+  EXPECT(weft_alloc(comm, 16, NULL) == WEFT_ERR_INVALID_ARGUMENT, "weft_alloc without ptr");
+  /* `a` is left for weft_comm_destroy to free */
+}
+
 static void errors(weft_comm_t comm) {
   float x = 1;
   /* a dtype that does not exist: a code and a message, no exception, nothing sent */
@@ -121,6 +157,7 @@ int main(void) {
   OK(weft_comm_size(world, &size));
   if (size > 8) return 2; /* the buffers above hold 8 ranks */
   collectives(world);
+  registered(world);
   /* a split into even and odd ranks runs the same ops */
   weft_comm_t half;
   OK(weft_comm_split(world, rank % 2, rank, &half));
