@@ -17,8 +17,9 @@
 #include "comm/rendezvous/coordinator.h"
 #include "comm/transport/shm/shm_sweep.h"
 #include "launcher/exit_status.h"
-#include "launcher/job_identity.h"
+#include "launcher/job_coordination.h"
 #include "launcher/job_summary.h"
+#include "launcher/node_layout.h"
 #include "launcher/rank_environment.h"
 #include "launcher/rank_process.h"
 #include "launcher/shm_cleanup.h"
@@ -116,7 +117,7 @@ class JobRunner {
   const LaunchOptions& options_;
   const std::string& program_path_;
   JobIdentity identity_;
-  comm::Coordinator* store_ = nullptr;  // the job's store, while it runs
+  JobCoordination* store_ = nullptr;  // the job's store, while it runs
   std::vector<RankProcess> ranks_;
   StdinRelay stdin_relay_;
   std::vector<bool> stopped_by_launcher_;
@@ -134,7 +135,6 @@ int JobRunner::run() {
   restore_default_dispositions();
   // Block the signals before the coordinator starts its threads, which inherit the mask.
   SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT});
-  identity_ = JobIdentity::generate();
   // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
   comm::shm::sweep_dead_files();
   try {
@@ -142,7 +142,8 @@ int JobRunner::run() {
     if (options_.heartbeat_timeout_seconds)
       coordination.heartbeat_timeout = std::chrono::milliseconds(
           static_cast<long long>(*options_.heartbeat_timeout_seconds * 1000));
-    comm::Coordinator store("127.0.0.1", 0, identity_.token, coordination);
+    JobCoordination store(options_, coordination);
+    identity_ = store.identity();
     store_ = &store;
     start_ranks();
     relay_until_all_exit(signals);
@@ -170,15 +171,18 @@ int JobRunner::run() {
 
 void JobRunner::start_ranks() {
   std::vector<std::string> base_env = current_environment();
+  const NodeLayout layout = node_layout(options_);
   RankEnvironmentInputs inputs;
-  inputs.world_size = options_.num_ranks;
+  inputs.world_size = layout.world_size();
+  inputs.local_world_size = layout.local_size;
+  inputs.node_rank = layout.node_rank;
   inputs.job_id = identity_.job_id;
   inputs.token = identity_.token;
-  inputs.store_addr = "127.0.0.1:" + std::to_string(store_->port());
+  inputs.store_addr = store_->store_addr();
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
 
-  // Rank 0 reads weftrun's stdin: as it is, or through the relay when it is a terminal.
+  // The node's first rank reads weftrun's stdin: as it is, or through the relay when it is a terminal.
   UniqueFd rank0_stdin;
   if (::isatty(STDIN_FILENO)) {
     int fds[2];
@@ -189,14 +193,16 @@ void JobRunner::start_ranks() {
 
   ranks_.reserve(static_cast<size_t>(options_.num_ranks));
   stopped_by_launcher_.assign(static_cast<size_t>(options_.num_ranks), false);
-  for (int rank = 0; rank < options_.num_ranks; ++rank) {
+  for (int local_rank = 0; local_rank < options_.num_ranks; ++local_rank) {
+    const int rank = layout.global_rank(local_rank);
     inputs.rank = rank;
+    inputs.local_rank = local_rank;
     RankLaunch launch;
     launch.rank = rank;
     launch.program_path = program_path_;
     launch.argv = options_.command;
     launch.env = rank_environment(base_env, inputs);
-    if (rank == 0) launch.stdin_fd = rank0_stdin.valid() ? rank0_stdin.get() : STDIN_FILENO;
+    if (local_rank == 0) launch.stdin_fd = rank0_stdin.valid() ? rank0_stdin.get() : STDIN_FILENO;
     launch.tag_output = options_.tag_output;
     ranks_.push_back(RankProcess::start(launch));
   }

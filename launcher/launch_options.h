@@ -18,6 +18,10 @@ struct LaunchOptions {
   // --heartbeat-timeout S: a rank silent this long is declared lost (else WEFT_HEARTBEAT_TIMEOUT)
   std::optional<double> heartbeat_timeout_seconds;
   bool tag_output = true;              // --tag-output / --no-tag-output: "[rank K] " prefixes
+  // Several hosts (node_layout.h): one weftrun per node, each starting -n ranks.
+  int num_nodes = 1;                       // --nnodes M
+  int node_rank = 0;                       // --node-rank I, 0..M-1
+  std::optional<std::string> coordinator;  // --coordinator HOST:PORT, where every node meets
   std::vector<std::string> command;    // program and its arguments, everything after "--"
 };
 

@@ -255,5 +255,31 @@ TEST_F(JobToken, WeftInsecureRunsAJobAcrossMachinesWithoutAToken) {
   EXPECT_EQ(a.bind_host, "198.51.100.7");
 }
 
+// weftrun --coordinator and weft-coordinator --bind: the same rule by the coordinator's address.
+TEST_F(JobToken, ACoordinatorOtherMachinesReachNeedsWeftTokenOrWeftInsecure) {
+  {
+    ScopedEnv env({{"TMPDIR", root_.string()}, {"WEFT_TOKEN", ""}, {"WEFT_INSECURE", ""}});
+    EXPECT_EQ(coordinator_token("127.0.0.1", "--coordinator 127.0.0.1:1"),
+              user_secret(user_secret_dir()));
+    EXPECT_EQ(coordinator_token("localhost", "--coordinator localhost:1"),
+              user_secret(user_secret_dir()));
+    try {
+      coordinator_token("198.51.100.7", "--coordinator 198.51.100.7:29400");
+      ADD_FAILURE() << "a coordinator other machines reach was given no token";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+      std::string why = e.what();
+      EXPECT_TRUE(contains(why, "--coordinator 198.51.100.7:29400 lets other machines")) << why;
+      EXPECT_TRUE(contains(why, "export WEFT_TOKEN=$(openssl rand -hex 16)")) << why;
+    }
+  }
+  {
+    ScopedEnv env({{"TMPDIR", root_.string()}, {"WEFT_TOKEN", "given"}, {"WEFT_INSECURE", ""}});
+    EXPECT_EQ(coordinator_token("198.51.100.7", "x"), "given");
+  }
+  ScopedEnv env({{"TMPDIR", root_.string()}, {"WEFT_TOKEN", ""}, {"WEFT_INSECURE", "1"}});
+  EXPECT_EQ(coordinator_token("198.51.100.7", "x"), "");
+}
+
 }  // namespace
 }  // namespace weft::comm

@@ -19,8 +19,11 @@ std::map<std::string, std::string> as_map(const std::vector<std::string>& env) {
 
 TEST(RankEnvironment, SetsEveryWeftrunVariableAndKeepsTheRest) {
   RankEnvironmentInputs in;
-  in.rank = 2;
-  in.world_size = 4;
+  in.rank = 6;
+  in.world_size = 8;
+  in.local_rank = 2;
+  in.local_world_size = 4;
+  in.node_rank = 1;
   in.job_id = "j1abc";
   in.token = "beef";
   in.store_addr = "127.0.0.1:5555";
@@ -29,11 +32,11 @@ TEST(RankEnvironment, SetsEveryWeftrunVariableAndKeepsTheRest) {
   EXPECT_EQ(env["PATH"], "/bin");
   EXPECT_EQ(env["HOME"], "/root");
   EXPECT_EQ(env["EMPTY"], "");
-  EXPECT_EQ(env["WEFT_RANK"], "2");  // a stale inherited value is replaced
-  EXPECT_EQ(env["WEFT_WORLD_SIZE"], "4");
+  EXPECT_EQ(env["WEFT_RANK"], "6");  // a stale inherited value is replaced
+  EXPECT_EQ(env["WEFT_WORLD_SIZE"], "8");
   EXPECT_EQ(env["WEFT_LOCAL_RANK"], "2");
   EXPECT_EQ(env["WEFT_LOCAL_WORLD_SIZE"], "4");
-  EXPECT_EQ(env["WEFT_NODE_RANK"], "0");
+  EXPECT_EQ(env["WEFT_NODE_RANK"], "1");
   EXPECT_EQ(env["WEFT_JOB_ID"], "j1abc");
   EXPECT_EQ(env["WEFT_TOKEN"], "beef");
   EXPECT_EQ(env["WEFT_STORE_ADDR"], "127.0.0.1:5555");

@@ -1,0 +1,64 @@
+#include "launcher/job_coordination.h"
+
+#include <chrono>
+#include <string>
+
+#include "comm/rendezvous/job_token.h"
+#include "runtime/clock.h"
+#include "runtime/env.h"
+#include "runtime/error.h"
+#include "runtime/log.h"
+#include "runtime/socket.h"
+
+namespace weft::launcher {
+namespace {
+
+// Node 0's job id, which the other nodes' weftruns read.
+constexpr char kJobIdKey[] = "weftrun/job-id";
+
+}  // namespace
+
+JobCoordination::JobCoordination(const LaunchOptions& options,
+                                 const comm::CoordinatorOptions& coordination)
+    : identity_(JobIdentity::generate()) {
+  if (!options.coordinator) {
+    served_ = std::make_unique<comm::Coordinator>("127.0.0.1", 0, identity_.token, coordination);
+    store_addr_ = "127.0.0.1:" + std::to_string(served_->port());
+    return;
+  }
+  const std::string& address = *options.coordinator;
+  comm::HostPort where = comm::parse_host_port(address, "--coordinator");
+  identity_.token = comm::coordinator_token(where.host, "--coordinator " + address);
+  store_addr_ = address;
+  const Deadline deadline = deadline_after(
+      options.timeout ? std::chrono::milliseconds(static_cast<long long>(
+                            std::stod(*options.timeout) * 1000))
+                      : env::timeout());
+  if (options.node_rank == 0 && comm::is_local_address(where.host))
+    served_ = std::make_unique<comm::Coordinator>(where.host, where.port, identity_.token,
+                                                  coordination);
+  client_ = comm::CoordinatorStore::connect(address, identity_.token, deadline);
+  if (options.node_rank == 0)
+    client_->set(kJobIdKey, identity_.job_id);
+  else
+    identity_.job_id = client_->get(kJobIdKey, deadline);
+}
+
+JobCoordination::~JobCoordination() = default;
+
+void JobCoordination::post_rank_lost(const std::string& notice) {
+  if (served_) {
+    served_->post_rank_lost(notice);
+    return;
+  }
+  try {
+    client_->set(comm::kRankLostKey, notice);
+  } catch (const Error& e) {
+    // Already lost (an earlier notice ended the generation) or unreachable: the ranks' own
+    // heartbeats tell the coordinator anyway.
+    WEFT_INFO("could not post the death notice to the coordinator at " << store_addr_ << ": "
+                                                                       << e.what());
+  }
+}
+
+}  // namespace weft::launcher

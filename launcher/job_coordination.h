@@ -1,0 +1,47 @@
+#pragma once
+// Where a weftrun job's ranks meet, and who the job is.
+//
+// One node (no --coordinator): a fresh job id and token (job_identity.h), and a coordinator
+// served here on loopback, which only this machine's processes reach.
+// Several nodes (node_layout.h): the token by comm::coordinator_token (WEFT_TOKEN, required
+// unless the coordinator is on loopback or WEFT_INSECURE=1); node 0 serves the coordinator when
+// --coordinator names an address of its own, listening there and nowhere else, and otherwise it
+// is served elsewhere (weft-coordinator). Node 0 posts its job id there and the other nodes read
+// it, so that every rank of the job names the same job in its connections.
+// The ranks connect to the --coordinator address, node 0's included, so that each learns the
+// address of its node that reaches the coordinator, where its tcp transport then listens.
+#include <memory>
+#include <string>
+
+#include "comm/rendezvous/coordinator.h"
+#include "launcher/job_identity.h"
+#include "launcher/launch_options.h"
+
+namespace weft::launcher {
+
+class JobCoordination {
+ public:
+  // Waits for a coordinator served elsewhere and for node 0's job id as long as the ranks would
+  // (--timeout, else WEFT_TIMEOUT). InvalidArgument for a job across machines without a token;
+  // Unavailable when the address cannot be served or reached.
+  JobCoordination(const LaunchOptions& options, const comm::CoordinatorOptions& coordination);
+  ~JobCoordination();
+  JobCoordination(const JobCoordination&) = delete;
+  JobCoordination& operator=(const JobCoordination&) = delete;
+
+  const JobIdentity& identity() const { return identity_; }
+  const std::string& store_addr() const { return store_addr_; }  // the ranks' WEFT_STORE_ADDR
+  bool serves() const { return served_ != nullptr; }
+
+  // Posts the job's death notice naming a rank of this node (Coordinator::post_rank_lost), to
+  // the coordinator served here or elsewhere. Never throws: the notice only hurries the others.
+  void post_rank_lost(const std::string& notice);
+
+ private:
+  JobIdentity identity_;
+  std::string store_addr_;
+  std::unique_ptr<comm::Coordinator> served_;
+  std::unique_ptr<comm::CoordinatorStore> client_;  // several nodes: this weftrun's own
+};
+
+}  // namespace weft::launcher
