@@ -38,6 +38,9 @@ constexpr auto kTermToKill = 2s;
 // After the user's signal (Ctrl-C, SIGTERM) is passed on: how long from it to SIGKILL, at least
 // (--grace when longer). Time for a rank that catches the signal to save its work.
 constexpr auto kSignalToKill = 10s;
+// Node 0's weftrun serving the coordinator: how long it keeps serving, after its own ranks are
+// done, for the ranks of other nodes to finish and leave.
+constexpr std::chrono::milliseconds kOtherNodesToFinish = 30s;
 // After SIGKILL, how long weftrun waits for the kernel to reap before giving up on a rank
 // (a process stuck in uninterruptible sleep cannot be killed; weftrun must still exit).
 constexpr auto kKillToGiveUp = 5s;
@@ -147,6 +150,10 @@ int JobRunner::run() {
     store_ = &store;
     start_ranks();
     relay_until_all_exit(signals);
+    if (exit_code() == 0 && !store.let_other_nodes_finish(kOtherNodesToFinish))
+      notice("the ranks of other nodes have not left the coordinator " +
+             format_seconds(kOtherNodesToFinish.count() / 1000.0) + " s after this node's; "
+             "stopping it");
     store_ = nullptr;
   } catch (...) {
     store_ = nullptr;

@@ -46,6 +46,11 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
 
 JobCoordination::~JobCoordination() = default;
 
+bool JobCoordination::let_other_nodes_finish(std::chrono::milliseconds patience) {
+  if (!served_ || !client_) return true;  // one node, or served elsewhere
+  return served_->wait_until_all_left(deadline_after(patience));
+}
+
 void JobCoordination::post_rank_lost(const std::string& notice) {
   if (served_) {
     served_->post_rank_lost(notice);

@@ -10,6 +10,7 @@
 // it, so that every rank of the job names the same job in its connections.
 // The ranks connect to the --coordinator address, node 0's included, so that each learns the
 // address of its node that reaches the coordinator, where its tcp transport then listens.
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,11 @@ class JobCoordination {
   const JobIdentity& identity() const { return identity_; }
   const std::string& store_addr() const { return store_addr_; }  // the ranks' WEFT_STORE_ADDR
   bool serves() const { return served_ != nullptr; }
+
+  // Once this node's ranks are done: when the coordinator is served here for other nodes too,
+  // keeps serving until their ranks have left (they finish the last steps a moment later), or a
+  // loss, or `patience`. False when it gave up waiting.
+  bool let_other_nodes_finish(std::chrono::milliseconds patience);
 
   // Posts the job's death notice naming a rank of this node (Coordinator::post_rank_lost), to
   // the coordinator served here or elsewhere. Never throws: the notice only hurries the others.

@@ -46,6 +46,10 @@ class Coordinator {
   void post_rank_lost(const std::string& notice);
   // The generation: 1 at the start, one more for every loss.
   uint64_t generation() const;
+  // Waits until every rank that joined has left, or a loss, or `deadline`; true when all left.
+  // A launcher whose own ranks are done keeps serving the ranks of other machines while they
+  // finish (they leave as they close weft).
+  bool wait_until_all_left(Deadline deadline);
 
   struct State;
 

@@ -368,6 +368,14 @@ uint64_t Coordinator::generation() const {
   return state_->generation;
 }
 
+bool Coordinator::wait_until_all_left(Deadline deadline) {
+  std::unique_lock lock(state_->mu);
+  // Leave does not signal `changed`, the end of the leaving rank's beat stream does.
+  return state_->changed.wait_until(lock, deadline, [s = state_.get()] {
+    return (s->members.empty() && s->open_streams == 0) || !s->notice.empty();
+  }) && state_->notice.empty();
+}
+
 void Coordinator::post_rank_lost(const std::string& notice) {
   std::lock_guard lock(state_->mu);
   state_->post_lost(notice);

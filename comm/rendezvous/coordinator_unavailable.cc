@@ -26,6 +26,7 @@ Coordinator::~Coordinator() = default;
 int Coordinator::port() const { unavailable(); }
 void Coordinator::post_rank_lost(const std::string&) { unavailable(); }
 uint64_t Coordinator::generation() const { unavailable(); }
+bool Coordinator::wait_until_all_left(Deadline) { unavailable(); }
 
 CoordinatorStore::CoordinatorStore(std::unique_ptr<Client> client) : client_(std::move(client)) {}
 CoordinatorStore::~CoordinatorStore() = default;
