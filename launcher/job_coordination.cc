@@ -13,8 +13,15 @@
 namespace weft::launcher {
 namespace {
 
-// Node 0's job id, which the other nodes' weftruns read.
+// Node 0's job id and node layout, which the other nodes' weftruns read.
 constexpr char kJobIdKey[] = "weftrun/job-id";
+constexpr char kLayoutKey[] = "weftrun/layout";
+
+// "--nnodes 2 -n 4": how a node's layout is compared and named.
+std::string layout_text(const LaunchOptions& options) {
+  return "--nnodes " + std::to_string(options.num_nodes) + " -n " +
+         std::to_string(options.num_ranks);
+}
 
 }  // namespace
 
@@ -38,10 +45,21 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
     served_ = std::make_unique<comm::Coordinator>(where.host, where.port, identity_.token,
                                                   coordination);
   client_ = comm::CoordinatorStore::connect(address, identity_.token, deadline);
-  if (options.node_rank == 0)
+  if (options.node_rank == 0) {
+    client_->set(kLayoutKey, layout_text(options));
     client_->set(kJobIdKey, identity_.job_id);
-  else
-    identity_.job_id = client_->get(kJobIdKey, deadline);
+    return;
+  }
+  identity_.job_id = client_->get(kJobIdKey, deadline);
+  // Different -n or --nnodes would give the nodes' ranks different world sizes: say so here,
+  // naming the flags, before a rank starts.
+  const std::string node0 = client_->get(kLayoutKey, deadline);
+  if (node0 != layout_text(options))
+    throw Error(ErrorCode::InvalidArgument,
+                "node 0 of this job was started with " + node0 + " but node " +
+                    std::to_string(options.node_rank) + " (this weftrun) with " +
+                    layout_text(options) +
+                    ": give every node's weftrun the same --nnodes and -n");
 }
 
 JobCoordination::~JobCoordination() = default;

@@ -79,8 +79,10 @@ void read_slurm_step(const World::Lookup& get, World& w) {
   if (auto job = get("SLURM_JOB_ID")) w.job_id = *job;
   auto nodes = get("SLURM_STEP_NODELIST");
   if (!nodes) return;
-  if (w.master_addr.empty())
+  if (w.master_addr.empty()) {
     w.master_addr = slurm::expand_nodelist(*nodes, "SLURM_STEP_NODELIST").front();
+    w.master_from_slurm = true;
+  }
   if (w.master_port == 0)
     w.master_port = slurm::step_port(get("SLURM_JOB_ID").value_or(""),
                                      get("SLURM_STEP_ID").value_or(""));

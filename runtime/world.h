@@ -19,6 +19,7 @@ struct World {
   // (runtime/slurm_step.h).
   std::string master_addr;
   int master_port = 0;
+  bool master_from_slurm = false;  // master_addr is the step's first host (for messages)
 
   // Reads the process environment; first launcher whose variables are present wins.
   static World from_env();

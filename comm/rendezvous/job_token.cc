@@ -186,11 +186,19 @@ MasterStoreAccess master_store_access(const World& w) {
         << store << " or its ranks' ports can join it and read its data");
     return access;
   }
-  const std::string why =
-      here ? "WORLD_SIZE=" + std::to_string(w.size) +
-                 " but LOCAL_WORLD_SIZE=" + std::to_string(w.local_size) +
-                 ": ranks on other machines"
-           : "MASTER_ADDR=" + w.master_addr + " is not an address of this machine";
+  const bool slurm = w.launcher == "slurm" || w.launcher == "pmix";
+  std::string why;
+  if (here)
+    why = (slurm ? "SLURM_NTASKS=" + std::to_string(w.size) + " but " +
+                       std::to_string(w.local_size) + " on this node"
+                 : "WORLD_SIZE=" + std::to_string(w.size) +
+                       " but LOCAL_WORLD_SIZE=" + std::to_string(w.local_size)) +
+          ": ranks on other machines";
+  else
+    why = (w.master_from_slurm ? "rank 0's host " + w.master_addr +
+                                     " (the first of SLURM_STEP_NODELIST)"
+                               : "MASTER_ADDR=" + w.master_addr) +
+          " is not an address of this machine";
   throw Error(ErrorCode::InvalidArgument,
               "rank " + std::to_string(w.rank) + ": this job spans machines (" + why +
                   ") and WEFT_TOKEN is not set, so anyone who can reach its store at " + store +

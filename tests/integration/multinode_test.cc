@@ -4,8 +4,11 @@
 // listening on 127.0.0.1 or on the wrong address would never be reached. All traffic stays inside
 // the namespaces, which the test removes however it ends (and those a killed run left behind, at
 // the next start). Needs root and iproute2; skips saying so otherwise.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -173,6 +176,37 @@ TEST(MultiNode, ANodeWithoutWeftTokenIsAUsageError) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(contains(r.err, "--coordinator 198.51.100.7:29400 lets other machines reach")) << r.err;
   EXPECT_TRUE(contains(r.err, "export WEFT_TOKEN=$(openssl rand -hex 16)")) << r.err;
+}
+
+// A free port on loopback (free when asked; the tests that use it start at once).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Two weftruns of one job on one machine (a loopback coordinator: no token to set), the second
+// given another -n: it refuses to start, naming both layouts, instead of its ranks failing on a
+// world size that differs from node 0's.
+TEST(MultiNode, ANodeGivenAnotherRankCountIsRefusedNamingBoth) {
+  const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
+  WeftrunProcess node0({"--nnodes", "2", "--node-rank", "0", "--coordinator", coordinator, "-n",
+                        "2", "--timeout", "20", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"});
+  WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "1", "--coordinator",
+                                 coordinator, "-n", "1", "--", WEFTRUN_RANK_HELPER_PATH,
+                                 "allreduce"});
+  node0.send_signal(SIGTERM);  // its ranks wait for ranks 2 and 3, which never come
+  node0.finish(30s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "node 0 of this job was started with --nnodes 2 -n 2 but node 1 "
+                              "(this weftrun) with --nnodes 2 -n 1"))
+      << r.err;
 }
 
 // Milliseconds since the epoch, as the rank helper prints them.

@@ -245,6 +245,32 @@ TEST_F(JobToken, AJobAcrossMachinesWithoutWeftTokenIsAUsageError) {
   }
 }
 
+// srun alone across nodes: the message speaks Slurm's names, not variables the user never set.
+TEST_F(JobToken, AnSrunStepAcrossNodesWithoutWeftTokenSaysSoInSlurmsTerms) {
+  ScopedEnv env({{"TMPDIR", root_.string()},
+                 {"WEFT_TOKEN", ""},
+                 {"WEFT_INSECURE", ""},
+                 {"WEFT_STORE_BIND", ""}});
+  World w = torchrun_world("198.51.100.7", 1, 2);
+  w.launcher = "slurm";
+  w.master_from_slurm = true;
+  for (auto [addr, says] :
+       {std::pair{"198.51.100.7",
+                  "rank 0's host 198.51.100.7 (the first of SLURM_STEP_NODELIST) is not an "
+                  "address of this machine"},
+        std::pair{"127.0.0.1", "SLURM_NTASKS=2 but 1 on this node"}}) {
+    w.master_addr = addr;
+    w.local_size = std::string(addr) == "127.0.0.1" ? 1 : 2;
+    try {
+      master_store_access(w);
+      ADD_FAILURE() << addr << " was accepted without a token";
+    } catch (const Error& e) {
+      EXPECT_TRUE(contains(e.what(), says)) << e.what();
+      EXPECT_TRUE(contains(e.what(), "export WEFT_TOKEN=$(openssl rand -hex 16)")) << e.what();
+    }
+  }
+}
+
 TEST_F(JobToken, WeftInsecureRunsAJobAcrossMachinesWithoutAToken) {
   ScopedEnv env({{"TMPDIR", root_.string()},
                  {"WEFT_TOKEN", ""},

@@ -131,6 +131,7 @@ TEST(World, AnSrunStepFindsRankZerosHostAndPortFromSlurm) {
   EXPECT_EQ(w.local_size, 3);  // the third node of "2(x2),3"
   EXPECT_EQ(w.job_id, "4242");
   EXPECT_EQ(w.master_addr, "node07");
+  EXPECT_TRUE(w.master_from_slurm);
   EXPECT_EQ(w.master_port, slurm::step_port("4242", "3"));
   EXPECT_EQ(w.master_port, 15000 + (4242 * 16 + 3) % 16000);
 
@@ -139,6 +140,7 @@ TEST(World, AnSrunStepFindsRankZerosHostAndPortFromSlurm) {
   EXPECT_EQ(from(step).master_addr, "node07");
   step["MASTER_ADDR"] = "10.1.2.3";
   EXPECT_EQ(from(step).master_addr, "10.1.2.3");
+  EXPECT_FALSE(from(step).master_from_slurm);
 
   step.erase("MASTER_ADDR");
   step["SLURM_STEP_NODELIST"] = "node[07-";
