@@ -189,7 +189,7 @@ void JobRunner::start_ranks() {
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
 
-  // The node's first rank reads weftrun's stdin: as it is, or through the relay when it is a terminal.
+  // The node's first rank reads weftrun's stdin: as it is, or through the relay from a terminal.
   UniqueFd rank0_stdin;
   if (::isatty(STDIN_FILENO)) {
     int fds[2];

@@ -38,12 +38,12 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
   identity_.token = comm::coordinator_token(where.host, "--coordinator " + address);
   store_addr_ = address;
   const Deadline deadline = deadline_after(
-      options.timeout ? std::chrono::milliseconds(static_cast<long long>(
-                            std::stod(*options.timeout) * 1000))
-                      : env::timeout());
+      options.timeout
+          ? std::chrono::milliseconds(static_cast<long long>(std::stod(*options.timeout) * 1000))
+          : env::timeout());
   if (options.node_rank == 0 && comm::is_local_address(where.host))
-    served_ = std::make_unique<comm::Coordinator>(where.host, where.port, identity_.token,
-                                                  coordination);
+    served_ =
+        std::make_unique<comm::Coordinator>(where.host, where.port, identity_.token, coordination);
   client_ = comm::CoordinatorStore::connect(address, identity_.token, deadline);
   if (options.node_rank == 0) {
     client_->set(kLayoutKey, layout_text(options));
@@ -58,8 +58,7 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
     throw Error(ErrorCode::InvalidArgument,
                 "node 0 of this job was started with " + node0 + " but node " +
                     std::to_string(options.node_rank) + " (this weftrun) with " +
-                    layout_text(options) +
-                    ": give every node's weftrun the same --nnodes and -n");
+                    layout_text(options) + ": give every node's weftrun the same --nnodes and -n");
 }
 
 JobCoordination::~JobCoordination() = default;

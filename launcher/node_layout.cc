@@ -55,7 +55,8 @@ void check_node_layout(const LaunchOptions& options) {
       fail("--nnodes " + std::to_string(options.num_nodes) +
            " needs --coordinator HOST:PORT, the same on every node: an address of node 0 that "
            "every node reaches (node 0's weftrun then serves the coordinator there), or of a "
-           "weft-coordinator; as in " + std::string(kExample));
+           "weft-coordinator; as in " +
+           std::string(kExample));
     return;
   }
   comm::HostPort where = comm::parse_host_port(*options.coordinator, "--coordinator");

@@ -37,15 +37,15 @@ std::vector<std::string> expand_ranges(std::string_view inside, std::string_view
   size_t start = 0;
   while (start <= inside.size()) {
     size_t comma = inside.find(',', start);
-    std::string_view part = inside.substr(start, comma == std::string_view::npos
-                                                     ? std::string_view::npos
-                                                     : comma - start);
+    std::string_view part = inside.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     size_t dash = part.find('-');
     std::string_view lo = part.substr(0, dash);
     std::string_view hi = dash == std::string_view::npos ? lo : part.substr(dash + 1);
     if (!all_digits(lo) || !all_digits(hi))
-      malformed(variable, list, "'[" + std::string(inside) + "]' holds '" + std::string(part) +
-                                    "', not a number or a range of numbers");
+      malformed(variable, list,
+                "'[" + std::string(inside) + "]' holds '" + std::string(part) +
+                    "', not a number or a range of numbers");
     uint64_t a = to_number(lo), b = to_number(hi);
     if (a > b || b - a >= kMaxHosts)
       malformed(variable, list, "the range '" + std::string(part) + "' is empty or too long");
@@ -107,9 +107,9 @@ std::vector<std::string> expand_nodelist(std::string_view list, const char* vari
 
 int tasks_on_node(std::string_view tasks_per_node, int node, const char* variable) {
   auto bad = [&](const std::string& why) -> Error {
-    return Error(ErrorCode::InvalidArgument,
-                 std::string(variable) + "='" + std::string(tasks_per_node) + "' " + why +
-                     " (expected a form like 2(x3),1)");
+    return Error(ErrorCode::InvalidArgument, std::string(variable) + "='" +
+                                                 std::string(tasks_per_node) + "' " + why +
+                                                 " (expected a form like 2(x3),1)");
   };
   int64_t seen = 0;  // nodes counted so far
   size_t start = 0;

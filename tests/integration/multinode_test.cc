@@ -38,7 +38,9 @@ std::string find_ip() {
 }
 
 // Runs a shell command quietly; true when it exits 0.
-bool sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
+bool sh(const std::string& command) {
+  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+}
 
 // Namespaces whose creating test process is gone (a run killed by ctest's timeout).
 void remove_stale_namespaces(const std::string& ip) {
@@ -49,8 +51,7 @@ void remove_stale_namespaces(const std::string& ip) {
   std::regex ours(std::string("^") + kPrefix + R"((\d+)[ab]\b)");
   while (std::fgets(line, sizeof line, list)) {
     std::cmatch m;
-    if (std::regex_search(line, m, ours) && ::kill(std::stoi(m[1]), 0) != 0)
-      stale.push_back(m[0]);
+    if (std::regex_search(line, m, ours) && ::kill(std::stoi(m[1]), 0) != 0) stale.push_back(m[0]);
   }
   ::pclose(list);
   for (const std::string& ns : stale) sh(ip + " netns del " + ns);
@@ -100,8 +101,16 @@ class TwoHosts {
 
 // weftrun's flags for node `node` of 2 with 2 ranks each, meeting at host a.
 Args node_flags(int node) {
-  return {"--nnodes", "2", "--node-rank", std::to_string(node), "--coordinator",
-          std::string(kAddressA) + ":29400", "-n", "2", "--backend", "tcp"};
+  return {"--nnodes",
+          "2",
+          "--node-rank",
+          std::to_string(node),
+          "--coordinator",
+          std::string(kAddressA) + ":29400",
+          "-n",
+          "2",
+          "--backend",
+          "tcp"};
 }
 
 class TwoHostJob : public Train {
@@ -132,9 +141,9 @@ class TwoHostJob : public Train {
 // The same global batch and seed on 2 hosts x 2 ranks as on 4 ranks of one host: the same
 // loss at every step (only the order of the gradient sums may differ).
 TEST_F(TwoHostJob, TrainsTheLossesOfFourRanksOnOneHost) {
-  const Args model = {"--layers", "2", "--d-model", "64", "--heads", "4", "--seq", "32",
-                      "--batch", "8", "--micro-batch", "2", "--steps", "8", "--lr", "3e-3",
-                      "--warmup", "2", "--bucket-mb", "0.05"};
+  const Args model = {"--layers", "2", "--d-model",     "64",  "--heads", "4", "--seq", "32",
+                      "--batch",  "8", "--micro-batch", "2",   "--steps", "8", "--lr",  "3e-3",
+                      "--warmup", "2", "--bucket-mb",   "0.05"};
   Args flags = model;
   flags.insert(flags.end(), {"--log-json", (dir_ / "one_host.json").string()});
   WeftrunResult one = train(4, flags, {}, {"--backend", "tcp"});
@@ -174,7 +183,8 @@ TEST(MultiNode, ANodeWithoutWeftTokenIsAUsageError) {
                                  "198.51.100.7:29400", "-n", "2", "--", "true"},
                                 "", {"WEFT_TOKEN=", "WEFT_INSECURE="});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(contains(r.err, "--coordinator 198.51.100.7:29400 lets other machines reach")) << r.err;
+  EXPECT_TRUE(contains(r.err, "--coordinator 198.51.100.7:29400 lets other machines reach"))
+      << r.err;
   EXPECT_TRUE(contains(r.err, "export WEFT_TOKEN=$(openssl rand -hex 16)")) << r.err;
 }
 
@@ -198,14 +208,14 @@ TEST(MultiNode, ANodeGivenAnotherRankCountIsRefusedNamingBoth) {
   const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
   WeftrunProcess node0({"--nnodes", "2", "--node-rank", "0", "--coordinator", coordinator, "-n",
                         "2", "--timeout", "20", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"});
-  WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "1", "--coordinator",
-                                 coordinator, "-n", "1", "--", WEFTRUN_RANK_HELPER_PATH,
-                                 "allreduce"});
+  WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "1", "--coordinator", coordinator,
+                                 "-n", "1", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"});
   node0.send_signal(SIGTERM);  // its ranks wait for ranks 2 and 3, which never come
   node0.finish(30s);
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(contains(r.err, "node 0 of this job was started with --nnodes 2 -n 2 but node 1 "
-                              "(this weftrun) with --nnodes 2 -n 1"))
+  EXPECT_TRUE(contains(r.err,
+                       "node 0 of this job was started with --nnodes 2 -n 2 but node 1 "
+                       "(this weftrun) with --nnodes 2 -n 1"))
       << r.err;
 }
 
@@ -224,9 +234,9 @@ TEST_F(TwoHostJob, RanksOfAHostCutOffAreNamedWithinTheHeartbeatTimeout) {
   std::vector<std::unique_ptr<WeftrunProcess>> nodes;
   for (int node : {1, 0}) {
     Args args = node_flags(node);
-    args.insert(args.end(), {"--heartbeat-timeout", std::to_string(kHeartbeatTimeout),
-                             "--timeout", "60", "--grace", "1", "--",
-                             WEFTRUN_RANK_HELPER_PATH, "until-cut-off"});
+    args.insert(args.end(),
+                {"--heartbeat-timeout", std::to_string(kHeartbeatTimeout), "--timeout", "60",
+                 "--grace", "1", "--", WEFTRUN_RANK_HELPER_PATH, "until-cut-off"});
     nodes.push_back(hosts_->weftrun(node, args, env_));
   }
   WeftrunProcess& b = *nodes[0];
@@ -258,9 +268,10 @@ TEST_F(TwoHostJob, RanksOfAHostCutOffAreNamedWithinTheHeartbeatTimeout) {
   }
   EXPECT_EQ(survivors, 2) << r.out << r.err;
   double detected = (last - cut_at) / 1000.0;
-  std::printf("from the cut to both of host a's ranks failed naming host b's: %.2f s "
-              "(heartbeat timeout %.1f s)\n",
-              detected, kHeartbeatTimeout);
+  std::printf(
+      "from the cut to both of host a's ranks failed naming host b's: %.2f s "
+      "(heartbeat timeout %.1f s)\n",
+      detected, kHeartbeatTimeout);
   EXPECT_GE(detected, kHeartbeatTimeout - 0.5);
   EXPECT_LT(detected, kHeartbeatTimeout + 1.5);
 }

@@ -50,7 +50,8 @@ TEST(NodeLayout, MistakesNameTheFlagAndTheFix) {
     std::string says;
   };
   for (const Case& c : {
-           Case{{"--nnodes", "2", "-n", "2", "--", "p"}, "--nnodes 2 needs --coordinator HOST:PORT"},
+           Case{{"--nnodes", "2", "-n", "2", "--", "p"},
+                "--nnodes 2 needs --coordinator HOST:PORT"},
            Case{{"--nnodes", "2", "--node-rank", "2", "--coordinator", "h:1", "-n", "2", "--", "p"},
                 "--node-rank 2 is not below --nnodes 2: nodes are numbered 0..1"},
            Case{{"--node-rank", "1", "-n", "2", "--", "p"}, "is not below --nnodes 1"},

@@ -29,8 +29,7 @@ std::string error_of(const std::string& list) {
 TEST(SlurmNodelist, ExpandsRangesListsAndPadding) {
   EXPECT_EQ(expand("node01"), (Hosts{"node01"}));
   EXPECT_EQ(expand("localhost"), (Hosts{"localhost"}));
-  EXPECT_EQ(expand("node[01-04,07]"),
-            (Hosts{"node01", "node02", "node03", "node04", "node07"}));
+  EXPECT_EQ(expand("node[01-04,07]"), (Hosts{"node01", "node02", "node03", "node04", "node07"}));
   EXPECT_EQ(expand("a[8-11]"), (Hosts{"a8", "a9", "a10", "a11"}));
   EXPECT_EQ(expand("n[098-101]"), (Hosts{"n098", "n099", "n100", "n101"}));
   EXPECT_EQ(expand("node[1-2],gpu3,x[5]"), (Hosts{"node1", "node2", "gpu3", "x5"}));
