@@ -17,6 +17,9 @@ namespace {
 constexpr char kJobIdKey[] = "weftrun/job-id";
 constexpr char kLayoutKey[] = "weftrun/layout";
 
+// How long a weftrun on another machine than the coordinator tries to post a death notice.
+constexpr std::chrono::milliseconds kPostPatience{2000};
+
 // "--nnodes 2 -n 4": how a node's layout is compared and named.
 std::string layout_text(const LaunchOptions& options) {
   return "--nnodes " + std::to_string(options.num_nodes) + " -n " +
@@ -74,7 +77,7 @@ void JobCoordination::post_rank_lost(const std::string& notice) {
     return;
   }
   try {
-    client_->set(comm::kRankLostKey, notice);
+    client_->post_rank_lost(notice, deadline_after(kPostPatience));
   } catch (const Error& e) {
     // Already lost (an earlier notice ended the generation) or unreachable: the ranks' own
     // heartbeats tell the coordinator anyway.

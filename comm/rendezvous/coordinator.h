@@ -86,6 +86,10 @@ class CoordinatorStore : public Store {
   void served_by(int rank);
   // The address of this host as seen by the coordinator: what peers on other hosts can reach.
   std::string local_host() const;
+  // Posts the job's death notice, as Coordinator::post_rank_lost does, for a launcher whose
+  // ranks' coordinator runs on another machine; waits for the coordinator until `deadline` only
+  // (a launcher cut off from it must not hang in its event loop).
+  void post_rank_lost(const std::string& notice, Deadline deadline);
 
   struct Client;
 

@@ -50,5 +50,6 @@ std::shared_ptr<void> CoordinatorStore::watch_losses(std::function<void(const st
 void CoordinatorStore::join_as(int, int) { unavailable(); }
 void CoordinatorStore::served_by(int) { unavailable(); }
 std::string CoordinatorStore::local_host() const { unavailable(); }
+void CoordinatorStore::post_rank_lost(const std::string&, Deadline) { unavailable(); }
 
 }  // namespace weft::comm

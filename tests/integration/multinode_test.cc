@@ -219,6 +219,25 @@ TEST(MultiNode, ANodeGivenAnotherRankCountIsRefusedNamingBoth) {
       << r.err;
 }
 
+// A rank killed before it joins leaves the coordinator nothing to notice: its weftrun posts the
+// death notice, here from node 1 to node 0's coordinator, and node 0's ranks hear it.
+TEST(MultiNode, ANodesWeftrunTellsTheOtherNodesOfItsDeadRank) {
+  const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {0, 1})
+    nodes.push_back(std::make_unique<WeftrunProcess>(
+        Args{"--nnodes", "2", "--node-rank", std::to_string(node), "--coordinator", coordinator,
+             "-n", "2", "--timeout", "30", "--", WEFTRUN_RANK_HELPER_PATH, "hear-rank-lost", "2"}));
+  WeftrunResult b = nodes[1]->finish(40s);
+  WeftrunResult a = nodes[0]->finish(40s);
+  EXPECT_EQ(b.exit_code, 128 + SIGKILL) << b.err;
+  for (int rank : {0, 1})
+    EXPECT_TRUE(contains(a.out, "[rank " + std::to_string(rank) + "] rank " + std::to_string(rank) +
+                                    " heard: rank 2 (pid "))
+        << a.out << a.err;
+  EXPECT_TRUE(contains(a.out, "was killed by signal SIGKILL (9), as weftrun saw")) << a.out;
+}
+
 // Milliseconds since the epoch, as the rank helper prints them.
 long long wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

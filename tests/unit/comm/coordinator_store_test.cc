@@ -380,3 +380,30 @@ TEST(CoordinatorStore, TheServerCanWaitUntilEveryRankHasLeft) {
 
 }  // namespace
 }  // namespace weft::comm
+
+namespace weft::comm {
+namespace {
+
+// A weftrun on another machine than the coordinator posts its rank's death through a client;
+// the ranks hear it as from a launcher beside the coordinator. With the coordinator gone, the
+// post fails by its deadline instead of holding the launcher.
+TEST(CoordinatorStore, AClientPostsTheDeathNoticeWithinItsDeadline) {
+  auto server = std::make_unique<Coordinator>("127.0.0.1", 0, kToken);
+  auto launcher = client(server->port());
+  auto rank = client(server->port());
+  launcher->post_rank_lost("rank 3 (pid 77) was killed by signal 9", deadline_after(2s));
+  try {
+    rank->get("never-set", deadline_after(5s));
+    ADD_FAILURE() << "the notice was not heard";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::PeerLost);
+    EXPECT_TRUE(contains(e.what(), "rank 3 (pid 77) was killed by signal 9")) << e.what();
+  }
+  server.reset();
+  auto start = Clock::now();
+  EXPECT_THROW(launcher->post_rank_lost("rank 2 died", deadline_after(500ms)), Error);
+  EXPECT_LT(Clock::now() - start, 3s);
+}
+
+}  // namespace
+}  // namespace weft::comm
