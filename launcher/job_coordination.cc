@@ -17,6 +17,8 @@ namespace {
 constexpr char kJobIdKey[] = "weftrun/job-id";
 constexpr char kLayoutKey[] = "weftrun/layout";
 
+// How long node 0's weftrun waits for a coordinator that already listens on its address.
+constexpr std::chrono::milliseconds kLocalPatience{5000};
 // How long a weftrun on another machine than the coordinator tries to post a death notice.
 constexpr std::chrono::milliseconds kPostPatience{2000};
 
@@ -44,10 +46,34 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
       options.timeout
           ? std::chrono::milliseconds(static_cast<long long>(std::stod(*options.timeout) * 1000))
           : env::timeout());
-  if (options.node_rank == 0 && comm::is_local_address(where.host))
-    served_ =
-        std::make_unique<comm::Coordinator>(where.host, where.port, identity_.token, coordination);
-  client_ = comm::CoordinatorStore::connect(address, identity_.token, deadline);
+  bool already_served = false;
+  if (options.node_rank == 0 && comm::is_local_address(where.host)) {
+    try {
+      served_ = std::make_unique<comm::Coordinator>(where.host, where.port, identity_.token,
+                                                    coordination);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::Unavailable) throw;
+      already_served = true;  // a weft-coordinator started beside node 0 serves: join it
+    }
+  }
+  if (!already_served) {
+    client_ = comm::CoordinatorStore::connect(address, identity_.token, deadline);
+  } else {
+    // It listens already: it answers at once, unless the port is something else's.
+    try {
+      client_ = comm::CoordinatorStore::connect(address, identity_.token,
+                                                deadline_after(kLocalPatience));
+    } catch (const Error& e) {
+      throw Error(ErrorCode::Unavailable,
+                  "--coordinator " + address +
+                      " is an address of this machine (node 0), but its port is taken by "
+                      "something that is not this job's coordinator (" +
+                      e.message() +
+                      "): pick a free port, or start weft-coordinator there with this job's "
+                      "WEFT_TOKEN");
+    }
+    WEFT_INFO("node 0 joins the coordinator already serving at " << address);
+  }
   if (options.node_rank == 0) {
     client_->set(kLayoutKey, layout_text(options));
     client_->set(kJobIdKey, identity_.job_id);

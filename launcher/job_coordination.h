@@ -6,7 +6,8 @@
 // Several nodes (node_layout.h): the token by comm::coordinator_token (WEFT_TOKEN, required
 // unless the coordinator is on loopback or WEFT_INSECURE=1); node 0 serves the coordinator when
 // --coordinator names an address of its own, listening there and nowhere else, and otherwise it
-// is served elsewhere (weft-coordinator). Node 0 posts its job id there and the other nodes read
+// is served elsewhere (weft-coordinator, on another machine or on node 0's own when it holds the
+// port already). Node 0 posts its job id there and the other nodes read
 // it, so that every rank of the job names the same job in its connections.
 // The ranks connect to the --coordinator address, node 0's included, so that each learns the
 // address of its node that reaches the coordinator, where its tcp transport then listens.

@@ -238,6 +238,53 @@ TEST(MultiNode, ANodesWeftrunTellsTheOtherNodesOfItsDeadRank) {
   EXPECT_TRUE(contains(a.out, "was killed by signal SIGKILL (9), as weftrun saw")) << a.out;
 }
 
+// A weft-coordinator started beside node 0 holds the --coordinator port: node 0's weftrun joins
+// it instead of serving, and the job runs; a port held by something else is refused quickly.
+TEST(MultiNode, NodeZeroJoinsAWeftCoordinatorOnItsOwnAddress) {
+  const Args env = {"WEFT_TOKEN=multinode-test-token"};
+  WeftrunProcess coordinator(Program{WEFT_COORDINATOR_PATH}, {"--port", "0"}, "", env);
+  ASSERT_TRUE(coordinator.wait_for_stdout("listening on", 1, 20s)) << coordinator.out();
+  std::smatch m;
+  std::string out = coordinator.out();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(listening on (127\.0\.0\.1:\d+) )"))) << out;
+  const std::string address = m[1];
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {0, 1})
+    nodes.push_back(std::make_unique<WeftrunProcess>(
+        Args{"--nnodes", "2", "--node-rank", std::to_string(node), "--coordinator", address, "-n",
+             "1", "--timeout", "30", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"},
+        "", env));
+  WeftrunResult a = nodes[0]->finish(40s);
+  WeftrunResult b = nodes[1]->finish(40s);
+  EXPECT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
+  EXPECT_TRUE(contains(a.out, "[rank 0] rank 0 allreduce 3 over tcp")) << a.out;
+  EXPECT_TRUE(contains(b.out, "[rank 1] rank 1 allreduce 3 over tcp")) << b.out;
+  coordinator.send_signal(SIGTERM);
+  EXPECT_EQ(coordinator.finish(20s).exit_code, 0);
+
+  // Something that is not a coordinator on the port (a listening socket that never answers).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  const std::string taken = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "0", "--coordinator", taken, "-n",
+                                 "1", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"},
+                                "", env);
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "its port is taken by something that is not this job's "
+                       "coordinator"))
+      << r.err;
+  EXPECT_LT(r.seconds, 15) << r.err;
+}
+
 // Milliseconds since the epoch, as the rank helper prints them.
 long long wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
