@@ -152,8 +152,8 @@ int JobRunner::run() {
     relay_until_all_exit(signals);
     if (exit_code() == 0 && !store.let_other_nodes_finish(kOtherNodesToFinish))
       notice("the ranks of other nodes have not left the coordinator " +
-             format_seconds(kOtherNodesToFinish.count() / 1000.0) + " s after this node's; "
-             "stopping it");
+             format_seconds(kOtherNodesToFinish.count() / 1000.0) +
+             " s after this node's; stopping it");
     store_ = nullptr;
   } catch (...) {
     store_ = nullptr;

@@ -21,8 +21,8 @@ constexpr const char* kExample = "weftrun -n 4 -- ./my_program --its-flags";
 // Long flags offered as "did you mean" suggestions for a mistyped flag.
 constexpr std::string_view kKnownFlags[] = {
     "--np",   "--backend",  "--timeout",    "--grace",          "--heartbeat-timeout",
-    "--help", "--help-env", "--tag-output", "--no-tag-output", "--nnodes",
-    "--node-rank", "--coordinator"};
+    "--help", "--help-env", "--tag-output", "--no-tag-output",
+    "--nnodes", "--node-rank", "--coordinator"};
 
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorCode::InvalidArgument, message);

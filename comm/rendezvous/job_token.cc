@@ -195,9 +195,9 @@ MasterStoreAccess master_store_access(const World& w) {
                        " but LOCAL_WORLD_SIZE=" + std::to_string(w.local_size)) +
           ": ranks on other machines";
   else
-    why = (w.master_from_slurm ? "rank 0's host " + w.master_addr +
-                                     " (the first of SLURM_STEP_NODELIST)"
-                               : "MASTER_ADDR=" + w.master_addr) +
+    why = (w.master_from_slurm
+               ? "rank 0's host " + w.master_addr + " (the first of SLURM_STEP_NODELIST)"
+               : "MASTER_ADDR=" + w.master_addr) +
           " is not an address of this machine";
   throw Error(ErrorCode::InvalidArgument,
               "rank " + std::to_string(w.rank) + ": this job spans machines (" + why +
