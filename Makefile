@@ -22,8 +22,12 @@ DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
   iproute2 slurm-wlm munge
 
-# Only `make bench-train` needs these (python3-torch is big: not installed for build or test).
+# `make bench-train` needs these.
 BENCH_TRAIN_PACKAGES := python3-torch
+
+# The Python module and its torch.distributed backend (python/), with their tests: pybind11, the
+# Python headers, numpy, DLPack, libtorch and PyTorch.
+DEB_PACKAGES += pybind11-dev python3-dev python3-numpy libdlpack-dev libtorch-dev python3-torch
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -9,8 +9,8 @@
 // closed form (a wrong answer ends the run with exit 1), warm up, then time `iters` back-to-back
 // ops, each waited for. The reported time is the slowest rank's mean. Buffers are allocated once,
 // for the largest size, and reused: a fresh page costs more to touch than to copy. With
-// --registered they come from Communicator::alloc (registered memory over shm, where allreduce
-// runs in place); each line says which path the op took.
+// --registered they come from Communicator::alloc (registered memory over shm, where the
+// collectives run in place); each line says which path the op took.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -82,7 +82,7 @@ bool parse_options(int argc, char** argv, Options* o) {
   flags.add_switch("json", "one JSON object per line instead of a table", &json);
   flags.add_switch("registered",
                    "allocate the buffers with Communicator::alloc (registered memory: shm runs "
-                   "allreduce in place, reading the peers' buffers); default plain memory",
+                   "the collectives in place, reading the peers' buffers); default plain memory",
                    &registered);
   flags.parse(argc, argv, &help);
   if (help) {

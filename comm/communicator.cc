@@ -93,33 +93,16 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
                            [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.allreduce(in.data, out.data, in.numel, in.dtype, op, o);
                            });
-  DirectAccess* direct = m.direct_for(out);
+  DirectAccess* direct = m.direct_for(out.nbytes());
   if (in.on_device() && out.on_device() && !m.moves_device_memory())
-    return m.submit_staged_allreduce(fp, in, out, op, direct != nullptr);
-  if (direct && !in.on_device() && !out.on_device()) {
-    // The op holds the segment: a buffer dropped meanwhile stays mapped until the op ends.
-    std::shared_ptr<RegisteredSegment> segment = direct->find(out.data, out.nbytes());
-    return m.submit_algo(fp, &host_buffer_ops(), nullptr,
-                         [&m, op, from = in.data, out, segment](const AlgoContext& ctx) {
-                           ctx.ops.copy(out.data, from, out.nbytes());
-                           DirectBuffer where;
-                           if (segment) {
-                             where.segment = segment.get();
-                             where.offset = static_cast<size_t>(
-                                 static_cast<std::byte*>(out.data) - segment->data());
-                           }
-                           if (m.transport->direct_access()->allreduce(
-                                   ctx.fp, where, out.data, out.numel, out.dtype, op, ctx.ops,
-                                   ctx.scratch, ctx.scratch_bytes, ctx.deadline))
-                             m.direct_ops.fetch_add(1, std::memory_order_relaxed);
-                           else
-                             m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
-                         });
-  }
-  return m.submit(fp, in, out, [&m, op, direct = direct != nullptr](Span in, Span out,
-                                                                   const AlgoContext& ctx) {
+    return m.submit_staged_allreduce(fp, in, out, op, direct);
+  return m.submit(fp, in, out, [&m, op, direct, source = m.direct_source(direct, out)](
+                                   Span in, Span out, const AlgoContext& ctx) {
     ctx.ops.copy(out.data, in.data, in.nbytes());
-    if (direct) m.decline_direct(ctx, out.numel, out.dtype, op);
+    if (m.run_direct(direct, ctx, source, out.data, out.nbytes(), [&](auto bases) {
+          allreduce_direct(ctx, bases, out.numel, out.dtype, op);
+        }))
+      return;
     m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
   });
 }
@@ -149,8 +132,13 @@ Work Communicator::broadcast(const Tensor& tensor, int root) {
                              Span d = in.data ? in : out;
                              b.broadcast(d.data, d.numel, d.dtype, root, o);
                            });
-  return m.submit(fp, in, out, [&m, root](Span in, Span out, const AlgoContext& ctx) {
+  DirectAccess* direct = m.direct_for(data.nbytes());
+  return m.submit(fp, in, out, [&m, root, direct, source = m.direct_source(direct, data)](
+                                   Span in, Span out, const AlgoContext& ctx) {
     Span d = in.data ? in : out;
+    if (m.run_direct(direct, ctx, source, d.data, d.nbytes(),
+                     [&](auto bases) { broadcast_direct(ctx, bases, d.nbytes(), root); }))
+      return;
     exchange_fingerprints(ctx);  // the root receives nothing that could tell it of a mismatch
     comm::broadcast(ctx, d.data, d.nbytes(), root, m.options.small_bytes);
   });
@@ -174,7 +162,18 @@ Work Communicator::reduce(const Tensor& in_tensor, const Tensor& out_tensor, int
                            [root, op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.reduce(in.data, out.data, in.numel, in.dtype, op, root, o);
                            });
-  return m.submit(fp, in, out, [root, op](Span in, Span out, const AlgoContext& ctx) {
+  // The root publishes its output, holding its input when the op starts; the others their input.
+  DirectAccess* direct = m.direct_for(in.nbytes());
+  const bool is_root = rank() == root;
+  return m.submit(fp, in, out, [&m, root, op, is_root, direct,
+                                source = m.direct_source(direct, is_root ? out : in)](
+                                   Span in, Span out, const AlgoContext& ctx) {
+    Span mine = is_root ? out : in;
+    if (direct && is_root) ctx.ops.copy(out.data, in.data, in.nbytes());
+    if (m.run_direct(direct, ctx, source, mine.data, mine.nbytes(), [&](auto bases) {
+          reduce_direct(ctx, bases, in.numel, in.dtype, op, root);
+        }))
+      return;
     exchange_fingerprints(ctx);  // the chain's first rank receives nothing that could tell it
     comm::reduce(ctx, in.data, out.data, in.numel, in.dtype, op, root);
   });
@@ -193,7 +192,12 @@ Work Communicator::allgather(const Tensor& in_tensor, const Tensor& out_tensor) 
                            [](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.allgather(in.data, out.data, in.numel, in.dtype, o);
                            });
-  return m.submit(fp, in, out, [r = rank()](Span in, Span out, const AlgoContext& ctx) {
+  DirectAccess* direct = m.direct_for(out.nbytes());
+  return m.submit(fp, in, out, [&m, r = rank(), direct, source = m.direct_source(direct, in)](
+                                   Span in, Span out, const AlgoContext& ctx) {
+    if (m.run_direct(direct, ctx, source, in.data, in.nbytes(),
+                     [&](auto bases) { allgather_direct(ctx, bases, out.data, in.nbytes()); }))
+      return;
     char* mine = static_cast<char*>(out.data) + static_cast<size_t>(r) * in.nbytes();
     ctx.ops.copy(mine, in.data, in.nbytes());
     allgather_ring(ctx, out.data, in.numel, in.dtype);
@@ -219,7 +223,13 @@ Work Communicator::reduce_scatter(const Tensor& in_tensor, const Tensor& out_ten
                            [op](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.reduce_scatter(in.data, out.data, out.numel, in.dtype, op, o);
                            });
-  return m.submit(fp, in, out, [op](Span in, Span out, const AlgoContext& ctx) {
+  DirectAccess* direct = m.direct_for(in.nbytes());
+  return m.submit(fp, in, out, [&m, op, direct, source = m.direct_source(direct, in)](
+                                   Span in, Span out, const AlgoContext& ctx) {
+    if (m.run_direct(direct, ctx, source, in.data, in.nbytes(), [&](auto bases) {
+          reduce_scatter_direct(ctx, bases, out.data, out.numel, in.dtype, op);
+        }))
+      return;
     // The ring reduces partial sums in place, so work on the input (documented: clobbered).
     reduce_scatter_ring(ctx, in.data, out.data, out.numel, in.dtype, op);
   });
@@ -245,7 +255,13 @@ Work Communicator::alltoall(const Tensor& in_tensor, const Tensor& out_tensor) {
                            [n = size()](Span in, Span out, NativeBackend& b, const NativeOp& o) {
                              b.alltoall(in.data, out.data, in.numel / n, in.dtype, o);
                            });
-  return m.submit(fp, in, out, [n = size()](Span in, Span out, const AlgoContext& ctx) {
+  DirectAccess* direct = m.direct_for(in.nbytes());
+  return m.submit(fp, in, out, [&m, n = size(), direct, source = m.direct_source(direct, in)](
+                                   Span in, Span out, const AlgoContext& ctx) {
+    if (m.run_direct(direct, ctx, source, in.data, in.nbytes(), [&](auto bases) {
+          alltoall_direct(ctx, bases, out.data, in.nbytes() / n);
+        }))
+      return;
     alltoall_pairwise(ctx, in.data, out.data, in.nbytes() / n);
   });
 }

@@ -51,7 +51,7 @@ struct Communicator::Impl {
   std::unique_ptr<Communicator> device_route;  // made on the first op on a CUDA tensor
   bool device_route_made = false;
   bool record_op_times = false;
-  std::atomic<uint64_t> direct_ops{0};  // allreduces that ran on registered memory
+  std::atomic<uint64_t> direct_ops{0};  // ops that ran on registered memory
   std::atomic<bool> aborted{false};
   std::mutex abort_mu;
   std::string abort_reason;
@@ -189,6 +189,7 @@ struct Communicator::Impl {
         // fails at once naming the real cause (a dead rank two hops away, a mismatch).
         if (e.code() != ErrorCode::Aborted)
           transport->abort_with(code_for_peers(named.code()), named.what());
+        transport->quiesce();  // the caller may free the op's buffers once it hears
         throw named;
       }
     });
@@ -231,10 +232,7 @@ struct Communicator::Impl {
     bool doubling = options.algo == AllreduceAlgo::recursive_doubling ||
                     (options.algo == AllreduceAlgo::automatic && bytes <= options.small_bytes);
     // One shot sends n - 1 messages per rank: worth it only while n is small (kOneShotRanks).
-    // Not over MPI (the transport that posts receives first): a one-shot that fails midway
-    // leaves up to n - 2 receives posted into scratch, which MPI may still write after the
-    // communicator is gone.
-    if (one_shot && ctx.size() <= kOneShotRanks && !ctx.transport.receive_first() &&
+    if (one_shot && ctx.size() <= kOneShotRanks &&
         bytes * static_cast<size_t>(ctx.size()) <= ctx.scratch_bytes)
       allreduce_one_shot(ctx, data, count, dtype, op);
     else if (doubling && bytes <= ctx.scratch_bytes)
@@ -243,35 +241,54 @@ struct Communicator::Impl {
       allreduce_ring(ctx, data, count, dtype, op);
   }
 
-  // The transport's direct access when an allreduce of `out` asks whether it can run in place
-  // on registered memory: the automatic choice and at least direct_bytes. Every rank decides
-  // alike from the op's fingerprint, wherever its tensors live; whether every rank's tensor is
-  // registered is agreed in the op itself (DirectAccess::allreduce).
-  DirectAccess* direct_for(const Span& out) const {
-    if (!transport || options.algo != AllreduceAlgo::automatic ||
-        out.nbytes() < options.direct_bytes)
+  // The direct path (comm/direct_access.h) for an op of `bytes` (its size, the same on every
+  // rank whose fingerprint agrees): the transport's direct access when it has one, the choice is
+  // automatic and the op is at least direct_bytes; null otherwise. Every rank decides alike,
+  // wherever its tensors live; whether every rank's buffer is registered is agreed in the op
+  // (DirectAccess::run).
+  DirectAccess* direct_for(size_t bytes) const {
+    if (!transport || options.algo != AllreduceAlgo::automatic || bytes < options.direct_bytes)
       return nullptr;
     return transport->direct_access();
   }
-  // An allreduce that cannot run in place (a tensor on a GPU) still takes part in the op's
-  // agreement, saying its buffer is not registered: its peers then take the transport's path
-  // with it instead of waiting for it in place. The buffer is not touched.
-  void decline_direct(const AlgoContext& ctx, size_t count, DType dtype, ReduceOp op) const {
-    transport->direct_access()->allreduce(ctx.fp, DirectBuffer{}, nullptr, count, dtype, op,
-                                          ctx.ops, ctx.scratch, ctx.scratch_bytes, ctx.deadline);
+  // This rank's buffer for a direct op, found at submission: where `source` lives in registered
+  // memory, holding its segment so that a buffer dropped while the op waits stays mapped until
+  // the op ends; empty when it is not registered (plain memory, a GPU's).
+  struct DirectSource {
+    std::shared_ptr<RegisteredSegment> segment;
+    size_t offset = 0;
+    DirectBuffer buffer() const { return DirectBuffer{segment.get(), offset}; }
+  };
+  static DirectSource direct_source(DirectAccess* direct, const Span& source) {
+    DirectSource s;
+    if (!direct || !source.data || source.on_device()) return s;
+    s.segment = direct->find(source.data, source.nbytes());
+    if (s.segment)
+      s.offset = static_cast<size_t>(static_cast<std::byte*>(source.data) - s.segment->data());
+    return s;
+  }
+  // In the op: `work` on every rank's buffer in place when `direct` and every rank's is
+  // registered (true, counted in direct_ops); false when the transport's algorithm must run. A
+  // rank whose buffer is not registered (or lives on a GPU) still takes part, declining for all.
+  bool run_direct(DirectAccess* direct, const AlgoContext& ctx, const DirectSource& source,
+                  void* data, size_t bytes, const DirectWork& work) {
+    if (!direct || !direct->run(ctx.fp, source.buffer(), data, bytes, work, ctx.deadline))
+      return false;
+    direct_ops.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
 
   // Allreduce of GPU memory over a host backend, in chunks of options.staging_chunk_bytes
   // through the two host areas in turn: chunk k+1 is copied to the host while chunk k is
   // reduced. Every rank cuts the same chunks (the sizes agree), and every chunk's messages carry
   // the whole op's fingerprint, so a size mismatch still names both totals.
-  // `direct`: take part in the direct path's agreement first (decline_direct).
+  // `direct`: take part in the direct path's agreement first, declining (run_direct).
   Work submit_staged_allreduce(const Fingerprint& fp, Span in, Span out, ReduceOp op,
-                               bool direct) {
+                               DirectAccess* direct) {
     DeviceStaging* s = staging_for(in, out);
     return submit_algo(
         fp, &host_buffer_ops(), nullptr, [this, s, in, out, op, direct](const AlgoContext& ctx) {
-          if (direct) decline_direct(ctx, in.numel, in.dtype, op);
+          run_direct(direct, ctx, DirectSource{}, nullptr, in.nbytes(), {});
           const size_t esize = dtype_size(in.dtype);
           const size_t per = std::max<size_t>(1, options.staging_chunk_bytes / esize);
           const size_t chunks = std::max<size_t>(1, (in.numel + per - 1) / per);

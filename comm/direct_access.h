@@ -9,12 +9,12 @@
 // buffer is registered, and unless every rank's is, all take the transport's path.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 
-#include "comm/buffer_ops.h"
 #include "comm/fingerprint.h"
 #include "runtime/clock.h"
-#include "runtime/dtype.h"
 
 namespace weft::comm {
 
@@ -39,6 +39,10 @@ struct DirectBuffer {
   size_t offset = 0;  // of the op's data within the segment
 };
 
+// What a rank does in a direct op (comm/algorithms/direct_collectives.cc), given every rank's
+// buffer mapped here.
+using DirectWork = std::function<void(std::span<std::byte* const> bases)>;
+
 class DirectAccess {
  public:
   virtual ~DirectAccess() = default;
@@ -48,14 +52,16 @@ class DirectAccess {
   // The segment that holds [data, data + bytes), or null.
   virtual std::shared_ptr<RegisteredSegment> find(const void* data, size_t bytes) = 0;
 
-  // In-place allreduce of `count` elements at `data` when every rank's buffer is registered
-  // (`buffer`): each rank reduces its share reading every peer's buffer and writes the result
-  // into every one. Returns false, having moved nothing, when some rank's buffer is not: then
-  // every rank returned false and runs the transport's algorithm. Fails like the transport
-  // (Aborted, PeerLost naming the rank, Timeout at `deadline`, InvalidArgument on a mismatch).
-  virtual bool allreduce(const Fingerprint& fp, DirectBuffer buffer, void* data, size_t count,
-                         DType dtype, ReduceOp op, BufferOps& ops, void* scratch,
-                         size_t scratch_bytes, const LazyDeadline& deadline) = 0;
+  // One direct op. Every rank publishes `buffer`, its `bytes` at `data` (registered, or an
+  // empty DirectBuffer when it is not); once every rank has arrived and every rank's buffer is
+  // mapped here, `work(bases)` runs with bases[r] rank r's buffer (bases[rank] = data), and this
+  // rank returns only when every rank's work is done, so no peer still reads or writes its
+  // buffer. Returns false, having run nothing, when some rank's buffer is not registered: then
+  // every rank returned false and runs the transport's algorithm. The ranks' fingerprints must
+  // agree (InvalidArgument naming both otherwise); fails like the transport (Aborted, PeerLost
+  // naming the rank, Timeout at `deadline`).
+  virtual bool run(const Fingerprint& fp, DirectBuffer buffer, void* data, size_t bytes,
+                   const DirectWork& work, const LazyDeadline& deadline) = 0;
 };
 
 }  // namespace weft::comm

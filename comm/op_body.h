@@ -18,7 +18,7 @@ namespace weft::comm {
 
 class OpBody {
  public:
-  static constexpr size_t kCapacity = 128;
+  static constexpr size_t kCapacity = 192;  // room for an op that may run in place (DirectSource)
 
   OpBody() = default;
   template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, OpBody>>>

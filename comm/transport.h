@@ -61,6 +61,11 @@ class Transport {
   // Fails every pending and future request with Aborted carrying `reason`, and tells the
   // peers so they fail too instead of waiting for their timeout.
   virtual void abort(const std::string& reason) = 0;
+  // After an op failed and the transport was aborted: returns once no request of it can still
+  // write into the op's buffers, or after a short patience, so that the caller may free them.
+  // A transport that moves bytes only inside its own calls (tcp, shm) has nothing to wait for;
+  // a library that keeps moving posted receives on its own (MPI) cancels them and waits.
+  virtual void quiesce() {}
   // abort(), except that this rank's requests and the peers' fail with `code`: ranks that
   // disagree on a collective all fail with InvalidArgument, also those that heard of it from
   // the rank that saw it. A transport that cannot tell its peers a code leaves them Aborted.

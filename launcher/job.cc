@@ -188,6 +188,7 @@ void JobRunner::start_ranks() {
   inputs.store_addr = store_->store_addr();
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
+  inputs.master_port = torch_rendezvous_port();
 
   // The node's first rank reads weftrun's stdin: as it is, or through the relay from a terminal.
   UniqueFd rank0_stdin;

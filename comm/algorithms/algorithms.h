@@ -69,6 +69,23 @@ void broadcast(const AlgoContext& ctx, void* data, size_t bytes, int root, size_
 void reduce(const AlgoContext& ctx, const void* in, void* out, size_t count, DType dtype,
             ReduceOp op, int root);
 void alltoall_pairwise(const AlgoContext& ctx, const void* in, void* out, size_t block_bytes);
+// One rank's share of a collective on registered memory, run inside DirectAccess::run with
+// bases[r] rank r's buffer mapped here (direct_collectives.cc). What each rank publishes:
+// allreduce its data (the result is written into every buffer); reduce its input, the root its
+// output holding its input; reduce_scatter, allgather, alltoall their input; broadcast its data.
+void allreduce_direct(const AlgoContext& ctx, std::span<std::byte* const> bases, size_t count,
+                      DType dtype, ReduceOp op);
+void reduce_direct(const AlgoContext& ctx, std::span<std::byte* const> bases, size_t count,
+                   DType dtype, ReduceOp op, int root);
+void reduce_scatter_direct(const AlgoContext& ctx, std::span<std::byte* const> bases, void* out,
+                           size_t count, DType dtype, ReduceOp op);
+void broadcast_direct(const AlgoContext& ctx, std::span<std::byte* const> bases, size_t bytes,
+                      int root);
+void allgather_direct(const AlgoContext& ctx, std::span<std::byte* const> bases, void* out,
+                      size_t block_bytes);
+void alltoall_direct(const AlgoContext& ctx, std::span<std::byte* const> bases, void* out,
+                     size_t block_bytes);
+
 // Every rank learns every rank's ctx.fp; throws InvalidArgument, on every rank alike, when any
 // two differ. Run before the collectives in which some rank only sends (broadcast, reduce).
 void exchange_fingerprints(const AlgoContext& ctx);

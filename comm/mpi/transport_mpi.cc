@@ -72,6 +72,7 @@ class MpiTransport final : public Transport {
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
+  void quiesce() override;
   void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
   void abort_with(ErrorCode code, const std::string& reason) override;
@@ -188,6 +189,30 @@ MpiTransport::~MpiTransport() {
               << std::chrono::seconds(kStagedSendPatience).count()
               << " s; leaving their buffers allocated");
   slots_.release();  // leaked on purpose: MPI may still read or write them
+}
+
+void MpiTransport::quiesce() {
+  // Receives still posted belong to the failed op (or to ones after it, failed by the abort):
+  // cancelled, they let go at once unless MPI is already moving their message, which it
+  // finishes while this rank and the sender keep testing.
+  if (aborted_.load()) apply_abort();
+  for (Req& r : *slots_) {
+    if (r.is_send || r.mpi_idle()) continue;
+    if (r.header_request != MPI_REQUEST_NULL) MPI_Cancel(&r.header_request);
+    for (MPI_Request& p : r.pieces)
+      if (p != MPI_REQUEST_NULL) MPI_Cancel(&p);
+  }
+  const Deadline until = Clock::now() + kClosePatience;
+  for (;;) {
+    bool busy = false;
+    for (Req& r : *slots_) {
+      if (r.is_send || r.mpi_idle()) continue;
+      r.settle();
+      busy = busy || !r.mpi_idle();
+    }
+    if (!busy || Clock::now() >= until) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 std::string MpiTransport::where(const Req& r) const {

@@ -82,7 +82,13 @@ def unmet(need):
     if key == "non-root":
         return None if as_non_root() is not None else "runs as root, and no setpriv or nobody"
     if key == "torchrun":
-        return None if shutil.which("torchrun") else "no torchrun on PATH"
+        if not shutil.which("torchrun"):
+            return "no torchrun on PATH"
+        # Debian bookworm's torchrun (PyTorch 1.13 on Python 3.11) fails before starting any
+        # worker (its redirect flags no longer parse): a block for it cannot run here.
+        ok = subprocess.run(["torchrun", "--standalone", "--nproc_per_node", "1", "--no_python",
+                             "true"], capture_output=True, timeout=120).returncode == 0
+        return None if ok else "torchrun on PATH cannot start a worker (PyTorch 1.13 on Python 3.11)"
     if key == "python3-torch":
         ok = subprocess.run(["/usr/bin/python3", "-c", "import torch"],
                             capture_output=True).returncode == 0

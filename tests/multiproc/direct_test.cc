@@ -33,7 +33,7 @@ ForkOptions shm_ranks(int n) {
 int check_path(const comm::Communicator& comm, uint64_t ops, bool direct) {
   uint64_t want = direct ? ops : 0;
   if (comm.direct_ops() == want) return 0;
-  fprintf(stderr, "rank %d: %llu of %llu allreduces ran in place, expected %llu\n", comm.rank(),
+  fprintf(stderr, "rank %d: %llu of %llu collectives ran in place, expected %llu\n", comm.rank(),
           static_cast<unsigned long long>(comm.direct_ops()), static_cast<unsigned long long>(ops),
           static_cast<unsigned long long>(want));
   return 4;
@@ -58,6 +58,23 @@ TEST_P(Direct, MatrixMatchesReference) {
         }
       }
     int bad = report(failures);
+    return bad ? bad : check_path(*comm, ops, true);
+  }));
+}
+
+// Every collective of the shared matrix (reduce, reduce_scatter, broadcast, allgather, alltoall
+// beside allreduce) with every buffer registered: the same results as the reference, every one
+// of them in place.
+TEST_P(Direct, EveryCollectiveMatchesReferenceInPlace) {
+  expect_all_ok(fork_ranks(shm_ranks(GetParam()), [](int) {
+    auto comm = comm::init_from_env();
+    CheckMatrix m;
+    m.registered = true;
+    m.counts = {1, 7, 1001, 65539};
+    int bad = report(check_collectives(*comm, m));
+    // Per dtype and count: allreduce twice, reduce and reduce_scatter per reduce op, then
+    // broadcast, allgather and alltoall (send/recv and the barrier take the FIFOs).
+    const uint64_t ops = m.dtypes.size() * m.counts.size() * (4 * m.ops.size() + 3);
     return bad ? bad : check_path(*comm, ops, true);
   }));
 }
@@ -143,6 +160,31 @@ TEST(DirectFaults, MismatchedCountsFailWithBothValues) {
     EXPECT_NE(r.output.find("1000"), std::string::npos) << run.summary();
   }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// Ranks that disagree on a broadcast's root on registered memory all fail with InvalidArgument
+// naming both roots (every collective's fingerprint is agreed before any buffer is touched).
+TEST(DirectFaults, MismatchedRootsFailWithBothValues) {
+  ForkOptions o = shm_ranks(2);
+  o.timeout = std::chrono::seconds(60);
+  o.env["WEFT_TIMEOUT"] = "30";
+  ForkRun run = fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    comm::RegisteredBuffer buf = comm->alloc(4096);
+    try {
+      comm->broadcast(buf.view(DType::f32, 1024), /*root=*/rank).wait();
+    } catch (const Error& e) {
+      printf("caught %s\n", e.what());
+      return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 7) << run.summary();
+    EXPECT_NE(r.output.find("root 0"), std::string::npos) << run.summary();
+    EXPECT_NE(r.output.find("root 1"), std::string::npos) << run.summary();
+  }
 }
 
 // Dropping a registered buffer while its allreduce still runs is reported, and the op finishes

@@ -1,6 +1,8 @@
 #include "tests/support/collective_checks.h"
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
 
 #include "tests/support/typed_values.h"
 
@@ -29,6 +31,27 @@ struct Checker {
   static std::string label(const char* op, DType t, size_t count, const char* extra = "") {
     return std::string(op) + " " + dtype_name(t) + " count=" + std::to_string(count) + extra;
   }
+};
+
+// The matrix's buffers, kept until dropped with the Buffers: plain memory, or registered memory
+// (comm.alloc) when the matrix asks for it.
+class Buffers {
+ public:
+  Buffers(Communicator& comm, bool registered) : comm_(comm), registered_(registered) {}
+  // `bytes` holding `data` when given (else zeros); one byte more, as make_data's.
+  char* make(size_t bytes, const std::vector<char>& data = {}) {
+    const size_t n = std::max(bytes + 1, data.size());
+    char* p = registered_ ? held_.emplace_back(comm_.alloc(n)).as<char>()
+                          : plain_.emplace_back(n).data();
+    std::memcpy(p, data.data(), data.size());
+    return p;
+  }
+
+ private:
+  Communicator& comm_;
+  const bool registered_;
+  std::deque<comm::RegisteredBuffer> held_;
+  std::deque<std::vector<char>> plain_;
 };
 
 }  // namespace
@@ -77,53 +100,54 @@ std::vector<std::string> check_collectives(Communicator& comm, const CheckMatrix
   for (DType t : m.dtypes) {
     size_t esz = dtype_size(t);
     for (size_t count : m.counts) {
+      Buffers buf(comm, m.registered);
       for (ReduceOp op : m.ops) {
-        auto f = check_allreduce(comm, count, t, op, dev);
+        auto f = m.registered ? check_registered_allreduce(comm, count, t, op)
+                              : check_allreduce(comm, count, t, op, dev);
         c.failures.insert(c.failures.end(), f.begin(), f.end());
         std::string extra = std::string(" ") + reduce_op_name(op);
 
         // reduce to each root in turn
         int root = static_cast<int>(count % n);
-        auto in = make_data(r, count, t);
-        std::vector<char> out(count * esz + 1);
-        comm.reduce(Tensor::flat(in.data(), t, count, dev),
-                    r == root ? Tensor::flat(out.data(), t, count, dev) : Tensor(), root, op)
+        char* in = buf.make(count * esz, make_data(r, count, t));
+        char* out = buf.make(count * esz);
+        comm.reduce(Tensor::flat(in, t, count, dev),
+                    r == root ? Tensor::flat(out, t, count, dev) : Tensor(), root, op)
             .wait();
         if (r == root)
-          c.expect(Checker::label("reduce", t, count, extra.c_str()), out.data(), count, t,
+          c.expect(Checker::label("reduce", t, count, extra.c_str()), out, count, t,
                    [&](size_t i) { return reference(n, i, t, op); });
 
         // reduce_scatter: input holds n blocks; block b of rank r's input is data offset b*count
-        auto rs_in = make_data(r, count * n, t);
-        std::vector<char> rs_out(count * esz + 1);
-        comm.reduce_scatter(Tensor::flat(rs_in.data(), t, count * n, dev),
-                            Tensor::flat(rs_out.data(), t, count, dev), op)
+        char* rs_in = buf.make(count * n * esz, make_data(r, count * n, t));
+        char* rs_out = buf.make(count * esz);
+        comm.reduce_scatter(Tensor::flat(rs_in, t, count * n, dev),
+                            Tensor::flat(rs_out, t, count, dev), op)
             .wait();
-        c.expect(Checker::label("reduce_scatter", t, count, extra.c_str()), rs_out.data(), count,
+        c.expect(Checker::label("reduce_scatter", t, count, extra.c_str()), rs_out, count,
                  t, [&](size_t i) { return reference(n, r * count + i, t, op); });
       }
 
       // broadcast from a root that varies with the size
       int root = static_cast<int>((count + 1) % n);
-      auto data = make_data(r, count, t);
-      comm.broadcast(Tensor::flat(data.data(), t, count, dev), root).wait();
-      c.expect(Checker::label("broadcast", t, count), data.data(), count, t,
+      char* data = buf.make(count * esz, make_data(r, count, t));
+      comm.broadcast(Tensor::flat(data, t, count, dev), root).wait();
+      c.expect(Checker::label("broadcast", t, count), data, count, t,
                [&](size_t i) { return test_value(root, i, t); });
 
       // allgather: block b comes from rank b
-      auto in = make_data(r, count, t);
-      std::vector<char> out(count * n * esz + 1);
-      comm.allgather(Tensor::flat(in.data(), t, count, dev), Tensor::flat(out.data(), t, count * n, dev))
-          .wait();
-      c.expect(Checker::label("allgather", t, count), out.data(), count * n, t,
+      char* in = buf.make(count * esz, make_data(r, count, t));
+      char* out = buf.make(count * n * esz);
+      comm.allgather(Tensor::flat(in, t, count, dev), Tensor::flat(out, t, count * n, dev)).wait();
+      c.expect(Checker::label("allgather", t, count), out, count * n, t,
                [&](size_t i) { return test_value(static_cast<int>(i / count), i % count, t); });
 
       // alltoall: rank r's block j (offset j*count) goes to rank j's block r
-      auto a_in = make_data(r, count * n, t);
-      std::vector<char> a_out(count * n * esz + 1);
-      comm.alltoall(Tensor::flat(a_in.data(), t, count * n, dev), Tensor::flat(a_out.data(), t, count * n, dev))
+      char* a_in = buf.make(count * n * esz, make_data(r, count * n, t));
+      char* a_out = buf.make(count * n * esz);
+      comm.alltoall(Tensor::flat(a_in, t, count * n, dev), Tensor::flat(a_out, t, count * n, dev))
           .wait();
-      c.expect(Checker::label("alltoall", t, count), a_out.data(), count * n, t, [&](size_t i) {
+      c.expect(Checker::label("alltoall", t, count), a_out, count * n, t, [&](size_t i) {
         size_t src = i / count;
         return test_value(static_cast<int>(src), r * count + i % count, t);
       });

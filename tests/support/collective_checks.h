@@ -16,6 +16,8 @@ struct CheckMatrix {
   // What the tensors claim to live on: host buffers labelled cuda:0 test the staging of a host
   // backend with a stand-in DeviceStaging that copies host memory.
   Device device = Device::cpu();
+  // Every buffer from comm.alloc() (registered memory: the direct path over shm), host only.
+  bool registered = false;
 };
 
 // Returns a list of mismatches ("allreduce f32 sum count=7: element 3 is 2, expected 4");

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "comm/fingerprint.h"
 #include "runtime/clock.h"
 
 namespace weft::comm::shm {
@@ -245,10 +246,9 @@ struct DirectState {
   alignas(kCacheLine) std::atomic<uint64_t> arrived{0};  // seq of the op described below
   uint64_t segment = kNotRegistered;  // registered segment holding the op's buffer
   uint64_t offset = 0;                // of the buffer in that segment
-  uint64_t count = 0;                 // the op's fingerprint, to name a mismatch
-  uint32_t dtype = 0;
-  uint32_t reduce = 0;
-  // seq of the last op whose share this rank has written into every rank's buffer.
+  uint64_t bytes = 0;                 // of the buffer
+  comm::WireFingerprint fp{};         // the op's, to agree on it and name a mismatch
+  // seq of the last op whose share of the work this rank has done.
   alignas(kCacheLine) std::atomic<uint64_t> written{0};
 };
 

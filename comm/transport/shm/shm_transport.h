@@ -189,9 +189,8 @@ class ShmTransport final : public Transport, public DirectAccess {
   std::shared_ptr<RegisteredSegment> find(const void* data, size_t bytes) override {
     return arena_.find(data, bytes);
   }
-  bool allreduce(const Fingerprint& fp, DirectBuffer buffer, void* data, size_t count,
-                 DType dtype, ReduceOp op, BufferOps& ops, void* scratch, size_t scratch_bytes,
-                 const LazyDeadline& deadline) override;
+  bool run(const Fingerprint& fp, DirectBuffer buffer, void* data, size_t bytes,
+           const DirectWork& work, const LazyDeadline& deadline) override;
 
  private:
   // The direct path's waits: until ready() (re-read every pass), failing like a FIFO wait.

@@ -1,9 +1,15 @@
 #include "launcher/rank_environment.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
+
+#include "runtime/unique_fd.h"
+#include "runtime/world.h"
 
 namespace weft::launcher {
 namespace {
@@ -42,6 +48,57 @@ TEST(RankEnvironment, SetsEveryWeftrunVariableAndKeepsTheRest) {
   EXPECT_EQ(env["WEFT_STORE_ADDR"], "127.0.0.1:5555");
   EXPECT_EQ(env["WEFT_BACKEND"], "shm");  // not given on the command line: the user's stays
   EXPECT_EQ(env.count("WEFT_TIMEOUT"), 0u);
+}
+
+TEST(RankEnvironment, TorchrunNamesCarryTheSameValuesAndReplaceStaleOnes) {
+  RankEnvironmentInputs in;
+  in.rank = 1;
+  in.world_size = 3;
+  in.master_port = 23456;
+  auto env = as_map(rank_environment({"RANK=7", "WORLD_SIZE=9", "MASTER_PORT=29500"}, in));
+  EXPECT_EQ(env["RANK"], "1");
+  EXPECT_EQ(env["WORLD_SIZE"], "3");
+  EXPECT_EQ(env["LOCAL_RANK"], "1");
+  EXPECT_EQ(env["LOCAL_WORLD_SIZE"], "3");
+  EXPECT_EQ(env["GROUP_RANK"], "0");
+  EXPECT_EQ(env["MASTER_ADDR"], "127.0.0.1");
+  EXPECT_EQ(env["MASTER_PORT"], "23456");
+}
+
+TEST(RankEnvironment, WeftReadsItsOwnVariablesFirst) {
+  // A rank sees both sets; weft must go by WEFT_* and its own store, never MASTER_ADDR/PORT
+  // (torch.distributed's TCPStore listens there).
+  RankEnvironmentInputs in;
+  in.rank = 1;
+  in.world_size = 2;
+  in.store_addr = "127.0.0.1:5555";
+  in.master_port = 23456;
+  auto env = as_map(rank_environment({}, in));
+  World w = World::from_vars([&](const std::string& k) -> std::optional<std::string> {
+    auto it = env.find(k);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+  EXPECT_EQ(w.launcher, "weftrun");
+  EXPECT_EQ(w.rank, 1);
+  EXPECT_EQ(w.size, 2);
+  EXPECT_EQ(w.master_addr, "");
+  EXPECT_EQ(w.master_port, 0);
+}
+
+TEST(RankEnvironment, TorchRendezvousPortIsFreeAndOutsideTheEphemeralRange) {
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  int port = torch_rendezvous_port();
+  EXPECT_GE(port, 1024);
+  EXPECT_LT(port, ephemeral_low);
+  // Free: a listener can take it (what rank 0's TCPStore does).
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << port;
 }
 
 TEST(RankEnvironment, CommandLineBackendAndTimeoutOverrideTheUsers) {
