@@ -188,7 +188,8 @@ void JobRunner::start_ranks() {
   inputs.store_addr = store_->store_addr();
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
-  inputs.master_port = torch_rendezvous_port();
+  inputs.master_addr = store_->torch_master().host;
+  inputs.master_port = store_->torch_master().port;
 
   // The node's first rank reads weftrun's stdin: as it is, or through the relay from a terminal.
   UniqueFd rank0_stdin;

@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "comm/rendezvous/job_token.h"
+#include "launcher/rank_environment.h"
 #include "runtime/clock.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
@@ -16,11 +18,15 @@ namespace {
 // Node 0's job id and node layout, which the other nodes' weftruns read.
 constexpr char kJobIdKey[] = "weftrun/job-id";
 constexpr char kLayoutKey[] = "weftrun/layout";
+constexpr char kTorchMasterKey[] = "weftrun/torch-master";
 
 // How long node 0's weftrun waits for a coordinator that already listens on its address.
 constexpr std::chrono::milliseconds kLocalPatience{5000};
 // How long a weftrun on another machine than the coordinator tries to post a death notice.
 constexpr std::chrono::milliseconds kPostPatience{2000};
+
+// Set by node I once it has read what node 0 posted.
+std::string arrived_key(int node) { return "weftrun/node-" + std::to_string(node) + "-arrived"; }
 
 // "--nnodes 2 -n 4": how a node's layout is compared and named.
 std::string layout_text(const LaunchOptions& options) {
@@ -32,7 +38,10 @@ std::string layout_text(const LaunchOptions& options) {
 
 JobCoordination::JobCoordination(const LaunchOptions& options,
                                  const comm::CoordinatorOptions& coordination)
-    : identity_(JobIdentity::generate()) {
+    : identity_(JobIdentity::generate()),
+      torch_master_{"127.0.0.1", 0},
+      num_nodes_(options.num_nodes) {
+  if (options.node_rank == 0) torch_master_.port = torch_rendezvous_port();
   if (!options.coordinator) {
     served_ = std::make_unique<comm::Coordinator>("127.0.0.1", 0, identity_.token, coordination);
     store_addr_ = "127.0.0.1:" + std::to_string(served_->port());
@@ -75,11 +84,16 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
     WEFT_INFO("node 0 joins the coordinator already serving at " << address);
   }
   if (options.node_rank == 0) {
+    torch_master_.host = client_->local_host();
     client_->set(kLayoutKey, layout_text(options));
+    client_->set(kTorchMasterKey, torch_master_.str());
     client_->set(kJobIdKey, identity_.job_id);
     return;
   }
   identity_.job_id = client_->get(kJobIdKey, deadline);
+  torch_master_ = comm::parse_host_port(client_->get(kTorchMasterKey, deadline),
+                                        "node 0's torch rendezvous");
+  client_->set(arrived_key(options.node_rank), "1");
   // Different -n or --nnodes would give the nodes' ranks different world sizes: say so here,
   // naming the flags, before a rank starts.
   const std::string node0 = client_->get(kLayoutKey, deadline);
@@ -94,7 +108,16 @@ JobCoordination::~JobCoordination() = default;
 
 bool JobCoordination::let_other_nodes_finish(std::chrono::milliseconds patience) {
   if (!served_ || !client_) return true;  // one node, or served elsewhere
-  return served_->wait_until_all_left(deadline_after(patience));
+  const Deadline deadline = deadline_after(patience);
+  // Every other node must have arrived (its ranks may not have joined yet), then left.
+  std::vector<std::string> arrivals;
+  for (int node = 1; node < num_nodes_; ++node) arrivals.push_back(arrived_key(node));
+  try {
+    client_->wait(arrivals, deadline);
+  } catch (const Error&) {
+    return false;  // not all arrived in time, or the job lost a rank
+  }
+  return served_->wait_until_all_left(deadline);
 }
 
 void JobCoordination::post_rank_lost(const std::string& notice) {

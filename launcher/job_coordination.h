@@ -18,6 +18,7 @@
 #include "comm/rendezvous/coordinator.h"
 #include "launcher/job_identity.h"
 #include "launcher/launch_options.h"
+#include "runtime/socket.h"
 
 namespace weft::launcher {
 
@@ -33,11 +34,15 @@ class JobCoordination {
 
   const JobIdentity& identity() const { return identity_; }
   const std::string& store_addr() const { return store_addr_; }  // the ranks' WEFT_STORE_ADDR
+  // Where torch.distributed's env:// rendezvous meets (the ranks' MASTER_ADDR, MASTER_PORT): on
+  // one node loopback and a free port; across nodes node 0's address as the coordinator sees it
+  // and the port node 0 picked, which the other nodes read from the coordinator.
+  const comm::HostPort& torch_master() const { return torch_master_; }
   bool serves() const { return served_ != nullptr; }
 
   // Once this node's ranks are done: when the coordinator is served here for other nodes too,
-  // keeps serving until their ranks have left (they finish the last steps a moment later), or a
-  // loss, or `patience`. False when it gave up waiting.
+  // keeps serving until every other node has arrived and its ranks have left (they finish the
+  // last steps a moment later), or a loss, or `patience`. False when it gave up waiting.
   bool let_other_nodes_finish(std::chrono::milliseconds patience);
 
   // Posts the job's death notice naming a rank of this node (Coordinator::post_rank_lost), to
@@ -47,6 +52,8 @@ class JobCoordination {
  private:
   JobIdentity identity_;
   std::string store_addr_;
+  comm::HostPort torch_master_;
+  int num_nodes_ = 1;
   std::unique_ptr<comm::Coordinator> served_;
   std::unique_ptr<comm::CoordinatorStore> client_;  // several nodes: this weftrun's own
 };

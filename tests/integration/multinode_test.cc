@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -217,6 +218,38 @@ TEST(MultiNode, ANodeGivenAnotherRankCountIsRefusedNamingBoth) {
                        "node 0 of this job was started with --nnodes 2 -n 2 but node 1 "
                        "(this weftrun) with --nnodes 2 -n 1"))
       << r.err;
+}
+
+// torchrun's names across nodes: global RANK, the node's LOCAL_RANK and GROUP_RANK, and one
+// MASTER_ADDR:MASTER_PORT for the whole job (node 0's, read by node 1), so that
+// torch.distributed's env:// rendezvous meets across machines too.
+TEST(MultiNode, TorchrunVariablesNameOneRendezvousForEveryNode) {
+  const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {0, 1})
+    nodes.push_back(std::make_unique<WeftrunProcess>(shell(
+        2,
+        "echo torch $RANK/$WORLD_SIZE local $LOCAL_RANK/$LOCAL_WORLD_SIZE group $GROUP_RANK "
+        "master $MASTER_ADDR:$MASTER_PORT",
+        {"--nnodes", "2", "--node-rank", std::to_string(node), "--coordinator", coordinator})));
+  WeftrunResult a = nodes[0]->finish(30s);
+  WeftrunResult b = nodes[1]->finish(30s);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::regex line(R"(torch (\d)/4 local (\d)/2 group (\d) master (127\.0\.0\.1:\d+))");
+  std::set<std::string> masters;
+  std::set<int> ranks;
+  const std::string out = a.out + b.out;
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), line); it != std::sregex_iterator();
+       ++it) {
+    int rank = std::stoi((*it)[1]);
+    ranks.insert(rank);
+    EXPECT_EQ(std::stoi((*it)[2]), rank % 2) << (*it)[0];
+    EXPECT_EQ(std::stoi((*it)[3]), rank / 2) << (*it)[0];
+    masters.insert((*it)[4]);
+  }
+  EXPECT_EQ(ranks, (std::set<int>{0, 1, 2, 3})) << out;
+  EXPECT_EQ(masters.size(), 1u) << out;
 }
 
 // A rank killed before it joins leaves the coordinator nothing to notice: its weftrun posts the
