@@ -189,24 +189,17 @@ TEST(MultiNode, ANodeWithoutWeftTokenIsAUsageError) {
   EXPECT_TRUE(contains(r.err, "export WEFT_TOKEN=$(openssl rand -hex 16)")) << r.err;
 }
 
-// A free port on loopback (free when asked; the tests that use it start at once).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+// A port for a coordinator on loopback, of this test process: below the kernel's ephemeral
+// range (so no bind to port 0 or outgoing connection takes it) and different for test processes
+// running at once (ctest -j), which would otherwise join each other's jobs (same user, same
+// per-user secret). A port free when asked could be handed to another test a moment later.
+int own_port() { return 20000 + static_cast<int>(::getpid() % 10000); }
 
 // Two weftruns of one job on one machine (a loopback coordinator: no token to set), the second
 // given another -n: it refuses to start, naming both layouts, instead of its ranks failing on a
 // world size that differs from node 0's.
 TEST(MultiNode, ANodeGivenAnotherRankCountIsRefusedNamingBoth) {
-  const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
+  const std::string coordinator = "127.0.0.1:" + std::to_string(own_port());
   WeftrunProcess node0({"--nnodes", "2", "--node-rank", "0", "--coordinator", coordinator, "-n",
                         "2", "--timeout", "20", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"});
   WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "1", "--coordinator", coordinator,
@@ -224,7 +217,7 @@ TEST(MultiNode, ANodeGivenAnotherRankCountIsRefusedNamingBoth) {
 // MASTER_ADDR:MASTER_PORT for the whole job (node 0's, read by node 1), so that
 // torch.distributed's env:// rendezvous meets across machines too.
 TEST(MultiNode, TorchrunVariablesNameOneRendezvousForEveryNode) {
-  const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
+  const std::string coordinator = "127.0.0.1:" + std::to_string(own_port());
   std::vector<std::unique_ptr<WeftrunProcess>> nodes;
   for (int node : {0, 1})
     nodes.push_back(std::make_unique<WeftrunProcess>(shell(
@@ -255,7 +248,7 @@ TEST(MultiNode, TorchrunVariablesNameOneRendezvousForEveryNode) {
 // A rank killed before it joins leaves the coordinator nothing to notice: its weftrun posts the
 // death notice, here from node 1 to node 0's coordinator, and node 0's ranks hear it.
 TEST(MultiNode, ANodesWeftrunTellsTheOtherNodesOfItsDeadRank) {
-  const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
+  const std::string coordinator = "127.0.0.1:" + std::to_string(own_port());
   std::vector<std::unique_ptr<WeftrunProcess>> nodes;
   for (int node : {0, 1})
     nodes.push_back(std::make_unique<WeftrunProcess>(

@@ -51,16 +51,19 @@ TEST(RankEnvironment, SetsEveryWeftrunVariableAndKeepsTheRest) {
 }
 
 TEST(RankEnvironment, TorchrunNamesCarryTheSameValuesAndReplaceStaleOnes) {
-  RankEnvironmentInputs in;
-  in.rank = 1;
-  in.world_size = 3;
+  RankEnvironmentInputs in;  // rank 4 of 6, the second of 3 on node 1
+  in.rank = 4;
+  in.world_size = 6;
+  in.local_rank = 1;
+  in.local_world_size = 3;
+  in.node_rank = 1;
   in.master_port = 23456;
   auto env = as_map(rank_environment({"RANK=7", "WORLD_SIZE=9", "MASTER_PORT=29500"}, in));
-  EXPECT_EQ(env["RANK"], "1");
-  EXPECT_EQ(env["WORLD_SIZE"], "3");
+  EXPECT_EQ(env["RANK"], "4");
+  EXPECT_EQ(env["WORLD_SIZE"], "6");
   EXPECT_EQ(env["LOCAL_RANK"], "1");
   EXPECT_EQ(env["LOCAL_WORLD_SIZE"], "3");
-  EXPECT_EQ(env["GROUP_RANK"], "0");
+  EXPECT_EQ(env["GROUP_RANK"], "1");
   EXPECT_EQ(env["MASTER_ADDR"], "127.0.0.1");
   EXPECT_EQ(env["MASTER_PORT"], "23456");
 }
