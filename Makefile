@@ -18,7 +18,7 @@ SHELL := /bin/bash
 # and under a real single-node Slurm.
 DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
   libgtest-dev \
-  libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev \
+  libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev libxxhash-dev python3-numpy \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
   iproute2 slurm-wlm munge
 

@@ -113,6 +113,10 @@ RegisteredBuffer Communicator::alloc(size_t bytes) {
   return RegisteredBuffer(direct->allocate(bytes));
 }
 
+CheckpointCommitter* Communicator::checkpoint_committer() const {
+  return impl_->context.store ? impl_->context.store->checkpoint_committer() : nullptr;
+}
+
 uint64_t Communicator::direct_ops() const {
   return impl_->direct_ops.load(std::memory_order_relaxed);
 }

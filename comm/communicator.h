@@ -102,6 +102,9 @@ class Communicator {
   // Allreduces so far that ran in place on registered memory (the rest took the transport's
   // algorithms): how a program or benchmark tells which path ran.
   uint64_t direct_ops() const;
+  // The job's checkpoint committer (its coordinator), or nullptr where the ranks met without one
+  // (native MPI, a lone rank): then they commit checkpoints among themselves.
+  CheckpointCommitter* checkpoint_committer() const;
 
   // In place: `data` on every rank becomes the reduction over ranks.
   Work allreduce(const Tensor& data, ReduceOp op = ReduceOp::sum);

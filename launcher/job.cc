@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,10 +13,12 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "comm/rendezvous/coordinator.h"
 #include "comm/transport/shm/shm_sweep.h"
+#include "launcher/elastic_policy.h"
 #include "launcher/exit_status.h"
 #include "launcher/job_coordination.h"
 #include "launcher/job_summary.h"
@@ -27,6 +30,7 @@
 #include "launcher/stdin_relay.h"
 #include "runtime/clock.h"
 #include "runtime/error.h"
+#include "runtime/preemption.h"
 
 namespace weft::launcher {
 namespace {
@@ -41,6 +45,9 @@ constexpr auto kSignalToKill = 10s;
 // Node 0's weftrun serving the coordinator: how long it keeps serving, after its own ranks are
 // done, for the ranks of other nodes to finish and leave.
 constexpr std::chrono::milliseconds kOtherNodesToFinish = 30s;
+// How often weftrun asks the coordinator whether it declared a rank lost (a hung rank never
+// exits, and may be the last one running).
+constexpr auto kLossCheckEvery = 100ms;
 // After SIGKILL, how long weftrun waits for the kernel to reap before giving up on a rank
 // (a process stuck in uninterruptible sleep cannot be killed; weftrun must still exit).
 constexpr auto kKillToGiveUp = 5s;
@@ -52,7 +59,8 @@ constexpr auto kKillToGiveUp = 5s;
 void restore_default_dispositions() {
   struct sigaction default_action {};
   default_action.sa_handler = SIG_DFL;
-  for (int signo : {SIGCHLD, SIGINT, SIGTERM}) ::sigaction(signo, &default_action, nullptr);
+  for (int signo : {SIGCHLD, SIGINT, SIGTERM, SIGUSR1})
+    ::sigaction(signo, &default_action, nullptr);
 }
 
 // Writes all of `data` to `fd`. A closed reader (EPIPE, e.g. `weftrun ... | head`) makes the
@@ -86,13 +94,36 @@ std::string format_seconds(double seconds) {
   return os.str();
 }
 
-// The state of one run: ranks, the phase of the failure policy, buffered output.
+bool preempted(int wait_status) {
+  return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == kPreemptedExitStatus;
+}
+
+// One generation of the job: its ranks from start to exit, the phase of the failure policy,
+// buffered output. Without --elastic the job is one generation.
 class JobRunner {
  public:
-  JobRunner(const LaunchOptions& options, const std::string& program_path)
-      : options_(options), program_path_(program_path) {}
+  JobRunner(const LaunchOptions& options, const std::string& program_path,
+            const JobIdentity& identity, JobCoordination& store, int world_size,
+            int restart_count)
+      : options_(options),
+        program_path_(program_path),
+        identity_(identity),
+        store_(&store),
+        world_size_(world_size),
+        restart_count_(restart_count) {}
 
-  int run();
+  // Runs the generation to its end and returns its exit code (the failure summary printed).
+  // Throws Error only when it could not start (started ranks are stopped first).
+  int run(SignalWatch& signals);
+  // weftrun itself was told to stop (a signal passed on): no restart.
+  bool interrupted() const { return received_signal_ != 0; }
+  // Which rank failed first: the one the coordinator declared lost (its stream ended, or it
+  // went silent), else the first to exit with a failure; -1 for none.
+  int culprit() const;
+  // The first rank to fail exited with status 2: it refused its flags at this size.
+  bool refused_size() const;
+  // Why the generation ended, in words: the coordinator's notice or weftrun's own view.
+  std::string failure_cause() const;
 
  private:
   enum class Phase {
@@ -107,6 +138,7 @@ class JobRunner {
   void handle_signal(const SignalWatch::Received& s);
   void reap_exited_ranks();
   void on_rank_exit(size_t index);
+  void check_coordinator_loss();
   void tell_other_ranks(const RankProcess& failed);
   void on_deadline();
   void stop_running_ranks(int signo);
@@ -114,13 +146,15 @@ class JobRunner {
   void notice(const std::string& line);
   void flush_output();
   int exit_code() const;
-  std::string failure_cause() const;
+  bool every_rank_preempted() const;
   std::vector<RankOutcome> outcomes() const;
 
   const LaunchOptions& options_;
   const std::string& program_path_;
-  JobIdentity identity_;
-  JobCoordination* store_ = nullptr;  // the job's store, while it runs
+  const JobIdentity& identity_;
+  JobCoordination* store_ = nullptr;  // the job's store, while its ranks run
+  const int world_size_;  // ranks on this node in this generation
+  const int restart_count_;
   std::vector<RankProcess> ranks_;
   StdinRelay stdin_relay_;
   std::vector<bool> stopped_by_launcher_;
@@ -128,26 +162,16 @@ class JobRunner {
   Phase phase_ = Phase::running;
   std::optional<Deadline> deadline_;  // when the current phase's patience runs out
   std::optional<size_t> first_failure_;
+  std::optional<size_t> declared_lost_;  // the rank the coordinator declared lost, still running
   int received_signal_ = 0;
 
   std::string stdout_buffer_, stderr_buffer_;
   bool stdout_broken_ = false, stderr_broken_ = false;
 };
 
-int JobRunner::run() {
-  restore_default_dispositions();
-  // Block the signals before the coordinator starts its threads, which inherit the mask.
-  SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGTSTP, SIGCONT});
-  // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
-  comm::shm::sweep_dead_files();
+int JobRunner::run(SignalWatch& signals) {
+  JobCoordination& store = *store_;
   try {
-    comm::CoordinatorOptions coordination = comm::CoordinatorOptions::from_env();
-    if (options_.heartbeat_timeout_seconds)
-      coordination.heartbeat_timeout = std::chrono::milliseconds(
-          static_cast<long long>(*options_.heartbeat_timeout_seconds * 1000));
-    JobCoordination store(options_, coordination);
-    identity_ = store.identity();
-    store_ = &store;
     start_ranks();
     relay_until_all_exit(signals);
     if (exit_code() == 0 && !store.let_other_nodes_finish(kOtherNodesToFinish))
@@ -164,9 +188,13 @@ int JobRunner::run() {
     throw;
   }
   remove_job_shm_files(kShmDir, identity_.job_id);
+  store_ = &store;  // for culprit() and failure_cause()
 
   int code = exit_code();
-  if (code != 0) {
+  if (code == kPreemptedExitStatus) {
+    notice("the job was preempted: every rank saved its work and stopped (exit status " +
+           std::to_string(code) + ")");
+  } else if (code != 0) {
     std::string summary = failure_summary(identity_.job_id, code, failure_cause(), outcomes());
     // With one rank the summary's rank list would only repeat the cause.
     if (ranks_.size() == 1) summary = summary.substr(0, summary.find('\n') + 1);
@@ -178,11 +206,12 @@ int JobRunner::run() {
 
 void JobRunner::start_ranks() {
   std::vector<std::string> base_env = current_environment();
-  const NodeLayout layout = node_layout(options_);
+  const NodeLayout layout{options_.node_rank, options_.num_nodes, world_size_};
   RankEnvironmentInputs inputs;
   inputs.world_size = layout.world_size();
   inputs.local_world_size = layout.local_size;
   inputs.node_rank = layout.node_rank;
+  inputs.restart_count = restart_count_;
   inputs.job_id = identity_.job_id;
   inputs.token = identity_.token;
   inputs.store_addr = store_->store_addr();
@@ -200,9 +229,9 @@ void JobRunner::start_ranks() {
     stdin_relay_ = StdinRelay(STDIN_FILENO, UniqueFd(fds[1]));
   }
 
-  ranks_.reserve(static_cast<size_t>(options_.num_ranks));
-  stopped_by_launcher_.assign(static_cast<size_t>(options_.num_ranks), false);
-  for (int local_rank = 0; local_rank < options_.num_ranks; ++local_rank) {
+  ranks_.reserve(static_cast<size_t>(world_size_));
+  stopped_by_launcher_.assign(static_cast<size_t>(world_size_), false);
+  for (int local_rank = 0; local_rank < world_size_; ++local_rank) {
     const int rank = layout.global_rank(local_rank);
     inputs.rank = rank;
     inputs.local_rank = local_rank;
@@ -234,8 +263,9 @@ void JobRunner::relay_until_all_exit(SignalWatch& signals) {
         sources.push_back({i, stream});
       }
     }
-    // Without a pending deadline the job may run for days: the signal fd wakes us.
-    int timeout_ms = -1;
+    // Without a pending deadline the job may run for days: the signal fd wakes us, and the
+    // coordinator is asked about lost ranks now and then.
+    int timeout_ms = phase_ == Phase::running ? static_cast<int>(kLossCheckEvery.count()) : -1;
     if (deadline_) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ - Clock::now());
       timeout_ms = static_cast<int>(std::clamp<long long>(left.count() + 1, 0, 60'000));
@@ -254,6 +284,7 @@ void JobRunner::relay_until_all_exit(SignalWatch& signals) {
     if (ready > 0 && fds[1].revents != 0) stdin_relay_.on_ready();
     if (ready > 0 && fds[0].revents != 0)
       while (auto s = signals.next()) handle_signal(*s);
+    if (phase_ == Phase::running) check_coordinator_loss();
     if (deadline_ && Clock::now() >= *deadline_) on_deadline();
     if (phase_ == Phase::killing && !deadline_) break;  // gave up on unkillable ranks
   }
@@ -289,11 +320,14 @@ void JobRunner::handle_signal(const SignalWatch::Received& s) {
   }
   received_signal_ = s.signo;
   if (running.empty()) return;
-  auto patience = std::max<std::chrono::milliseconds>(to_ms(options_.grace_seconds), kSignalToKill);
+  auto patience =
+      options_.preempt_timeout_seconds
+          ? to_ms(*options_.preempt_timeout_seconds)
+          : std::max<std::chrono::milliseconds>(to_ms(options_.grace_seconds), kSignalToKill);
   // The ranks lead process groups of their own, so a terminal's Ctrl-C reached weftrun alone.
   notice("got " + signal_name(s.signo) + "; passing it on to " + format_rank_set(running) +
          " (SIGKILL in " + format_seconds(static_cast<double>(patience.count()) / 1000) +
-         " s if they have not exited; send it again to kill them now)");
+         " s if they have not exited, --preempt-timeout; send it again to kill them now)");
   stop_running_ranks(s.signo);
   phase_ = Phase::terminating;
   deadline_ = Clock::now() + patience;
@@ -313,7 +347,8 @@ void JobRunner::reap_exited_ranks() {
 void JobRunner::on_rank_exit(size_t index) {
   const RankProcess& r = ranks_[index];
   int status = *r.wait_status();
-  if (stopped_by_launcher_[index] || succeeded(status)) return;
+  // A preempted rank saved its work and stopped where its peers agreed to: they end likewise.
+  if (stopped_by_launcher_[index] || succeeded(status) || preempted(status)) return;
   notice("rank " + std::to_string(r.rank()) + " " + describe_wait_status(status));
   // What it had in /dev/shm (set-up files, while the others wait for it) is nobody's now.
   comm::shm::sweep_job_files("weft-" + identity_.job_id + "-", std::chrono::milliseconds(0));
@@ -328,6 +363,25 @@ void JobRunner::on_rank_exit(size_t index) {
     notice("stopping " + format_rank_set(running) + " in " +
            format_seconds(options_.grace_seconds) +
            " s unless they exit first (--grace sets the wait)");
+}
+
+// A rank the coordinator declared lost (silent past the heartbeat timeout: hung or stopped) may
+// never exit, and its peers may have finished: it ends the generation as a failed rank does.
+// (A rank whose stream ended has exited or is exiting: its SIGCHLD tells how.)
+void JobRunner::check_coordinator_loss() {
+  const comm::Coordinator::Loss loss = store_->loss();
+  const int lost = loss.rank;
+  if (!loss.silent || first_failure_ || received_signal_ != 0) return;
+  auto it = std::find_if(ranks_.begin(), ranks_.end(),
+                         [&](const RankProcess& r) { return r.rank() == lost && r.running(); });
+  if (it == ranks_.end()) return;  // it exited: on_rank_exit reports it
+  declared_lost_ = static_cast<size_t>(it - ranks_.begin());
+  phase_ = Phase::grace;
+  deadline_ = Clock::now() + to_ms(options_.grace_seconds);
+  notice("the coordinator declared rank " + std::to_string(lost) + " lost; stopping " +
+         format_rank_set(running_ranks()) + " in " + format_seconds(options_.grace_seconds) +
+         " s unless they exit first (rank " + std::to_string(lost) +
+         " with SIGKILL: a hung rank cannot act on SIGTERM)");
 }
 
 // Posts the job's death notice (kRankLostKey) naming the failed rank: the ranks still setting
@@ -347,6 +401,10 @@ void JobRunner::on_deadline() {
       deadline_.reset();
       return;
     case Phase::grace:
+      if (declared_lost_ && ranks_[*declared_lost_].running()) {
+        stopped_by_launcher_[*declared_lost_] = true;
+        ranks_[*declared_lost_].send_signal(SIGKILL);
+      }
       stop_running_ranks(SIGTERM);
       phase_ = Phase::terminating;
       deadline_ = Clock::now() + kTermToKill;
@@ -395,16 +453,39 @@ void JobRunner::flush_output() {
   write_all(STDERR_FILENO, stderr_buffer_, stderr_broken_);
 }
 
+bool JobRunner::every_rank_preempted() const {
+  return std::all_of(ranks_.begin(), ranks_.end(), [](const RankProcess& r) {
+    return r.wait_status() && preempted(*r.wait_status());
+  });
+}
+
 int JobRunner::exit_code() const {
+  if (every_rank_preempted()) return kPreemptedExitStatus;
   if (received_signal_ != 0) return 128 + received_signal_;
   if (first_failure_) return job_exit_code(*ranks_[*first_failure_].wait_status());
+  if (declared_lost_) return 1;  // job_exit_code's failure
   // Ranks weftrun gave up on cannot count as a success.
   return running_ranks().empty() ? 0 : 128 + SIGKILL;
+}
+
+int JobRunner::culprit() const {
+  if (int lost = store_->loss().rank; lost >= 0) return lost;
+  return first_failure_ ? ranks_[*first_failure_].rank() : -1;
+}
+
+bool JobRunner::refused_size() const {
+  const std::optional<int> status =
+      first_failure_ ? ranks_[*first_failure_].wait_status() : std::nullopt;
+  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 2;
 }
 
 std::string JobRunner::failure_cause() const {
   if (received_signal_ != 0)
     return "weftrun received " + signal_name(received_signal_) + " and passed it on";
+  // A hung rank never exits: the survivors it stalled fail first, and the coordinator names it.
+  const int lost = store_->loss().rank;
+  if (lost >= 0 && !(first_failure_ && ranks_[*first_failure_].rank() == lost))
+    return store_->loss().notice;
   if (first_failure_) {
     const RankProcess& r = ranks_[*first_failure_];
     return "rank " + std::to_string(r.rank()) + " " + describe_wait_status(*r.wait_status());
@@ -419,11 +500,54 @@ std::vector<RankOutcome> JobRunner::outcomes() const {
   return out;
 }
 
+// A line from weftrun between generations (the runner has flushed the ranks' output).
+void say(const std::string& line) {
+  std::string text = "weftrun: " + line + "\n";
+  bool broken = false;
+  write_all(STDERR_FILENO, text, broken);
+}
+
 }  // namespace
 
 Job::Job(LaunchOptions options, std::string program_path)
     : options_(std::move(options)), program_path_(std::move(program_path)) {}
 
-int Job::run() { return JobRunner(options_, program_path_).run(); }
+int Job::run() {
+  restore_default_dispositions();
+  // Block the signals before the coordinator starts its threads, which inherit the mask.
+  SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGTSTP, SIGCONT});
+  // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
+  comm::shm::sweep_dead_files();
+  comm::CoordinatorOptions coordination = comm::CoordinatorOptions::from_env();
+  if (options_.heartbeat_timeout_seconds)
+    coordination.heartbeat_timeout = to_ms(*options_.heartbeat_timeout_seconds);
+  // One coordinator for the job's life: a restart rejoins it under a new generation.
+  JobCoordination store(options_, coordination);
+  const JobIdentity& identity = store.identity();
+
+  int size = options_.num_ranks;
+  ElasticPolicy policy(size, options_.min_ranks, options_.max_restarts);
+  for (int restart = 0;; ++restart) {
+    JobRunner generation(options_, program_path_, identity, store, size, restart);
+    const int code = generation.run(signals);
+    if (code == 0 || code == kPreemptedExitStatus || !options_.elastic || generation.interrupted())
+      return code;
+    const std::string cause = generation.failure_cause();
+    auto next = policy.after({size, generation.culprit(), generation.refused_size()});
+    if (const std::string* why_not = std::get_if<std::string>(&next)) {
+      say("not restarting: " + *why_not);
+      return code;
+    }
+    const Restart& r = std::get<Restart>(next);
+    store.begin_generation();
+    say("restart " + std::to_string(policy.restarts()) + " of at most " +
+        std::to_string(options_.max_restarts) + ": generation " +
+        std::to_string(store.generation()) + " at " + std::to_string(r.size) + " ranks" +
+        (r.size == size ? " (same size)"
+                        : " (was " + std::to_string(size) + ": " + r.why_size + ")") +
+        "; the last one ended because " + cause);
+    size = r.size;
+  }
+}
 
 }  // namespace weft::launcher

@@ -10,8 +10,13 @@
 //   - weftrun gets SIGINT/SIGTERM/SIGHUP -> pass it on, wait (bounded), SIGKILL what is left;
 //     exit 128+signal. A second signal kills at once;
 //   - weftrun gets SIGTSTP (Ctrl-Z) -> pass it on and stop; SIGCONT is passed on too.
-// Shared-memory files of the job are removed however it ends, and those of jobs whose owners
-// are gone are swept when it starts.
+//   - with --elastic, a failed generation (ended as above) is followed by another: the
+//     coordinator begins a new generation, and the ranks start again, at the same size or
+//     smaller (elastic_policy.h), each restart printed with its reason;
+//   - ranks that all exit with kPreemptedExitStatus (runtime/preemption.h: they saved their work
+//     after SIGTERM/SIGUSR1) end the job with that status, never restarted.
+// Shared-memory files of the job are removed however it ends (and after every generation), and
+// those of jobs whose owners are gone are swept when it starts.
 #include <string>
 
 #include "launcher/launch_options.h"
@@ -22,9 +27,9 @@ class Job {
  public:
   // `program_path` is options.command[0] resolved (program_path.h).
   Job(LaunchOptions options, std::string program_path);
-  // Runs the job to the end and returns weftrun's exit code. Throws Error only when the job
-  // could not start (store or a rank failed to launch; InvalidArgument when the program cannot
-  // be run); started ranks are stopped first.
+  // Runs the job to the end and returns weftrun's exit code. Throws Error only when a
+  // generation could not start (store or a rank failed to launch; InvalidArgument when the
+  // program cannot be run); started ranks are stopped first.
   int run();
 
  private:

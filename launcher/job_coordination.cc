@@ -120,6 +120,18 @@ bool JobCoordination::let_other_nodes_finish(std::chrono::milliseconds patience)
   return served_->wait_until_all_left(deadline);
 }
 
+comm::Coordinator::Loss JobCoordination::loss() const {
+  return served_ ? served_->loss() : comm::Coordinator::Loss{};
+}
+
+void JobCoordination::begin_generation() {
+  if (!served_ || client_)
+    throw Error(ErrorCode::Internal, "a new generation needs the one node's own coordinator");
+  served_->begin_generation();
+}
+
+uint64_t JobCoordination::generation() const { return served_ ? served_->generation() : 0; }
+
 void JobCoordination::post_rank_lost(const std::string& notice) {
   if (served_) {
     served_->post_rank_lost(notice);

@@ -45,6 +45,14 @@ class JobCoordination {
   // last steps a moment later), or a loss, or `patience`. False when it gave up waiting.
   bool let_other_nodes_finish(std::chrono::milliseconds patience);
 
+  // The coordinator's view of this generation's loss (Coordinator::loss), when it is served
+  // here; none otherwise (a node serving none learns of losses from its ranks' exits).
+  comm::Coordinator::Loss loss() const;
+  // weftrun --elastic, one node only (node_layout.h): a fresh generation of the coordinator
+  // served here (Coordinator::begin_generation), and its number.
+  void begin_generation();
+  uint64_t generation() const;
+
   // Posts the job's death notice naming a rank of this node (Coordinator::post_rank_lost), to
   // the coordinator served here or elsewhere. Never throws: the notice only hurries the others.
   void post_rank_lost(const std::string& notice);

@@ -20,8 +20,9 @@ constexpr const char* kExample = "weftrun -n 4 -- ./my_program --its-flags";
 
 // Long flags offered as "did you mean" suggestions for a mistyped flag.
 constexpr std::string_view kKnownFlags[] = {
-    "--np",   "--backend",  "--timeout",    "--grace",          "--heartbeat-timeout",
-    "--help", "--help-env", "--tag-output", "--no-tag-output",
+    "--np",        "--backend",       "--timeout",    "--grace",         "--heartbeat-timeout",
+    "--help",      "--help-env",      "--tag-output", "--no-tag-output", "--preempt-timeout",
+    "--elastic",   "--min-ranks",     "--max-restarts",
     "--nnodes", "--node-rank", "--coordinator"};
 
 [[noreturn]] void fail(const std::string& message) {
@@ -100,6 +101,16 @@ int parse_rank_count(const std::string& flag, const std::string& text) {
   return static_cast<int>(n);
 }
 
+int parse_restart_count(const std::string& flag, const std::string& text) {
+  errno = 0;
+  char* end = nullptr;
+  long n = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || n < 0 || n > 1'000'000)
+    fail(flag + " expects a number of restarts from 0, got '" + text +
+         "' (for example: " + flag + " 3)");
+  return static_cast<int>(n);
+}
+
 double parse_seconds(const std::string& flag, const std::string& text, bool allow_zero) {
   char* end = nullptr;
   double s = std::strtod(text.c_str(), &end);
@@ -136,6 +147,8 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
 
   bool saw_separator = false;
   bool saw_rank_count = false;
+  std::optional<int> min_ranks;
+  bool saw_max_restarts = false;
   ArgCursor cursor(args);
   while (!cursor.done()) {
     std::string arg = cursor.take();
@@ -174,6 +187,19 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
       options.heartbeat_timeout_seconds = parse_seconds(
           flag, cursor.value_of(flag, glued, "seconds, e.g. --heartbeat-timeout 10"),
           /*allow_zero=*/true);
+    } else if (flag == "--preempt-timeout") {
+      options.preempt_timeout_seconds = parse_seconds(
+          flag, cursor.value_of(flag, glued, "seconds, e.g. --preempt-timeout 120"),
+          /*allow_zero=*/true);
+    } else if (flag == "--elastic") {
+      if (glued) fail(flag + " takes no value");
+      options.elastic = true;
+    } else if (flag == "--min-ranks") {
+      min_ranks = parse_rank_count(flag, cursor.value_of(flag, glued, "ranks, e.g. --min-ranks 2"));
+    } else if (flag == "--max-restarts") {
+      std::string text = cursor.value_of(flag, glued, "a count, e.g. --max-restarts 3");
+      options.max_restarts = parse_restart_count(flag, text);
+      saw_max_restarts = true;
     } else if (flag == "--nnodes") {
       options.num_nodes = parse_node_count(cursor.value_of(flag, glued, "nodes, e.g. --nnodes 2"));
     } else if (flag == "--node-rank") {
@@ -198,6 +224,13 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
   if (options.command.empty() || options.command[0].empty())
     fail("no program after '--': give the program and its arguments, as in " +
          std::string(kExample));
+  if ((min_ranks || saw_max_restarts) && !options.elastic)
+    fail(std::string(min_ranks ? "--min-ranks" : "--max-restarts") +
+         " needs --elastic: without it a failed job is not restarted");
+  options.min_ranks = min_ranks.value_or(options.num_ranks);
+  if (options.min_ranks > options.num_ranks)
+    fail("--min-ranks " + std::to_string(options.min_ranks) + " is more than the " +
+         std::to_string(options.num_ranks) + " ranks of -n: a restart never grows the job");
   check_node_layout(options);
   return options;
 }
@@ -222,6 +255,18 @@ flags:
   --heartbeat-timeout S  a rank that sends no heartbeat for S seconds (hung, stopped) is
                          declared lost and the others fail naming it (default
                          WEFT_HEARTBEAT_TIMEOUT, 5; 0 = never)
+  --preempt-timeout S    after passing on SIGTERM, SIGUSR1, SIGINT or SIGHUP, seconds the ranks
+                         get to save a checkpoint and exit before SIGKILL (default: the longer
+                         of --grace and 10 s)
+  --elastic              when a rank fails or is declared lost, end that generation (stop the
+                         others as above) and start every rank again under a new one, in which
+                         weft-train resumes from its newest checkpoint (WEFT_RESTART_COUNT > 0
+                         implies --resume when --ckpt-dir is set)
+  --min-ranks A          with --elastic: a rank that fails first in two generations in a row at
+                         one size, or a size the ranks refuse (exit 2: the global batch or layout
+                         does not fit), makes the next generation one rank smaller, down to A
+                         (default N: always the same size)
+  --max-restarts R       with --elastic: restarts allowed in all (default 3)
   --nnodes M             machines in the job, one weftrun each (default 1)
   --node-rank I          this machine's place among them, 0..M-1 (default 0)
   --coordinator H:P      where the ranks of every node meet, the same on every node: an
@@ -241,6 +286,7 @@ Exit status:
   1      the job failed: a rank exited with an error (weftrun names the rank and its code)
   2      bad usage: a mistake on weftrun's command line, a program that cannot be started,
          or a rank that exited with 2 (a mistake in the program's own flags)
+  75     the job was preempted: every rank saved a checkpoint and stopped (weft-train)
   128+N  a rank was killed by signal N (or exited with 128+N, as a shell reports a killed
          child), or weftrun itself got signal N and passed it on (SIGINT: 130, SIGTERM: 143)
 
@@ -249,15 +295,23 @@ rank starts (a wrapper script's child, data-loader workers) ends with it. When a
 weftrun names it, tells the others through the rendezvous store (ranks still setting up need
 not wait for it), stops those still running after the grace period, and removes the dead
 rank's files in /dev/shm; files left there by jobs whose processes are gone are swept when
-weftrun starts.
-SIGINT, SIGTERM and SIGHUP sent to weftrun are passed on to every rank; ranks still running
-10 s later (or after the grace period, if longer) get SIGKILL, and a second signal kills them
-at once.
+weftrun starts. A rank the coordinator declares lost (silent past the heartbeat timeout: hung
+or stopped) fails the job likewise, and gets SIGKILL when the grace period ends.
+SIGINT, SIGTERM, SIGHUP and SIGUSR1 sent to weftrun are passed on to every rank; ranks still
+running --preempt-timeout later get SIGKILL, and a second signal kills them at once. weft-train
+with --ckpt-dir takes SIGTERM and SIGUSR1 as a preemption notice (Slurm's
+`#SBATCH --signal=B:USR1@120`): its ranks finish the step they are in, agree on it, commit a
+checkpoint there and exit with status 75; a job whose ranks all end so exits 75 (never
+restarted by --elastic).
+With --elastic each restart is printed with its reason, the generation and the new size; the
+ranks get WEFT_RESTART_COUNT (0, then 1, 2, ...) and rejoin the same coordinator under the new
+generation; a restart never outlives --max-restarts.
 
 examples:
   weftrun -n 4 --backend shm -- ./weft-train --steps 100
   # on 10.0.0.1 and on 10.0.0.2 (I = 0 and 1), after the same export WEFT_TOKEN=...:
   weftrun --nnodes 2 --node-rank I --coordinator 10.0.0.1:29400 -n 4 -- ./weft-train
+  weftrun -n 4 --elastic --min-ranks 2 -- ./weft-train --steps 1000 --ckpt-dir ckpt --ckpt-every 50
 )";
 }
 

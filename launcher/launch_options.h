@@ -17,6 +17,13 @@ struct LaunchOptions {
   double grace_seconds = 1.0;          // --grace S: how long the other ranks get after one fails
   // --heartbeat-timeout S: a rank silent this long is declared lost (else WEFT_HEARTBEAT_TIMEOUT)
   std::optional<double> heartbeat_timeout_seconds;
+  // --preempt-timeout S: after weftrun passes on SIGTERM/SIGUSR1/SIGINT/SIGHUP, how long the ranks
+  // get to save and exit before SIGKILL (unset: the longer of --grace and 10 s)
+  std::optional<double> preempt_timeout_seconds;
+  // --elastic: a failed generation is ended and the ranks started again (elastic_policy.h)
+  bool elastic = false;
+  int min_ranks = 0;     // --min-ranks A: the smallest size a restart may shrink to (default N)
+  int max_restarts = 3;  // --max-restarts R
   bool tag_output = true;              // --tag-output / --no-tag-output: "[rank K] " prefixes
   // Several hosts (node_layout.h): one weftrun per node, each starting -n ranks.
   int num_nodes = 1;                       // --nnodes M

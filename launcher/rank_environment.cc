@@ -25,6 +25,7 @@ std::vector<std::string> rank_environment(const std::vector<std::string>& base,
       {"WEFT_JOB_ID", in.job_id},
       {"WEFT_TOKEN", in.token},
       {"WEFT_STORE_ADDR", in.store_addr},
+      {"WEFT_RESTART_COUNT", std::to_string(in.restart_count)},
   };
   if (in.backend) ours.emplace_back("WEFT_BACKEND", *in.backend);
   if (in.timeout) ours.emplace_back("WEFT_TIMEOUT", *in.timeout);

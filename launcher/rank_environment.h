@@ -18,6 +18,7 @@ struct RankEnvironmentInputs {
   std::string job_id;
   std::string token;
   std::string store_addr;              // the coordinator's "host:port"
+  int restart_count = 0;               // weftrun --elastic: restarts before this generation
   std::optional<std::string> backend;  // only set when given on the command line, so a
   std::optional<std::string> timeout;  // WEFT_BACKEND/WEFT_TIMEOUT exported by the user survives
 

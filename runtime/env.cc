@@ -39,6 +39,9 @@ constexpr Var kEnvVars[] = {
      "Under torchrun-style launch across machines, set it yourself: "
      "export WEFT_TOKEN=$(openssl rand -hex 16), the same on every node"},
     {"WEFT_STORE_ADDR", "", "set by weftrun: host:port of the rendezvous store"},
+    {"WEFT_RESTART_COUNT", "0",
+     "set by weftrun: how many times --elastic restarted the job before this generation (with "
+     "--ckpt-dir, weft-train resumes from the newest checkpoint when it is above 0)"},
     {"WEFT_STORE_BIND", "", "under torchrun-style launch: the address rank 0's store listens on "
      "(default MASTER_ADDR; 0.0.0.0 = every interface)"},
     {"WEFT_HEARTBEAT_TIMEOUT", "5",

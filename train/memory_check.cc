@@ -43,14 +43,16 @@ double moments(const TrainOptions& o, double params, int ranks) {
 MemoryNeed host_memory_need(const TrainOptions& o, int ranks, int lanes) {
   const double P = o.model.parameters();
   MemoryNeed need;
+  // With --ckpt-dir, the checkpoints' snapshot: the f32 parameters and this rank's moments.
+  const double snapshot = o.ckpt_dir.empty() ? 0 : 4 * P + moments(o, P, ranks);
   if (o.device == "cuda") {
     // The parameters are made on the host in f32, and in bf16 for a bf16 model's copy.
-    need.state = P * (o.precision == "bf16" ? 4 + 2 : 4);
+    need.state = P * (o.precision == "bf16" ? 4 + 2 : 4) + snapshot;
     return need;
   }
   // Parameters and gradients in f32, a gradient buffer per extra lane, the bf16 wire copy.
-  need.state =
-      4 * P * (2 + (lanes - 1)) + moments(o, P, ranks) + (o.grad_dtype == "bf16" ? 2 * P : 0);
+  need.state = 4 * P * (2 + (lanes - 1)) + moments(o, P, ranks) +
+               (o.grad_dtype == "bf16" ? 2 * P : 0) + snapshot;
   // Every lane's model holds activations for its share of the micro-batch.
   const int share = (o.micro_batch + lanes - 1) / lanes;
   const models::GptMemory m = models::gpt_memory(models::StageSizes(o.model, models::StagePlan{}), share);

@@ -17,7 +17,8 @@ struct MemoryNeed {
   double total() const { return state + activations; }
 };
 // In host memory, for `ranks` data-parallel ranks (ZeRO-1 shards the moments) and `lanes` lanes.
-// With --device cuda only the host copy the parameters are initialised in.
+// With --device cuda only the host copy the parameters are initialised in. With --ckpt-dir, also
+// the checkpoints' snapshot of the parameters and moments.
 MemoryNeed host_memory_need(const TrainOptions& o, int ranks, int lanes);
 // With --device cuda, on the GPU.
 MemoryNeed gpu_memory_need(const TrainOptions& o, int ranks);

@@ -44,6 +44,9 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) override;
   double theoretical_idle() const override { return theoretical_idle_; }
   std::string activation_memory_line() override;
+  CheckpointLayout checkpoint_layout() const override;
+  void state_to_host(float* params, float* m, float* v) override;
+  void state_from_host(const float* params, const float* m, const float* v) override;
 
  private:
   using Model = models::GptModel<Ctx, T>;
@@ -297,6 +300,52 @@ std::string ParallelTrainer<Ctx, T>::activation_memory_line() {
     line += part;
   }
   return line;
+}
+
+template <class Ctx, typename T>
+CheckpointLayout ParallelTrainer<Ctx, T>::checkpoint_layout() const {
+  CheckpointLayout l;
+  l.tensors = tensors_;
+  for (int c = 0; c < chunks_; c++) {
+    const models::GptLayout& layout = models_[static_cast<size_t>(c)]->layout();
+    for (int i = 0; i < static_cast<int>(layout.tensors().size()); i++) {
+      const models::ParamTensor& t = layout.tensors()[static_cast<size_t>(i)];
+      // A tensor every tp rank holds whole is tp rank 0's to write; the tied head's copy of the
+      // embedding is the first stage's.
+      l.writes.push_back((t.split_dim >= 0 || mesh_.coords().tp == 0) &&
+                         !(i == layout.wte() && !layout.plan().first));
+    }
+  }
+  l.segments = optimizer_.segments();
+  l.elements = dp_.padded_elements();
+  l.writes_params = mesh_.coords().dp == 0;
+  l.writes_moments = options_.zero1 || mesh_.coords().dp == 0;
+  return l;
+}
+
+template <class Ctx, typename T>
+void ParallelTrainer<Ctx, T>::state_to_host(float* params, float* m, float* v) {
+  const size_t state = parallel::state_elements(optimizer_.segments()) * sizeof(float);
+  copy_bytes(dev_.ctx, params, master(), dp_.padded_elements() * sizeof(float));
+  copy_bytes(dev_.ctx, m, optimizer_.first_moment(), state);
+  copy_bytes(dev_.ctx, v, optimizer_.second_moment(), state);
+  synchronize();
+}
+
+template <class Ctx, typename T>
+void ParallelTrainer<Ctx, T>::state_from_host(const float* params, const float* m, const float* v) {
+  const size_t state = parallel::state_elements(optimizer_.segments()) * sizeof(float);
+  copy_bytes(dev_.ctx, master(), params, dp_.padded_elements() * sizeof(float));
+  copy_bytes(dev_.ctx, optimizer_.first_moment(), m, state);
+  copy_bytes(dev_.ctx, optimizer_.second_moment(), v, state);
+  std::vector<bf16> low;  // lives until the copies are done
+  if constexpr (!std::is_same_v<T, float>) {
+    // The model computes with a bf16 copy of the master weights, as at initialisation.
+    low.resize(dp_.padded_elements());
+    for (size_t i = 0; i < low.size(); i++) low[i] = bf16(params[i]);
+    copy_bytes(dev_.ctx, params_.data(), low.data(), low.size() * sizeof(bf16));
+  }
+  synchronize();
 }
 
 template <class Ctx, typename T>

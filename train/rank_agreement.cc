@@ -115,6 +115,12 @@ void stop_together(const std::optional<Error>& error, const GatherWords& gather)
               "rank " + std::to_string(rank) + " stopped: " + theirs);
 }
 
+int agree_on_preemption(int my_signal, const GatherWords& gather) {
+  const std::vector<uint64_t> signals = gather({static_cast<uint64_t>(my_signal)});
+  const auto first = std::find_if(signals.begin(), signals.end(), [](uint64_t s) { return s; });
+  return first == signals.end() ? 0 : static_cast<int>(*first);
+}
+
 void check_replicas_agree(uint64_t parameter_checksum, const GatherWords& gather) {
   const std::vector<uint64_t> sums = gather({parameter_checksum});
   std::map<uint64_t, std::vector<int>> ranks_of;

@@ -27,6 +27,10 @@ void check_flags_agree(const FlagValues& flags, const GatherWords& gather);
 // --log-json cannot be opened) instead of leaving its peers waiting for it: the failing ranks
 // throw theirs, the others the first failing rank's message and code.
 void stop_together(const std::optional<Error>& error, const GatherWords& gather);
+// Preemption (runtime/preemption.h): a signal reaches the ranks at different moments, so at a
+// step's end they gather what each got (`my_signal`, 0: nothing) and all take the first rank's
+// signal that is not 0: every rank stops after the same step, or none does.
+int agree_on_preemption(int my_signal, const GatherWords& gather);
 // Compares each replica's checksum of its initial parameters (flags that agree give the same
 // weights on every machine: models/gpt_config.h); throws naming the ranks when they differ.
 void check_replicas_agree(uint64_t parameter_checksum, const GatherWords& gather);

@@ -97,6 +97,9 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
       {"--virtual-stages",
        [&](auto v) { o.virtual_stages = positive_int("--virtual-stages", v); }},
       {"--log-json", [&](auto v) { o.log_json = v; }},
+      {"--ckpt-dir", [&](auto v) { o.ckpt_dir = v; }},
+      {"--ckpt-every", [&](auto v) { o.ckpt_every = positive_int("--ckpt-every", v); }},
+      {"--keep", [&](auto v) { o.keep = positive_int("--keep", v); }},
   };
   for (size_t i = 0; i < args.size(); i++) {
     std::string arg = args[i], value;
@@ -110,6 +113,8 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
       o.help = true;
     } else if (arg == "--zero1") {
       o.zero1 = true;
+    } else if (arg == "--resume") {
+      o.resume = true;
     } else if (auto it = with_value.find(arg); it != with_value.end()) {
       if (!has_inline) {
         if (i + 1 >= args.size()) bad(arg + " needs a value");
@@ -134,6 +139,9 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
     bad("--grad-dtype " + o.grad_dtype + " with --device cuda --precision " + o.precision +
         ": a GPU's gradients go on the wire in the model's own dtype; set --precision " +
         o.grad_dtype + " instead");
+  if (o.ckpt_dir.empty() && (o.ckpt_every > 0 || o.resume || o.keep > 0))
+    bad(std::string(o.resume ? "--resume" : o.ckpt_every > 0 ? "--ckpt-every" : "--keep") +
+        " needs --ckpt-dir D: the directory checkpoints are written to and resumed from");
   o.model.validate();  // its messages name the flags
   return o;
 }
@@ -172,7 +180,10 @@ std::vector<std::pair<std::string, std::string>> TrainOptions::flags_that_must_a
           {"--tp", std::to_string(tp)},
           {"--pp", std::to_string(pp)},
           {"--schedule", schedule},
-          {"--virtual-stages", std::to_string(virtual_stages)}};
+          {"--virtual-stages", std::to_string(virtual_stages)},
+          {"--ckpt-every", std::to_string(ckpt_every)},
+          {"--keep", std::to_string(keep)},
+          {"--resume", resume ? "on" : "off"}};
 }
 
 std::string describe_threads(int threads, int lanes) {
@@ -270,15 +281,29 @@ device:    --device cpu|cuda   --precision f32|bf16   cuda trains in bf16 (f32 m
                             sequence for each, else as BLAS threads (the node's cores / ranks on the
                             node)
 output:    --log-json FILE  one JSON object per step, appended, from rank 0
+ckpt:      --ckpt-dir D     where checkpoints go: D/step-00000100/rank-00003.safetensors per
+                            rank, D/step-.../MANIFEST.json once every rank's shard is in, D/LATEST
+           --ckpt-every K   a checkpoint after every K-th step, written by a background thread
+                            while training goes on (its time and hidden share are printed)
+           --keep N         keep the newest N committed checkpoints (all)
+           --resume         continue from D/LATEST (falling back to older steps when a file is
+                            torn), under any launcher and any dp x tp x pp layout that fits the
+                            model; the model's flags must be the checkpoint's. Implied when
+                            weftrun --elastic restarted the job (WEFT_RESTART_COUNT above 0)
+           With --ckpt-dir, SIGTERM or SIGUSR1 (a scheduler's preemption notice, e.g. Slurm's
+           --signal=B:USR1@120) stops every rank after the same step, the one the first rank to
+           hear of it finished (they agree at each step's end), with a checkpoint of that step
+           committed; weft-train then exits 75
 
-Every rank must be given the same flags (--threads, --log-json and --backend aside): the ranks
-compare them, and their initial parameters, before step 1. A non-finite loss or gradient norm
-stops the run at that step.
+Every rank must be given the same flags (--threads, --log-json, --ckpt-dir and --backend aside):
+the ranks compare them, and their initial parameters, before step 1. A non-finite loss or
+gradient norm stops the run at that step.
 
 exit codes: 0  done
             2  bad usage: a flag (or flags that differ between ranks), a --log-json that cannot
                be opened, more memory than the machine has for these flags
             1  failure in the job: a lost peer, a diverged run (non-finite loss or gradient norm)
+            75  preempted: stopped on SIGTERM/SIGUSR1 with a committed checkpoint (--ckpt-dir)
             128+N  killed by signal N
 )";
 }

@@ -43,6 +43,31 @@ std::vector<uint64_t> Trainer::allgather_words(const std::vector<uint64_t>& mine
   return allgather_host_words(comm_, mine);
 }
 
+CheckpointLayout Trainer::checkpoint_layout() const {
+  CheckpointLayout l;
+  l.tensors = model_.layout().tensors();
+  l.writes.assign(l.tensors.size(), true);
+  l.segments = optimizer_.segments();
+  l.elements = dp_.padded_elements();
+  l.writes_params = comm_.rank() == 0;
+  l.writes_moments = options_.zero1 || comm_.rank() == 0;
+  return l;
+}
+
+void Trainer::state_to_host(float* params, float* m, float* v) {
+  const size_t state = parallel::state_elements(optimizer_.segments()) * sizeof(float);
+  std::memcpy(params, params_.data(), dp_.padded_elements() * sizeof(float));
+  std::memcpy(m, optimizer_.first_moment(), state);
+  std::memcpy(v, optimizer_.second_moment(), state);
+}
+
+void Trainer::state_from_host(const float* params, const float* m, const float* v) {
+  const size_t state = parallel::state_elements(optimizer_.segments()) * sizeof(float);
+  std::memcpy(params_.data(), params, dp_.padded_elements() * sizeof(float));
+  std::memcpy(optimizer_.first_moment(), m, state);
+  std::memcpy(optimizer_.second_moment(), v, state);
+}
+
 double Trainer::global_grad_norm() {
   double sq = optimizer_.owned_grad_square_sum(grads_.as<float>());
   // ZeRO-1 shards are disjoint: their squares add up across ranks. Without ZeRO-1 every rank

@@ -5,9 +5,24 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/gpt_layout.h"
+#include "parallel/adamw_segments.h"
 #include "train/step_log.h"
 
 namespace weft::train {
+
+// What a checkpoint holds of a rank (train/checkpointing.h): its tensors as the shard layout
+// describes them, its optimizer moments' layout, and which of them this rank writes (each value
+// is written once in the job: by the first data-parallel replica, tp rank 0 for a tensor every
+// tp rank holds whole, the first stage for the tied embedding; ZeRO-1 moments by their owner).
+struct CheckpointLayout {
+  std::vector<models::ParamTensor> tensors;  // offsets in the flat parameter buffer
+  std::vector<bool> writes;                  // per tensor
+  std::vector<parallel::AdamWSegment> segments;
+  size_t elements = 0;  // of the flat parameter buffer, padding included
+  bool writes_params = false;
+  bool writes_moments = false;
+};
 
 class TrainingRun {
  public:
@@ -23,6 +38,13 @@ class TrainingRun {
   // Every rank's `mine` (the same number of words on each), rank by rank: an allgather over the
   // trainer's communicator, in memory its backend takes.
   virtual std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) = 0;
+
+  // Checkpoints, between steps: the layout, and the state in host memory, f32 throughout: the
+  // (master) parameters, `layout.elements` of them, and AdamW's first and second moments, laid
+  // out by `layout.segments`. AdamW's step counter is the training step.
+  virtual CheckpointLayout checkpoint_layout() const = 0;
+  virtual void state_to_host(float* params, float* m, float* v) = 0;
+  virtual void state_from_host(const float* params, const float* m, const float* v) = 0;
 };
 
 }  // namespace weft::train

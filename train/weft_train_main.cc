@@ -6,10 +6,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <thread>
 
 #include "comm/communicator.h"
+#include "train/checkpointing.h"
 #include "train/cuda_trainer.h"
 #include "train/memory_check.h"
 #include "train/rank_agreement.h"
@@ -17,7 +19,9 @@
 #include "train/trainer.h"
 #include "kernels/matmul.h"
 #include "runtime/clock.h"
+#include "runtime/env.h"
 #include "runtime/error.h"
+#include "runtime/preemption.h"
 #include "runtime/world.h"
 
 namespace {
@@ -57,6 +61,12 @@ void check_memory(const TrainOptions& options, const World& world, int gpu) {
 }
 
 int run(TrainOptions options) {
+  // A restart by weftrun --elastic continues from the newest checkpoint (every rank of a
+  // generation gets the same count, so the ranks agree on --resume).
+  if (!options.ckpt_dir.empty() && env::get_int("WEFT_RESTART_COUNT") > 0) options.resume = true;
+  // With somewhere to save to, a preemption notice stops the job after a step, saved, instead of
+  // killing it. Caught from the start: a rank that died of it in set-up would fail its peers.
+  if (!options.ckpt_dir.empty()) catch_preemption_signals();
   World world = World::from_env();
   options.resolve(world.size);  // bad batch shapes fail here, before any rendezvous
   // Before the rendezvous: a rank without a usable GPU stops before its peers wait for it.
@@ -119,10 +129,12 @@ int run(TrainOptions options) {
     std::fflush(stdout);
   }
 
+  Checkpointing checkpoints(options, *trainer, *comm, corpus.checksum());
+  const int resumed = checkpoints.resume();
   std::vector<StepStats> history;
   std::optional<double> last_eval;
   Clock::time_point start = Clock::now();
-  for (int step = 1; step <= options.steps; step++) {
+  for (int step = resumed + 1; step <= options.steps; step++) {
     StepStats s = trainer->step(step);
     history.push_back(s);
     if (leader) {
@@ -136,6 +148,7 @@ int run(TrainOptions options) {
       std::fprintf(stderr, "weft-train: %s\n", why.c_str());
       return 1;
     }
+    checkpoints.after_step(step);
     if (options.eval_every > 0 && (step % options.eval_every == 0 || step == options.steps)) {
       EvalStats e = trainer->evaluate(step);
       last_eval = e.loss;
@@ -145,7 +158,22 @@ int run(TrainOptions options) {
       }
     }
     if (leader) std::fflush(stdout);
+    // A signal reaches the ranks at different moments: they agree (a one-word allgather) to
+    // stop after this step, all of them, or go on. The last step ends the run anyway.
+    if (checkpoints.enabled() && step < options.steps) {
+      if (const int signo = agree_on_preemption(preemption_signal(), gather); signo != 0) {
+        checkpoints.save(step, /*wait_for_commit=*/true);
+        if (leader)
+          std::printf(
+              "weft-train: preempted by SIG%s: stopped after step %d, whose checkpoint "
+              "is committed in %s; run again with --resume to continue\n",
+              ::sigabbrev_np(signo), step, options.ckpt_dir.c_str());
+        std::fflush(stdout);
+        return kPreemptedExitStatus;
+      }
+    }
   }
+  checkpoints.finish();
   const std::string memory = cut ? cut->activation_memory_line() : "";
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());

@@ -44,8 +44,22 @@ class Coordinator {
   // Posts the job's death notice, as a launcher does when it sees a rank die: every rank waiting
   // in the store fails with PeerLost quoting `notice`. Any thread; only the first notice is kept.
   void post_rank_lost(const std::string& notice);
-  // The generation: 1 at the start, one more for every loss.
+  // The generation: 1 at the start, one more for every loss (and every begin_generation after
+  // a generation that ended without one).
   uint64_t generation() const;
+  // This generation's death notice (empty while it has none) and the rank the coordinator itself
+  // declared lost (its stream ended or its beats stopped; -1 for a launcher's notice).
+  struct Loss {
+    std::string notice;
+    int rank = -1;
+    bool silent = false;  // the rank went silent (hung, stopped) rather than away (exited)
+  };
+  Loss loss() const;
+  // For a launcher that restarts the job (weftrun --elastic) once every process of the last
+  // generation is gone: a fresh generation, with no keys, no members, no notice, and a world size
+  // the first join fixes anew (it may be smaller). Requests of earlier generations keep failing
+  // with ABORTED; new ranks learn the generation when they connect.
+  void begin_generation();
   // Waits until every rank that joined has left, or a loss, or `deadline`; true when all left.
   // A launcher whose own ranks are done keeps serving the ranks of other machines while they
   // finish (they leave as they close weft).
@@ -57,7 +71,9 @@ class Coordinator {
   std::unique_ptr<State> state_;
 };
 
-class CoordinatorStore : public Store {
+// Also the job's checkpoint committer (store.h): a rank's report goes to the coordinator, which
+// commits the step when every rank's is in.
+class CoordinatorStore : public Store, public CheckpointCommitter {
  public:
   // Connects (retrying until the deadline, as the coordinator may start later) and presents the
   // token. A refusal says where the token came from (`token_origin`) and what to check.
@@ -77,6 +93,9 @@ class CoordinatorStore : public Store {
   void check_members() override;
   // Called on the beat thread when the coordinator ends this rank's generation (see above).
   std::shared_ptr<void> watch_losses(std::function<void(const std::string&)> on_lost) override;
+  CheckpointCommitter* checkpoint_committer() override { return this; }
+  void commit_shard(const std::string& dir, int64_t step, int keep, const std::string& job,
+                    const std::string& report, Deadline deadline) override;
   // Joins the job as rank `rank` of `world_size` and starts beating. If the beats stop before
   // this store is destroyed (the rank died, hung, was stopped, or exited without closing weft),
   // the coordinator declares it lost (see above). Destroying the store leaves.

@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <condition_variable>
 #include <map>
+#include <tuple>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 
+#include "checkpoint/commit.h"
 #include "comm/rendezvous/coordinator.h"
 #include "comm/rendezvous/coordinator_limits.h"
 #include "comm/rendezvous/job_token.h"
@@ -48,6 +51,32 @@ std::string host_of_peer(const std::string& peer) {
 
 bool valid_key(const std::string& key) { return !key.empty() && key.size() <= kMaxKeyBytes; }
 
+// Commits checkpoint `step` in `dir` from every rank's report (by rank) and rank 0's description
+// of the job: the empty string, or why the step is not committed.
+std::string commit_checkpoint(const std::string& dir, int64_t step, int world_size,
+                              const std::string& job, const std::map<int, std::string>& reports,
+                              int keep) {
+  const std::string name = "checkpoint step " + std::to_string(step) + " in " + dir;
+  try {
+    std::vector<checkpoint::ShardReport> shards;
+    for (const auto& [rank, text] : reports) {
+      nlohmann::json j = nlohmann::json::parse(text);
+      if (j.contains("error")) return name + ": " + j["error"].get<std::string>();
+      const std::string where = "rank " + std::to_string(rank) + "'s report";
+      shards.push_back(checkpoint::shard_report_from_json(j, where));
+      if (shards.back().rank != rank)
+        return name + ": " + where + " describes another rank's shard";
+    }
+    if (job.empty()) return name + ": rank 0 sent no description of the job";
+    checkpoint::commit_step(dir, step, world_size, nlohmann::json::parse(job), std::move(shards),
+                            keep);
+    WEFT_INFO("coordinator: committed " << name);
+    return "";
+  } catch (const std::exception& e) {
+    return name + " was not committed: " + e.what();
+  }
+}
+
 }  // namespace
 
 struct Coordinator::State final : pb::Coordinator::Service {
@@ -64,9 +93,22 @@ struct Coordinator::State final : pb::Coordinator::Service {
   std::unordered_map<std::string, std::string> kv;
   uint64_t generation = 1;
   std::string notice;  // the job's death notice, once there is one
+  int lost_rank = -1;  // the rank the coordinator itself declared lost (-1: none, or a launcher's)
+  bool lost_silent = false;  // ... for its silence (hung), not for its stream's end
   int world_size = 0;  // fixed by the first join
   std::map<int, Member> members;  // joined and not yet left, of this generation
   int open_streams = 0;
+  // Checkpoint steps being committed, by (generation, directory, step); dropped once every
+  // reporter heard. The generation keeps a restarted job's reports apart from the last one's.
+  struct Commit {
+    std::map<int, std::string> reports;  // by rank
+    std::string job;
+    int keep = 0;
+    bool committing = false, done = false;
+    std::string error;  // once done: empty when committed
+    int waiting = 0;    // reporters not yet answered
+  };
+  std::map<std::tuple<uint64_t, std::string, int64_t>, Commit> commits;
   bool stopping = false;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -114,10 +156,12 @@ struct Coordinator::State final : pb::Coordinator::Service {
   }
 
   // Keeps the first death notice, ends the generation; every member of it must rejoin. Holds mu.
-  void post_lost(const std::string& why) {
+  void post_lost(const std::string& why, int rank = -1, bool silent = false) {
     if (!notice.empty()) return;
     WEFT_WARN("coordinator: " << why);
     notice = why;
+    lost_rank = rank;
+    lost_silent = silent;
     kv[kRankLostKey] = why;
     ++generation;
     members.clear();
@@ -220,6 +264,73 @@ struct Coordinator::State final : pb::Coordinator::Service {
     }
   }
 
+  Status CommitShard(ServerContext* ctx, const pb::CommitShardRequest* req,
+                     pb::CommitShardReply* reply) override {
+    std::unique_lock lock(mu);
+    if (Status s = admit(ctx, req->caller()); !s.ok()) return s;
+    const int rank = req->caller().rank();
+    if (!members.count(rank))
+      return Status(StatusCode::PERMISSION_DENIED,
+                    "only a rank that joined the job may report a checkpoint shard");
+    if (req->dir().empty() || req->dir()[0] != '/' || req->step() < 0 || req->keep() < 0)
+      return Status(StatusCode::INVALID_ARGUMENT,
+                    "a checkpoint report needs an absolute directory, a step and a keep count "
+                    "that are not negative");
+    if (!nlohmann::json::accept(req->report()) ||
+        (!req->job().empty() && !nlohmann::json::accept(req->job())))
+      return Status(StatusCode::INVALID_ARGUMENT, "a checkpoint report that is not JSON");
+    const auto key = std::tuple{generation, req->dir(), req->step()};
+    Commit& c = commits[key];  // stays put while c.waiting > 0
+    if (!c.done && !c.committing) {
+      c.reports[rank] = req->report();
+      if (rank == 0) {
+        c.job = req->job();
+        c.keep = req->keep();
+      }
+    }
+    ++c.waiting;
+    // The last report commits, with the lock released: writing files takes a while, and beats
+    // must go on meanwhile.
+    if (!c.done && !c.committing && static_cast<int>(c.reports.size()) == world_size) {
+      c.committing = true;
+      const std::map<int, std::string> reports = c.reports;
+      lock.unlock();
+      std::string error = commit_checkpoint(req->dir(), req->step(), world_size, c.job, reports,
+                                            c.keep);
+      lock.lock();
+      c.error = std::move(error);
+      c.done = true;
+      changed.notify_all();
+    }
+    const Deadline until =
+        Clock::now() + std::chrono::milliseconds(std::min<uint64_t>(req->timeout_ms(), 1ull << 40));
+    Status result = Status::OK;
+    for (;;) {
+      if (c.done) {
+        if (c.error.empty()) reply->set_committed(true);
+        else result = Status(StatusCode::FAILED_PRECONDITION, c.error);
+        break;
+      }
+      if (!notice.empty() || std::get<0>(key) != generation) {
+        result =
+            Status(StatusCode::ABORTED, notice.empty() ? "the job's generation ended" : notice);
+        break;
+      }
+      if (stopping) {
+        result = Status(StatusCode::UNAVAILABLE, "the coordinator is stopping");
+        break;
+      }
+      if (ctx->IsCancelled()) {
+        result = Status(StatusCode::CANCELLED, "the caller gave up");
+        break;
+      }
+      if (Clock::now() >= until) break;  // not committed (yet)
+      changed.wait_until(lock, std::min(until, Clock::now() + kWakeEvery));
+    }
+    if (--c.waiting == 0 && (c.done || std::get<0>(key) != generation)) commits.erase(key);
+    return result;
+  }
+
   // The first beat joins: a member from then until Leave or the stream's end. Holds `mu`.
   Status join(ServerContext* ctx, const pb::Beat& beat, pb::JoinReply* reply) {
     if (Status s = admit(ctx, beat.caller()); !s.ok()) return s;
@@ -278,8 +389,9 @@ struct Coordinator::State final : pb::Coordinator::Service {
     // The stream ended while the rank was still a member: its process is gone.
     if (!more && !stopping && generation == joined_generation && members.count(rank))
       post_lost(who(rank) +
-                " lost its connection to the coordinator before leaving the job: it died, was "
-                "killed, or exited without closing weft; check its output");
+                    " lost its connection to the coordinator before leaving the job: it died, "
+                    "was killed, or exited without closing weft; check its output",
+                rank);
     if (generation != joined_generation) return Status(StatusCode::ABORTED, notice);
     return Status::OK;
   }
@@ -299,7 +411,8 @@ struct Coordinator::State final : pb::Coordinator::Service {
                   " s (the heartbeat timeout, WEFT_HEARTBEAT_TIMEOUT, is " +
                   seconds_text(timeout) +
                   " s): it is hung, stopped (SIGSTOP), or cut off from the coordinator; check "
-                  "it" + also_silent(rank, now));
+                  "it" + also_silent(rank, now),
+                  rank, /*silent=*/true);
         break;  // post_lost cleared `members`
       }
     }
@@ -379,6 +492,29 @@ bool Coordinator::wait_until_all_left(Deadline deadline) {
 void Coordinator::post_rank_lost(const std::string& notice) {
   std::lock_guard lock(state_->mu);
   state_->post_lost(notice);
+}
+
+Coordinator::Loss Coordinator::loss() const {
+  std::lock_guard lock(state_->mu);
+  return {state_->notice, state_->lost_rank, state_->lost_silent};
+}
+
+void Coordinator::begin_generation() {
+  std::lock_guard lock(state_->mu);
+  State& s = *state_;
+  // A generation that ended without a loss (the launcher stopped it) still ends: its requests
+  // must not reach the next one.
+  if (s.notice.empty()) ++s.generation;
+  s.notice.clear();
+  s.lost_rank = -1;
+  s.lost_silent = false;
+  s.kv.clear();
+  s.members.clear();
+  // Reports of steps the last generation never committed; entries still waited on go with their
+  // last waiter, which the generation's end sends away.
+  std::erase_if(s.commits, [](const auto& entry) { return entry.second.waiting == 0; });
+  s.world_size = 0;
+  s.changed.notify_all();
 }
 
 }  // namespace weft::comm

@@ -366,4 +366,32 @@ void CoordinatorStore::join_as(int rank, int world_size) {
 
 std::string CoordinatorStore::local_host() const { return client_->peer_host; }
 
+void CoordinatorStore::commit_shard(const std::string& dir, int64_t step, int keep,
+                                    const std::string& job, const std::string& report,
+                                    Deadline deadline) {
+  const Clock::time_point start = Clock::now();
+  pb::CommitShardRequest req;
+  req.set_dir(dir);
+  req.set_step(step);
+  req.set_keep(keep);
+  req.set_job(job);
+  req.set_report(report);
+  req.set_timeout_ms(remaining_ms(deadline));
+  const std::string what = "the commit of checkpoint step " + std::to_string(step);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(system_deadline(later(deadline, kReplyGrace)));
+  *req.mutable_caller() = client_->caller();
+  pb::CommitShardReply reply;
+  grpc::Status s = client_->stub->CommitShard(&ctx, req, &reply);
+  // The step's own failure (a rank could not write, the manifest could not be) is the commit's.
+  if (s.error_code() == StatusCode::FAILED_PRECONDITION)
+    throw Error(ErrorCode::Io, s.error_message());
+  if (!s.ok()) throw client_->error(s, what);
+  if (!reply.committed())
+    throw Error(ErrorCode::Timeout,
+                "checkpoint step " + std::to_string(step) + " was not committed within " +
+                    std::to_string(static_cast<int>(seconds_since(start))) +
+                    " s: not every rank reported its shard; check every rank's output");
+}
+
 }  // namespace weft::comm

@@ -27,6 +27,8 @@ int Coordinator::port() const { unavailable(); }
 void Coordinator::post_rank_lost(const std::string&) { unavailable(); }
 uint64_t Coordinator::generation() const { unavailable(); }
 bool Coordinator::wait_until_all_left(Deadline) { unavailable(); }
+Coordinator::Loss Coordinator::loss() const { unavailable(); }
+void Coordinator::begin_generation() { unavailable(); }
 
 CoordinatorStore::CoordinatorStore(std::unique_ptr<Client> client) : client_(std::move(client)) {}
 CoordinatorStore::~CoordinatorStore() = default;
@@ -48,6 +50,10 @@ std::shared_ptr<void> CoordinatorStore::watch_losses(std::function<void(const st
   unavailable();
 }
 void CoordinatorStore::join_as(int, int) { unavailable(); }
+void CoordinatorStore::commit_shard(const std::string&, int64_t, int, const std::string&,
+                                    const std::string&, Deadline) {
+  unavailable();
+}
 void CoordinatorStore::served_by(int) { unavailable(); }
 std::string CoordinatorStore::local_host() const { unavailable(); }
 void CoordinatorStore::post_rank_lost(const std::string&, Deadline) { unavailable(); }

@@ -20,6 +20,22 @@ namespace weft::comm {
 // The key is outside every group's prefix: a lost rank ends the whole job.
 inline constexpr const char* kRankLostKey = "weft/rank-lost";
 
+// Commits a job's checkpoint steps (the job's coordinator does: coordinator.h). Each rank reports
+// the shard it wrote; once every rank of the job has, the committer writes the step's manifest
+// and moves LATEST (checkpoint/commit.h).
+class CheckpointCommitter {
+ public:
+  virtual ~CheckpointCommitter() = default;
+  // Reports this rank's shard of `step` in `dir` and waits until the step is committed, or the
+  // deadline (Timeout). `report` is the rank's checkpoint::ShardReport as JSON, or {"error": why}
+  // when the rank could not write its shard, which fails the step for every rank with `why`;
+  // `job` is the manifest's description of the job (rank 0's counts); `keep`, the committed
+  // steps to keep (0: all). PeerLost when the job loses a rank first (the step stays
+  // uncommitted); Io naming the problem when the commit fails.
+  virtual void commit_shard(const std::string& dir, int64_t step, int keep, const std::string& job,
+                            const std::string& report, Deadline deadline) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -43,6 +59,9 @@ class Store {
     (void)on_lost;
     return nullptr;
   }
+  // The job's checkpoint committer, where a coordinator serves this store; nullptr elsewhere (a
+  // store in memory: the ranks then commit among themselves).
+  virtual CheckpointCommitter* checkpoint_committer() { return nullptr; }
 };
 
 // Every key goes under "prefix/": sub-groups and sub-systems share one store without clashing.
@@ -65,6 +84,7 @@ class PrefixStore : public Store {
   std::shared_ptr<void> watch_losses(std::function<void(const std::string&)> on_lost) override {
     return base_->watch_losses(std::move(on_lost));
   }
+  CheckpointCommitter* checkpoint_committer() override { return base_->checkpoint_committer(); }
 
  private:
   std::string prefix_;

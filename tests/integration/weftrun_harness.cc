@@ -110,8 +110,18 @@ void WeftrunProcess::pump(int timeout_ms) {
 
 bool WeftrunProcess::wait_for_stdout(const std::string& text, int count,
                                      std::chrono::milliseconds timeout) {
+  return wait_for(result_.out, text, count, timeout);
+}
+
+bool WeftrunProcess::wait_for_stderr(const std::string& text, int count,
+                                     std::chrono::milliseconds timeout) {
+  return wait_for(result_.err, text, count, timeout);
+}
+
+bool WeftrunProcess::wait_for(const std::string& stream, const std::string& text, int count,
+                              std::chrono::milliseconds timeout) {
   auto give_up = Clock::now() + timeout;
-  while (count_of(result_.out, text) < count) {
+  while (count_of(stream, text) < count) {
     if (Clock::now() >= give_up || (out_fd_ < 0 && err_fd_ < 0)) return false;
     pump(20);
   }

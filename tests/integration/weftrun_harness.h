@@ -43,14 +43,19 @@ class WeftrunProcess {
   pid_t pid() const { return pid_; }
   // Reads output until stdout holds `text` at least `count` times; false at the timeout.
   bool wait_for_stdout(const std::string& text, int count, std::chrono::milliseconds timeout);
+  // The same on stderr.
+  bool wait_for_stderr(const std::string& text, int count, std::chrono::milliseconds timeout);
   // Sends a signal to weftrun alone (not its process group).
   void send_signal(int signo) const;
   // Waits for weftrun to exit and its pipes to close; past `timeout` kills the group.
   WeftrunResult finish(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   const std::string& out() const { return result_.out; }
+  const std::string& err() const { return result_.err; }
 
  private:
   void pump(int timeout_ms);
+  bool wait_for(const std::string& stream, const std::string& text, int count,
+                std::chrono::milliseconds timeout);
 
   pid_t pid_ = -1;
   bool reaped_ = false;

@@ -237,6 +237,38 @@ TEST_F(WeftrunWithPids, SigtermToWeftrunIsForwardedToEveryRank) {
   EXPECT_TRUE(wait_until_gone(pids, 3s));
 }
 
+// Slurm's `--signal=B:USR1@120`: SIGUSR1 reaches every rank, ranks that save and exit 75 (as
+// weft-train does when preempted) make weftrun exit 75; one that ignores the notice is killed at
+// --preempt-timeout.
+TEST_F(WeftrunWithPids, SigusrOneIsPassedOnAndPreemptTimeoutBoundsTheWait) {
+  WeftrunProcess p(shell(2, record_pid() + "trap 'echo saving; exit 75' USR1; echo ready; "
+                                           "while :; do sleep 0.05; done"));
+  ASSERT_TRUE(p.wait_for_stdout("ready", 2, 10s)) << p.out();
+  p.send_signal(SIGUSR1);
+  WeftrunResult r = p.finish(20s);
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 75) << r.err;
+  EXPECT_EQ(count_of(r.out, "saving"), 2) << r.out;
+  EXPECT_TRUE(contains(r.err, "weftrun: got SIGUSR1; passing it on to ranks 0-1")) << r.err;
+  EXPECT_TRUE(contains(r.err, "weftrun: the job was preempted")) << r.err;
+
+  WeftrunProcess stubborn(shell(2, record_pid() + "trap '' USR1; echo ready; exec sleep 600",
+                                {"--preempt-timeout", "0.5"}));
+  ASSERT_TRUE(stubborn.wait_for_stdout("ready", 2, 10s)) << stubborn.out();
+  std::vector<pid_t> pids = recorded_pids(2);
+  auto signalled = std::chrono::steady_clock::now();
+  stubborn.send_signal(SIGUSR1);
+  r = stubborn.finish(20s);
+  double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled).count();
+  ASSERT_FALSE(r.timed_out) << r.err;
+  EXPECT_EQ(r.exit_code, 128 + SIGUSR1);
+  EXPECT_TRUE(contains(r.err, "SIGKILL in 0.5 s")) << r.err;
+  EXPECT_GE(waited, 0.5);
+  EXPECT_LT(waited, 4.0);
+  EXPECT_TRUE(wait_until_gone(pids, 3s));
+}
+
 TEST_F(WeftrunWithPids, SigintToWeftrunExitsWith130) {
   WeftrunProcess p(shell(2, record_pid() + "echo ready; exec sleep 600"));
   ASSERT_TRUE(p.wait_for_stdout("ready", 2, 10s)) << p.out();

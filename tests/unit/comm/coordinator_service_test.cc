@@ -1,75 +1,34 @@
 // The coordinator's service spoken by hand (proto/coordinator.proto): what a stranger, a stale
 // or confused client, or random bytes get; members that vanish or fall silent.
-#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <future>
-#include <random>
 #include <string>
 #include <thread>
 
 #include "comm/rendezvous/coordinator.h"
 #include "proto/coordinator.grpc.pb.h"
 #include "runtime/error.h"
+#include "tests/support/coordinator_client.h"
 #include "tests/support/text.h"
 
 namespace weft::comm {
 namespace {
 
 using namespace std::chrono_literals;
+using weft::testing::caller;
 using weft::testing::contains;
+using weft::testing::in_time;
+using weft::testing::set;
+using weft::testing::with;
+using Raw = weft::testing::RawCoordinatorClient;
 namespace pb = weft::coordinator;
 using grpc::StatusCode;
 
 const std::string kToken = "coordinator-test-token";
-
-// A raw client: a channel of its own and the generated stub.
-struct Raw {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::Coordinator::Stub> stub;
-  explicit Raw(int port) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetMaxSendMessageSize(-1);
-    channel = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
-                                        grpc::InsecureChannelCredentials(), args);
-    stub = pb::Coordinator::NewStub(channel);
-  }
-};
-
-pb::Caller caller(const std::string& token, uint64_t generation, int rank = -1) {
-  pb::Caller c;
-  c.set_token(token);
-  c.set_generation(generation);
-  c.set_rank(rank);
-  return c;
-}
-
-template <typename Request>
-Request with(pb::Caller c) {
-  Request r;
-  *r.mutable_caller() = std::move(c);
-  return r;
-}
-
-void in_time(grpc::ClientContext& ctx) {
-  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-}
-
-grpc::Status set(Raw& raw, const pb::Caller& c, const std::string& key, const std::string& v) {
-  grpc::ClientContext ctx;
-  in_time(ctx);
-  auto req = with<pb::SetRequest>(c);
-  req.set_key(key);
-  req.set_value(v);
-  pb::Empty reply;
-  return raw.stub->Set(&ctx, req, &reply);
-}
 
 // A rank joining by hand: the first beat of a stream it then holds (or drops, to die).
 struct Joined {
@@ -197,23 +156,7 @@ TEST(CoordinatorService, RandomBytesOnItsPortLeaveItServing) {
     }
     return n;
   });
-  std::mt19937 rng(14);
-  std::uniform_int_distribution<int> len(1, 4096), byte(0, 255);
-  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-  for (int i = 0; i < 300; ++i) {
-    std::string bytes(static_cast<size_t>(len(rng)), '\0');
-    for (char& c : bytes) c = static_cast<char>(byte(rng));
-    if (i % 3 == 1) bytes = preface + bytes;  // past HTTP/2's greeting, into its frames
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(server.port()));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    (void)sent;  // the coordinator may close before taking them all
-    ::close(fd);
-  }
+  EXPECT_TRUE(weft::testing::send_random_bytes(server.port(), 300, 14));
   done = true;
   EXPECT_GT(job.get(), 0);
   member->check_members();
@@ -244,6 +187,8 @@ TEST(CoordinatorService, AMemberThatVanishesIsNamedToEveryWaiterAtOnce) {
     EXPECT_TRUE(contains(e.what(), "store key 'never'")) << e.what();
   }
   EXPECT_LT(seconds_since(start), 1.0);
+  EXPECT_EQ(server.loss().rank, 2);
+  EXPECT_FALSE(server.loss().silent);  // it went away: its exit tells how
   member.stream->Finish();
   EXPECT_TRUE(contains(::testing::internal::GetCapturedStderr(), "rank 2 (pid 4242) lost"));
   EXPECT_EQ(server.generation(), 2u);
@@ -278,11 +223,51 @@ TEST(CoordinatorService, ASilentMemberIsLostAtTheHeartbeatTimeout) {
     EXPECT_TRUE(contains(e.what(), "SIGSTOP")) << e.what();
   }
   double detected = seconds_since(silent_from);
+  EXPECT_EQ(server.loss().rank, 1);
+  EXPECT_TRUE(server.loss().silent);
   EXPECT_GE(detected, 0.55);
   EXPECT_LT(detected, 1.5);
   ::testing::internal::GetCapturedStderr();
   member.ctx->TryCancel();
   member.stream->Finish();
+}
+
+// weftrun --elastic restarts a job on the same coordinator: the new generation starts empty (no
+// keys, no notice, a world size of its own), and every request of the old one is refused.
+TEST(CoordinatorService, ANewGenerationForgetsTheLastAndRefusesItsRanks) {
+  Coordinator server("127.0.0.1", 0, kToken, {5s});
+  Raw raw(server.port());
+  {
+    auto old = client(server.port());
+    old->join_as(0, 4);
+    old->set("rank0-address", "old");
+    server.post_rank_lost("rank 3 (pid 77) exited with code 1, as weftrun saw");
+    EXPECT_EQ(server.loss().rank, -1);  // the launcher's word, not the coordinator's finding
+    EXPECT_EQ(server.generation(), 2u);
+  }
+  server.begin_generation();
+  EXPECT_EQ(server.generation(), 2u);  // the loss already ended generation 1
+  EXPECT_EQ(server.loss().notice, "");
+
+  grpc::Status s = set(raw, caller(kToken, 1, 0), "rank0-address", "stale");
+  EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
+  EXPECT_TRUE(contains(s.error_message(), "generation 1 is over (the job is at generation 2)"))
+      << s.error_message();
+  s = join(raw, caller(kToken, 1, 1), 4).status;
+  EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
+
+  auto fresh = client(server.port());
+  fresh->join_as(0, 3);  // a smaller world than the last generation's
+  expect_absent(*fresh, "rank0-address");
+  fresh->set("rank0-address", "new");
+  EXPECT_EQ(fresh->get("rank0-address", deadline_after(1s)), "new");
+  fresh->check_members();
+  fresh.reset();  // leaves
+
+  server.begin_generation();  // a generation that ended without a loss still ends
+  EXPECT_EQ(server.generation(), 3u);
+  s = set(raw, caller(kToken, 2), "late", "from generation 2");
+  EXPECT_EQ(s.error_code(), StatusCode::ABORTED);
 }
 
 TEST(CoordinatorService, AJoinStreamMustBeginWithTheJoin) {

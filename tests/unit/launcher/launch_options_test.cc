@@ -159,6 +159,29 @@ TEST(LaunchOptions, TimeoutAndGraceMustBeSeconds) {
       2.5);
 }
 
+TEST(LaunchOptions, ElasticFlags) {
+  LaunchOptions o = parse_launch_options({"-n", "4", "--", "p"});
+  EXPECT_FALSE(o.elastic);
+  EXPECT_EQ(o.min_ranks, 4);  // never smaller
+  EXPECT_FALSE(o.preempt_timeout_seconds);
+  o = parse_launch_options({"-n", "4", "--elastic", "--min-ranks=2", "--max-restarts", "0",
+                            "--preempt-timeout", "120", "--", "p"});
+  EXPECT_TRUE(o.elastic);
+  EXPECT_EQ(o.min_ranks, 2);
+  EXPECT_EQ(o.max_restarts, 0);
+  EXPECT_EQ(*o.preempt_timeout_seconds, 120.0);
+  std::string m = error_of({"-n", "4", "--min-ranks", "2", "--", "p"});
+  EXPECT_NE(m.find("--min-ranks needs --elastic"), std::string::npos) << m;
+  m = error_of({"-n", "4", "--max-restarts", "2", "--", "p"});
+  EXPECT_NE(m.find("--max-restarts needs --elastic"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--elastic", "--min-ranks", "3", "--", "p"});
+  EXPECT_NE(m.find("--min-ranks 3 is more than the 2 ranks of -n"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--elastic", "--max-restarts", "-1", "--", "p"});
+  EXPECT_NE(m.find("--max-restarts expects a number of restarts from 0"), std::string::npos) << m;
+  m = error_of({"-n", "2", "--elastic=yes", "--", "p"});
+  EXPECT_NE(m.find("--elastic takes no value"), std::string::npos) << m;
+}
+
 TEST(LaunchOptions, SwitchesTakeNoValue) {
   std::string m = error_of({"-n", "2", "--tag-output=yes", "--", "p"});
   EXPECT_NE(m.find("--tag-output takes no value"), std::string::npos) << m;
@@ -167,16 +190,17 @@ TEST(LaunchOptions, SwitchesTakeNoValue) {
 TEST(LaunchOptions, HelpTextsNameEveryFlagAndVariable) {
   std::string usage = usage_text();
   for (const char* flag : {"-n N", "--backend", "--timeout", "--grace", "--heartbeat-timeout",
+                           "--preempt-timeout", "--elastic", "--min-ranks", "--max-restarts",
                            "--tag-output", "--no-tag-output", "--help-env"})
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   EXPECT_NE(usage.find(comm::backend_names()), std::string::npos);
   // The exit codes, each with its one meaning.
-  for (const char* code : {"\n  0 ", "\n  1 ", "\n  2 ", "\n  128+N "})
+  for (const char* code : {"\n  0 ", "\n  1 ", "\n  2 ", "\n  75 ", "\n  128+N "})
     EXPECT_NE(usage.find(code), std::string::npos) << code;
   EXPECT_NE(usage.find("a rank was killed by signal N"), std::string::npos) << usage;
   std::string env = env_help_text();
   for (const char* var : {"WEFT_RANK", "WEFT_WORLD_SIZE", "WEFT_TIMEOUT", "WEFT_BACKEND",
-                          "WEFT_STORE_ADDR", "WEFT_TOKEN", "WEFT_JOB_ID"})
+                          "WEFT_STORE_ADDR", "WEFT_TOKEN", "WEFT_JOB_ID", "WEFT_RESTART_COUNT"})
     EXPECT_NE(env.find(var), std::string::npos) << var;
   // The default sits on the variable's row.
   size_t row = env.find("  WEFT_TIMEOUT");

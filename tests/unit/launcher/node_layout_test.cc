@@ -67,6 +67,8 @@ TEST(NodeLayout, MistakesNameTheFlagAndTheFix) {
            Case{{"--nnodes", "2", "--coordinator", "--node-rank", "1", "-n", "2", "--", "p"},
                 "--coordinator needs a value"},
            Case{{"--nnode", "2", "-n", "2", "--", "p"}, "did you mean --nnodes?"},
+           Case{{"--nnodes", "2", "--coordinator", "h:1", "--elastic", "-n", "2", "--", "p"},
+                "--elastic restarts the ranks of one weftrun, and is not supported across nodes"},
        }) {
     std::string m = error_of(c.args);
     EXPECT_NE(m.find(c.says), std::string::npos) << m;

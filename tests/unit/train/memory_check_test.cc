@@ -55,6 +55,8 @@ TEST(MemoryCheck, LanesZero1AndTheWireAddToTheNeed) {
   EXPECT_EQ(host_memory_need(o, 2, 1).state, 4 * P * 2 + 4 * P);  // half the moments
   o.grad_dtype = "bf16";
   EXPECT_EQ(host_memory_need(o, 2, 1).state, 4 * P * 2 + 4 * P + 2 * P);
+  o.ckpt_dir = "ckpt";  // the snapshot: parameters and this rank's half of the moments
+  EXPECT_EQ(host_memory_need(o, 2, 1).state, 4 * P * 2 + 4 * P + 2 * P + 4 * P + 4 * P);
   EXPECT_GT(one.activations, 0);
 }
 

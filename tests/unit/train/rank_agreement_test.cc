@@ -143,5 +143,18 @@ TEST(RankAgreement, AnErrorOnOneRankStopsEveryRank) {
   EXPECT_EQ(errors[2], errors[1]);
 }
 
+// SIGTERM reached rank 2 alone so far: every rank stops, naming the signal rank 2 got.
+TEST(RankAgreement, APreemptionSignalOnOneRankStopsEveryRankAtTheSameStep) {
+  std::vector<int> agreed(4, -1);
+  on_ranks(4, [&](int rank, const GatherWords& gather) {
+    agreed[rank] = agree_on_preemption(rank == 2 ? 15 : 0, gather);
+  });
+  EXPECT_EQ(agreed, std::vector<int>(4, 15));
+  on_ranks(4, [&](int rank, const GatherWords& gather) {
+    agreed[rank] = agree_on_preemption(0, gather);
+  });
+  EXPECT_EQ(agreed, std::vector<int>(4, 0));
+}
+
 }  // namespace
 }  // namespace weft::train

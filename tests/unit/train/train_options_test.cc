@@ -29,7 +29,8 @@ TEST(TrainOptions, ParsesEveryFlag) {
        "--micro-batch", "2", "--steps", "7", "--lr", "3e-4", "--warmup", "0", "--weight-decay",
        "0", "--clip", "0.5", "--seed", "9", "--data", "x.txt", "--backend", "tcp", "--device",
        "cpu", "--zero1", "--bucket-mb", "0.5", "--grad-dtype", "bf16", "--eval-every", "3",
-       "--threads", "1", "--log-json", "log.json"});
+       "--threads", "1", "--log-json", "log.json", "--ckpt-dir", "ck", "--ckpt-every", "5",
+       "--keep", "2", "--resume"});
   EXPECT_EQ(o.model.layers, 2);
   EXPECT_EQ(o.model.d_model, 64);
   EXPECT_EQ(o.model.heads, 8);
@@ -49,6 +50,10 @@ TEST(TrainOptions, ParsesEveryFlag) {
   EXPECT_EQ(o.eval_every, 3);
   EXPECT_EQ(o.threads, 1);
   EXPECT_EQ(o.log_json, "log.json");
+  EXPECT_EQ(o.ckpt_dir, "ck");
+  EXPECT_EQ(o.ckpt_every, 5);
+  EXPECT_EQ(o.keep, 2);
+  EXPECT_TRUE(o.resume);
   o.resolve(4);
   EXPECT_EQ(o.accumulation(), 2);
 }
@@ -105,6 +110,11 @@ TEST(TrainOptions, BadFlagsSayWhatIsWrong) {
   EXPECT_NE(error_of({"--lr"}).find("--lr needs a value"), std::string::npos);
   EXPECT_NE(error_of({"--frobnicate"}).find("unknown flag '--frobnicate'"), std::string::npos);
   EXPECT_NE(error_of({"--grad-dtype", "f16"}).find("f32, bf16"), std::string::npos);
+  // Checkpoint flags without a directory to write to or read from.
+  for (const char* flag : {"--resume", "--ckpt-every=5", "--keep=3"})
+    EXPECT_NE(error_of({flag}).find(" needs --ckpt-dir D"), std::string::npos) << flag;
+  EXPECT_NE(error_of({"--ckpt-dir", "d", "--ckpt-every", "0"}).find("--ckpt-every must be at least 1"),
+            std::string::npos);
 }
 
 // --lr nan trained into NaN and exited 0: every real-valued flag must be finite, and say which.
