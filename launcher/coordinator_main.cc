@@ -47,11 +47,6 @@ int port_number(const std::string& v) {
   return std::atoi(v.c_str());
 }
 
-// Only processes of this machine can reach an address of the loopback network.
-bool loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
 Options parse(const std::vector<std::string>& args) {
   Options o;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -86,16 +81,7 @@ std::string job_token(const Options& o) {
                             ": cannot read a token from its first line");
     return token;
   }
-  std::string token = weft::env::get("WEFT_TOKEN");
-  if (!token.empty()) return token;
-  if (loopback(o.bind))
-    return weft::comm::user_secret(weft::comm::user_secret_dir());
-  if (weft::env::get("WEFT_INSECURE") == "1") return "";
-  throw weft::Error(weft::ErrorCode::InvalidArgument,
-                    "--bind " + o.bind +
-                        " lets other machines reach the coordinator, so it needs the job's token: "
-                        "`export WEFT_TOKEN=$(openssl rand -hex 16)` here and on every node (or "
-                        "--token-file)");
+  return weft::comm::coordinator_token(o.bind, "--bind " + o.bind);
 }
 
 }  // namespace

@@ -20,8 +20,9 @@
 #include "comm/transport/shm/shm_sweep.h"
 #include "launcher/elastic_policy.h"
 #include "launcher/exit_status.h"
-#include "launcher/job_identity.h"
+#include "launcher/job_coordination.h"
 #include "launcher/job_summary.h"
+#include "launcher/node_layout.h"
 #include "launcher/rank_environment.h"
 #include "launcher/rank_process.h"
 #include "launcher/shm_cleanup.h"
@@ -41,6 +42,9 @@ constexpr auto kTermToKill = 2s;
 // After the user's signal (Ctrl-C, SIGTERM) is passed on: how long from it to SIGKILL, at least
 // (--grace when longer). Time for a rank that catches the signal to save its work.
 constexpr auto kSignalToKill = 10s;
+// Node 0's weftrun serving the coordinator: how long it keeps serving, after its own ranks are
+// done, for the ranks of other nodes to finish and leave.
+constexpr std::chrono::milliseconds kOtherNodesToFinish = 30s;
 // How often weftrun asks the coordinator whether it declared a rank lost (a hung rank never
 // exits, and may be the last one running).
 constexpr auto kLossCheckEvery = 100ms;
@@ -99,7 +103,7 @@ bool preempted(int wait_status) {
 class JobRunner {
  public:
   JobRunner(const LaunchOptions& options, const std::string& program_path,
-            const JobIdentity& identity, comm::Coordinator& store, int world_size,
+            const JobIdentity& identity, JobCoordination& store, int world_size,
             int restart_count)
       : options_(options),
         program_path_(program_path),
@@ -148,8 +152,8 @@ class JobRunner {
   const LaunchOptions& options_;
   const std::string& program_path_;
   const JobIdentity& identity_;
-  comm::Coordinator* store_ = nullptr;  // the job's store, while its ranks run
-  const int world_size_;
+  JobCoordination* store_ = nullptr;  // the job's store, while its ranks run
+  const int world_size_;  // ranks on this node in this generation
   const int restart_count_;
   std::vector<RankProcess> ranks_;
   StdinRelay stdin_relay_;
@@ -166,10 +170,14 @@ class JobRunner {
 };
 
 int JobRunner::run(SignalWatch& signals) {
-  comm::Coordinator& store = *store_;
+  JobCoordination& store = *store_;
   try {
     start_ranks();
     relay_until_all_exit(signals);
+    if (exit_code() == 0 && !store.let_other_nodes_finish(kOtherNodesToFinish))
+      notice("the ranks of other nodes have not left the coordinator " +
+             format_seconds(kOtherNodesToFinish.count() / 1000.0) +
+             " s after this node's; stopping it");
     store_ = nullptr;
   } catch (...) {
     store_ = nullptr;
@@ -198,17 +206,21 @@ int JobRunner::run(SignalWatch& signals) {
 
 void JobRunner::start_ranks() {
   std::vector<std::string> base_env = current_environment();
+  const NodeLayout layout{options_.node_rank, options_.num_nodes, world_size_};
   RankEnvironmentInputs inputs;
-  inputs.world_size = world_size_;
+  inputs.world_size = layout.world_size();
+  inputs.local_world_size = layout.local_size;
+  inputs.node_rank = layout.node_rank;
   inputs.restart_count = restart_count_;
   inputs.job_id = identity_.job_id;
   inputs.token = identity_.token;
-  inputs.store_addr = "127.0.0.1:" + std::to_string(store_->port());
+  inputs.store_addr = store_->store_addr();
   inputs.backend = options_.backend;
   inputs.timeout = options_.timeout;
-  inputs.master_port = torch_rendezvous_port();
+  inputs.master_addr = store_->torch_master().host;
+  inputs.master_port = store_->torch_master().port;
 
-  // Rank 0 reads weftrun's stdin: as it is, or through the relay when it is a terminal.
+  // The node's first rank reads weftrun's stdin: as it is, or through the relay from a terminal.
   UniqueFd rank0_stdin;
   if (::isatty(STDIN_FILENO)) {
     int fds[2];
@@ -219,14 +231,16 @@ void JobRunner::start_ranks() {
 
   ranks_.reserve(static_cast<size_t>(world_size_));
   stopped_by_launcher_.assign(static_cast<size_t>(world_size_), false);
-  for (int rank = 0; rank < world_size_; ++rank) {
+  for (int local_rank = 0; local_rank < world_size_; ++local_rank) {
+    const int rank = layout.global_rank(local_rank);
     inputs.rank = rank;
+    inputs.local_rank = local_rank;
     RankLaunch launch;
     launch.rank = rank;
     launch.program_path = program_path_;
     launch.argv = options_.command;
     launch.env = rank_environment(base_env, inputs);
-    if (rank == 0) launch.stdin_fd = rank0_stdin.valid() ? rank0_stdin.get() : STDIN_FILENO;
+    if (local_rank == 0) launch.stdin_fd = rank0_stdin.valid() ? rank0_stdin.get() : STDIN_FILENO;
     launch.tag_output = options_.tag_output;
     ranks_.push_back(RankProcess::start(launch));
   }
@@ -502,14 +516,14 @@ int Job::run() {
   restore_default_dispositions();
   // Block the signals before the coordinator starts its threads, which inherit the mask.
   SignalWatch signals({SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGTSTP, SIGCONT});
-  const JobIdentity identity = JobIdentity::generate();
   // Jobs killed with their launcher (or a node's reboot-less crash) left files nobody removed.
   comm::shm::sweep_dead_files();
   comm::CoordinatorOptions coordination = comm::CoordinatorOptions::from_env();
   if (options_.heartbeat_timeout_seconds)
     coordination.heartbeat_timeout = to_ms(*options_.heartbeat_timeout_seconds);
   // One coordinator for the job's life: a restart rejoins it under a new generation.
-  comm::Coordinator store("127.0.0.1", 0, identity.token, coordination);
+  JobCoordination store(options_, coordination);
+  const JobIdentity& identity = store.identity();
 
   int size = options_.num_ranks;
   ElasticPolicy policy(size, options_.min_ranks, options_.max_restarts);

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "comm/backend_registry.h"
+#include "launcher/node_layout.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 
@@ -21,7 +22,8 @@ constexpr const char* kExample = "weftrun -n 4 -- ./my_program --its-flags";
 constexpr std::string_view kKnownFlags[] = {
     "--np",        "--backend",       "--timeout",    "--grace",         "--heartbeat-timeout",
     "--help",      "--help-env",      "--tag-output", "--no-tag-output", "--preempt-timeout",
-    "--elastic",   "--min-ranks",     "--max-restarts"};
+    "--elastic",   "--min-ranks",     "--max-restarts",
+    "--nnodes", "--node-rank", "--coordinator"};
 
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorCode::InvalidArgument, message);
@@ -198,6 +200,12 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
       std::string text = cursor.value_of(flag, glued, "a count, e.g. --max-restarts 3");
       options.max_restarts = parse_restart_count(flag, text);
       saw_max_restarts = true;
+    } else if (flag == "--nnodes") {
+      options.num_nodes = parse_node_count(cursor.value_of(flag, glued, "nodes, e.g. --nnodes 2"));
+    } else if (flag == "--node-rank") {
+      options.node_rank = parse_node_rank(cursor.value_of(flag, glued, "e.g. --node-rank 0"));
+    } else if (flag == "--coordinator") {
+      options.coordinator = cursor.value_of(flag, glued, "HOST:PORT, e.g. 10.0.0.1:29400");
     } else if (flag == "--tag-output" || flag == "--no-tag-output") {
       if (glued) fail(flag + " takes no value");
       options.tag_output = flag == "--tag-output";
@@ -223,14 +231,17 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
   if (options.min_ranks > options.num_ranks)
     fail("--min-ranks " + std::to_string(options.min_ranks) + " is more than the " +
          std::to_string(options.num_ranks) + " ranks of -n: a restart never grows the job");
+  check_node_layout(options);
   return options;
 }
 
 std::string usage_text() {
   return R"(usage: weftrun -n N [flags] -- PROGRAM [ARGS...]
+       weftrun --nnodes M --node-rank I --coordinator HOST:PORT -n N [flags] -- PROGRAM ...
 
 Starts N ranks of PROGRAM on this machine, with a coordinator they meet through, and
-prints their output line by line as "[rank K] ...".
+prints their output line by line as "[rank K] ...". Across M machines, run one weftrun per
+machine with the same -n: node I starts ranks I*N..I*N+N-1, and all meet at HOST:PORT.
 
 flags:
   -n N, --np N           number of ranks to start (required, 1..)" +
@@ -256,6 +267,15 @@ flags:
                          does not fit), makes the next generation one rank smaller, down to A
                          (default N: always the same size)
   --max-restarts R       with --elastic: restarts allowed in all (default 3)
+  --nnodes M             machines in the job, one weftrun each (default 1)
+  --node-rank I          this machine's place among them, 0..M-1 (default 0)
+  --coordinator H:P      where the ranks of every node meet, the same on every node: an
+                         address of node 0 that every node reaches (node 0's weftrun serves
+                         the coordinator there, on that address only) or of a
+                         weft-coordinator. Each rank listens on the address of its machine
+                         that reaches H. Unless H is loopback, every node needs the same
+                         WEFT_TOKEN (export WEFT_TOKEN=$(openssl rand -hex 16)), or
+                         WEFT_INSECURE=1 on a trusted network
   --tag-output           prefix every output line with "[rank K] " (default)
   --no-tag-output        print the ranks' lines unchanged
   -h, --help             this text
@@ -289,6 +309,8 @@ generation; a restart never outlives --max-restarts.
 
 examples:
   weftrun -n 4 --backend shm -- ./weft-train --steps 100
+  # on 10.0.0.1 and on 10.0.0.2 (I = 0 and 1), after the same export WEFT_TOKEN=...:
+  weftrun --nnodes 2 --node-rank I --coordinator 10.0.0.1:29400 -n 4 -- ./weft-train
   weftrun -n 4 --elastic --min-ranks 2 -- ./weft-train --steps 1000 --ckpt-dir ckpt --ckpt-every 50
 )";
 }

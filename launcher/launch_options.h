@@ -25,6 +25,10 @@ struct LaunchOptions {
   int min_ranks = 0;     // --min-ranks A: the smallest size a restart may shrink to (default N)
   int max_restarts = 3;  // --max-restarts R
   bool tag_output = true;              // --tag-output / --no-tag-output: "[rank K] " prefixes
+  // Several hosts (node_layout.h): one weftrun per node, each starting -n ranks.
+  int num_nodes = 1;                       // --nnodes M
+  int node_rank = 0;                       // --node-rank I, 0..M-1
+  std::optional<std::string> coordinator;  // --coordinator HOST:PORT, where every node meets
   std::vector<std::string> command;    // program and its arguments, everything after "--"
 };
 

@@ -16,13 +16,12 @@ namespace weft::launcher {
 
 std::vector<std::string> rank_environment(const std::vector<std::string>& base,
                                           const RankEnvironmentInputs& in) {
-  // All one node: local rank and size equal the global ones.
   std::vector<std::pair<std::string, std::string>> ours = {
       {"WEFT_RANK", std::to_string(in.rank)},
       {"WEFT_WORLD_SIZE", std::to_string(in.world_size)},
-      {"WEFT_LOCAL_RANK", std::to_string(in.rank)},
-      {"WEFT_LOCAL_WORLD_SIZE", std::to_string(in.world_size)},
-      {"WEFT_NODE_RANK", "0"},
+      {"WEFT_LOCAL_RANK", std::to_string(in.local_rank)},
+      {"WEFT_LOCAL_WORLD_SIZE", std::to_string(in.local_world_size)},
+      {"WEFT_NODE_RANK", std::to_string(in.node_rank)},
       {"WEFT_JOB_ID", in.job_id},
       {"WEFT_TOKEN", in.token},
       {"WEFT_STORE_ADDR", in.store_addr},

@@ -12,9 +12,12 @@ namespace weft::launcher {
 struct RankEnvironmentInputs {
   int rank = 0;
   int world_size = 1;
+  int local_rank = 0;        // on this node (launcher/node_layout.h): rank and world_size on one
+  int local_world_size = 1;
+  int node_rank = 0;
   std::string job_id;
   std::string token;
-  std::string store_addr;              // "127.0.0.1:port"
+  std::string store_addr;              // the coordinator's "host:port"
   int restart_count = 0;               // weftrun --elastic: restarts before this generation
   std::optional<std::string> backend;  // only set when given on the command line, so a
   std::optional<std::string> timeout;  // WEFT_BACKEND/WEFT_TIMEOUT exported by the user survives

@@ -118,6 +118,15 @@ bool is_local_address(const std::string& host) {
   return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
 }
 
+bool is_loopback_address(const std::string& host) {
+  if (host == "::1") return true;
+  try {
+    return (ntohl(resolve(host, 0).sin_addr.s_addr) >> 24) == 127;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 UniqueFd accept_tcp(int listen_fd) {
   for (;;) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);

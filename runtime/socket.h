@@ -30,6 +30,8 @@ UniqueFd listen_tcp(const std::string& host, int port, int backlog = 128);
 // Whether `host` names an address of this machine (loopback, an interface's, or 0.0.0.0): one
 // a socket can bind. False when it does not resolve.
 bool is_local_address(const std::string& host);
+// Whether `host` names a loopback address (127.0.0.0/8, ::1): one only this machine reaches.
+bool is_loopback_address(const std::string& host);
 // Accepts one pending connection as a non-blocking socket; an empty UniqueFd when none is pending.
 UniqueFd accept_tcp(int listen_fd);
 // Connects to host:port and returns a non-blocking socket. A refused or unreachable address is

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "runtime/error.h"
+#include "runtime/slurm_step.h"
 
 namespace weft {
 namespace {
@@ -64,6 +65,29 @@ World read(const World::Lookup& get, const Names& n) {
   return w;
 }
 
+// An srun step: the tasks on this node, and where rank 0 serves the rendezvous (the first node
+// of the step, on a port of the job and step ids) unless MASTER_ADDR and MASTER_PORT say.
+void read_slurm_step(const World::Lookup& get, World& w) {
+  // Slurm has no "tasks on this node" variable of one name: the step's per-node counts ("2(x3)")
+  // indexed by this node's place in the step.
+  const char* per_node_name =
+      get("SLURM_STEP_TASKS_PER_NODE") ? "SLURM_STEP_TASKS_PER_NODE" : "SLURM_TASKS_PER_NODE";
+  if (auto per_node = get(per_node_name)) {
+    int n = slurm::tasks_on_node(*per_node, w.node_rank, per_node_name);
+    if (n > w.local_rank && n <= w.size) w.local_size = n;
+  }
+  if (auto job = get("SLURM_JOB_ID")) w.job_id = *job;
+  auto nodes = get("SLURM_STEP_NODELIST");
+  if (!nodes) return;
+  if (w.master_addr.empty()) {
+    w.master_addr = slurm::expand_nodelist(*nodes, "SLURM_STEP_NODELIST").front();
+    w.master_from_slurm = true;
+  }
+  if (w.master_port == 0)
+    w.master_port = slurm::step_port(get("SLURM_JOB_ID").value_or(""),
+                                     get("SLURM_STEP_ID").value_or(""));
+}
+
 }  // namespace
 
 World World::from_vars(const Lookup& get) {
@@ -98,14 +122,7 @@ World World::from_vars(const Lookup& get) {
     if (auto a = get("MASTER_ADDR")) w.master_addr = *a;
     if (get("MASTER_PORT")) w.master_port = parse_int(get, "MASTER_PORT", w.launcher.c_str());
   }
-  if (w.launcher == "slurm" || w.launcher == "pmix") {
-    // Slurm has no "tasks on this node" variable of one name; SLURM_TASKS_PER_NODE is "2(x3)".
-    if (auto per_node = get("SLURM_TASKS_PER_NODE")) {
-      int n = std::atoi(per_node->c_str());
-      if (n > w.local_rank) w.local_size = n;
-    }
-    if (auto job = get("SLURM_JOB_ID")) w.job_id = *job;
-  }
+  if (w.launcher == "slurm" || w.launcher == "pmix") read_slurm_step(get, w);
   return w;
 }
 

@@ -14,8 +14,12 @@ struct World {
   int node_rank = 0;
   std::string job_id = "local";
   std::string launcher = "none";  // weftrun, torchrun, openmpi, pmi, pmix, slurm, none
-  std::string master_addr;        // MASTER_ADDR:MASTER_PORT, when given (any launcher but weftrun)
+  // Where rank 0 serves the rendezvous (any launcher but weftrun): MASTER_ADDR:MASTER_PORT when
+  // given; in an srun step, else the step's first node and a port of the job and step ids
+  // (runtime/slurm_step.h).
+  std::string master_addr;
   int master_port = 0;
+  bool master_from_slurm = false;  // master_addr is the step's first host (for messages)
 
   // Reads the process environment; first launcher whose variables are present wins.
   static World from_env();

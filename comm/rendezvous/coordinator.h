@@ -60,6 +60,10 @@ class Coordinator {
   // the first join fixes anew (it may be smaller). Requests of earlier generations keep failing
   // with ABORTED; new ranks learn the generation when they connect.
   void begin_generation();
+  // Waits until every rank that joined has left, or a loss, or `deadline`; true when all left.
+  // A launcher whose own ranks are done keeps serving the ranks of other machines while they
+  // finish (they leave as they close weft).
+  bool wait_until_all_left(Deadline deadline);
 
   struct State;
 
@@ -101,6 +105,10 @@ class CoordinatorStore : public Store, public CheckpointCommitter {
   void served_by(int rank);
   // The address of this host as seen by the coordinator: what peers on other hosts can reach.
   std::string local_host() const;
+  // Posts the job's death notice, as Coordinator::post_rank_lost does, for a launcher whose
+  // ranks' coordinator runs on another machine; waits for the coordinator until `deadline` only
+  // (a launcher cut off from it must not hang in its event loop).
+  void post_rank_lost(const std::string& notice, Deadline deadline);
 
   struct Client;
 

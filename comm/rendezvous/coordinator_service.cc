@@ -83,6 +83,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
   struct Member {
     int64_t pid = 0;
     Clock::time_point last_beat;
+    std::string host;  // as the coordinator sees it: which machine, in a job across several
   };
 
   std::string token;
@@ -115,8 +116,13 @@ struct Coordinator::State final : pb::Coordinator::Service {
 
   std::string who(int rank) const {
     auto it = members.find(rank);
-    return "rank " + std::to_string(rank) +
-           (it == members.end() ? "" : " (pid " + std::to_string(it->second.pid) + ")");
+    if (it == members.end()) return "rank " + std::to_string(rank);
+    // The machine is named only when the members are on more than one: then it is news.
+    bool several_hosts = std::any_of(members.begin(), members.end(), [&](const auto& m) {
+      return m.second.host != it->second.host;
+    });
+    return "rank " + std::to_string(rank) + " (pid " + std::to_string(it->second.pid) +
+           (several_hosts ? " on " + it->second.host : "") + ")";
   }
 
   // Whether `caller` may make this request now. Holds `mu`. `any_generation`: the caller may not
@@ -344,7 +350,7 @@ struct Coordinator::State final : pb::Coordinator::Service {
       return Status(StatusCode::ALREADY_EXISTS,
                     who(rank) + " has already joined this job; no second process may take its "
                                 "place (pid " + std::to_string(beat.join().pid()) + " tried)");
-    members[rank] = Member{beat.join().pid(), Clock::now()};
+    members[rank] = Member{beat.join().pid(), Clock::now(), host_of_peer(ctx->peer())};
     ++open_streams;
     reply->set_generation(generation);
     reply->set_world_size(world_size);
@@ -405,11 +411,23 @@ struct Coordinator::State final : pb::Coordinator::Service {
                   " s (the heartbeat timeout, WEFT_HEARTBEAT_TIMEOUT, is " +
                   seconds_text(timeout) +
                   " s): it is hung, stopped (SIGSTOP), or cut off from the coordinator; check "
-                  "it",
+                  "it" + also_silent(rank, now),
                   rank, /*silent=*/true);
         break;  // post_lost cleared `members`
       }
     }
+  }
+
+  // The other members silent for over half the timeout (two and a half beats missed): a machine
+  // cut off loses all its ranks at once, and the notice names them all. Holds `mu`.
+  std::string also_silent(int lost, Clock::time_point now) const {
+    std::string names;
+    for (const auto& [rank, m] : members) {
+      if (rank == lost || now - m.last_beat <= options.heartbeat_timeout / 2) continue;
+      names += (names.empty() ? "" : ", ") + who(rank) + " for " +
+               seconds_text(now - m.last_beat) + " s";
+    }
+    return names.empty() ? "" : "; silent too: " + names;
   }
 
   static Status bad_key() {
@@ -461,6 +479,14 @@ int Coordinator::port() const { return state_->port; }
 uint64_t Coordinator::generation() const {
   std::lock_guard lock(state_->mu);
   return state_->generation;
+}
+
+bool Coordinator::wait_until_all_left(Deadline deadline) {
+  std::unique_lock lock(state_->mu);
+  // Leave does not signal `changed`, the end of the leaving rank's beat stream does.
+  return state_->changed.wait_until(lock, deadline, [s = state_.get()] {
+    return (s->members.empty() && s->open_streams == 0) || !s->notice.empty();
+  }) && state_->notice.empty();
 }
 
 void Coordinator::post_rank_lost(const std::string& notice) {

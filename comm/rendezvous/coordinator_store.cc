@@ -278,6 +278,14 @@ void CoordinatorStore::set(const std::string& key, const std::string& value) {
                                            quick_request_deadline(), "set '" + key + "'");
 }
 
+void CoordinatorStore::post_rank_lost(const std::string& notice, Deadline deadline) {
+  pb::SetRequest req;
+  req.set_key(kRankLostKey);
+  req.set_value(notice);
+  client_->call<pb::SetRequest, pb::Empty>(&pb::Coordinator::Stub::Set, req, deadline,
+                                           "the death notice");
+}
+
 std::string CoordinatorStore::get(const std::string& key, Deadline deadline) {
   Clock::time_point start = Clock::now();
   pb::GetRequest req;

@@ -26,6 +26,7 @@ Coordinator::~Coordinator() = default;
 int Coordinator::port() const { unavailable(); }
 void Coordinator::post_rank_lost(const std::string&) { unavailable(); }
 uint64_t Coordinator::generation() const { unavailable(); }
+bool Coordinator::wait_until_all_left(Deadline) { unavailable(); }
 Coordinator::Loss Coordinator::loss() const { unavailable(); }
 void Coordinator::begin_generation() { unavailable(); }
 
@@ -55,5 +56,6 @@ void CoordinatorStore::commit_shard(const std::string&, int64_t, int, const std:
 }
 void CoordinatorStore::served_by(int) { unavailable(); }
 std::string CoordinatorStore::local_host() const { unavailable(); }
+void CoordinatorStore::post_rank_lost(const std::string&, Deadline) { unavailable(); }
 
 }  // namespace weft::comm

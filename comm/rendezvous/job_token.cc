@@ -146,6 +146,24 @@ std::string user_secret(const std::string& dir) {
   return read_secret(dir_fd.get(), path);
 }
 
+std::string coordinator_token(const std::string& host, const std::string& place) {
+  std::string token = env::get("WEFT_TOKEN");
+  if (!token.empty()) return token;
+  if (is_loopback_address(host)) return user_secret(user_secret_dir());
+  if (env::get("WEFT_INSECURE") == "1") {
+    WEFT_WARN("WEFT_INSECURE=1: " << place
+                                  << " lets other machines reach this job's coordinator and it "
+                                     "has no WEFT_TOKEN, so anyone who can reach it can join "
+                                     "the job and read its data");
+    return "";
+  }
+  throw Error(ErrorCode::InvalidArgument,
+              place +
+                  " lets other machines reach the job's coordinator, so the job needs a token: "
+                  "run `export WEFT_TOKEN=$(openssl rand -hex 16)` once and give every node that "
+                  "same value (or set WEFT_INSECURE=1 to run without one on a trusted network)");
+}
+
 MasterStoreAccess master_store_access(const World& w) {
   MasterStoreAccess access;
   access.bind_host = env::get("WEFT_STORE_BIND");
@@ -168,11 +186,19 @@ MasterStoreAccess master_store_access(const World& w) {
         << store << " or its ranks' ports can join it and read its data");
     return access;
   }
-  const std::string why =
-      here ? "WORLD_SIZE=" + std::to_string(w.size) +
-                 " but LOCAL_WORLD_SIZE=" + std::to_string(w.local_size) +
-                 ": ranks on other machines"
-           : "MASTER_ADDR=" + w.master_addr + " is not an address of this machine";
+  const bool slurm = w.launcher == "slurm" || w.launcher == "pmix";
+  std::string why;
+  if (here)
+    why = (slurm ? "SLURM_NTASKS=" + std::to_string(w.size) + " but " +
+                       std::to_string(w.local_size) + " on this node"
+                 : "WORLD_SIZE=" + std::to_string(w.size) +
+                       " but LOCAL_WORLD_SIZE=" + std::to_string(w.local_size)) +
+          ": ranks on other machines";
+  else
+    why = (w.master_from_slurm
+               ? "rank 0's host " + w.master_addr + " (the first of SLURM_STEP_NODELIST)"
+               : "MASTER_ADDR=" + w.master_addr) +
+          " is not an address of this machine";
   throw Error(ErrorCode::InvalidArgument,
               "rank " + std::to_string(w.rank) + ": this job spans machines (" + why +
                   ") and WEFT_TOKEN is not set, so anyone who can reach its store at " + store +

@@ -35,6 +35,13 @@ struct MasterStoreAccess {
 // Throws InvalidArgument (a usage error: exit 2) for a job across machines without WEFT_TOKEN.
 MasterStoreAccess master_store_access(const World& w);
 
+// The token of a job whose coordinator listens at `host` and whose ranks were not handed one
+// (weftrun --coordinator, weft-coordinator --bind): WEFT_TOKEN when set; this user's secret
+// when `host` is loopback (only this machine's processes can reach it); none with
+// WEFT_INSECURE=1 (warned); otherwise InvalidArgument saying to export WEFT_TOKEN. `place`
+// names what put the coordinator there, for the message ("--coordinator 10.0.0.1:29400").
+std::string coordinator_token(const std::string& host, const std::string& place);
+
 // The per-user secret in `dir` (created 0700 if missing), made on first use. Refuses, naming the
 // path and what to do, a directory or file that another user owns or others can read.
 std::string user_secret(const std::string& dir);

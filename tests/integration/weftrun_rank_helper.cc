@@ -19,6 +19,10 @@
 //                                   others, blocked in their next allreduce, print the time and
 //                                   the error that ended it (PeerLost from the coordinator's
 //                                   heartbeat deadline)
+//   weftrun_rank_helper until-cut-off
+//                                   every rank allreduces 1 MiB steps, says when it has passed
+//                                   the fifth, and goes on until an allreduce fails, printing
+//                                   the time and the error (a machine cut off from the others)
 #include <signal.h>
 
 #include <unistd.h>
@@ -105,7 +109,9 @@ long long wall_ms() {
       .count();
 }
 
-int stopped_mid_training(const weft::World& world, int stopped_rank) {
+// Steps of 1 MiB allreduces until one fails. After the fifth, rank `stopped_rank` (-1: none)
+// stops itself; every other rank says it passed it.
+int train_until_failure(const weft::World& world, int stopped_rank) {
   auto comm = weft::comm::init_from_env();
   std::vector<float> grads(256 * 1024, 1.0f);
   for (int step = 1;; ++step) {
@@ -121,6 +127,9 @@ int stopped_mid_training(const weft::World& world, int stopped_rank) {
                   wall_ms());
       std::fflush(stdout);
       ::raise(SIGSTOP);
+    } else if (step == 5) {
+      std::printf("rank %d passed step 5\n", world.rank);
+      std::fflush(stdout);
     }
   }
 }
@@ -138,10 +147,11 @@ int main(int argc, char** argv) {
     if (mode == "dies-before-setup" && argc > 2) return die_before_setup(world, std::atoi(argv[2]));
     if (mode == "hear-rank-lost" && argc > 2) return hear_rank_lost(world, std::atoi(argv[2]));
     if (mode == "stopped-mid-training" && argc > 2)
-      return stopped_mid_training(world, std::atoi(argv[2]));
+      return train_until_failure(world, std::atoi(argv[2]));
+    if (mode == "until-cut-off") return train_until_failure(world, -1);
     std::fprintf(stderr,
                  "usage: %s store | allreduce | lost-during-setup RANK | dies-before-setup RANK | "
-                 "hear-rank-lost RANK | stopped-mid-training RANK\n",
+                 "hear-rank-lost RANK | stopped-mid-training RANK | until-cut-off\n",
                  argv[0]);
     return 2;
   } catch (const weft::Error& e) {

@@ -346,3 +346,64 @@ TEST(CoordinatorStore, TheAbortChannelCarriesTheDeathNotice) {
 
 }  // namespace
 }  // namespace weft::comm
+
+namespace weft::comm {
+namespace {
+
+// Node 0's weftrun keeps its coordinator while the ranks of other nodes finish: it waits for
+// every joined rank to leave, and stops waiting at a loss.
+TEST(CoordinatorStore, TheServerCanWaitUntilEveryRankHasLeft) {
+  Coordinator server("127.0.0.1", 0, kToken);
+  EXPECT_TRUE(server.wait_until_all_left(deadline_after(10ms)));  // nobody joined
+  auto a = client(server.port());
+  auto b = client(server.port());
+  a->join_as(0, 2);
+  b->join_as(1, 2);
+  EXPECT_FALSE(server.wait_until_all_left(deadline_after(100ms)));
+  a.reset();  // leaves
+  EXPECT_FALSE(server.wait_until_all_left(deadline_after(100ms)));
+  auto leave_later = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    b.reset();
+  });
+  auto start = Clock::now();
+  EXPECT_TRUE(server.wait_until_all_left(deadline_after(10s)));
+  EXPECT_LT(Clock::now() - start, 5s);
+  leave_later.get();
+
+  Coordinator lossy("127.0.0.1", 0, kToken);
+  auto c = client(lossy.port());
+  c->join_as(0, 2);
+  lossy.post_rank_lost("rank 1 (pid 7) was killed by signal 9");
+  EXPECT_FALSE(lossy.wait_until_all_left(deadline_after(10s)));  // at once: a loss ends it
+}
+
+}  // namespace
+}  // namespace weft::comm
+
+namespace weft::comm {
+namespace {
+
+// A weftrun on another machine than the coordinator posts its rank's death through a client;
+// the ranks hear it as from a launcher beside the coordinator. With the coordinator gone, the
+// post fails by its deadline instead of holding the launcher.
+TEST(CoordinatorStore, AClientPostsTheDeathNoticeWithinItsDeadline) {
+  auto server = std::make_unique<Coordinator>("127.0.0.1", 0, kToken);
+  auto launcher = client(server->port());
+  auto rank = client(server->port());
+  launcher->post_rank_lost("rank 3 (pid 77) was killed by signal 9", deadline_after(2s));
+  try {
+    rank->get("never-set", deadline_after(5s));
+    ADD_FAILURE() << "the notice was not heard";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::PeerLost);
+    EXPECT_TRUE(contains(e.what(), "rank 3 (pid 77) was killed by signal 9")) << e.what();
+  }
+  server.reset();
+  auto start = Clock::now();
+  EXPECT_THROW(launcher->post_rank_lost("rank 2 died", deadline_after(500ms)), Error);
+  EXPECT_LT(Clock::now() - start, 3s);
+}
+
+}  // namespace
+}  // namespace weft::comm

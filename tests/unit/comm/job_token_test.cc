@@ -245,6 +245,32 @@ TEST_F(JobToken, AJobAcrossMachinesWithoutWeftTokenIsAUsageError) {
   }
 }
 
+// srun alone across nodes: the message speaks Slurm's names, not variables the user never set.
+TEST_F(JobToken, AnSrunStepAcrossNodesWithoutWeftTokenSaysSoInSlurmsTerms) {
+  ScopedEnv env({{"TMPDIR", root_.string()},
+                 {"WEFT_TOKEN", ""},
+                 {"WEFT_INSECURE", ""},
+                 {"WEFT_STORE_BIND", ""}});
+  World w = torchrun_world("198.51.100.7", 1, 2);
+  w.launcher = "slurm";
+  w.master_from_slurm = true;
+  for (auto [addr, says] :
+       {std::pair{"198.51.100.7",
+                  "rank 0's host 198.51.100.7 (the first of SLURM_STEP_NODELIST) is not an "
+                  "address of this machine"},
+        std::pair{"127.0.0.1", "SLURM_NTASKS=2 but 1 on this node"}}) {
+    w.master_addr = addr;
+    w.local_size = std::string(addr) == "127.0.0.1" ? 1 : 2;
+    try {
+      master_store_access(w);
+      ADD_FAILURE() << addr << " was accepted without a token";
+    } catch (const Error& e) {
+      EXPECT_TRUE(contains(e.what(), says)) << e.what();
+      EXPECT_TRUE(contains(e.what(), "export WEFT_TOKEN=$(openssl rand -hex 16)")) << e.what();
+    }
+  }
+}
+
 TEST_F(JobToken, WeftInsecureRunsAJobAcrossMachinesWithoutAToken) {
   ScopedEnv env({{"TMPDIR", root_.string()},
                  {"WEFT_TOKEN", ""},
@@ -253,6 +279,32 @@ TEST_F(JobToken, WeftInsecureRunsAJobAcrossMachinesWithoutAToken) {
   MasterStoreAccess a = master_store_access(torchrun_world("198.51.100.7", 1, 2));
   EXPECT_EQ(a.token, "");
   EXPECT_EQ(a.bind_host, "198.51.100.7");
+}
+
+// weftrun --coordinator and weft-coordinator --bind: the same rule by the coordinator's address.
+TEST_F(JobToken, ACoordinatorOtherMachinesReachNeedsWeftTokenOrWeftInsecure) {
+  {
+    ScopedEnv env({{"TMPDIR", root_.string()}, {"WEFT_TOKEN", ""}, {"WEFT_INSECURE", ""}});
+    EXPECT_EQ(coordinator_token("127.0.0.1", "--coordinator 127.0.0.1:1"),
+              user_secret(user_secret_dir()));
+    EXPECT_EQ(coordinator_token("localhost", "--coordinator localhost:1"),
+              user_secret(user_secret_dir()));
+    try {
+      coordinator_token("198.51.100.7", "--coordinator 198.51.100.7:29400");
+      ADD_FAILURE() << "a coordinator other machines reach was given no token";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+      std::string why = e.what();
+      EXPECT_TRUE(contains(why, "--coordinator 198.51.100.7:29400 lets other machines")) << why;
+      EXPECT_TRUE(contains(why, "export WEFT_TOKEN=$(openssl rand -hex 16)")) << why;
+    }
+  }
+  {
+    ScopedEnv env({{"TMPDIR", root_.string()}, {"WEFT_TOKEN", "given"}, {"WEFT_INSECURE", ""}});
+    EXPECT_EQ(coordinator_token("198.51.100.7", "x"), "given");
+  }
+  ScopedEnv env({{"TMPDIR", root_.string()}, {"WEFT_TOKEN", ""}, {"WEFT_INSECURE", "1"}});
+  EXPECT_EQ(coordinator_token("198.51.100.7", "x"), "");
 }
 
 }  // namespace

@@ -25,8 +25,11 @@ std::map<std::string, std::string> as_map(const std::vector<std::string>& env) {
 
 TEST(RankEnvironment, SetsEveryWeftrunVariableAndKeepsTheRest) {
   RankEnvironmentInputs in;
-  in.rank = 2;
-  in.world_size = 4;
+  in.rank = 6;
+  in.world_size = 8;
+  in.local_rank = 2;
+  in.local_world_size = 4;
+  in.node_rank = 1;
   in.job_id = "j1abc";
   in.token = "beef";
   in.store_addr = "127.0.0.1:5555";
@@ -35,11 +38,11 @@ TEST(RankEnvironment, SetsEveryWeftrunVariableAndKeepsTheRest) {
   EXPECT_EQ(env["PATH"], "/bin");
   EXPECT_EQ(env["HOME"], "/root");
   EXPECT_EQ(env["EMPTY"], "");
-  EXPECT_EQ(env["WEFT_RANK"], "2");  // a stale inherited value is replaced
-  EXPECT_EQ(env["WEFT_WORLD_SIZE"], "4");
+  EXPECT_EQ(env["WEFT_RANK"], "6");  // a stale inherited value is replaced
+  EXPECT_EQ(env["WEFT_WORLD_SIZE"], "8");
   EXPECT_EQ(env["WEFT_LOCAL_RANK"], "2");
   EXPECT_EQ(env["WEFT_LOCAL_WORLD_SIZE"], "4");
-  EXPECT_EQ(env["WEFT_NODE_RANK"], "0");
+  EXPECT_EQ(env["WEFT_NODE_RANK"], "1");
   EXPECT_EQ(env["WEFT_JOB_ID"], "j1abc");
   EXPECT_EQ(env["WEFT_TOKEN"], "beef");
   EXPECT_EQ(env["WEFT_STORE_ADDR"], "127.0.0.1:5555");
@@ -48,16 +51,19 @@ TEST(RankEnvironment, SetsEveryWeftrunVariableAndKeepsTheRest) {
 }
 
 TEST(RankEnvironment, TorchrunNamesCarryTheSameValuesAndReplaceStaleOnes) {
-  RankEnvironmentInputs in;
-  in.rank = 1;
-  in.world_size = 3;
+  RankEnvironmentInputs in;  // rank 4 of 6, the second of 3 on node 1
+  in.rank = 4;
+  in.world_size = 6;
+  in.local_rank = 1;
+  in.local_world_size = 3;
+  in.node_rank = 1;
   in.master_port = 23456;
   auto env = as_map(rank_environment({"RANK=7", "WORLD_SIZE=9", "MASTER_PORT=29500"}, in));
-  EXPECT_EQ(env["RANK"], "1");
-  EXPECT_EQ(env["WORLD_SIZE"], "3");
+  EXPECT_EQ(env["RANK"], "4");
+  EXPECT_EQ(env["WORLD_SIZE"], "6");
   EXPECT_EQ(env["LOCAL_RANK"], "1");
   EXPECT_EQ(env["LOCAL_WORLD_SIZE"], "3");
-  EXPECT_EQ(env["GROUP_RANK"], "0");
+  EXPECT_EQ(env["GROUP_RANK"], "1");
   EXPECT_EQ(env["MASTER_ADDR"], "127.0.0.1");
   EXPECT_EQ(env["MASTER_PORT"], "23456");
 }

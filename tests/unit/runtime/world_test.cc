@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/error.h"
+#include "runtime/slurm_step.h"
 
 namespace weft {
 namespace {
@@ -111,6 +112,63 @@ TEST(World, SlurmOnlyInsideAStep) {
   EXPECT_EQ(w.rank, 1);
   EXPECT_EQ(w.local_rank, 1);
   EXPECT_EQ(w.local_size, 2);
+}
+
+// `srun` alone is enough: rank 0 serves on the step's first node, on a port of the job and step
+// ids, unless MASTER_ADDR / MASTER_PORT say otherwise.
+TEST(World, AnSrunStepFindsRankZerosHostAndPortFromSlurm) {
+  std::map<std::string, std::string> step = {
+      {"SLURM_PROCID", "5"},          {"SLURM_NTASKS", "7"},
+      {"SLURM_STEP_ID", "3"},         {"SLURM_JOB_ID", "4242"},
+      {"SLURM_LOCALID", "1"},         {"SLURM_NODEID", "2"},
+      {"SLURM_STEP_NODELIST", "node[07-09,12]"},
+      {"SLURM_TASKS_PER_NODE", "4(x2)"},  // the job's allocation: the step's counts win
+      {"SLURM_STEP_TASKS_PER_NODE", "2(x2),3"}};
+  World w = from(step);
+  EXPECT_EQ(w.launcher, "slurm");
+  EXPECT_EQ(w.rank, 5);
+  EXPECT_EQ(w.node_rank, 2);
+  EXPECT_EQ(w.local_size, 3);  // the third node of "2(x2),3"
+  EXPECT_EQ(w.job_id, "4242");
+  EXPECT_EQ(w.master_addr, "node07");
+  EXPECT_TRUE(w.master_from_slurm);
+  EXPECT_EQ(w.master_port, slurm::step_port("4242", "3"));
+  EXPECT_EQ(w.master_port, 15000 + (4242 * 16 + 3) % 16000);
+
+  step["MASTER_PORT"] = "29500";
+  EXPECT_EQ(from(step).master_port, 29500);
+  EXPECT_EQ(from(step).master_addr, "node07");
+  step["MASTER_ADDR"] = "10.1.2.3";
+  EXPECT_EQ(from(step).master_addr, "10.1.2.3");
+  EXPECT_FALSE(from(step).master_from_slurm);
+
+  step.erase("MASTER_ADDR");
+  step["SLURM_STEP_NODELIST"] = "node[07-";
+  EXPECT_NE(error_of(step).find("SLURM_STEP_NODELIST='node[07-' is not a Slurm host list"),
+            std::string::npos);
+}
+
+// Under mpirun inside an sbatch script every rank sees the batch step's SLURM_PROCID=0 (and,
+// when the script ran under srun, a step's variables): Open MPI's variables must win, with no
+// Slurm host or port taken for the rendezvous.
+TEST(World, MpirunInsideSbatchTakesRanksFromMpiNotSlurm) {
+  for (int rank : {0, 1, 2, 3}) {
+    World w = from({{"OMPI_COMM_WORLD_RANK", std::to_string(rank)},
+                    {"OMPI_COMM_WORLD_SIZE", "4"},
+                    {"OMPI_COMM_WORLD_LOCAL_RANK", std::to_string(rank)},
+                    {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"},
+                    {"SLURM_PROCID", "0"},
+                    {"SLURM_NTASKS", "1"},
+                    {"SLURM_JOB_ID", "99"},
+                    {"SLURM_STEP_ID", "0"},
+                    {"SLURM_STEP_NODELIST", "node01"},
+                    {"SLURM_JOB_NODELIST", "node01"}});
+    EXPECT_EQ(w.launcher, "openmpi");
+    EXPECT_EQ(w.rank, rank);
+    EXPECT_EQ(w.size, 4);
+    EXPECT_EQ(w.master_addr, "");  // the ranks meet over MPI (comm/mpi's rendezvous)
+    EXPECT_EQ(w.master_port, 0);
+  }
 }
 
 // The error for a job without a store tells the user to set MASTER_ADDR and MASTER_PORT; under

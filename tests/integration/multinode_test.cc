@@ -1,0 +1,372 @@
+// A job across two hosts, for real: two network namespaces joined by a veth pair stand for two
+// machines (each sees only its own address and the other's, over the pair), with one
+// `weftrun --nnodes 2` in each. Nothing of the job can take a shortcut through loopback: a rank
+// listening on 127.0.0.1 or on the wrong address would never be reached. All traffic stays inside
+// the namespaces, which the test removes however it ends (and those a killed run left behind, at
+// the next start). Needs root and iproute2; skips saying so otherwise.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/integration/train_harness.h"
+
+namespace weft::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kAddressA[] = "10.77.0.1";
+constexpr char kAddressB[] = "10.77.0.2";
+constexpr char kPrefix[] = "weftmn";  // namespaces and links of this test: weftmn<pid><a|b>
+
+std::string find_ip() {
+  for (const char* dir : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) {
+    std::string path = std::string(dir) + "/ip";
+    if (::access(path.c_str(), X_OK) == 0) return path;
+  }
+  return "";
+}
+
+// Runs a shell command quietly; true when it exits 0.
+bool sh(const std::string& command) {
+  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+// Namespaces whose creating test process is gone (a run killed by ctest's timeout).
+void remove_stale_namespaces(const std::string& ip) {
+  FILE* list = ::popen((ip + " netns list 2>/dev/null").c_str(), "r");
+  if (!list) return;
+  std::vector<std::string> stale;
+  char line[256];
+  std::regex ours(std::string("^") + kPrefix + R"((\d+)[ab]\b)");
+  while (std::fgets(line, sizeof line, list)) {
+    std::cmatch m;
+    if (std::regex_search(line, m, ours) && ::kill(std::stoi(m[1]), 0) != 0) stale.push_back(m[0]);
+  }
+  ::pclose(list);
+  for (const std::string& ns : stale) sh(ip + " netns del " + ns);
+}
+
+// Two namespaces, "a" (10.77.0.1) and "b" (10.77.0.2), joined by a veth pair; removed when this
+// goes (the veth pair goes with them).
+class TwoHosts {
+ public:
+  explicit TwoHosts(const std::string& ip) : ip_(ip) {
+    const std::string id = kPrefix + std::to_string(::getpid());
+    a_ = id + "a";
+    b_ = id + "b";
+    for (const std::string& step :
+         {"netns add " + a_, "netns add " + b_, "link add " + a_ + " type veth peer name " + b_,
+          "link set " + a_ + " netns " + a_, "link set " + b_ + " netns " + b_,
+          "-n " + a_ + " addr add " + kAddressA + "/24 dev " + a_,
+          "-n " + b_ + " addr add " + kAddressB + "/24 dev " + b_, "-n " + a_ + " link set lo up",
+          "-n " + b_ + " link set lo up", "-n " + a_ + " link set " + a_ + " up",
+          "-n " + b_ + " link set " + b_ + " up"}) {
+      if (!sh(ip_ + " " + step)) {
+        failed_ = "ip " + step;
+        return;
+      }
+    }
+  }
+  ~TwoHosts() {
+    sh(ip_ + " netns del " + a_);
+    sh(ip_ + " netns del " + b_);
+  }
+  // The set-up command that failed, or "".
+  const std::string& failed() const { return failed_; }
+
+  // `weftrun args...` on host a (0) or b (1).
+  std::unique_ptr<WeftrunProcess> weftrun(int host, const Args& args, const Args& env) const {
+    Args all = {"netns", "exec", host == 0 ? a_ : b_, WEFTRUN_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    return std::make_unique<WeftrunProcess>(Program{ip_}, all, "", env);
+  }
+  // Takes host b's end of the pair down: b is cut off, its processes live on.
+  bool cut_off_b() const { return sh(ip_ + " -n " + b_ + " link set " + b_ + " down"); }
+
+ private:
+  std::string ip_, a_, b_;
+  std::string failed_;
+};
+
+// weftrun's flags for node `node` of 2 with 2 ranks each, meeting at host a.
+Args node_flags(int node) {
+  return {"--nnodes",
+          "2",
+          "--node-rank",
+          std::to_string(node),
+          "--coordinator",
+          std::string(kAddressA) + ":29400",
+          "-n",
+          "2",
+          "--backend",
+          "tcp"};
+}
+
+class TwoHostJob : public Train {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to make network namespaces";
+    ip_ = find_ip();
+    if (ip_.empty()) GTEST_SKIP() << "needs iproute2's ip to make network namespaces";
+    remove_stale_namespaces(ip_);
+    hosts_ = std::make_unique<TwoHosts>(ip_);
+    if (!hosts_->failed().empty())
+      GTEST_SKIP() << "cannot make two network namespaces joined by a veth pair: `"
+                   << hosts_->failed() << "` failed";
+    Train::SetUp();
+  }
+  void TearDown() override {
+    hosts_.reset();
+    if (fs::exists(dir_)) Train::TearDown();
+  }
+
+  // The job's token, the same on both hosts, as a user exports it on every node.
+  const Args env_ = {"WEFT_TOKEN=" + std::string("5eb3c7f0a1d24e6b9c8d7e6f5a4b3c2d"),
+                     "WEFT_INSECURE="};
+  std::string ip_;
+  std::unique_ptr<TwoHosts> hosts_;
+};
+
+// The same global batch and seed on 2 hosts x 2 ranks as on 4 ranks of one host: the same
+// loss at every step (only the order of the gradient sums may differ).
+TEST_F(TwoHostJob, TrainsTheLossesOfFourRanksOnOneHost) {
+  const Args model = {"--layers", "2", "--d-model",     "64",  "--heads", "4", "--seq", "32",
+                      "--batch",  "8", "--micro-batch", "2",   "--steps", "8", "--lr",  "3e-3",
+                      "--warmup", "2", "--bucket-mb",   "0.05"};
+  Args flags = model;
+  flags.insert(flags.end(), {"--log-json", (dir_ / "one_host.json").string()});
+  WeftrunResult one = train(4, flags, {}, {"--backend", "tcp"});
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {1, 0}) {  // node 1 first: it waits for node 0's coordinator
+    Args args = node_flags(node);
+    args.insert(args.end(), {"--", WEFT_TRAIN_PATH});
+    args.insert(args.end(), model.begin(), model.end());
+    args.insert(args.end(),
+                {"--log-json", (dir_ / ("two_hosts_" + std::to_string(node) + ".json")).string()});
+    nodes.push_back(hosts_->weftrun(node, args, env_));
+  }
+  WeftrunResult b = nodes[0]->finish(120s);
+  WeftrunResult a = nodes[1]->finish(30s);
+  ASSERT_EQ(a.exit_code, 0) << "host a:\n" << a.out << a.err << "host b:\n" << b.out << b.err;
+  ASSERT_EQ(b.exit_code, 0) << "host b:\n" << b.out << b.err;
+  // Rank 0, on host a, logs; host b's ranks are 2 and 3.
+  EXPECT_TRUE(contains(first_line(a.out), "| 4 ranks over tcp |")) << a.out;
+  EXPECT_EQ(b.out, "") << "rank 0, which prints, is on host a";
+
+  std::vector<double> reference = losses("one_host.json");
+  std::vector<double> across = losses("two_hosts_0.json");
+  ASSERT_EQ(reference.size(), 8u);
+  ASSERT_EQ(across.size(), reference.size());
+  EXPECT_LT(reference.back(), reference.front());  // it trains at all
+  for (size_t step = 0; step < reference.size(); ++step)
+    EXPECT_NEAR(across[step], reference[step], 1e-5 * std::fabs(reference[step]))
+        << "step " << step + 1;
+}
+
+// Issue 11's rule across machines: a coordinator other machines reach needs WEFT_TOKEN (or
+// WEFT_INSECURE=1), and weftrun says so before it starts anything.
+TEST(MultiNode, ANodeWithoutWeftTokenIsAUsageError) {
+  WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "1", "--coordinator",
+                                 "198.51.100.7:29400", "-n", "2", "--", "true"},
+                                "", {"WEFT_TOKEN=", "WEFT_INSECURE="});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "--coordinator 198.51.100.7:29400 lets other machines reach"))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "export WEFT_TOKEN=$(openssl rand -hex 16)")) << r.err;
+}
+
+// A port for a coordinator on loopback, of this test process: below the kernel's ephemeral
+// range (so no bind to port 0 or outgoing connection takes it) and different for test processes
+// running at once (ctest -j), which would otherwise join each other's jobs (same user, same
+// per-user secret). A port free when asked could be handed to another test a moment later.
+int own_port() { return 20000 + static_cast<int>(::getpid() % 10000); }
+
+// Two weftruns of one job on one machine (a loopback coordinator: no token to set), the second
+// given another -n: it refuses to start, naming both layouts, instead of its ranks failing on a
+// world size that differs from node 0's.
+TEST(MultiNode, ANodeGivenAnotherRankCountIsRefusedNamingBoth) {
+  const std::string coordinator = "127.0.0.1:" + std::to_string(own_port());
+  WeftrunProcess node0({"--nnodes", "2", "--node-rank", "0", "--coordinator", coordinator, "-n",
+                        "2", "--timeout", "20", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"});
+  WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "1", "--coordinator", coordinator,
+                                 "-n", "1", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"});
+  node0.send_signal(SIGTERM);  // its ranks wait for ranks 2 and 3, which never come
+  node0.finish(30s);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "node 0 of this job was started with --nnodes 2 -n 2 but node 1 "
+                       "(this weftrun) with --nnodes 2 -n 1"))
+      << r.err;
+}
+
+// torchrun's names across nodes: global RANK, the node's LOCAL_RANK and GROUP_RANK, and one
+// MASTER_ADDR:MASTER_PORT for the whole job (node 0's, read by node 1), so that
+// torch.distributed's env:// rendezvous meets across machines too.
+TEST(MultiNode, TorchrunVariablesNameOneRendezvousForEveryNode) {
+  const std::string coordinator = "127.0.0.1:" + std::to_string(own_port());
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {0, 1})
+    nodes.push_back(std::make_unique<WeftrunProcess>(shell(
+        2,
+        "echo torch $RANK/$WORLD_SIZE local $LOCAL_RANK/$LOCAL_WORLD_SIZE group $GROUP_RANK "
+        "master $MASTER_ADDR:$MASTER_PORT",
+        {"--nnodes", "2", "--node-rank", std::to_string(node), "--coordinator", coordinator})));
+  WeftrunResult a = nodes[0]->finish(30s);
+  WeftrunResult b = nodes[1]->finish(30s);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::regex line(R"(torch (\d)/4 local (\d)/2 group (\d) master (127\.0\.0\.1:\d+))");
+  std::set<std::string> masters;
+  std::set<int> ranks;
+  const std::string out = a.out + b.out;
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), line); it != std::sregex_iterator();
+       ++it) {
+    int rank = std::stoi((*it)[1]);
+    ranks.insert(rank);
+    EXPECT_EQ(std::stoi((*it)[2]), rank % 2) << (*it)[0];
+    EXPECT_EQ(std::stoi((*it)[3]), rank / 2) << (*it)[0];
+    masters.insert((*it)[4]);
+  }
+  EXPECT_EQ(ranks, (std::set<int>{0, 1, 2, 3})) << out;
+  EXPECT_EQ(masters.size(), 1u) << out;
+}
+
+// A rank killed before it joins leaves the coordinator nothing to notice: its weftrun posts the
+// death notice, here from node 1 to node 0's coordinator, and node 0's ranks hear it.
+TEST(MultiNode, ANodesWeftrunTellsTheOtherNodesOfItsDeadRank) {
+  const std::string coordinator = "127.0.0.1:" + std::to_string(own_port());
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {0, 1})
+    nodes.push_back(std::make_unique<WeftrunProcess>(
+        Args{"--nnodes", "2", "--node-rank", std::to_string(node), "--coordinator", coordinator,
+             "-n", "2", "--timeout", "30", "--", WEFTRUN_RANK_HELPER_PATH, "hear-rank-lost", "2"}));
+  WeftrunResult b = nodes[1]->finish(40s);
+  WeftrunResult a = nodes[0]->finish(40s);
+  EXPECT_EQ(b.exit_code, 128 + SIGKILL) << b.err;
+  for (int rank : {0, 1})
+    EXPECT_TRUE(contains(a.out, "[rank " + std::to_string(rank) + "] rank " + std::to_string(rank) +
+                                    " heard: rank 2 (pid "))
+        << a.out << a.err;
+  EXPECT_TRUE(contains(a.out, "was killed by signal SIGKILL (9), as weftrun saw")) << a.out;
+}
+
+// A weft-coordinator started beside node 0 holds the --coordinator port: node 0's weftrun joins
+// it instead of serving, and the job runs; a port held by something else is refused quickly.
+TEST(MultiNode, NodeZeroJoinsAWeftCoordinatorOnItsOwnAddress) {
+  const Args env = {"WEFT_TOKEN=multinode-test-token"};
+  WeftrunProcess coordinator(Program{WEFT_COORDINATOR_PATH}, {"--port", "0"}, "", env);
+  ASSERT_TRUE(coordinator.wait_for_stdout("listening on", 1, 20s)) << coordinator.out();
+  std::smatch m;
+  std::string out = coordinator.out();
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(listening on (127\.0\.0\.1:\d+) )"))) << out;
+  const std::string address = m[1];
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {0, 1})
+    nodes.push_back(std::make_unique<WeftrunProcess>(
+        Args{"--nnodes", "2", "--node-rank", std::to_string(node), "--coordinator", address, "-n",
+             "1", "--timeout", "30", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"},
+        "", env));
+  WeftrunResult a = nodes[0]->finish(40s);
+  WeftrunResult b = nodes[1]->finish(40s);
+  EXPECT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
+  EXPECT_TRUE(contains(a.out, "[rank 0] rank 0 allreduce 3 over tcp")) << a.out;
+  EXPECT_TRUE(contains(b.out, "[rank 1] rank 1 allreduce 3 over tcp")) << b.out;
+  coordinator.send_signal(SIGTERM);
+  EXPECT_EQ(coordinator.finish(20s).exit_code, 0);
+
+  // Something that is not a coordinator on the port (a listening socket that never answers).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  const std::string taken = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  WeftrunResult r = run_weftrun({"--nnodes", "2", "--node-rank", "0", "--coordinator", taken, "-n",
+                                 "1", "--", WEFTRUN_RANK_HELPER_PATH, "allreduce"},
+                                "", env);
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err,
+                       "its port is taken by something that is not this job's "
+                       "coordinator"))
+      << r.err;
+  EXPECT_LT(r.seconds, 15) << r.err;
+}
+
+// Milliseconds since the epoch, as the rank helper prints them.
+long long wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Host b's link goes down mid-run: its ranks live on, but nothing of theirs reaches host a, so
+// only the coordinator's heartbeat deadline can tell. Host a's ranks must fail with PeerLost
+// naming both of b's ranks, within the heartbeat timeout of the cut.
+TEST_F(TwoHostJob, RanksOfAHostCutOffAreNamedWithinTheHeartbeatTimeout) {
+  constexpr double kHeartbeatTimeout = 2.0;
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {1, 0}) {
+    Args args = node_flags(node);
+    args.insert(args.end(),
+                {"--heartbeat-timeout", std::to_string(kHeartbeatTimeout), "--timeout", "60",
+                 "--grace", "1", "--", WEFTRUN_RANK_HELPER_PATH, "until-cut-off"});
+    nodes.push_back(hosts_->weftrun(node, args, env_));
+  }
+  WeftrunProcess& b = *nodes[0];
+  WeftrunProcess& a = *nodes[1];
+  ASSERT_TRUE(a.wait_for_stdout("passed step 5", 2, 60s)) << a.out();
+  ASSERT_TRUE(b.wait_for_stdout("passed step 5", 2, 10s)) << b.out();
+  const long long cut_at = wall_ms();
+  ASSERT_TRUE(hosts_->cut_off_b());
+
+  WeftrunResult r = a.finish(30s);
+  b.send_signal(SIGTERM);  // cut off, its ranks wait on; weftrun stops them
+  WeftrunResult rb = b.finish(30s);
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_FALSE(rb.timed_out) << rb.out << rb.err;
+
+  std::regex failed(R"(rank ([01]) failed at (\d+) ms in step \d+: PeerLost: ([^\n]*))");
+  int survivors = 0;
+  long long last = 0;
+  for (auto it = std::sregex_iterator(r.out.begin(), r.out.end(), failed);
+       it != std::sregex_iterator(); ++it) {
+    ++survivors;
+    last = std::max(last, std::stoll((*it)[2]));
+    const std::string why = (*it)[3];
+    std::regex lost(R"(rank ([23]) \(pid \d+ on 10\.77\.0\.2\) sent no heartbeat.*silent too: )"
+                    R"(rank ([23]) \(pid \d+ on 10\.77\.0\.2\))");
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(why, m, lost) && m[1] != m[2]) << why;
+  }
+  EXPECT_EQ(survivors, 2) << r.out << r.err;
+  double detected = (last - cut_at) / 1000.0;
+  std::printf(
+      "from the cut to both of host a's ranks failed naming host b's: %.2f s "
+      "(heartbeat timeout %.1f s)\n",
+      detected, kHeartbeatTimeout);
+  EXPECT_GE(detected, kHeartbeatTimeout - 0.5);
+  EXPECT_LT(detected, kHeartbeatTimeout + 1.5);
+}
+
+}  // namespace
+}  // namespace weft::testing
