@@ -155,12 +155,13 @@ case "$mode" in
   sbatch)
     log=$dir/train.json
     WEFT_BIN=$build RANKS_PER_NODE=2 TRAIN_FLAGS="$tiny_model --steps 20 --log-json $log" \
-      timeout 180 sbatch --wait --nodes=1 --cpus-per-task=2 --time=5 --output="$dir/job.out" \
+      CKPT_FLAGS="--ckpt-dir $dir/ckpt --ckpt-every 10 --resume" timeout 180 sbatch --wait --nodes=1 --cpus-per-task=2 --time=5 --output="$dir/job.out" \
       "$src/examples/slurm/train.sbatch" || fail "the job failed: $(cat "$dir/job.out")"
     cat "$dir/job.out"
     grep -q "1 node(s) x 2 ranks, coordinator localhost:$MASTER_PORT" "$dir/job.out" || fail "no start line"
     grep -q "2 ranks over" "$dir/job.out" || fail "weft-train did not run on 2 ranks"
     [ "$(grep -c '"loss"' "$log")" = 20 ] || fail "$log does not hold 20 steps"
+    [ -s "$dir/ckpt/LATEST" ] || fail "the job committed no checkpoint in $dir/ckpt"
     python3 - "$log" <<'PY' || fail "the loss did not fall"
 import json, sys
 loss = [json.loads(l)["loss"] for l in open(sys.argv[1]) if '"loss"' in l]
@@ -173,7 +174,7 @@ PY
     # script passes it to the step and requeues the job, and the requeued run trains to the end.
     log=$dir/train.json
     WEFT_BIN=$build RANKS_PER_NODE=2 TRAIN_FLAGS="$tiny_model --steps 300 --log-json $log" \
-      timeout 30 sbatch --parsable --nodes=1 --cpus-per-task=2 --time=5 --output="$dir/job.out" \
+      CKPT_DIR=$dir/ckpt timeout 30 sbatch --parsable --nodes=1 --cpus-per-task=2 --time=5 --output="$dir/job.out" \
       "$src/examples/slurm/train.sbatch" >"$dir/job.id" || fail "sbatch failed"
     job=$(cat "$dir/job.id")
     job_field() { timeout 5 scontrol show job "$job" 2>/dev/null | sed -n "s/.*$1=\([A-Z_0-9]*\).*/\1/p"; }
@@ -197,7 +198,12 @@ PY
       fail "the script did not hear SIGUSR1"
     grep -q "job $job (restart 1)" "$dir/job.out" || fail "no requeued run"
     grep -q "step  300/300" "$dir/job.out" || fail "the requeued run did not train to the end"
-    # LEAD: with CKPT_FLAGS (the ckpt branch), check that the requeued run resumed past step 1.
+    # SIGUSR1 made the ranks commit the step they were in; the requeued run continued after it.
+    grep -q "weft-train: preempted by SIGUSR1: stopped after step" "$dir/job.out" ||
+      fail "the ranks did not save and stop on SIGUSR1"
+    saved=$(sed -n 's/.*preempted by SIGUSR1: stopped after step \([0-9]*\).*/\1/p' "$dir/job.out" | head -n 1)
+    grep -q "weft-train: resumed from .*: continuing after step $saved\$" "$dir/job.out" ||
+      fail "the requeued run did not resume after step $saved"
     ;;
   srun)
     unset MASTER_PORT  # the port too comes from Slurm (the job and step ids)
