@@ -7,23 +7,12 @@
 
 #include "comm/backend_registry.h"
 #include "runtime/error.h"
+#include "tests/unit/launcher/launch_error.h"
 
 namespace weft::launcher {
 namespace {
 
 using Args = std::vector<std::string>;
-
-// The message of the InvalidArgument that parsing `args` throws ("" if it does not throw).
-std::string error_of(const Args& args) {
-  try {
-    parse_launch_options(args);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
-    return e.what();
-  }
-  ADD_FAILURE() << "parsing did not fail";
-  return "";
-}
 
 TEST(LaunchOptions, ParsesTheFullCommandLine) {
   LaunchOptions o =

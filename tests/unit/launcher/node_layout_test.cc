@@ -6,22 +6,12 @@
 #include <vector>
 
 #include "runtime/error.h"
+#include "tests/unit/launcher/launch_error.h"
 
 namespace weft::launcher {
 namespace {
 
 using Args = std::vector<std::string>;
-
-std::string error_of(const Args& args) {
-  try {
-    parse_launch_options(args);
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
-    return e.what();
-  }
-  ADD_FAILURE() << "parsing did not fail";
-  return "";
-}
 
 TEST(NodeLayout, GlobalRanksAreNodeMajor) {
   LaunchOptions o = parse_launch_options({"--nnodes", "3", "--node-rank=2", "--coordinator",
