@@ -15,9 +15,9 @@ namespace {
 std::string read_pem(const std::string& path, const std::string& origin) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    throw Error(ErrorCode::InvalidArgument, origin + " " + path + ": cannot read it (" +
-                                                std::strerror(errno) +
-                                                "); give the path of a PEM file this user can read");
+    throw Error(ErrorCode::InvalidArgument,
+                origin + " " + path + ": cannot read it (" + std::strerror(errno) +
+                    "); give the path of a PEM file this user can read");
   std::ostringstream text;
   text << in.rdbuf();
   if (text.str().find("-----BEGIN ") == std::string::npos)

@@ -64,8 +64,8 @@ class CoordinatorTls : public ::testing::Test {
     std::vector<std::string> args = {"--port", "0", "--tls-cert", file("server.pem"),
                                      "--tls-key", file("server.key")};
     if (mutual) args.insert(args.end(), {"--tls-ca", file("ca.pem")});
-    coordinator_ = std::make_unique<WeftrunProcess>(Program{WEFT_COORDINATOR_PATH}, args, "",
-                                                    std::vector<std::string>{"WEFT_TOKEN=" + kToken});
+    coordinator_ = std::make_unique<WeftrunProcess>(
+        Program{WEFT_COORDINATOR_PATH}, args, "", std::vector<std::string>{"WEFT_TOKEN=" + kToken});
     EXPECT_TRUE(coordinator_->wait_for_stdout("listening on", 1, 20s)) << coordinator_->out()
                                                                        << coordinator_->err();
     std::smatch m;
