@@ -15,12 +15,12 @@ SHELL := /bin/bash
 # Everything the build, the tests and the benchmarks need on a minimal bookworm.
 # gRPC and protobuf: the coordinator ranks meet through (proto/coordinator.proto).
 # iproute2, slurm-wlm and munge: the integration tests of jobs across hosts (network namespaces)
-# and under a real single-node Slurm.
+# and under a real single-node Slurm; openssl: the coordinator's TLS test makes its certificates.
 DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
   libgtest-dev \
   libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev libxxhash-dev python3-numpy \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
-  iproute2 slurm-wlm munge
+  iproute2 slurm-wlm munge openssl
 
 # `make bench-train` needs these.
 BENCH_TRAIN_PACKAGES := python3-torch

@@ -20,6 +20,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: weft-coordinator --port PORT [--bind HOST] [--token-file FILE]\n"
     "                        [--heartbeat-timeout SECONDS]\n"
+    "                        [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
     "\n"
     "Runs a weft job's coordinator (rendezvous, store, heartbeats) until SIGINT or SIGTERM.\n"
     "Start every rank with WEFT_STORE_ADDR=HOST:PORT and the job's WEFT_TOKEN.\n"
@@ -31,13 +32,20 @@ constexpr char kUsage[] =
     "                           on loopback without either, this user's secret)\n"
     "  --heartbeat-timeout S    a rank silent for S seconds is declared lost and every other\n"
     "                           rank fails naming it (default: WEFT_HEARTBEAT_TIMEOUT, 5;\n"
-    "                           0 = never)\n";
+    "                           0 = never)\n"
+    "  --tls-cert FILE          serve over TLS with this PEM certificate (it must name the\n"
+    "                           host the ranks connect to, as DNS or IP subject alt name);\n"
+    "                           the ranks then need WEFT_TLS_CA, the CA that signed it\n"
+    "  --tls-key FILE           the PEM private key of --tls-cert (required with it)\n"
+    "  --tls-ca FILE            mutual TLS: refuse every client without a certificate this\n"
+    "                           PEM CA signed (ranks set WEFT_TLS_CERT and WEFT_TLS_KEY)\n";
 
 struct Options {
   std::string bind = "127.0.0.1";
   int port = -1;
   std::string token_file;
   std::string heartbeat_timeout;
+  weft::comm::TlsFiles tls;
 };
 
 // A decimal port, or -1.
@@ -62,10 +70,14 @@ Options parse(const std::vector<std::string>& args) {
     else if (a == "--port") o.port = port_number(v);
     else if (a == "--token-file") o.token_file = v;
     else if (a == "--heartbeat-timeout") o.heartbeat_timeout = v;
+    else if (a == "--tls-cert") o.tls.cert = v;
+    else if (a == "--tls-key") o.tls.key = v;
+    else if (a == "--tls-ca") o.tls.ca = v;
     else throw weft::Error(weft::ErrorCode::InvalidArgument, "unknown flag: " + a);
   }
   if (o.port < 0 || o.port > 65535)
     throw weft::Error(weft::ErrorCode::InvalidArgument, "--port needs a port number, 0 to 65535");
+  weft::comm::check_tls_flags(o.tls);
   return o;
 }
 
@@ -95,6 +107,7 @@ int main(int argc, char** argv) {
     if (!o.heartbeat_timeout.empty())
       ::setenv("WEFT_HEARTBEAT_TIMEOUT", o.heartbeat_timeout.c_str(), 1);  // parsed, checked once
     copts = weft::comm::CoordinatorOptions::from_env();
+    copts.tls = o.tls;
     token = job_token(o);
   } catch (const weft::Error& e) {
     std::fprintf(stderr, "weft-coordinator: error: %s\nRun 'weft-coordinator --help' for usage.\n",
@@ -110,8 +123,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   try {
     weft::comm::Coordinator coordinator(o.bind, o.port, token, copts);
-    std::printf("weft-coordinator: listening on %s:%d (heartbeat timeout %.1f s)\n",
-                o.bind.c_str(), coordinator.port(), copts.heartbeat_timeout.count() / 1000.0);
+    std::printf("weft-coordinator: listening on %s:%d (heartbeat timeout %.1f s%s)\n",
+                o.bind.c_str(), coordinator.port(), copts.heartbeat_timeout.count() / 1000.0,
+                o.tls.cert.empty() ? "" : o.tls.ca.empty() ? ", TLS" : ", mutual TLS");
     std::fflush(stdout);
     int signo = 0;
     sigwait(&set, &signo);

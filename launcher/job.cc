@@ -29,6 +29,7 @@
 #include "launcher/signal_watch.h"
 #include "launcher/stdin_relay.h"
 #include "runtime/clock.h"
+#include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/preemption.h"
 
@@ -521,6 +522,14 @@ int Job::run() {
   comm::CoordinatorOptions coordination = comm::CoordinatorOptions::from_env();
   if (options_.heartbeat_timeout_seconds)
     coordination.heartbeat_timeout = to_ms(*options_.heartbeat_timeout_seconds);
+  coordination.tls = options_.tls;
+  // The ranks inherit weftrun's environment: without the CA they could not reach a TLS
+  // coordinator, and would say so only at their connect deadline.
+  if (!options_.tls.cert.empty() && env::get("WEFT_TLS_CA").empty())
+    throw Error(ErrorCode::InvalidArgument,
+                "--tls-cert makes the coordinator speak TLS, but WEFT_TLS_CA is not set: export "
+                "WEFT_TLS_CA=<the CA that signed " + options_.tls.cert + "> (and, with --tls-ca, "
+                "WEFT_TLS_CERT and WEFT_TLS_KEY, a client certificate it signed) for the ranks");
   // One coordinator for the job's life: a restart rejoins it under a new generation.
   JobCoordination store(options_, coordination);
   const JobIdentity& identity = store.identity();

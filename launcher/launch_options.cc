@@ -23,7 +23,7 @@ constexpr std::string_view kKnownFlags[] = {
     "--np",        "--backend",       "--timeout",    "--grace",         "--heartbeat-timeout",
     "--help",      "--help-env",      "--tag-output", "--no-tag-output", "--preempt-timeout",
     "--elastic",   "--min-ranks",     "--max-restarts",
-    "--nnodes", "--node-rank", "--coordinator"};
+    "--nnodes", "--node-rank", "--coordinator", "--tls-cert", "--tls-key", "--tls-ca"};
 
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorCode::InvalidArgument, message);
@@ -206,6 +206,12 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
       options.node_rank = parse_node_rank(cursor.value_of(flag, glued, "e.g. --node-rank 0"));
     } else if (flag == "--coordinator") {
       options.coordinator = cursor.value_of(flag, glued, "HOST:PORT, e.g. 10.0.0.1:29400");
+    } else if (flag == "--tls-cert") {
+      options.tls.cert = cursor.value_of(flag, glued, "a PEM file, e.g. --tls-cert server.pem");
+    } else if (flag == "--tls-key") {
+      options.tls.key = cursor.value_of(flag, glued, "a PEM file, e.g. --tls-key server.key");
+    } else if (flag == "--tls-ca") {
+      options.tls.ca = cursor.value_of(flag, glued, "a PEM file, e.g. --tls-ca ca.pem");
     } else if (flag == "--tag-output" || flag == "--no-tag-output") {
       if (glued) fail(flag + " takes no value");
       options.tag_output = flag == "--tag-output";
@@ -232,6 +238,7 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
     fail("--min-ranks " + std::to_string(options.min_ranks) + " is more than the " +
          std::to_string(options.num_ranks) + " ranks of -n: a restart never grows the job");
   check_node_layout(options);
+  comm::check_tls_flags(options.tls);
   return options;
 }
 
@@ -276,6 +283,12 @@ flags:
                          that reaches H. Unless H is loopback, every node needs the same
                          WEFT_TOKEN (export WEFT_TOKEN=$(openssl rand -hex 16)), or
                          WEFT_INSECURE=1 on a trusted network
+  --tls-cert FILE        the coordinator weftrun serves speaks TLS with this PEM certificate
+                         (it must name the coordinator's host, e.g. 127.0.0.1 on one node);
+                         the ranks, and the weftruns of other nodes, need WEFT_TLS_CA
+  --tls-key FILE         the PEM private key of --tls-cert (required with it)
+  --tls-ca FILE          mutual TLS: the coordinator refuses clients without a certificate
+                         this PEM CA signed (set WEFT_TLS_CERT and WEFT_TLS_KEY for them)
   --tag-output           prefix every output line with "[rank K] " (default)
   --no-tag-output        print the ranks' lines unchanged
   -h, --help             this text

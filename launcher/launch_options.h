@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "comm/rendezvous/coordinator.h"
+
 namespace weft::launcher {
 
 struct LaunchOptions {
@@ -29,6 +31,7 @@ struct LaunchOptions {
   int num_nodes = 1;                       // --nnodes M
   int node_rank = 0;                       // --node-rank I, 0..M-1
   std::optional<std::string> coordinator;  // --coordinator HOST:PORT, where every node meets
+  comm::TlsFiles tls;  // --tls-cert, --tls-key, --tls-ca: the coordinator weftrun serves
   std::vector<std::string> command;    // program and its arguments, everything after "--"
 };
 

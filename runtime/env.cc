@@ -54,6 +54,13 @@ constexpr Var kEnvVars[] = {
     {"WEFT_HEARTBEAT_TIMEOUT", "5",
      "seconds a rank may go without a heartbeat to the coordinator before it is declared lost "
      "(hung or stopped) and every other rank fails with PeerLost naming it; 0 = never"},
+    {"WEFT_TLS_CA", "",
+     "PEM file of the CA that signed the coordinator's certificate (weft-coordinator or weftrun "
+     "--tls-cert): set, the ranks reach the coordinator over TLS; unset, plain"},
+    {"WEFT_TLS_CERT", "",
+     "PEM file of this rank's client certificate, for a coordinator given --tls-ca (mutual TLS); "
+     "needs WEFT_TLS_KEY and WEFT_TLS_CA"},
+    {"WEFT_TLS_KEY", "", "PEM file of the private key of WEFT_TLS_CERT"},
     {"WEFT_INSECURE", "0", "1 lets a torchrun-style job across machines run without WEFT_TOKEN: "
      "anyone who can reach its ports can join it (a warning on every rank)"},
 };

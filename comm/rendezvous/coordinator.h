@@ -21,13 +21,35 @@
 
 #include "comm/rendezvous/store.h"
 #include "runtime/env.h"
+#include "runtime/error.h"
 
 namespace weft::comm {
+
+// The coordinator's TLS files (weft-coordinator's and weftrun's --tls-cert, --tls-key,
+// --tls-ca), PEM paths: no cert, plain gRPC; cert and key, TLS; a CA too, mutual TLS (every client
+// must present a certificate that CA signed). Ranks set theirs with WEFT_TLS_CA, WEFT_TLS_CERT and
+// WEFT_TLS_KEY (coordinator_credentials.h).
+struct TlsFiles {
+  std::string cert, key, ca;
+};
+// InvalidArgument, naming the flags, unless `tls` is empty, cert and key, or all three.
+inline void check_tls_flags(const TlsFiles& tls) {
+  if (tls.cert.empty() != tls.key.empty())
+    throw Error(ErrorCode::InvalidArgument,
+                std::string(tls.cert.empty() ? "--tls-key" : "--tls-cert") + " needs " +
+                    (tls.cert.empty() ? "--tls-cert" : "--tls-key") +
+                    ": TLS needs the certificate and its private key");
+  if (!tls.ca.empty() && tls.cert.empty())
+    throw Error(ErrorCode::InvalidArgument,
+                "--tls-ca needs --tls-cert and --tls-key: mutual TLS is TLS with client "
+                "certificates, and the coordinator needs its own certificate first");
+}
 
 struct CoordinatorOptions {
   // Silence from a joined rank for this long declares it lost; zero: never (beats are not
   // required). Default: WEFT_HEARTBEAT_TIMEOUT.
   std::chrono::milliseconds heartbeat_timeout;
+  TlsFiles tls = {};  // none by default: plain gRPC
   static CoordinatorOptions from_env() { return {env::heartbeat_timeout()}; }
 };
 

@@ -15,6 +15,7 @@
 
 #include "checkpoint/commit.h"
 #include "comm/rendezvous/coordinator.h"
+#include "comm/rendezvous/coordinator_credentials.h"
 #include "comm/rendezvous/coordinator_limits.h"
 #include "comm/rendezvous/job_token.h"
 #include "proto/coordinator.grpc.pb.h"
@@ -446,7 +447,7 @@ Coordinator::Coordinator(const std::string& bind_host, int port, std::string tok
   grpc::ServerBuilder builder;
   // Two coordinators on one port would split a job between them: refuse a port in use.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &state_->port);
+  builder.AddListeningPort(address, server_credentials(options.tls), &state_->port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxMessageBytes));
   builder.SetMaxSendMessageSize(static_cast<int>(kMaxMessageBytes));
   builder.RegisterService(state_.get());
@@ -454,7 +455,11 @@ Coordinator::Coordinator(const std::string& bind_host, int port, std::string tok
   if (!state_->server || state_->port == 0)
     throw Error(ErrorCode::Unavailable,
                 "the coordinator cannot listen on " + address +
-                    ": the port is in use or the address is not one of this machine's");
+                    ": the port is in use or the address is not one of this machine's" +
+                    (options.tls.cert.empty()
+                         ? std::string()
+                         : ", or --tls-cert " + options.tls.cert + " and --tls-key " +
+                               options.tls.key + " are not a certificate and its private key"));
   state_->watchdog = std::thread([s = state_.get()] { s->watch(); });
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "comm/rendezvous/coordinator.h"
+#include "comm/rendezvous/coordinator_credentials.h"
 #include "comm/rendezvous/coordinator_limits.h"
 #include "proto/coordinator.grpc.pb.h"
 #include "runtime/env.h"
@@ -217,6 +218,19 @@ CoordinatorStore::~CoordinatorStore() {
   client_->stop_beating();
 }
 
+namespace {
+// A TLS handshake that fails looks like a coordinator that never answers: say what to check.
+std::string tls_hint(bool tls, const std::string& host) {
+  if (!tls)
+    return "If the coordinator serves TLS (--tls-cert), set WEFT_TLS_CA to the CA that signed its "
+           "certificate (and WEFT_TLS_CERT and WEFT_TLS_KEY when it also has --tls-ca)";
+  return "This rank speaks TLS (WEFT_TLS_CA): check that the coordinator was started with "
+         "--tls-cert, that WEFT_TLS_CA signed its certificate, which must name " + host +
+         ", and, when it has --tls-ca, that WEFT_TLS_CERT and WEFT_TLS_KEY are a certificate "
+         "that CA signed and its key";
+}
+}  // namespace
+
 std::unique_ptr<CoordinatorStore> CoordinatorStore::connect(const std::string& host, int port,
                                                             const std::string& token,
                                                             Deadline deadline,
@@ -234,7 +248,8 @@ std::unique_ptr<CoordinatorStore> CoordinatorStore::connect(const std::string& h
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  c->channel = grpc::CreateCustomChannel(c->address, grpc::InsecureChannelCredentials(), args);
+  const ClientCredentials credentials = client_credentials_from_env();
+  c->channel = grpc::CreateCustomChannel(c->address, credentials.credentials, args);
   c->stub = pb::Coordinator::NewStub(c->channel);
 
   grpc::ClientContext ctx;
@@ -253,7 +268,7 @@ std::unique_ptr<CoordinatorStore> CoordinatorStore::connect(const std::string& h
     throw Error(ErrorCode::Unavailable,
                 "no weft coordinator answers at " + c->address + " (" + s.error_message() +
                     "); is the launcher running, and is WEFT_STORE_ADDR (or MASTER_ADDR and "
-                    "MASTER_PORT) right?");
+                    "MASTER_PORT) right? " + tls_hint(credentials.tls, host));
   c->generation = reply.generation();
   c->peer_host = reply.peer_host();
   return std::unique_ptr<CoordinatorStore>(new CoordinatorStore(std::move(c)));
