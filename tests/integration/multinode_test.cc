@@ -192,8 +192,10 @@ TEST(MultiNode, ANodeWithoutWeftTokenIsAUsageError) {
 // A port for a coordinator on loopback, of this test process: below the kernel's ephemeral
 // range (so no bind to port 0 or outgoing connection takes it) and different for test processes
 // running at once (ctest -j), which would otherwise join each other's jobs (same user, same
-// per-user secret). A port free when asked could be handed to another test a moment later.
-int own_port() { return 20000 + static_cast<int>(::getpid() % 10000); }
+// per-user secret). A port free when asked could be handed to another test a moment later. Below
+// the ports other tests' jobs pick too: weftrun's MASTER_PORT (up to 10,000 below the ephemeral
+// range) and Slurm steps' (from 15000).
+int own_port() { return 10000 + static_cast<int>(::getpid() % 5000); }
 
 // Two weftruns of one job on one machine (a loopback coordinator: no token to set), the second
 // given another -n: it refuses to start, naming both layouts, instead of its ranks failing on a
