@@ -30,15 +30,23 @@ uint64_t to_number(std::string_view s) {
   return n;
 }
 
+// "a,b,,c" -> a b "" c: the comma-separated parts of Slurm's lists, empty ones kept so that the
+// callers name them as malformed.
+std::vector<std::string_view> comma_parts(std::string_view list) {
+  std::vector<std::string_view> parts;
+  for (size_t start = 0;;) {
+    size_t comma = list.find(',', start);
+    parts.push_back(list.substr(start, comma == std::string_view::npos ? comma : comma - start));
+    if (comma == std::string_view::npos) return parts;
+    start = comma + 1;
+  }
+}
+
 // "01-04,07" -> 01 02 03 04 07.
 std::vector<std::string> expand_ranges(std::string_view inside, std::string_view list,
                                        const char* variable) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= inside.size()) {
-    size_t comma = inside.find(',', start);
-    std::string_view part = inside.substr(
-        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+  for (std::string_view part : comma_parts(inside)) {
     size_t dash = part.find('-');
     std::string_view lo = part.substr(0, dash);
     std::string_view hi = dash == std::string_view::npos ? lo : part.substr(dash + 1);
@@ -54,8 +62,6 @@ std::vector<std::string> expand_ranges(std::string_view inside, std::string_view
       if (digits.size() < lo.size()) digits.insert(0, lo.size() - digits.size(), '0');
       out.push_back(std::move(digits));
     }
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
   }
   return out;
 }
@@ -112,11 +118,7 @@ int tasks_on_node(std::string_view tasks_per_node, int node, const char* variabl
                                                  " (expected a form like 2(x3),1)");
   };
   int64_t seen = 0;  // nodes counted so far
-  size_t start = 0;
-  while (start <= tasks_per_node.size()) {
-    size_t comma = tasks_per_node.find(',', start);
-    std::string_view part = tasks_per_node.substr(
-        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+  for (std::string_view part : comma_parts(tasks_per_node)) {
     size_t paren = part.find("(x");
     std::string_view count = part.substr(0, paren);
     std::string_view times = "1";
@@ -129,8 +131,6 @@ int tasks_on_node(std::string_view tasks_per_node, int node, const char* variabl
       throw bad("has '" + std::string(part) + "', not a count of tasks");
     seen += static_cast<int64_t>(to_number(times));
     if (node < seen) return static_cast<int>(to_number(count));
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
   }
   throw bad("lists " + std::to_string(seen) + " nodes, not node " + std::to_string(node));
 }

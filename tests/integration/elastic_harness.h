@@ -17,6 +17,14 @@ inline double seconds_between(SteadyClock::time_point a, SteadyClock::time_point
   return std::chrono::duration<double>(b - a).count();
 }
 
+// Shell for a rank's script: in the background, waits until `log` holds `lines` records (one per
+// step logged), then runs `action`; `$$` in it is the rank's pid once the script execs weft-train.
+inline std::string after_logged(const std::string& log, int lines, const std::string& action,
+                                const std::string& poll = "0.005") {
+  return "(until [ -f " + log + " ] && [ \"$(wc -l < " + log + ")\" -ge " +
+         std::to_string(lines) + " ]; do sleep " + poll + "; done; " + action + ") &";
+}
+
 class ElasticTrain : public Train {
  protected:
   // weftrun's arguments: `-n ranks`, `weftrun_flags`, then every rank runs `script` with

@@ -58,11 +58,8 @@ TEST_F(ExactResume, AfterKillMinus9OfOneOfFourRanksTheLossesAreThoseOfAnUninterr
   const std::string log = path("elastic.json");
   // Rank 1 of the first generation dies (SIGKILL) once rank 0 has logged step 17.
   const std::string killed_after_17 =
-      "if [ \"$WEFT_RANK\" = 1 ] && [ \"$WEFT_RESTART_COUNT\" = 0 ]; then "
-      "(until [ -f " +
-      log + " ] && [ \"$(wc -l < " + log +
-      ")\" -ge 17 ]; do sleep 0.005; done; "
-      "echo \"killing rank 1\"; kill -9 $$) & fi; exec \"$@\"";
+      "if [ \"$WEFT_RANK\" = 1 ] && [ \"$WEFT_RESTART_COUNT\" = 0 ]; then " +
+      after_logged(log, 17, "echo \"killing rank 1\"; kill -9 $$") + " fi; exec \"$@\"";
   WeftrunProcess p(job(4, {"--elastic", "--grace", "1"}, killed_after_17, kModel,
                        {"--ckpt-dir", path("ckpt"), "--ckpt-every", "5", "--log-json", log}));
   ASSERT_TRUE(p.wait_for_stdout("killing rank 1", 1, 120s)) << p.out() << p.err();
@@ -109,11 +106,8 @@ TEST_F(ExactResume, AJobThatShrinksResumesFromItsCheckpointWithTheSameGlobalBatc
   const std::string log = path("shrink.json");
   const std::string fails_at_4 =
       "if [ \"$WEFT_WORLD_SIZE\" = 4 ] && [ \"$WEFT_RANK\" = 3 ]; then "
-      "if [ \"$WEFT_RESTART_COUNT\" != 0 ]; then exit 1; fi; "
-      "(until [ -f " +
-      log + " ] && [ \"$(wc -l < " + log +
-      ")\" -ge 10 ]; do sleep 0.005; done; "
-      "kill -9 $$) & fi; exec \"$@\"";
+      "if [ \"$WEFT_RESTART_COUNT\" != 0 ]; then exit 1; fi; " +
+      after_logged(log, 10, "kill -9 $$") + " fi; exec \"$@\"";
   WeftrunResult r = run_weftrun(job(
       4, {"--elastic", "--min-ranks", "2", "--grace", "1"}, fails_at_4, kModel,
       {"--micro-batch", "2", "--ckpt-dir", path("ckpt"), "--ckpt-every", "3", "--log-json", log}));
@@ -181,11 +175,8 @@ TEST_F(ExactResume, SigusrOneToOneRankAloneStopsEveryRankAfterTheSameStep) {
   // Rank 2 alone gets SIGUSR1 once rank 0 has logged step 8 (as when a scheduler's notice
   // reaches the ranks one by one); weftrun gets no signal at all.
   const std::string notice_to_rank_2 =
-      "if [ \"$WEFT_RANK\" = 2 ]; then "
-      "(until [ -f " +
-      log + " ] && [ \"$(wc -l < " + log +
-      ")\" -ge 8 ]; do sleep 0.005; done; "
-      "kill -USR1 $$) & fi; exec \"$@\"";
+      "if [ \"$WEFT_RANK\" = 2 ]; then " + after_logged(log, 8, "kill -USR1 $$") +
+      " fi; exec \"$@\"";
   const Args ckpt = {"--ckpt-dir", path("ckpt"), "--ckpt-every", "5"};
   Args first = ckpt;
   first.insert(first.end(), {"--log-json", log});

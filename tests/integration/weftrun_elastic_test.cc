@@ -94,11 +94,9 @@ TEST_F(Elastic, AHungRankIsFoundByItsHeartbeatAndTheJobRestartsWithAFreshOne) {
   constexpr double kHeartbeat = 2.0;
   const std::string first_log = log("gen1.json");
   const std::string stops_once =
-      "if [ \"$WEFT_RANK\" = 2 ] && [ \"$WEFT_RESTART_COUNT\" = 0 ]; then "
-      "(until [ -f " +
-      first_log + " ] && [ \"$(wc -l < " + first_log +
-      ")\" -ge 30 ]; do "
-      "sleep 0.02; done; echo \"stopping rank 2 (pid $$)\"; kill -STOP $$) & fi; exec \"$@\"";
+      "if [ \"$WEFT_RANK\" = 2 ] && [ \"$WEFT_RESTART_COUNT\" = 0 ]; then " +
+      after_logged(first_log, 30, "echo \"stopping rank 2 (pid $$)\"; kill -STOP $$", "0.02") +
+      " fi; exec \"$@\"";
   WeftrunProcess p(job(
       4,
       {"--elastic", "--heartbeat-timeout", std::to_string(kHeartbeat), "--grace", "0.5",

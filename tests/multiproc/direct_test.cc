@@ -50,9 +50,11 @@ TEST_P(Direct, MatrixMatchesReference) {
     uint64_t ops = 0;
     for (DType t : kAllDTypes)
       for (ReduceOp op : kAllReduceOps) {
-        // Several MiB (odd) only for one dtype per op, to keep the run short on 2 cores.
+        // Several MiB (odd) for two pairs only: the chunking they exercise does not depend on
+        // the dtype or the op, and each such case costs seconds under the sanitizers.
         std::vector<size_t> counts = {1, 2, 7, 1001, 65537};
-        if (t == DType::f32 || t == DType::bf16) counts.push_back((3u << 20) / dtype_size(t) + 5);
+        if ((t == DType::f32 && op == ReduceOp::sum) || (t == DType::bf16 && op == ReduceOp::avg))
+          counts.push_back((3u << 20) / dtype_size(t) + 5);
         for (size_t count : counts) {
           auto f = check_registered_allreduce(*comm, count, t, op);
           failures.insert(failures.end(), f.begin(), f.end());
@@ -120,21 +122,7 @@ TEST(DirectFaults, KilledRankIsNamedBySurvivors) {
     }
     return 0;
   });
-  ASSERT_FALSE(run.timed_out) << run.summary();
-  double kill_time = 0;
-  for (const auto& r : run.ranks)
-    if (r.rank == kVictim) kill_time = r.seconds;
-  for (const auto& r : run.ranks) {
-    if (r.rank == kVictim) {
-      EXPECT_EQ(r.signal, SIGKILL) << run.summary();
-      continue;
-    }
-    EXPECT_EQ(r.exit_code, 1) << run.summary();  // an Error, not a signal (SIGBUS)
-    EXPECT_NE(r.output.find("rank 1"), std::string::npos) << run.summary();
-    EXPECT_NE(r.output.find("PeerLost"), std::string::npos) << run.summary();
-    EXPECT_LT(r.seconds - kill_time, 10.0) << run.summary();
-  }
-  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+  expect_survivors_name_victim(run, kVictim, /*aborted_counts=*/false);
 }
 
 // Ranks that disagree on a collective over registered memory all fail with InvalidArgument

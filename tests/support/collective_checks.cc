@@ -43,7 +43,7 @@ class Buffers {
     const size_t n = std::max(bytes + 1, data.size());
     char* p = registered_ ? held_.emplace_back(comm_.alloc(n)).as<char>()
                           : plain_.emplace_back(n).data();
-    std::memcpy(p, data.data(), data.size());
+    if (!data.empty()) std::memcpy(p, data.data(), data.size());
     return p;
   }
 

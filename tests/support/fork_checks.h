@@ -3,6 +3,8 @@
 // a rank's body returns for the mismatches a check found, and that every rank ended well.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -21,6 +23,34 @@ inline int report(const std::vector<std::string>& failures) {
 inline void expect_all_ok(const ForkRun& run) {
   EXPECT_FALSE(run.timed_out) << run.summary();
   for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty()) << "shared-memory files left behind";
+}
+
+// Rank `victim` was killed with SIGKILL; every survivor exited 1 (an Error, not a signal such as
+// SIGBUS) within `seconds` of the kill, naming the victim and PeerLost (or Aborted when
+// `aborted_counts`: a neighbour's abort may reach a rank before its own detection does); no
+// process of the run is left and nothing in /dev/shm. Exit times count from the start, so the
+// victim's is the moment it was killed.
+inline void expect_survivors_name_victim(const ForkRun& run, int victim, bool aborted_counts,
+                                         double seconds = 10.0) {
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  double kill_time = 0;
+  for (const auto& r : run.ranks)
+    if (r.rank == victim) kill_time = r.seconds;
+  const std::string name = "rank " + std::to_string(victim);
+  for (const auto& r : run.ranks) {
+    EXPECT_NE(::kill(r.pid, 0), 0) << "rank " << r.rank << " (pid " << r.pid << ") is left";
+    if (r.rank == victim) {
+      EXPECT_EQ(r.signal, SIGKILL) << run.summary();
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 1) << run.summary();
+    EXPECT_NE(r.output.find(name), std::string::npos) << run.summary();
+    EXPECT_TRUE(r.output.find("PeerLost") != std::string::npos ||
+                (aborted_counts && r.output.find("Aborted") != std::string::npos))
+        << run.summary();
+    EXPECT_LT(r.seconds - kill_time, seconds) << run.summary();
+  }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty()) << "shared-memory files left behind";
 }
 
