@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <regex>
@@ -19,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/integration/train_harness.h"
+#include "tests/integration/elastic_harness.h"
 
 namespace weft::testing {
 namespace {
@@ -114,7 +116,7 @@ Args node_flags(int node) {
           "tcp"};
 }
 
-class TwoHostJob : public Train {
+class TwoHostJob : public ElasticTrain {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to make network namespaces";
@@ -125,11 +127,11 @@ class TwoHostJob : public Train {
     if (!hosts_->failed().empty())
       GTEST_SKIP() << "cannot make two network namespaces joined by a veth pair: `"
                    << hosts_->failed() << "` failed";
-    Train::SetUp();
+    ElasticTrain::SetUp();
   }
   void TearDown() override {
     hosts_.reset();
-    if (fs::exists(dir_)) Train::TearDown();
+    if (fs::exists(dir_)) ElasticTrain::TearDown();
   }
 
   // The job's token, the same on both hosts, as a user exports it on every node.
@@ -368,6 +370,138 @@ TEST_F(TwoHostJob, RanksOfAHostCutOffAreNamedWithinTheHeartbeatTimeout) {
       detected, kHeartbeatTimeout);
   EXPECT_GE(detected, kHeartbeatTimeout - 0.5);
   EXPECT_LT(detected, kHeartbeatTimeout + 1.5);
+}
+
+// The sizes of weft's exact-resume tests: about 70 ms a step with 4 ranks on 2 cores, so the cut
+// lands mid-run; --micro-batch 2 keeps every layout's micro-batch equal, so 2 ranks train the same
+// global batch of 8 as 4 (only the order of the gradient sums differs).
+const Args kResumeModel = {"--layers",  "2",  "--d-model", "128",  "--heads",       "4",
+                           "--seq",     "64", "--batch",   "8",    "--micro-batch", "2",
+                           "--steps",   "60", "--lr",      "3e-3", "--warmup",      "3",
+                           "--threads", "1"};
+constexpr int kResumeSteps = 60;
+
+// weftrun --elastic across hosts: host b's link goes down after a checkpoint is committed. Host a's
+// ranks name b's lost ranks within the heartbeat timeout; host a's weftrun, which serves the
+// coordinator, starts a new generation of its own 2 ranks, which resumes from the newest committed
+// checkpoint (both hosts write to one directory, as nodes do to a shared file system) and finishes
+// with the losses of an uninterrupted 4-rank run; host b's weftrun, whose coordinator no longer
+// answers, stops its ranks and exits 1 naming it.
+TEST_F(TwoHostJob, ElasticHostAGoesOnAloneFromTheLastCheckpointWhenHostBIsCutOff) {
+  constexpr double kHeartbeatTimeout = 2.0;
+  Args reference = kResumeModel;
+  reference.insert(reference.end(), {"--log-json", path("one_host.json")});
+  WeftrunResult one = train(4, reference, {}, {"--backend", "tcp"});
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  const std::vector<double> uninterrupted = losses("one_host.json");
+  ASSERT_EQ(uninterrupted.size(), static_cast<size_t>(kResumeSteps));
+
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {1, 0}) {  // node 1 first: it waits for node 0's coordinator
+    Args args = node_flags(node);
+    args.insert(args.end(), {"--elastic", "--min-ranks", "2", "--heartbeat-timeout",
+                             std::to_string(kHeartbeatTimeout), "--grace", "1", "--timeout", "60",
+                             "--", WEFT_TRAIN_PATH});
+    args.insert(args.end(), kResumeModel.begin(), kResumeModel.end());
+    args.insert(args.end(), {"--ckpt-dir", path("ckpt"), "--ckpt-every", "5", "--log-json",
+                             path("two_hosts.json")});
+    nodes.push_back(hosts_->weftrun(node, args, env_));
+  }
+  WeftrunProcess& b = *nodes[0];
+  WeftrunProcess& a = *nodes[1];
+  ASSERT_TRUE(a.wait_for_stdout("step-00000010 committed", 1, 120s)) << a.out() << a.err();
+  const SteadyClock::time_point cut = SteadyClock::now();
+  ASSERT_TRUE(hosts_->cut_off_b());
+
+  ASSERT_TRUE(a.wait_for_stderr("PeerLost", 2, 30s)) << a.out() << a.err();
+  const SteadyClock::time_point named = SteadyClock::now();
+  ASSERT_TRUE(a.wait_for_stderr("weftrun: restart 1 of at most", 1, 30s)) << a.out() << a.err();
+  const SteadyClock::time_point restarted = SteadyClock::now();
+  ASSERT_TRUE(a.wait_for_stdout("continuing after step", 1, 60s)) << a.out() << a.err();
+  std::smatch m;
+  const std::string so_far = a.out();
+  ASSERT_TRUE(std::regex_search(so_far, m, std::regex(R"(continuing after step (\d+))")));
+  const int from = std::stoi(m[1]);
+  char first_step[32];
+  std::snprintf(first_step, sizeof first_step, "step %4d/%d", from + 1, kResumeSteps);
+  ASSERT_TRUE(a.wait_for_stdout(first_step, count_of(a.out(), first_step) + 1, 60s))
+      << a.out() << a.err();
+  const SteadyClock::time_point resumed = SteadyClock::now();
+
+  WeftrunResult ra = a.finish(120s);
+  WeftrunResult rb = b.finish(30s);
+  ASSERT_FALSE(ra.timed_out) << ra.out << ra.err;
+  ASSERT_FALSE(rb.timed_out) << rb.out << rb.err;
+  EXPECT_EQ(ra.exit_code, 0) << ra.out << ra.err;
+
+  // Host a's two ranks failed naming both of host b's, as the coordinator declared them lost.
+  int naming_both = 0;
+  for (const std::string& line : lines_of(ra.err))
+    if (contains(line, "PeerLost") &&
+        std::regex_search(line, std::regex(R"(rank ([23]) \(pid \d+ on 10\.77\.0\.2\) sent no )"
+                                           R"(heartbeat.*silent too: rank ([23]) \(pid \d+ on )"
+                                           R"(10\.77\.0\.2\))")))
+      ++naming_both;
+  EXPECT_EQ(naming_both, 2) << ra.err;
+  EXPECT_TRUE(contains(ra.err,
+                       "weftrun: restart 1 of at most 3: generation 2 at 2 ranks (was 4: across "
+                       "nodes a restart goes on with node 0's ranks alone); the last one ended "
+                       "because rank "))
+      << ra.err;
+  EXPECT_EQ(count_of(ra.err, "weftrun: restart "), 1) << ra.err;
+  EXPECT_TRUE(contains(ra.out, "| 2 ranks over tcp |")) << ra.out;
+  EXPECT_TRUE(contains(ra.out, "batch 8 = dp 2 x 2 micro-batch(es) x 2")) << ra.out;
+
+  // It resumed from the newest step committed before the cut: the coordinator commits a step
+  // once every rank's shard is in, and rank 0 prints so a few steps later, so the newest printed
+  // (or, with its shards still being written at the cut, the one before it) may be the newest
+  // the first generation got to.
+  const std::string first_generation = ra.out.substr(0, ra.out.find("| 2 ranks over tcp |"));
+  int newest_printed = -1, last_step = -1;
+  const std::regex committed(R"(step-(\d+) committed)"), step(R"(step +(\d+)/)");
+  for (auto it = std::sregex_iterator(first_generation.begin(), first_generation.end(), committed);
+       it != std::sregex_iterator(); ++it)
+    newest_printed = std::max(newest_printed, std::stoi((*it)[1]));
+  for (auto it = std::sregex_iterator(first_generation.begin(), first_generation.end(), step);
+       it != std::sregex_iterator(); ++it)
+    last_step = std::max(last_step, std::stoi((*it)[1]));
+  EXPECT_GE(newest_printed, 10) << ra.out;
+  EXPECT_GE(from, newest_printed) << ra.out;
+  EXPECT_TRUE(from == last_step / 5 * 5 || from == last_step / 5 * 5 - 5)
+      << "resumed after step " << from << ", the first generation got to step " << last_step;
+  char from_dir[32];
+  std::snprintf(from_dir, sizeof from_dir, "step-%08d", from);
+  EXPECT_TRUE(fs::exists(dir_ / "ckpt" / from_dir)) << from_dir;
+
+  // Host b lost its coordinator: it stopped its ranks and left the job, naming it.
+  EXPECT_EQ(rb.exit_code, 1) << rb.err;
+  EXPECT_TRUE(contains(rb.err, "the coordinator at 10.77.0.1:29400 has not answered for"))
+      << rb.err;
+  EXPECT_TRUE(contains(rb.err, "weftrun: not restarting: across nodes only node 0's weftrun"))
+      << rb.err;
+
+  // Every step's loss as the run that finished has it: the uninterrupted run's, up to the order
+  // of the gradient sums (the tolerance of the single-host elastic tests).
+  const std::map<int, double> loss = last_loss_of_each_step("two_hosts.json");
+  for (int step = 1; step <= kResumeSteps; ++step) {
+    ASSERT_TRUE(loss.count(step)) << "no loss for step " << step;
+    EXPECT_NEAR(loss.at(step), uninterrupted[step - 1], 1e-5 * std::fabs(uninterrupted[step - 1]))
+        << "step " << step;
+  }
+  // The second generation ran the steps after the checkpoint, and no others.
+  EXPECT_TRUE(contains(ra.out, "summary: steps=" + std::to_string(kResumeSteps - from) + " "))
+      << ra.out;
+
+  const double to_named = seconds_between(cut, named);
+  std::printf(
+      "host b cut off after step-00000010 committed: host a's ranks named b's in %.2f s "
+      "(heartbeat timeout %.1f s); restarted at 2 ranks %.2f s; resumed after step %d, its "
+      "step %d at %.2f s; host b's weftrun exited naming the coordinator\n",
+      to_named, kHeartbeatTimeout, seconds_between(cut, restarted), from, from + 1,
+      seconds_between(cut, resumed));
+  RecordProperty("named_ms", static_cast<int>(to_named * 1000));
+  RecordProperty("resume_ms", static_cast<int>(seconds_between(cut, resumed) * 1000));
+  EXPECT_LT(to_named, kHeartbeatTimeout + 2.0);
 }
 
 }  // namespace
