@@ -14,6 +14,15 @@ std::variant<Restart, std::string> ElasticPolicy::after(const FailedGeneration& 
     return "--max-restarts " + std::to_string(max_restarts_) + " restarts used up";
 
   std::string why_smaller;
+  if (failed.node_zero_ranks > 0 && failed.node_zero_ranks < failed.size) {
+    why_smaller = "across nodes a restart goes on with node 0's ranks alone";
+    previous_ = failed;
+    if (failed.node_zero_ranks < min_ranks_)
+      return why_smaller + ", " + std::to_string(failed.node_zero_ranks) +
+             ", fewer than --min-ranks " + std::to_string(min_ranks_);
+    ++restarts_;
+    return Restart{failed.node_zero_ranks, why_smaller};
+  }
   if (failed.refused_size) {
     why_smaller = "the ranks refused " + size +
                   " (exit status 2: the layout or the global "

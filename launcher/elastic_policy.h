@@ -8,6 +8,9 @@
 //   - the same rank failing first in two generations in a row at one size (a rank that keeps
 //     failing: a bad device, a node-local fault) makes the next generation one rank smaller;
 //   - otherwise the job restarts at the same size: a rank that died or hung once gets a fresh one;
+//   - across nodes (weftrun --nnodes), the next generation is node 0's ranks alone: node 0's
+//     weftrun serves the coordinator and restarts; the others leave the job when theirs ends
+//     (their ranks were lost, or lost a peer), and none rejoins;
 //   - never below --min-ranks, and never when the first size's ranks refused their own flags.
 #include <optional>
 #include <string>
@@ -19,6 +22,7 @@ struct FailedGeneration {
   int size = 0;
   int culprit = -1;           // the rank that failed first (the coordinator's lost rank), -1: none
   bool refused_size = false;  // the first rank to fail exited with status 2 (bad usage)
+  int node_zero_ranks = 0;    // across nodes: the ranks of node 0, which alone go on; 0: one node
 };
 
 struct Restart {

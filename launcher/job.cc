@@ -104,13 +104,13 @@ bool preempted(int wait_status) {
 class JobRunner {
  public:
   JobRunner(const LaunchOptions& options, const std::string& program_path,
-            const JobIdentity& identity, JobCoordination& store, int world_size,
+            const JobIdentity& identity, JobCoordination& store, const NodeLayout& layout,
             int restart_count)
       : options_(options),
         program_path_(program_path),
         identity_(identity),
         store_(&store),
-        world_size_(world_size),
+        layout_(layout),
         restart_count_(restart_count) {}
 
   // Runs the generation to its end and returns its exit code (the failure summary printed).
@@ -154,7 +154,7 @@ class JobRunner {
   const std::string& program_path_;
   const JobIdentity& identity_;
   JobCoordination* store_ = nullptr;  // the job's store, while its ranks run
-  const int world_size_;  // ranks on this node in this generation
+  const NodeLayout layout_;           // the nodes of this generation, and this node's ranks in it
   const int restart_count_;
   std::vector<RankProcess> ranks_;
   StdinRelay stdin_relay_;
@@ -164,6 +164,7 @@ class JobRunner {
   std::optional<Deadline> deadline_;  // when the current phase's patience runs out
   std::optional<size_t> first_failure_;
   std::optional<size_t> declared_lost_;  // the rank the coordinator declared lost, still running
+  std::string coordinator_lost_;  // why, once the coordinator served elsewhere stopped answering
   int received_signal_ = 0;
 
   std::string stdout_buffer_, stderr_buffer_;
@@ -207,7 +208,7 @@ int JobRunner::run(SignalWatch& signals) {
 
 void JobRunner::start_ranks() {
   std::vector<std::string> base_env = current_environment();
-  const NodeLayout layout{options_.node_rank, options_.num_nodes, world_size_};
+  const NodeLayout& layout = layout_;
   RankEnvironmentInputs inputs;
   inputs.world_size = layout.world_size();
   inputs.local_world_size = layout.local_size;
@@ -230,9 +231,9 @@ void JobRunner::start_ranks() {
     stdin_relay_ = StdinRelay(STDIN_FILENO, UniqueFd(fds[1]));
   }
 
-  ranks_.reserve(static_cast<size_t>(world_size_));
-  stopped_by_launcher_.assign(static_cast<size_t>(world_size_), false);
-  for (int local_rank = 0; local_rank < world_size_; ++local_rank) {
+  ranks_.reserve(static_cast<size_t>(layout.local_size));
+  stopped_by_launcher_.assign(static_cast<size_t>(layout.local_size), false);
+  for (int local_rank = 0; local_rank < layout.local_size; ++local_rank) {
     const int rank = layout.global_rank(local_rank);
     inputs.rank = rank;
     inputs.local_rank = local_rank;
@@ -369,10 +370,22 @@ void JobRunner::on_rank_exit(size_t index) {
 // A rank the coordinator declared lost (silent past the heartbeat timeout: hung or stopped) may
 // never exit, and its peers may have finished: it ends the generation as a failed rank does.
 // (A rank whose stream ended has exited or is exiting: its SIGCHLD tells how.)
+// A coordinator served elsewhere that stopped answering ends it too: cut off from it, this node's
+// ranks could only wait for peers and answers that never come.
 void JobRunner::check_coordinator_loss() {
+  if (first_failure_ || received_signal_ != 0) return;
+  if (std::string why = store_->coordinator_lost(); !why.empty()) {
+    coordinator_lost_ = why;
+    notice(why + "; stopping " + format_rank_set(running_ranks()) + " (SIGTERM, then SIGKILL " +
+           format_seconds(kTermToKill.count()) + " s later)");
+    stop_running_ranks(SIGTERM);
+    phase_ = Phase::terminating;
+    deadline_ = Clock::now() + kTermToKill;
+    return;
+  }
   const comm::Coordinator::Loss loss = store_->loss();
   const int lost = loss.rank;
-  if (!loss.silent || first_failure_ || received_signal_ != 0) return;
+  if (!loss.silent) return;
   auto it = std::find_if(ranks_.begin(), ranks_.end(),
                          [&](const RankProcess& r) { return r.rank() == lost && r.running(); });
   if (it == ranks_.end()) return;  // it exited: on_rank_exit reports it
@@ -464,7 +477,7 @@ int JobRunner::exit_code() const {
   if (every_rank_preempted()) return kPreemptedExitStatus;
   if (received_signal_ != 0) return 128 + received_signal_;
   if (first_failure_) return job_exit_code(*ranks_[*first_failure_].wait_status());
-  if (declared_lost_) return 1;  // job_exit_code's failure
+  if (declared_lost_ || !coordinator_lost_.empty()) return 1;  // job_exit_code's failure
   // Ranks weftrun gave up on cannot count as a success.
   return running_ranks().empty() ? 0 : 128 + SIGKILL;
 }
@@ -483,6 +496,7 @@ bool JobRunner::refused_size() const {
 std::string JobRunner::failure_cause() const {
   if (received_signal_ != 0)
     return "weftrun received " + signal_name(received_signal_) + " and passed it on";
+  if (!coordinator_lost_.empty()) return coordinator_lost_;
   // A hung rank never exits: the survivors it stalled fail first, and the coordinator names it.
   const int lost = store_->loss().rank;
   if (lost >= 0 && !(first_failure_ && ranks_[*first_failure_].rank() == lost))
@@ -534,15 +548,31 @@ int Job::run() {
   JobCoordination store(options_, coordination);
   const JobIdentity& identity = store.identity();
 
-  int size = options_.num_ranks;
-  ElasticPolicy policy(size, options_.min_ranks, options_.max_restarts);
+  // Only the weftrun serving the coordinator can begin a generation of it.
+  if (options_.elastic && options_.node_rank == 0 && !store.serves())
+    throw Error(ErrorCode::InvalidArgument,
+                "--elastic needs node 0's weftrun to serve the coordinator, which begins each "
+                "restart's generation, but something already serves --coordinator " +
+                    *options_.coordinator +
+                    " (a weft-coordinator?): stop it, or run the job without --elastic");
+
+  NodeLayout layout = node_layout(options_);
+  ElasticPolicy policy(layout.world_size(), options_.min_ranks, options_.max_restarts);
   for (int restart = 0;; ++restart) {
-    JobRunner generation(options_, program_path_, identity, store, size, restart);
+    JobRunner generation(options_, program_path_, identity, store, layout, restart);
     const int code = generation.run(signals);
     if (code == 0 || code == kPreemptedExitStatus || !options_.elastic || generation.interrupted())
       return code;
+    if (!store.serves()) {
+      say("not restarting: across nodes only node 0's weftrun, which serves the coordinator, "
+          "restarts the job, with its own ranks alone; this node's part in it is over");
+      return code;
+    }
     const std::string cause = generation.failure_cause();
-    auto next = policy.after({size, generation.culprit(), generation.refused_size()});
+    const int size = layout.world_size();
+    // Across nodes the next generation is node 0's ranks alone (JobCoordination::begin_generation).
+    auto next = policy.after({size, generation.culprit(), generation.refused_size(),
+                              layout.num_nodes > 1 ? layout.local_size : 0});
     if (const std::string* why_not = std::get_if<std::string>(&next)) {
       say("not restarting: " + *why_not);
       return code;
@@ -555,7 +585,7 @@ int Job::run() {
         (r.size == size ? " (same size)"
                         : " (was " + std::to_string(size) + ": " + r.why_size + ")") +
         "; the last one ended because " + cause);
-    size = r.size;
+    layout = NodeLayout{0, 1, r.size};
   }
 }
 

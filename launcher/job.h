@@ -12,7 +12,11 @@
 //   - weftrun gets SIGTSTP (Ctrl-Z) -> pass it on and stop; SIGCONT is passed on too.
 //   - with --elastic, a failed generation (ended as above) is followed by another: the
 //     coordinator begins a new generation, and the ranks start again, at the same size or
-//     smaller (elastic_policy.h), each restart printed with its reason;
+//     smaller (elastic_policy.h), each restart printed with its reason; across nodes only node
+//     0's weftrun (serving the coordinator) restarts, with its own ranks alone, and the others
+//     leave the job;
+//   - across nodes, a coordinator served elsewhere that stops answering for the heartbeat
+//     timeout (coordinator_watch.h) -> say so, SIGTERM the ranks, SIGKILL 2 s later; exit 1;
 //   - ranks that all exit with kPreemptedExitStatus (runtime/preemption.h: they saved their work
 //     after SIGTERM/SIGUSR1) end the job with that status, never restarted.
 // Shared-memory files of the job are removed however it ends (and after every generation), and

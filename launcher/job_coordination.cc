@@ -83,6 +83,9 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
     }
     WEFT_INFO("node 0 joins the coordinator already serving at " << address);
   }
+  // Without its coordinator this node's ranks cannot go on, but nothing tells them it is gone.
+  if (!served_ && coordination.heartbeat_timeout.count() > 0)
+    watch_ = std::make_unique<CoordinatorWatch>(*client_, address, coordination.heartbeat_timeout);
   if (options.node_rank == 0) {
     torch_master_.host = client_->local_host();
     client_->set(kLayoutKey, layout_text(options));
@@ -125,12 +128,18 @@ comm::Coordinator::Loss JobCoordination::loss() const {
 }
 
 void JobCoordination::begin_generation() {
-  if (!served_ || client_)
-    throw Error(ErrorCode::Internal, "a new generation needs the one node's own coordinator");
+  if (!served_)
+    throw Error(ErrorCode::Internal, "a new generation needs a coordinator served here");
   served_->begin_generation();
+  // Its keys (node 0's layout, the other nodes' arrivals) went with the last generation, and no
+  // other node comes to the next one: this node finishes alone.
+  client_.reset();
+  num_nodes_ = 1;
 }
 
 uint64_t JobCoordination::generation() const { return served_ ? served_->generation() : 0; }
+
+std::string JobCoordination::coordinator_lost() const { return watch_ ? watch_->lost() : ""; }
 
 void JobCoordination::post_rank_lost(const std::string& notice) {
   if (served_) {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "comm/rendezvous/coordinator.h"
+#include "launcher/coordinator_watch.h"
 #include "launcher/job_identity.h"
 #include "launcher/launch_options.h"
 #include "runtime/socket.h"
@@ -48,10 +49,16 @@ class JobCoordination {
   // The coordinator's view of this generation's loss (Coordinator::loss), when it is served
   // here; none otherwise (a node serving none learns of losses from its ranks' exits).
   comm::Coordinator::Loss loss() const;
-  // weftrun --elastic, one node only (node_layout.h): a fresh generation of the coordinator
-  // served here (Coordinator::begin_generation), and its number.
+  // weftrun --elastic, on the node that serves the coordinator: a fresh generation of it
+  // (Coordinator::begin_generation), and its number. Across nodes the fresh generation is this
+  // node's ranks alone: the other nodes' weftruns leave the job when their generation ends
+  // (their ranks were lost, or lost a peer), and none rejoins.
   void begin_generation();
   uint64_t generation() const;
+
+  // A node whose coordinator is served elsewhere: once it has not answered for the heartbeat
+  // timeout, why this node's ranks cannot go on, naming it (coordinator_watch.h); else empty.
+  std::string coordinator_lost() const;
 
   // Posts the job's death notice naming a rank of this node (Coordinator::post_rank_lost), to
   // the coordinator served here or elsewhere. Never throws: the notice only hurries the others.
@@ -64,6 +71,7 @@ class JobCoordination {
   int num_nodes_ = 1;
   std::unique_ptr<comm::Coordinator> served_;
   std::unique_ptr<comm::CoordinatorStore> client_;  // several nodes: this weftrun's own
+  std::unique_ptr<CoordinatorWatch> watch_;         // through client_, when served elsewhere
 };
 
 }  // namespace weft::launcher

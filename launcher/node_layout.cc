@@ -50,10 +50,6 @@ void check_node_layout(const LaunchOptions& options) {
     fail("--node-rank " + std::to_string(options.node_rank) + " is not below --nnodes " +
          std::to_string(options.num_nodes) + ": nodes are numbered 0.." +
          std::to_string(options.num_nodes - 1) + ", one weftrun each, as in " + kExample);
-  if (options.elastic && options.num_nodes > 1)
-    fail("--elastic restarts the ranks of one weftrun, and is not supported across nodes yet "
-         "(--nnodes " + std::to_string(options.num_nodes) +
-         "): run the job across nodes without it, or --elastic on one node");
   if (!options.coordinator) {
     if (options.num_nodes > 1)
       fail("--nnodes " + std::to_string(options.num_nodes) +

@@ -287,11 +287,29 @@ void Checkpointing::check_model_flags(const ck::Manifest& m) const {
                    value.get<std::string>().c_str());
 }
 
+// A shard of a committed step that is not there at all was never torn (every shard is written
+// before its step commits): this rank cannot see what the others wrote, as when --ckpt-dir is not
+// one file system that every node shares. Falling back would miss the older steps' shards the same
+// way, down to step 1, and lose the job's progress: fail instead (Unavailable, exit 1), naming it.
+void Checkpointing::check_every_shard_is_there(const ck::Manifest& m) const {
+  const std::filesystem::path step_dir = dir_ / ck::step_dir_name(m.step);
+  for (const ck::ShardReport& shard : m.shards)
+    if (const std::filesystem::path file = step_dir / shard.file; !std::filesystem::exists(file))
+      throw Error(ErrorCode::Unavailable,
+                  "rank " + std::to_string(world_.rank()) + " cannot find " + file.string() +
+                      ", rank " + std::to_string(shard.rank) + "'s shard of committed step " +
+                      std::to_string(m.step) +
+                      ": across machines --ckpt-dir must be one file system every node shares "
+                      "(NFS, Lustre, ...), mounted at the same path; older steps would miss "
+                      "their shards the same way, so weft-train does not fall back to them");
+}
+
 bool Checkpointing::load(int step) {
   std::string failure;
   try {
     const ck::Manifest m = ck::read_manifest(dir_, step);
     check_model_flags(m);
+    check_every_shard_is_there(m);
     std::fill(params_.begin(), params_.end(), 0.0f);
     std::fill(m_.begin(), m_.end(), 0.0f);
     std::fill(v_.begin(), v_.end(), 0.0f);

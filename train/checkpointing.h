@@ -11,7 +11,8 @@
 //
 // Resuming: every rank loads the same committed step, reading only the byte ranges of the
 // shards it needs under its own layout (any dp x tp x pp and ZeRO-1 that fits the model); a
-// step with a torn or corrupted file (named) falls back to the one before it.
+// step with a torn or corrupted file (named) falls back to the one before it; a shard that is not
+// there at all (a --ckpt-dir that the nodes do not share) fails the rank, naming it.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -59,6 +60,7 @@ class Checkpointing {
   void commit_among_ranks(Pending& p);
   bool load(int step);  // collective; whether every rank loaded `step`
   void check_model_flags(const checkpoint::Manifest& m) const;
+  void check_every_shard_is_there(const checkpoint::Manifest& m) const;
 
   TrainOptions options_;
   TrainingRun& run_;

@@ -127,6 +127,9 @@ class CoordinatorStore : public Store, public CheckpointCommitter {
   void served_by(int rank);
   // The address of this host as seen by the coordinator: what peers on other hosts can reach.
   std::string local_host() const;
+  // Whether the coordinator answers a hello on this connection by `deadline`, whatever the
+  // generation: a launcher on another machine watches this way for losing it.
+  bool answers(Deadline deadline);
   // Posts the job's death notice, as Coordinator::post_rank_lost does, for a launcher whose
   // ranks' coordinator runs on another machine; waits for the coordinator until `deadline` only
   // (a launcher cut off from it must not hang in its event loop).

@@ -381,6 +381,15 @@ void CoordinatorStore::join_as(int rank, int world_size) {
 
 std::string CoordinatorStore::local_host() const { return client_->peer_host; }
 
+bool CoordinatorStore::answers(Deadline deadline) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(system_deadline(deadline));  // not wait_for_ready: a lost link fails fast
+  pb::HelloRequest req;
+  *req.mutable_caller() = client_->caller();
+  pb::HelloReply reply;
+  return client_->stub->Hello(&ctx, req, &reply).ok();
+}
+
 void CoordinatorStore::commit_shard(const std::string& dir, int64_t step, int keep,
                                     const std::string& job, const std::string& report,
                                     Deadline deadline) {

@@ -56,6 +56,7 @@ void CoordinatorStore::commit_shard(const std::string&, int64_t, int, const std:
 }
 void CoordinatorStore::served_by(int) { unavailable(); }
 std::string CoordinatorStore::local_host() const { unavailable(); }
+bool CoordinatorStore::answers(Deadline) { unavailable(); }
 void CoordinatorStore::post_rank_lost(const std::string&, Deadline) { unavailable(); }
 
 }  // namespace weft::comm

@@ -2,9 +2,10 @@
 // (rank 0 commits): a resumed run continues with exactly the losses of a run never stopped;
 // a checkpoint saved under dp 4 loads under dp 2 x tp 2 and tp 2 x pp 2 and continues with the
 // saving layout's losses; a corrupted shard of the newest step is named and the load falls back
-// to the step before (which saves the step again, over the torn one); a rank killed in the middle
-// of writing its shard, or one that cannot write it, leaves the step without a manifest and
-// LATEST where it was; and a checkpoint of another model is refused naming the flag.
+// to the step before (which saves the step again, over the torn one), while a shard that is not
+// there at all fails the resume naming it; a rank killed in the middle of writing its shard, or
+// one that cannot write it, leaves the step without a manifest and LATEST where it was; and a
+// checkpoint of another model is refused naming the flag.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -138,6 +139,25 @@ TEST_F(Checkpoint, AMissingShardLeavesNoManifestAndLatestWhereItWas) {
   EXPECT_FALSE(fs::exists(dir_ / "ckpt" / "step-00000006" / "MANIFEST.json"));
   EXPECT_TRUE(fs::exists(dir_ / "ckpt" / "step-00000003" / "MANIFEST.json"));
   EXPECT_EQ(read_file(dir_ / "ckpt" / "LATEST"), "step-00000003\n");
+}
+
+// A committed step's shard that is not there (a --ckpt-dir the nodes of a job do not share) is not
+// a torn write: the ranks fail naming it, instead of falling back step by step to step 1.
+TEST_F(Checkpoint, AShardThatIsNotThereFailsTheResumeNamingIt) {
+  run("saving.json", {"--dp", "4", "--ckpt-dir", ckpt(), "--ckpt-every", "3"});
+  const fs::path shard = dir_ / "ckpt" / "step-00000006" / "rank-00002.safetensors";
+  ASSERT_TRUE(fs::remove(shard));
+  WeftrunResult r =
+      train(4, with(kModel, {"--dp", "4", "--ckpt-dir", ckpt(), "--resume"}), {}, {}, kRunTimeout);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("cannot find " + shard.string() +
+                       ", rank 2's shard of committed step 6: across machines --ckpt-dir must be "
+                       "one file system every node shares"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out.find("falling back"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("falling back"), std::string::npos) << r.err;
 }
 
 TEST_F(Checkpoint, ARankKilledInTheMiddleOfAWriteLeavesNoManifest) {

@@ -3,7 +3,9 @@
 // `weftrun --nnodes 2` in each. Nothing of the job can take a shortcut through loopback: a rank
 // listening on 127.0.0.1 or on the wrong address would never be reached. All traffic stays inside
 // the namespaces, which the test removes however it ends (and those a killed run left behind, at
-// the next start). Needs root and iproute2; skips saying so otherwise.
+// the next start). Needs root and iproute2; skips saying so otherwise. Both namespaces share this
+// machine's file system, as the nodes of a cluster share --ckpt-dir's: under --elastic the
+// survivors resume from shards the lost host wrote.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -11,15 +13,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "tests/integration/train_harness.h"
+#include "tests/integration/elastic_harness.h"
 
 namespace weft::testing {
 namespace {
@@ -114,7 +119,14 @@ Args node_flags(int node) {
           "tcp"};
 }
 
-class TwoHostJob : public Train {
+// What a two-host elastic run came to, for each test's checks of its own fault.
+struct ElasticRun {
+  WeftrunResult a, b;
+  double named_s = 0, restarted_s = 0, resumed_s = 0;  // from the fault
+  int from = -1;  // the step the second generation continued after
+};
+
+class TwoHostJob : public ElasticTrain {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to make network namespaces";
@@ -125,12 +137,15 @@ class TwoHostJob : public Train {
     if (!hosts_->failed().empty())
       GTEST_SKIP() << "cannot make two network namespaces joined by a veth pair: `"
                    << hosts_->failed() << "` failed";
-    Train::SetUp();
+    ElasticTrain::SetUp();
   }
   void TearDown() override {
     hosts_.reset();
-    if (fs::exists(dir_)) Train::TearDown();
+    if (fs::exists(dir_)) ElasticTrain::TearDown();
   }
+
+  // weftrun --elastic on both hosts, `fault` striking host b mid-run (defined below).
+  void run_elastic(const std::function<bool(WeftrunProcess&)>& fault, ElasticRun& run);
 
   // The job's token, the same on both hosts, as a user exports it on every node.
   const Args env_ = {"WEFT_TOKEN=" + std::string("5eb3c7f0a1d24e6b9c8d7e6f5a4b3c2d"),
@@ -368,6 +383,169 @@ TEST_F(TwoHostJob, RanksOfAHostCutOffAreNamedWithinTheHeartbeatTimeout) {
       detected, kHeartbeatTimeout);
   EXPECT_GE(detected, kHeartbeatTimeout - 0.5);
   EXPECT_LT(detected, kHeartbeatTimeout + 1.5);
+}
+
+// The sizes of weft's exact-resume tests: about 70 ms a step with 4 ranks on 2 cores, so the cut
+// lands mid-run; --micro-batch 2 keeps every layout's micro-batch equal, so 2 ranks train the same
+// global batch of 8 as 4 (only the order of the gradient sums differs).
+const Args kResumeModel = {"--layers",  "2",  "--d-model", "128",  "--heads",       "4",
+                           "--seq",     "64", "--batch",   "8",    "--micro-batch", "2",
+                           "--steps",   "60", "--lr",      "3e-3", "--warmup",      "3",
+                           "--threads", "1"};
+constexpr int kResumeSteps = 60;
+
+constexpr double kElasticHeartbeat = 2.0;
+
+// weftrun --elastic --nnodes 2 -n 2 with checkpoints every 5 steps; `fault` strikes host b (its
+// weftrun given) once a checkpoint is committed. Host a's weftrun, which serves the coordinator,
+// must start a new generation of its own 2 ranks, which resumes from the newest committed
+// checkpoint (both hosts write to one directory, as nodes do to a shared file system) and
+// finishes with the losses of an uninterrupted 4-rank run.
+void TwoHostJob::run_elastic(const std::function<bool(WeftrunProcess&)>& fault, ElasticRun& run) {
+  Args reference = kResumeModel;
+  reference.insert(reference.end(), {"--log-json", path("one_host.json")});
+  WeftrunResult one = train(4, reference, {}, {"--backend", "tcp"});
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  const std::vector<double> uninterrupted = losses("one_host.json");
+  ASSERT_EQ(uninterrupted.size(), static_cast<size_t>(kResumeSteps));
+
+  std::vector<std::unique_ptr<WeftrunProcess>> nodes;
+  for (int node : {1, 0}) {  // node 1 first: it waits for node 0's coordinator
+    Args args = node_flags(node);
+    args.insert(args.end(), {"--elastic", "--min-ranks", "2", "--heartbeat-timeout",
+                             std::to_string(kElasticHeartbeat), "--grace", "1", "--timeout", "60",
+                             "--", WEFT_TRAIN_PATH});
+    args.insert(args.end(), kResumeModel.begin(), kResumeModel.end());
+    args.insert(args.end(), {"--ckpt-dir", path("ckpt"), "--ckpt-every", "5", "--log-json",
+                             path("two_hosts.json")});
+    nodes.push_back(hosts_->weftrun(node, args, env_));
+  }
+  WeftrunProcess& b = *nodes[0];
+  WeftrunProcess& a = *nodes[1];
+  ASSERT_TRUE(a.wait_for_stdout("step-00000010 committed", 1, 120s)) << a.out() << a.err();
+  const SteadyClock::time_point struck = SteadyClock::now();
+  ASSERT_TRUE(fault(b));
+
+  ASSERT_TRUE(a.wait_for_stderr("PeerLost", 2, 30s)) << a.out() << a.err();
+  run.named_s = seconds_between(struck, SteadyClock::now());
+  ASSERT_TRUE(a.wait_for_stderr("weftrun: restart 1 of at most", 1, 30s)) << a.out() << a.err();
+  run.restarted_s = seconds_between(struck, SteadyClock::now());
+  ASSERT_TRUE(a.wait_for_stdout("continuing after step", 1, 60s)) << a.out() << a.err();
+  std::smatch m;
+  const std::string so_far = a.out();
+  ASSERT_TRUE(std::regex_search(so_far, m, std::regex(R"(continuing after step (\d+))")));
+  run.from = std::stoi(m[1]);
+  char first_step[32];
+  std::snprintf(first_step, sizeof first_step, "step %4d/%d", run.from + 1, kResumeSteps);
+  ASSERT_TRUE(a.wait_for_stdout(first_step, count_of(a.out(), first_step) + 1, 60s))
+      << a.out() << a.err();
+  run.resumed_s = seconds_between(struck, SteadyClock::now());
+
+  run.a = a.finish(120s);
+  run.b = b.finish(30s);
+  const WeftrunResult& ra = run.a;
+  ASSERT_FALSE(ra.timed_out) << ra.out << ra.err;
+  ASSERT_FALSE(run.b.timed_out) << run.b.out << run.b.err;
+  EXPECT_EQ(ra.exit_code, 0) << ra.out << ra.err;
+  EXPECT_TRUE(contains(ra.err,
+                       "weftrun: restart 1 of at most 3: generation 2 at 2 ranks (was 4: across "
+                       "nodes a restart goes on with node 0's ranks alone); the last one ended "
+                       "because rank "))
+      << ra.err;
+  EXPECT_EQ(count_of(ra.err, "weftrun: restart "), 1) << ra.err;
+  EXPECT_TRUE(contains(ra.out, "| 2 ranks over tcp |")) << ra.out;
+  EXPECT_TRUE(contains(ra.out, "batch 8 = dp 2 x 2 micro-batch(es) x 2")) << ra.out;
+
+  // It resumed from the newest step committed before the fault: the coordinator commits a step
+  // once every rank's shard is in, and rank 0 prints so a few steps later, so the newest printed
+  // (or, with its shards still being written at the fault, the one before it) may be the newest
+  // the first generation got to.
+  const std::string first_generation = ra.out.substr(0, ra.out.find("| 2 ranks over tcp |"));
+  int newest_printed = -1, last_step = -1;
+  const std::regex committed(R"(step-(\d+) committed)"), step(R"(step +(\d+)/)");
+  for (auto it = std::sregex_iterator(first_generation.begin(), first_generation.end(), committed);
+       it != std::sregex_iterator(); ++it)
+    newest_printed = std::max(newest_printed, std::stoi((*it)[1]));
+  for (auto it = std::sregex_iterator(first_generation.begin(), first_generation.end(), step);
+       it != std::sregex_iterator(); ++it)
+    last_step = std::max(last_step, std::stoi((*it)[1]));
+  EXPECT_GE(newest_printed, 10) << ra.out;
+  EXPECT_GE(run.from, newest_printed) << ra.out;
+  EXPECT_TRUE(run.from == last_step / 5 * 5 || run.from == last_step / 5 * 5 - 5)
+      << "resumed after step " << run.from << ", the first generation got to step " << last_step;
+  char from_dir[32];
+  std::snprintf(from_dir, sizeof from_dir, "step-%08d", run.from);
+  EXPECT_TRUE(fs::exists(dir_ / "ckpt" / from_dir)) << from_dir;
+
+  // Every step's loss as the run that finished has it: the uninterrupted run's, up to the order
+  // of the gradient sums (the tolerance of the single-host elastic tests).
+  const std::map<int, double> loss = last_loss_of_each_step("two_hosts.json");
+  for (int s = 1; s <= kResumeSteps; ++s) {
+    ASSERT_TRUE(loss.count(s)) << "no loss for step " << s;
+    EXPECT_NEAR(loss.at(s), uninterrupted[s - 1], 1e-5 * std::fabs(uninterrupted[s - 1]))
+        << "step " << s;
+  }
+  // The second generation ran the steps after the checkpoint, and no others.
+  EXPECT_TRUE(contains(ra.out, "summary: steps=" + std::to_string(kResumeSteps - run.from) + " "))
+      << ra.out;
+}
+
+// Host b's link goes down: host a's ranks name both of b's within the heartbeat timeout, and host
+// a goes on alone; host b's weftrun, whose coordinator no longer answers, stops its ranks and
+// exits 1 naming it.
+TEST_F(TwoHostJob, ElasticHostAGoesOnAloneFromTheLastCheckpointWhenHostBIsCutOff) {
+  ElasticRun run;
+  run_elastic([&](WeftrunProcess&) { return hosts_->cut_off_b(); }, run);
+  if (HasFatalFailure()) return;
+  int naming_both = 0;
+  for (const std::string& line : lines_of(run.a.err))
+    if (contains(line, "PeerLost") &&
+        std::regex_search(line, std::regex(R"(rank ([23]) \(pid \d+ on 10\.77\.0\.2\) sent no )"
+                                           R"(heartbeat.*silent too: rank ([23]) \(pid \d+ on )"
+                                           R"(10\.77\.0\.2\))")))
+      ++naming_both;
+  EXPECT_GE(naming_both, 2) << run.a.err;
+  EXPECT_EQ(run.b.exit_code, 1) << run.b.err;
+  EXPECT_TRUE(contains(run.b.err, "the coordinator at 10.77.0.1:29400 has not answered for"))
+      << run.b.err;
+  EXPECT_TRUE(contains(run.b.err, "weftrun: not restarting: across nodes only node 0's weftrun"))
+      << run.b.err;
+
+  std::printf(
+      "host b cut off after step-00000010 committed: host a's ranks named b's in %.2f s "
+      "(heartbeat timeout %.1f s); restarted at 2 ranks %.2f s; resumed after step %d, its "
+      "step %d at %.2f s\n",
+      run.named_s, kElasticHeartbeat, run.restarted_s, run.from, run.from + 1, run.resumed_s);
+  RecordProperty("named_ms", static_cast<int>(run.named_s * 1000));
+  RecordProperty("resume_ms", static_cast<int>(run.resumed_s * 1000));
+  EXPECT_GE(run.named_s, kElasticHeartbeat * 0.8 - 0.2);
+  EXPECT_LT(run.named_s, kElasticHeartbeat + 2.0);
+}
+
+// Host b's weftrun is killed (SIGKILL): its ranks die with it, their streams to the coordinator
+// end, and host a's ranks name the first of them at once; host a goes on alone as above.
+TEST_F(TwoHostJob, ElasticHostAGoesOnAloneWhenHostBsWeftrunIsKilled) {
+  ElasticRun run;
+  run_elastic(
+      [](WeftrunProcess& b) {
+        b.send_signal(SIGKILL);
+        return true;
+      },
+      run);
+  if (HasFatalFailure()) return;
+  int naming = 0;
+  for (const std::string& line : lines_of(run.a.err))
+    if (contains(line, "PeerLost") &&
+        std::regex_search(line, std::regex(R"(rank [23] \(pid \d+ on 10\.77\.0\.2\) lost its )"
+                                           R"(connection to the coordinator)")))
+      ++naming;
+  EXPECT_GE(naming, 2) << run.a.err;
+  EXPECT_EQ(run.b.exit_code, 128 + SIGKILL) << run.b.err;
+  std::printf(
+      "host b's weftrun killed after step-00000010 committed: host a's ranks named b's in %.2f "
+      "s; restarted at 2 ranks %.2f s; resumed after step %d, its step %d at %.2f s\n",
+      run.named_s, run.restarted_s, run.from, run.from + 1, run.resumed_s);
+  EXPECT_LT(run.named_s, kElasticHeartbeat);  // a stream's end, not a heartbeat's silence
 }
 
 }  // namespace

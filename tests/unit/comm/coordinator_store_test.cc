@@ -405,5 +405,21 @@ TEST(CoordinatorStore, AClientPostsTheDeathNoticeWithinItsDeadline) {
   EXPECT_LT(Clock::now() - start, 3s);
 }
 
+// What a launcher on another machine asks to notice losing the coordinator: it answers in every
+// generation, a stale one included, and once it is gone the question fails fast, well within its
+// deadline.
+TEST(CoordinatorStore, AnswersSaysWhetherTheCoordinatorIsThere) {
+  auto server = std::make_unique<Coordinator>("127.0.0.1", 0, kToken);
+  auto launcher = client(server->port());
+  EXPECT_TRUE(launcher->answers(deadline_after(2s)));
+  server->post_rank_lost("rank 1 (pid 12) was killed by signal 9");
+  server->begin_generation();
+  EXPECT_TRUE(launcher->answers(deadline_after(2s)));  // the launcher's generation is over
+  server.reset();
+  auto start = Clock::now();
+  EXPECT_FALSE(launcher->answers(deadline_after(5s)));
+  EXPECT_LT(Clock::now() - start, 3s);
+}
+
 }  // namespace
 }  // namespace weft::comm

@@ -62,5 +62,19 @@ TEST(ElasticPolicy, RestartsStopAtMaxRestarts) {
   EXPECT_TRUE(contains(stop(never.after({2, 0, false})), "--max-restarts 0"));
 }
 
+// weftrun --nnodes 2 -n 2: whichever rank failed, node 0 goes on with its own 2 ranks, and from
+// then on as one node does.
+TEST(ElasticPolicy, AcrossNodesARestartGoesOnWithNodeZerosRanksAlone) {
+  ElasticPolicy policy(4, 2, 3);
+  Restart r = restart(policy.after({4, 2, false, 2}));
+  EXPECT_EQ(r.size, 2);
+  EXPECT_TRUE(contains(r.why_size, "across nodes a restart goes on with node 0's ranks alone"))
+      << r.why_size;
+  EXPECT_EQ(restart(policy.after({2, 1, false})).size, 2);
+  EXPECT_EQ(policy.restarts(), 2);
+  ElasticPolicy bigger(8, 6, 3);  // --min-ranks counts the whole job's ranks
+  EXPECT_TRUE(contains(stop(bigger.after({8, 0, false, 4})), "4, fewer than --min-ranks 6"));
+}
+
 }  // namespace
 }  // namespace weft::launcher

@@ -34,6 +34,16 @@ TEST(NodeLayout, OneNodeNeedsNoCoordinator) {
   EXPECT_EQ(node_layout(o).global_rank(1), 1);
 }
 
+// Across nodes a restart goes on with node 0's ranks alone (elastic_policy.h): --min-ranks may
+// be as many as -n, no more (parse_launch_options refuses more).
+TEST(NodeLayout, ElasticIsAcceptedAcrossNodes) {
+  LaunchOptions o =
+      parse_launch_options({"--nnodes", "2", "--node-rank", "1", "--coordinator", "10.0.0.1:29400",
+                            "-n", "2", "--elastic", "--min-ranks", "2", "--", "prog"});
+  EXPECT_TRUE(o.elastic);
+  EXPECT_EQ(o.min_ranks, 2);
+}
+
 TEST(NodeLayout, MistakesNameTheFlagAndTheFix) {
   struct Case {
     Args args;
@@ -57,8 +67,6 @@ TEST(NodeLayout, MistakesNameTheFlagAndTheFix) {
            Case{{"--nnodes", "2", "--coordinator", "--node-rank", "1", "-n", "2", "--", "p"},
                 "--coordinator needs a value"},
            Case{{"--nnode", "2", "-n", "2", "--", "p"}, "did you mean --nnodes?"},
-           Case{{"--nnodes", "2", "--coordinator", "h:1", "--elastic", "-n", "2", "--", "p"},
-                "--elastic restarts the ranks of one weftrun, and is not supported across nodes"},
        }) {
     std::string m = error_of(c.args);
     EXPECT_NE(m.find(c.says), std::string::npos) << m;
