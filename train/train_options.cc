@@ -303,9 +303,8 @@ ckpt:      --ckpt-dir D     where checkpoints go: D/step-00000100/rank-00003.saf
            committed; weft-train then exits 75
 
 Every rank must be given the same flags (--threads, --log-json, --plot, --ckpt-dir, --backend and
---trace's path aside):
-the ranks compare them, and their initial parameters, before step 1. A non-finite loss or
-gradient norm stops the run at that step.
+--trace's path aside): the ranks compare them, and their initial parameters, before step 1. A
+non-finite loss or gradient norm stops the run at that step.
 
 exit codes: 0  done
             2  bad usage: a flag (or flags that differ between ranks), a --log-json that cannot
