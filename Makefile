@@ -119,12 +119,16 @@ test-tsan: deps
 	  --output-on-failure --timeout 600
 
 # The main job: a small GPT trained on 4 local ranks of the built-in corpus (flags in
-# train/demo.flags, shared with the test that checks this model learns).
+# train/demo.flags, shared with the test that checks this model learns). It leaves its JSON log,
+# the ranks' timeline (a Chrome trace: ui.perfetto.dev, Open trace file) and a plot of the loss
+# and tokens/s (an SVG: any browser).
 DEMO_LOG ?= $(BUILD_DIR)/demo-log.json
+DEMO_TRACE ?= $(BUILD_DIR)/demo-trace.json
+DEMO_PLOT ?= $(BUILD_DIR)/demo-plot.svg
 demo: build
 	@rm -f $(DEMO_LOG)
 	$(BUILD_DIR)/launcher/weftrun -n 4 -- $(BUILD_DIR)/train/weft-train \
-	  $$(cat train/demo.flags) --log-json $(DEMO_LOG)
+	  $$(cat train/demo.flags) --log-json $(DEMO_LOG) --trace $(DEMO_TRACE) --plot $(DEMO_PLOT)
 
 bench: build
 	bench/compare-collectives --ranks 2 --sizes $(BENCH_SIZES) --build-dir $(BUILD_DIR)

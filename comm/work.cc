@@ -89,6 +89,12 @@ double Work::run_seconds() const {
   return std::chrono::duration<double>(state_->ended - state_->started).count();
 }
 
+Clock::time_point Work::started_at() const {
+  return done() ? state_->started : Clock::time_point{};
+}
+
+Clock::time_point Work::ended_at() const { return done() ? state_->ended : Clock::time_point{}; }
+
 std::string Work::describe() const { return state_ ? state_->fp.describe() : "empty Work"; }
 
 }  // namespace weft::comm

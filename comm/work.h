@@ -35,6 +35,10 @@ class Work {
   // Communicator::record_op_times): with the caller's own waiting time this tells how much
   // communication was hidden behind compute.
   double run_seconds() const;
+  // When the op started and ended running (the clock's epoch until it finished, and unless its
+  // communicator records op times): where it goes on a timeline (weft-train --trace).
+  Clock::time_point started_at() const;
+  Clock::time_point ended_at() const;
   std::string describe() const;
 
  private:

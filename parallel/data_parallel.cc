@@ -113,6 +113,8 @@ CommStats DataParallel::finish() {
   for (auto& w : works_) w.wait();
   stats.exposed_seconds = seconds_since(start);
   for (auto& w : works_) stats.comm_seconds += w.run_seconds();
+  trace_buckets(options_.zero1 ? "reduce-scatter bucket" : "allreduce bucket", works_,
+                options_.wire_dtype);
   if (converts_to_wire() && comm_.size() > 1) {
     const bf16* w = wire_.as<bf16>();
     float* g = reinterpret_cast<float*>(grads_);
@@ -132,6 +134,17 @@ void DataParallel::gather_params(void* params) {
                         span(params, b.offset, b.count, options_.dtype)));
   }
   for (auto& w : works) w.wait();
+  trace_buckets("allgather parameters", works, options_.dtype);
+}
+
+void DataParallel::trace_buckets(const char* name, const std::vector<comm::Work>& works,
+                                 DType dtype) const {
+  if (!trace_) return;
+  for (size_t b = 0; b < works.size(); b++) {
+    const auto bytes = static_cast<int64_t>(plan_.buckets[b].count * dtype_size(dtype));
+    trace_->record(TraceRow::communication, name, works[b].started_at(), works[b].ended_at(),
+                   {{"bucket", static_cast<int64_t>(b)}, {"bytes", bytes}});
+  }
 }
 
 }  // namespace weft::parallel

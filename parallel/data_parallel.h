@@ -19,6 +19,7 @@
 #include "comm/communicator.h"
 #include "parallel/bucket_plan.h"
 #include "runtime/buffer.h"
+#include "runtime/trace.h"
 
 namespace weft::parallel {
 
@@ -63,10 +64,15 @@ class DataParallel {
   CommStats finish();
   // ZeRO-1 only: after the optimizer updated the owned ranges, share them with every rank.
   void gather_params(void* params);
+  // Where each bucket's reduction (and ZeRO-1 gather) goes on the rank's timeline, on its
+  // communication row as the executor ran it; null: nowhere.
+  void set_trace(TraceRecorder* trace) { trace_ = trace; }
 
  private:
   void launch_ready_buckets();
   void launch(int bucket);
+  // Puts the finished `works` (one per bucket, in plan order, moving `dtype`) on the timeline.
+  void trace_buckets(const char* name, const std::vector<comm::Work>& works, DType dtype) const;
 
   comm::Communicator& comm_;
   DataParallelOptions options_;
@@ -83,6 +89,7 @@ class DataParallel {
   std::byte* grads_ = nullptr;
   std::vector<comm::Work> works_;
   Buffer wire_;  // bf16 staging for every bucket (allocated once)
+  TraceRecorder* trace_ = nullptr;
 };
 
 }  // namespace weft::parallel

@@ -41,6 +41,19 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
   PipelineTimes times;
   const Clock::time_point start = Clock::now();
   std::vector<comm::P2P> batch;
+  std::string batch_name;  // its actions' kinds, for the timeline
+  const Action* batch_first = nullptr;
+  auto exchange = [&] {
+    const Clock::time_point t = Clock::now();
+    stage.synchronize();
+    pp_.batch_p2p(batch).wait();
+    if (trace_)
+      trace_->record(TraceRow::compute, batch_name, t, Clock::now(),
+                     {{"micro_batch", batch_first->micro_batch}, {"peer", batch_first->peer}});
+    batch.clear();
+    batch_name.clear();
+    batch_first = nullptr;
+  };
   for (const Action& a : actions_) {
     const int c = a.chunk, mb = a.micro_batch;
     if (is_compute(a.kind)) {
@@ -68,7 +81,14 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
         }
       }
       times.compute_seconds += seconds_since(t);
+      if (trace_)
+        trace_->record(TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),
+                       {{"micro_batch", mb}, {"chunk", c}});
       continue;
+    }
+    if (trace_) {
+      batch_name += (batch_name.empty() ? "" : " + ") + std::string(action_kind_name(a.kind));
+      if (!batch_first) batch_first = &a;
     }
     switch (a.kind) {
       case ActionKind::send_activation:
@@ -86,15 +106,9 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
       default:
         break;
     }
-    if (a.batched_with_next) continue;
-    stage.synchronize();
-    pp_.batch_p2p(batch).wait();
-    batch.clear();
+    if (!a.batched_with_next) exchange();
   }
-  if (!batch.empty()) {
-    stage.synchronize();
-    pp_.batch_p2p(batch).wait();
-  }
+  if (!batch.empty()) exchange();
   times.seconds = seconds_since(start);
   return times;
 }

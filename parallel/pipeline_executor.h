@@ -14,6 +14,7 @@
 #include "comm/communicator.h"
 #include "parallel/schedule.h"
 #include "runtime/tensor.h"
+#include "runtime/trace.h"
 
 namespace weft::parallel {
 
@@ -69,6 +70,9 @@ class PipelineExecutor {
 
   // Runs every action once, in order.
   PipelineTimes run(PipelineStage& stage);
+  // Where each action goes on the rank's timeline (its compute row: the computes as the stage
+  // ran or enqueued them, each p2p exchange from its start to its end); null: nowhere.
+  void set_trace(TraceRecorder* trace) { trace_ = trace; }
 
  private:
   // Inputs received (or handed over between chunks of this rank), output gradients received,
@@ -86,6 +90,7 @@ class PipelineExecutor {
   PipelineShape shape_;
   int rank_;
   std::vector<void*> buffers_;  // per (Boundary, chunk, micro-batch), made on first use
+  TraceRecorder* trace_ = nullptr;
 };
 
 }  // namespace weft::parallel

@@ -21,11 +21,11 @@ using nlohmann::json;
 // The flags that define the model: a checkpoint loads only into the same model.
 constexpr const char* kModelFlags[] = {"--layers", "--d-model", "--heads", "--seq"};
 // Flags a resumed run may change without changing what it computes (beyond float rounding):
-// the layout and device (a checkpoint reshards), and when to evaluate or checkpoint.
+// the layout and device (a checkpoint reshards), when to evaluate or checkpoint, and tracing.
 constexpr const char* kFreeFlags[] = {
-    "--dp",          "--tp",    "--pp",        "--schedule", "--virtual-stages",
-    "--micro-batch", "--zero1", "--bucket-mb", "--device",   "--resume",
-    "--ckpt-every",  "--keep",  "--eval-every"};
+    "--dp",          "--tp",    "--pp",         "--schedule", "--virtual-stages",
+    "--micro-batch", "--zero1", "--bucket-mb",  "--device",   "--resume",
+    "--ckpt-every",  "--keep",  "--eval-every", "--trace"};
 
 bool one_of(const std::string& flag, const auto& list) {
   return std::find(std::begin(list), std::end(list), flag) != std::end(list);
@@ -164,6 +164,8 @@ void Checkpointing::save(int step, bool wait_for_commit) {
   const Clock::time_point start = Clock::now();
   run_.state_to_host(params_.data(), m_.data(), v_.data());
   p->snapshot_ms = ms_since(start);
+  if (trace_)
+    trace_->record(TraceRow::compute, "checkpoint snapshot", start, Clock::now(), {{"step", step}});
   pending_ = std::move(p);
   writer_ = std::thread([this, p = pending_.get()] { write(*p); });
   if (wait_for_commit) settle(true);
@@ -202,6 +204,9 @@ void Checkpointing::write(Pending& p) {
     }
   }
   p.background_ms = ms_since(start);
+  if (trace_)
+    trace_->record(TraceRow::checkpoint, "checkpoint write", start, Clock::now(),
+                   {{"step", p.step}, {"bytes", static_cast<int64_t>(p.bytes)}});
 }
 
 // Ranks without a coordinator: rank 0 gathers every report over the communicator and commits.
@@ -242,6 +247,9 @@ void Checkpointing::settle(bool must_commit) {
   if (writer_.joinable()) writer_.join();
   Pending& p = *pending_;
   if (!committer_) commit_among_ranks(p);
+  if (trace_)
+    trace_->record(TraceRow::compute, "wait for checkpoint", start, Clock::now(),
+                   {{"step", p.step}});
   const double exposed_ms = ms_since(start) + p.snapshot_ms;
   const std::string name = (dir_ / ck::step_dir_name(p.step)).string();
   std::unique_ptr<Pending> done = std::move(pending_);

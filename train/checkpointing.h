@@ -23,6 +23,7 @@
 #include "checkpoint/manifest.h"
 #include "checkpoint/shard_writer.h"
 #include "comm/communicator.h"
+#include "runtime/trace.h"
 #include "train/train_options.h"
 #include "train/training_run.h"
 
@@ -51,6 +52,9 @@ class Checkpointing {
   int resume();
   // Collective: waits for the last write and its commit.
   void finish();
+  // Where snapshots and waits (compute row) and shard writes (checkpoint writer row) go on the
+  // rank's timeline; null, the default: nowhere.
+  void set_trace(TraceRecorder* trace) { trace_ = trace; }
 
  private:
   struct Pending;
@@ -73,6 +77,7 @@ class Checkpointing {
   std::vector<checkpoint::PieceData> pieces_;  // what this rank writes, pointing into them
   std::unique_ptr<Pending> pending_;
   std::thread writer_;
+  TraceRecorder* trace_ = nullptr;
 };
 
 }  // namespace weft::train

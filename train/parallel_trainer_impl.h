@@ -42,6 +42,7 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   size_t parameter_count() const override { return parameters_; }
   uint64_t initial_checksum() const override { return initial_checksum_; }
   std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) override;
+  void set_trace(TraceRecorder* trace) override;
   double theoretical_idle() const override { return theoretical_idle_; }
   std::string activation_memory_line() override;
   CheckpointLayout checkpoint_layout() const override;
@@ -113,6 +114,7 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   double ms_forward_ = 0, ms_backward_ = 0;  // the step's compute
   bool dp_started_ = false;
   uint64_t initial_checksum_ = 0;
+  TraceRecorder* trace_ = nullptr;
 };
 
 namespace detail {
@@ -276,6 +278,13 @@ std::vector<uint64_t> ParallelTrainer<Ctx, T>::allgather_words(const std::vector
 }
 
 template <class Ctx, typename T>
+void ParallelTrainer<Ctx, T>::set_trace(TraceRecorder* trace) {
+  trace_ = trace;
+  dp_.set_trace(trace);
+  executor_.set_trace(trace);
+}
+
+template <class Ctx, typename T>
 double ParallelTrainer<Ctx, T>::reduce_scalar(comm::Communicator& comm, double value, ReduceOp op) {
   if (comm.size() == 1) return value;
   copy_bytes(dev_.ctx, scalars_.data(), &value, sizeof value);
@@ -427,6 +436,7 @@ void ParallelTrainer<Ctx, T>::copy_boundary(void* dst, const void* src) {
 template <class Ctx, typename T>
 void ParallelTrainer<Ctx, T>::sum_tied_embedding() {
   if (tied_wte_ < 0) return;
+  const TraceScope span(trace_, TraceRow::compute, "tied embedding allreduce");
   const models::ParamTensor& t = tensors_[static_cast<size_t>(tied_wte_)];
   synchronize();
   mesh_.embedding()
@@ -470,6 +480,7 @@ StepStats ParallelTrainer<Ctx, T>::step(int step) {
   StepStats s;
   s.step = step;
   s.lr = schedule_.at(step);
+  const TraceScope whole(trace_, TraceRow::compute, "step", {{"step", step}});
   const Clock::time_point start = Clock::now();
   zero_bytes(dev_.ctx, grads_.data(), grads_.size());
   const size_t per_micro = static_cast<size_t>(options_.micro_batch) * options_.model.seq;
@@ -484,16 +495,22 @@ StepStats ParallelTrainer<Ctx, T>::step(int step) {
   if (options_.pp > 1) s.pipeline_idle = pipeline.idle_fraction();
   if (options_.tp > 1) s.ms_tp_comm = tp_group_.take_seconds() * 1e3;
   sum_tied_embedding();
-  record_comm(s, dp_.finish());
+  {
+    const TraceScope span(trace_, TraceRow::compute, "wait for gradient buckets");
+    record_comm(s, dp_.finish());
+  }
 
   Clock::time_point t = Clock::now();
-  s.grad_norm = std::sqrt(reduce_scalar(world_, grad_square_sum(), ReduceOp::sum));
-  if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f)
-    optimizer_.scale_grads(as<T>(grads_), f);
-  optimizer_.step(master(), as<T>(params_), as<T>(grads_), static_cast<float>(s.lr), step);
-  synchronize();  // the parameter gather reads the updated shard on another stream
-  dp_.gather_params(params_.data());
-  synchronize();
+  {
+    const TraceScope span(trace_, TraceRow::compute, "optimizer");
+    s.grad_norm = std::sqrt(reduce_scalar(world_, grad_square_sum(), ReduceOp::sum));
+    if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f)
+      optimizer_.scale_grads(as<T>(grads_), f);
+    optimizer_.step(master(), as<T>(params_), as<T>(grads_), static_cast<float>(s.lr), step);
+    synchronize();  // the parameter gather reads the updated shard on another stream
+    dp_.gather_params(params_.data());
+    synchronize();
+  }
   s.ms_optimizer = ms_since(t);
 
   // The loss lives on the last stage: summed over the pipeline (the others add 0), averaged

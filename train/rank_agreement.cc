@@ -38,7 +38,15 @@ std::string ranks_text(const std::vector<int>& ranks) {
   return text;
 }
 
-// Every rank's `text`, rank by rank (lengths first, then the texts padded to the longest).
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+// Lengths first, then the texts padded to the longest.
 std::vector<std::string> gather_text(const std::string& text, const GatherWords& gather) {
   const std::vector<uint64_t> lengths = gather({text.size()});
   const size_t words = (*std::max_element(lengths.begin(), lengths.end()) + 7) / 8;
@@ -50,14 +58,6 @@ std::vector<std::string> gather_text(const std::string& text, const GatherWords&
     texts.emplace_back(reinterpret_cast<const char*>(all.data() + r * words), lengths[r]);
   return texts;
 }
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-}  // namespace
 
 std::string describe_disagreement(const std::vector<FlagValues>& per_rank) {
   // Flags in the order the first rank lists them, then any only others list.

@@ -97,6 +97,8 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
       {"--virtual-stages",
        [&](auto v) { o.virtual_stages = positive_int("--virtual-stages", v); }},
       {"--log-json", [&](auto v) { o.log_json = v; }},
+      {"--trace", [&](auto v) { o.trace = v; }},
+      {"--plot", [&](auto v) { o.plot = v; }},
       {"--ckpt-dir", [&](auto v) { o.ckpt_dir = v; }},
       {"--ckpt-every", [&](auto v) { o.ckpt_every = positive_int("--ckpt-every", v); }},
       {"--keep", [&](auto v) { o.keep = positive_int("--keep", v); }},
@@ -183,7 +185,8 @@ std::vector<std::pair<std::string, std::string>> TrainOptions::flags_that_must_a
           {"--virtual-stages", std::to_string(virtual_stages)},
           {"--ckpt-every", std::to_string(ckpt_every)},
           {"--keep", std::to_string(keep)},
-          {"--resume", resume ? "on" : "off"}};
+          {"--resume", resume ? "on" : "off"},
+          {"--trace", trace.empty() ? "off" : "on"}};  // every rank takes part in gathering it
 }
 
 std::string describe_threads(int threads, int lanes) {
@@ -281,6 +284,10 @@ device:    --device cpu|cuda   --precision f32|bf16   cuda trains in bf16 (f32 m
                             sequence for each, else as BLAS threads (the node's cores / ranks on the
                             node)
 output:    --log-json FILE  one JSON object per step, appended, from rank 0
+           --trace FILE     every rank's timeline (forward, backward, bucket reductions, pipeline
+                            sends and receives, optimizer, checkpoint writes) gathered by rank 0
+                            into one Chrome trace: open it in ui.perfetto.dev
+           --plot FILE.svg  loss, eval loss and tokens/s against the step, drawn by rank 0
 ckpt:      --ckpt-dir D     where checkpoints go: D/step-00000100/rank-00003.safetensors per
                             rank, D/step-.../MANIFEST.json once every rank's shard is in, D/LATEST
            --ckpt-every K   a checkpoint after every K-th step, written by a background thread
@@ -295,9 +302,9 @@ ckpt:      --ckpt-dir D     where checkpoints go: D/step-00000100/rank-00003.saf
            hear of it finished (they agree at each step's end), with a checkpoint of that step
            committed; weft-train then exits 75
 
-Every rank must be given the same flags (--threads, --log-json, --ckpt-dir and --backend aside):
-the ranks compare them, and their initial parameters, before step 1. A non-finite loss or
-gradient norm stops the run at that step.
+Every rank must be given the same flags (--threads, --log-json, --plot, --ckpt-dir, --backend and
+--trace's path aside): the ranks compare them, and their initial parameters, before step 1. A
+non-finite loss or gradient norm stops the run at that step.
 
 exit codes: 0  done
             2  bad usage: a flag (or flags that differ between ranks), a --log-json that cannot

@@ -35,6 +35,8 @@ struct TrainOptions {
   int eval_every = 0;            // --eval-every K (0: never)
   int threads = 0;               // --threads per rank (0: the node's cores / ranks on the node)
   std::string log_json;          // --log-json FILE
+  std::string trace;             // --trace FILE: every rank's timeline, one Chrome trace
+  std::string plot;              // --plot FILE.svg: loss, eval loss and tokens/s per step
   std::string ckpt_dir;          // --ckpt-dir D (empty: no checkpoints)
   int ckpt_every = 0;            // --ckpt-every K: a checkpoint after every K-th step (0: never)
   int keep = 0;                  // --keep N: committed checkpoints kept (0: all)
@@ -60,8 +62,9 @@ struct TrainOptions {
   // The flags every rank must be given the same value of, as (flag, value), in a fixed order:
   // those that shape the model, the batches, the optimizer and the collectives each step
   // issues. `data_checksum` (of the corpus's contents, not its path: nodes may keep copies in
-  // different places) stands for --data. --threads, --log-json, --ckpt-dir (a path, which
-  // nodes may mount differently) and --backend are each rank's own (the communicator agrees on
+  // different places) stands for --data. --threads, --log-json, --plot, --ckpt-dir (a path, which
+  // nodes may mount differently) and --backend are each rank's own, and of --trace only whether
+  // it is given (the communicator agrees on
   // its backend itself).
   std::vector<std::pair<std::string, std::string>> flags_that_must_agree(
       uint64_t data_checksum) const;

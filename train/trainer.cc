@@ -43,6 +43,11 @@ std::vector<uint64_t> Trainer::allgather_words(const std::vector<uint64_t>& mine
   return allgather_host_words(comm_, mine);
 }
 
+void Trainer::set_trace(TraceRecorder* trace) {
+  trace_ = trace;
+  dp_.set_trace(trace);
+}
+
 CheckpointLayout Trainer::checkpoint_layout() const {
   CheckpointLayout l;
   l.tensors = model_.layout().tensors();
@@ -85,6 +90,7 @@ StepStats Trainer::step(int step) {
   StepStats s;
   s.step = step;
   s.lr = schedule_.at(step);
+  const TraceScope whole(trace_, TraceRow::compute, "step", {{"step", step}});
   Clock::time_point start = Clock::now();
 
   std::memset(grads, 0, grads_.size());
@@ -92,25 +98,38 @@ StepStats Trainer::step(int step) {
   const float scale = loss_scale(options_);
   for (int m = 0; m < accumulation; m++) {
     Clock::time_point t = Clock::now();
-    load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(), targets_.data());
-    loss += model_.forward(params, inputs_.data(), targets_.data(), micro);
+    {
+      const TraceScope span(trace_, TraceRow::compute, "forward", {{"micro_batch", m}});
+      load_micro_batch(corpus_, options_, comm_.rank(), dp, step, m, inputs_.data(),
+                       targets_.data());
+      loss += model_.forward(params, inputs_.data(), targets_.data(), micro);
+    }
     s.ms_forward += ms_since(t);
     t = Clock::now();
     // Only the last micro-batch finishes gradients, so only its backward starts buckets.
     bool last = m == accumulation - 1;
     if (last) dp_.begin(grads);
-    model_.backward(params, grads, scale, last, [this](int p) { dp_.grad_ready(p); });
+    {
+      const TraceScope span(trace_, TraceRow::compute, "backward", {{"micro_batch", m}});
+      model_.backward(params, grads, scale, last, [this](int p) { dp_.grad_ready(p); });
+    }
     s.ms_backward += ms_since(t);
   }
 
-  record_comm(s, dp_.finish());
+  {
+    const TraceScope span(trace_, TraceRow::compute, "wait for gradient buckets");
+    record_comm(s, dp_.finish());
+  }
 
   Clock::time_point t = Clock::now();
-  s.grad_norm = global_grad_norm();
-  if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f)
-    optimizer_.scale_grads(grads, f);
-  optimizer_.step(params, grads, static_cast<float>(s.lr), step);
-  dp_.gather_params(params);
+  {
+    const TraceScope span(trace_, TraceRow::compute, "optimizer");
+    s.grad_norm = global_grad_norm();
+    if (const float f = clip_factor(options_, s.grad_norm); f < 1.0f)
+      optimizer_.scale_grads(grads, f);
+    optimizer_.step(params, grads, static_cast<float>(s.lr), step);
+    dp_.gather_params(params);
+  }
   s.ms_optimizer = ms_since(t);
 
   s.loss = mean_over_ranks(comm_, loss / accumulation);

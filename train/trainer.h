@@ -31,6 +31,7 @@ class Trainer final : public TrainingRun {
   size_t parameter_count() const override { return model_.layout().total(); }
   uint64_t initial_checksum() const override { return initial_checksum_; }
   std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) override;
+  void set_trace(TraceRecorder* trace) override;
   CheckpointLayout checkpoint_layout() const override;
   void state_to_host(float* params, float* m, float* v) override;
   void state_from_host(const float* params, const float* m, const float* v) override;
@@ -54,6 +55,7 @@ class Trainer final : public TrainingRun {
   LrSchedule schedule_;
   std::vector<int32_t> inputs_, targets_;
   uint64_t initial_checksum_ = 0;
+  TraceRecorder* trace_ = nullptr;
 };
 
 }  // namespace weft::train

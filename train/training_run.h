@@ -7,6 +7,7 @@
 
 #include "models/gpt_layout.h"
 #include "parallel/adamw_segments.h"
+#include "runtime/trace.h"
 #include "train/step_log.h"
 
 namespace weft::train {
@@ -38,6 +39,9 @@ class TrainingRun {
   // Every rank's `mine` (the same number of words on each), rank by rank: an allgather over the
   // trainer's communicator, in memory its backend takes.
   virtual std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) = 0;
+  // Where the steps' phases, gradient buckets and pipeline messages go on the rank's timeline
+  // (weft-train --trace); null, the default: nowhere.
+  virtual void set_trace(TraceRecorder* trace) = 0;
 
   // Checkpoints, between steps: the layout, and the state in host memory, f32 throughout: the
   // (master) parameters, `layout.elements` of them, and AdamW's first and second moments, laid

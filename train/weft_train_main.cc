@@ -16,6 +16,7 @@
 #include "train/memory_check.h"
 #include "train/rank_agreement.h"
 #include "train/parallel_trainer.h"
+#include "train/run_views.h"
 #include "train/trainer.h"
 #include "kernels/matmul.h"
 #include "runtime/clock.h"
@@ -110,13 +111,17 @@ int run(TrainOptions options) {
   check_replicas_agree(trainer->initial_checksum(), gather);
   // Only the first rank writes the log; if it cannot, every rank stops with its reason.
   std::optional<JsonLog> log;
+  std::optional<RunViews> views;  // --trace, --plot
   std::optional<Error> log_error;
   try {
     if (leader && !options.log_json.empty()) log.emplace(options.log_json);
+    views.emplace(options, world.rank);
   } catch (const Error& e) {
     log_error = e;
   }
   stop_together(log_error, gather);
+  views->start_clock();  // every rank, just after the same collective
+  trainer->set_trace(views->trace());
   if (leader) {
     std::printf(
         "weft-train: %.0f parameters (%d layers, d-model %d, %d heads, seq %d) | %d ranks over "
@@ -130,6 +135,7 @@ int run(TrainOptions options) {
   }
 
   Checkpointing checkpoints(options, *trainer, *comm, corpus.checksum());
+  checkpoints.set_trace(views->trace());
   const int resumed = checkpoints.resume();
   std::vector<StepStats> history;
   std::optional<double> last_eval;
@@ -137,6 +143,7 @@ int run(TrainOptions options) {
   for (int step = resumed + 1; step <= options.steps; step++) {
     StepStats s = trainer->step(step);
     history.push_back(s);
+    views->add(s);
     if (leader) {
       std::printf("%s\n", progress_line(s, options.steps).c_str());
       if (log) log->write(json_line(s));
@@ -150,7 +157,11 @@ int run(TrainOptions options) {
     }
     checkpoints.after_step(step);
     if (options.eval_every > 0 && (step % options.eval_every == 0 || step == options.steps)) {
-      EvalStats e = trainer->evaluate(step);
+      EvalStats e = [&] {
+        const TraceScope span(views->trace(), TraceRow::compute, "evaluate", {{"step", step}});
+        return trainer->evaluate(step);
+      }();
+      views->add(e);
       last_eval = e.loss;
       if (leader) {
         std::printf("%s\n", eval_line(e).c_str());
@@ -175,6 +186,7 @@ int run(TrainOptions options) {
   }
   checkpoints.finish();
   const std::string memory = cut ? cut->activation_memory_line() : "";
+  const std::vector<std::string> views_written = views->finish(gather);
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
     if (cut && options.pp > 1) std::printf("%s\n", memory.c_str());
@@ -184,6 +196,7 @@ int run(TrainOptions options) {
                   "through the %s transport)\n",
                   static_cast<unsigned long long>(comm->direct_ops()), comm->backend());
     if (log) std::printf("JSON log: %s\n", options.log_json.c_str());
+    for (const std::string& line : views_written) std::printf("%s\n", line.c_str());
   }
   return 0;
 }
