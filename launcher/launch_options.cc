@@ -77,7 +77,9 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
   app.add_option("--tls-key", options.tls.key);
   app.add_option("--tls-ca", options.tls.ca);
   app.add_flag("--tag-output,!--no-tag-output", options.tag_output);
-  cli::parse(app, flags, ", and put the program's own flags after '--': " + std::string(kExample),
+  cli::parse(app, flags,
+             "; run weftrun --help for the flags, and put the program's own flags after '--': " +
+                 std::string(kExample),
              [](const std::string& arg) {
                return "'" + arg + "' comes before '--': weftrun needs '--' between its flags " +
                       "and the program, as in " + kExample;

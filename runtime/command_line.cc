@@ -91,8 +91,8 @@ void parse(CLI::App& app, const std::vector<std::string>& args, const std::strin
   std::vector<std::string> reversed;  // CLI11 pops from the back
   for (auto arg = args.rbegin(); arg != args.rend(); ++arg) {
     // CLI11 reads "-n=4" as "=4"; "-n=" leaves -n without its value, as "-n" does.
-    bool short_with_equals = arg->size() > 2 && (*arg)[0] == '-' && (*arg)[1] != '-' &&
-                             (*arg)[2] == '=';
+    bool short_with_equals =
+        arg->size() > 2 && (*arg)[0] == '-' && (*arg)[1] != '-' && (*arg)[2] == '=';
     reversed.push_back(short_with_equals ? arg->substr(0, 2) + arg->substr(3) : *arg);
   }
   check_values_present(app, {reversed.rbegin(), reversed.rend()});
@@ -108,10 +108,10 @@ void parse(CLI::App& app, const std::vector<std::string>& args, const std::strin
   std::vector<std::string> extras = app.remaining();
   if (extras.empty()) return;
   const std::string& first = extras.front();
-  const std::string help = "; run " + app.get_name() + " --help for the flags" + hint;
   if (first.size() > 1 && first[0] == '-')
-    fail("unknown flag '" + first + "'" + suggestion_for(app, first) + help);
-  fail(stray ? stray(first) : "unexpected argument '" + first + "': every option is a flag" + help);
+    fail("unknown flag '" + first + "'" + suggestion_for(app, first) + hint);
+  fail(stray ? stray(first)
+             : "unexpected argument '" + first + "' (every option is a --flag)" + hint);
 }
 
 CLI::Validator whole_number(long long min, unsigned long long max) {
@@ -131,7 +131,7 @@ CLI::Validator whole_number(long long min, unsigned long long max) {
         if (!negative && value > max)
           return "must be at most " + std::to_string(max) + ", got " + text;
         text = negative ? std::to_string(below_zero) : std::to_string(value);  // not "010", octal
-        return "";                                                              // to CLI11
+        return "";                                                             // to CLI11
       },
       "INT");
 }

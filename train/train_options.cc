@@ -67,7 +67,7 @@ TrainOptions parse_train_options(const std::vector<std::string>& args) {
   app.add_option("--ckpt-every", o.ckpt_every)->transform(positive);
   app.add_option("--keep", o.keep)->transform(positive);
   app.add_flag("--resume", o.resume);
-  cli::parse(app, args);
+  cli::parse(app, args, " (weft-train --help lists the flags)");
 
   if (o.bucket_mb <= 0 || o.bucket_mb > kMaxBucketMb)
     bad("--bucket-mb must be above 0 and at most " + std::to_string(kMaxBucketMb) + " (1 TiB)");
