@@ -16,9 +16,11 @@ SHELL := /bin/bash
 # gRPC and protobuf: the coordinator ranks meet through (proto/coordinator.proto).
 # iproute2, slurm-wlm and munge: the integration tests of jobs across hosts (network namespaces)
 # and under a real single-node Slurm; openssl: the coordinator's TLS test makes its certificates.
+# libcli11-dev: the programs' flags (runtime/command_line.h).
 DEB_PACKAGES := cmake ninja-build g++ make pkg-config procps python3 \
   libgtest-dev \
   libopenmpi-dev openmpi-bin libgloo-dev libopenblas-dev nlohmann-json3-dev libxxhash-dev python3-numpy \
+  libcli11-dev \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
   iproute2 slurm-wlm munge openssl
 

@@ -1,9 +1,11 @@
 #include "bench/bench_flags.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
 
+#include "runtime/command_line.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 
@@ -26,69 +28,50 @@ std::string join(const std::vector<std::string>& items) {
 
 }  // namespace
 
-FlagParser::FlagParser(std::string program_summary) : summary_(std::move(program_summary)) {}
+struct FlagParser::Flags {
+  explicit Flags(std::string summary) : app(std::move(summary)) {}
+  CLI::App app;
+  std::vector<const std::string*> values;  // per flag in order, its variable (nullptr: a switch)
+};
+
+FlagParser::FlagParser(std::string program_summary)
+    : flags_(std::make_unique<Flags>(std::move(program_summary))) {}
+
+FlagParser::~FlagParser() = default;
 
 void FlagParser::add_value(std::string name, std::string value_name, std::string help,
                            std::string* out) {
-  flags_.push_back({std::move(name), std::move(value_name), std::move(help), out, nullptr});
+  flags_->app.add_option("--" + name, *out, std::move(help))->type_name(std::move(value_name));
+  flags_->values.push_back(out);
 }
 
 void FlagParser::add_switch(std::string name, std::string help, bool* out) {
-  flags_.push_back({std::move(name), "", std::move(help), nullptr, out});
-}
-
-const FlagParser::Flag* FlagParser::find(const std::string& name) const {
-  for (const Flag& f : flags_)
-    if (f.name == name) return &f;
-  return nullptr;
+  flags_->app.add_flag("--" + name, *out, std::move(help));
+  flags_->values.push_back(nullptr);
 }
 
 void FlagParser::parse(int argc, char** argv, bool* help_requested) {
-  *help_requested = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      *help_requested = true;
-      return;
-    }
-    if (arg.rfind("--", 0) != 0)
-      throw UsageError("unexpected argument '" + arg + "' (every option is a --flag)");
-    std::string name = arg.substr(2);
-    std::string inline_value;
-    bool has_inline_value = false;
-    if (size_t eq = name.find('='); eq != std::string::npos) {
-      inline_value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_inline_value = true;
-    }
-    const Flag* flag = find(name);
-    if (!flag) {
-      std::vector<std::string> names;
-      for (const Flag& f : flags_) names.push_back("--" + f.name);
-      throw UsageError("unknown flag '--" + name + "'; valid flags: " + join(names));
-    }
-    if (flag->on) {
-      if (has_inline_value) throw UsageError("flag --" + name + " takes no value");
-      *flag->on = true;
-      continue;
-    }
-    if (has_inline_value) {
-      *flag->value = inline_value;
-    } else if (i + 1 < argc) {
-      *flag->value = argv[++i];
-    } else {
-      throw UsageError("flag --" + name + " needs a value: --" + name + " " + flag->value_name);
-    }
+  std::vector<std::string> args(argv + 1, argv + argc);
+  *help_requested = cli::asks_for_help(args);
+  if (*help_requested) return;
+  try {
+    cli::parse(flags_->app, args);
+  } catch (const Error& e) {
+    throw UsageError(e.message());
   }
 }
 
 std::string FlagParser::usage() const {
   std::ostringstream out;
-  out << summary_ << "\n\nflags:\n";
-  for (const Flag& f : flags_) {
-    std::string head = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
-    out << head << std::string(head.size() < 26 ? 26 - head.size() : 1, ' ') << f.help;
-    if (f.value && !f.value->empty()) out << " (default " << *f.value << ")";
+  out << flags_->app.get_description() << "\n\nflags:\n";
+  size_t i = 0;
+  for (const CLI::Option* f : flags_->app.get_options()) {
+    if (f == flags_->app.get_help_ptr()) continue;
+    const std::string* value = flags_->values[i++];
+    std::string head = "  " + f->get_name() + (value ? " " + f->get_type_name() : "");
+    out << head << std::string(head.size() < 26 ? 26 - head.size() : 1, ' ')
+        << f->get_description();
+    if (value && !value->empty()) out << " (default " << *value << ")";
     out << "\n";
   }
   return out.str();

@@ -4,6 +4,7 @@
 // benchmark.
 #include <cstddef>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -32,31 +33,25 @@ std::optional<int> parse_command_line(const char* program, int argc, char** argv
 }
 
 // "--name VALUE", "--name=VALUE" and "--switch" flags, each bound to a variable that holds its
-// default until parse() overwrites it.
+// default until parse() overwrites it. Parsed by CLI11 with weft's conventions
+// (runtime/command_line.h); CLI11 stays out of this header, which nvcc compiles too (nvcc has
+// looped forever on CLI11's header in C++20).
 class FlagParser {
  public:
   explicit FlagParser(std::string program_summary);
+  ~FlagParser();
 
   void add_value(std::string name, std::string value_name, std::string help, std::string* out);
   void add_switch(std::string name, std::string help, bool* out);
 
-  // Throws UsageError naming the flag for an unknown flag, a missing value, or a positional
-  // argument. "--help" sets *help_requested instead of failing.
+  // Throws UsageError naming the flag for an unknown flag (with the nearest valid one), a
+  // missing value, or a positional argument. "--help" sets *help_requested instead of failing.
   void parse(int argc, char** argv, bool* help_requested);
   std::string usage() const;
 
  private:
-  struct Flag {
-    std::string name;
-    std::string value_name;  // empty for a switch
-    std::string help;
-    std::string* value = nullptr;
-    bool* on = nullptr;
-  };
-  const Flag* find(const std::string& name) const;
-
-  std::string summary_;
-  std::vector<Flag> flags_;
+  struct Flags;
+  std::unique_ptr<Flags> flags_;
 };
 
 // Value parsers: each throws UsageError naming `flag` and saying what would be valid.

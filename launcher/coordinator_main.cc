@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "comm/rendezvous/coordinator.h"
 #include "comm/rendezvous/job_token.h"
+#include "runtime/command_line.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 
@@ -48,34 +50,23 @@ struct Options {
   weft::comm::TlsFiles tls;
 };
 
-// A decimal port, or -1.
-int port_number(const std::string& v) {
-  if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos)
-    return -1;
-  return std::atoi(v.c_str());
-}
-
-Options parse(const std::vector<std::string>& args) {
-  Options o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (i + 1 >= args.size())
-      throw weft::Error(weft::ErrorCode::InvalidArgument, "unknown flag or missing value: " + a);
-    const std::string& v = args[++i];
-    if (a == "--bind") o.bind = v;
-    else if (a == "--port") o.port = port_number(v);
-    else if (a == "--token-file") o.token_file = v;
-    else if (a == "--heartbeat-timeout") o.heartbeat_timeout = v;
-    else if (a == "--tls-cert") o.tls.cert = v;
-    else if (a == "--tls-key") o.tls.key = v;
-    else if (a == "--tls-ca") o.tls.ca = v;
-    else throw weft::Error(weft::ErrorCode::InvalidArgument, "unknown flag: " + a);
+// The flags, or nothing after printing --help.
+std::optional<Options> parse(const std::vector<std::string>& args) {
+  if (weft::cli::asks_for_help(args)) {
+    std::fputs(kUsage, stdout);
+    return std::nullopt;
   }
-  if (o.port < 0 || o.port > 65535)
+  Options o;
+  CLI::App app("", "weft-coordinator");
+  app.add_option("--bind", o.bind);
+  app.add_option("--port", o.port)->transform(weft::cli::whole_number(0, 65535));
+  app.add_option("--token-file", o.token_file);
+  app.add_option("--heartbeat-timeout", o.heartbeat_timeout);
+  app.add_option("--tls-cert", o.tls.cert);
+  app.add_option("--tls-key", o.tls.key);
+  app.add_option("--tls-ca", o.tls.ca);
+  weft::cli::parse(app, args);
+  if (o.port < 0)
     throw weft::Error(weft::ErrorCode::InvalidArgument, "--port needs a port number, 0 to 65535");
   weft::comm::check_tls_flags(o.tls);
   return o;
@@ -103,7 +94,9 @@ int main(int argc, char** argv) {
   std::string token;
   weft::comm::CoordinatorOptions copts;
   try {
-    o = parse(std::vector<std::string>(argv + 1, argv + argc));
+    std::optional<Options> parsed = parse(std::vector<std::string>(argv + 1, argv + argc));
+    if (!parsed) return 0;
+    o = *parsed;
     if (!o.heartbeat_timeout.empty())
       ::setenv("WEFT_HEARTBEAT_TIMEOUT", o.heartbeat_timeout.c_str(), 1);  // parsed, checked once
     copts = weft::comm::CoordinatorOptions::from_env();

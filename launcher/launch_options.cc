@@ -1,8 +1,6 @@
 #include "launcher/launch_options.h"
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -10,6 +8,7 @@
 
 #include "comm/backend_registry.h"
 #include "launcher/node_layout.h"
+#include "runtime/command_line.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 
@@ -18,113 +17,22 @@ namespace {
 
 constexpr const char* kExample = "weftrun -n 4 -- ./my_program --its-flags";
 
-// Long flags offered as "did you mean" suggestions for a mistyped flag.
-constexpr std::string_view kKnownFlags[] = {
-    "--np",        "--backend",       "--timeout",    "--grace",         "--heartbeat-timeout",
-    "--help",      "--help-env",      "--tag-output", "--no-tag-output", "--preempt-timeout",
-    "--elastic",   "--min-ranks",     "--max-restarts",
-    "--nnodes", "--node-rank", "--coordinator", "--tls-cert", "--tls-key", "--tls-ca"};
-
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorCode::InvalidArgument, message);
 }
 
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string suggestion_for(std::string_view flag) {
-  std::string_view name = flag.substr(0, flag.find('='));
-  std::string_view best;
-  size_t best_distance = 3;  // further than two edits away is not a typo
-  for (std::string_view known : kKnownFlags) {
-    size_t d = edit_distance(name, known);
-    if (d < best_distance) {
-      best_distance = d;
-      best = known;
-    }
-  }
-  return best.empty() ? "" : " (did you mean " + std::string(best) + "?)";
-}
-
-// A flag's value comes either glued ("--timeout=30", "-n4") or as the next argument.
-class ArgCursor {
- public:
-  explicit ArgCursor(const std::vector<std::string>& args) : args_(args) {}
-  bool done() const { return i_ >= args_.size(); }
-  const std::string& peek() const { return args_[i_]; }
-  std::string take() { return args_[i_++]; }
-  std::vector<std::string> rest() {
-    std::vector<std::string> out(args_.begin() + static_cast<std::ptrdiff_t>(i_), args_.end());
-    i_ = args_.size();
-    return out;
-  }
-  // The value of `flag`, from the glued text or the following argument. `what` describes it.
-  std::string value_of(const std::string& flag, std::optional<std::string> glued,
-                       const std::string& what) {
-    if (glued) {
-      if (glued->empty()) fail(flag + " needs a value: " + what);
-      return *glued;
-    }
-    // "--" or another long flag where the value should be means the value was forgotten.
-    if (done() || peek() == "--" || peek().rfind("--", 0) == 0)
-      fail(flag + " needs a value: " + what);
-    return take();
-  }
-
- private:
-  const std::vector<std::string>& args_;
-  size_t i_ = 0;
-};
-
-int parse_rank_count(const std::string& flag, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  long n = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE)
-    fail(flag + " expects a whole number of ranks, got '" + text + "' (for example: -n 4)");
-  if (n < 1) fail(flag + " must be at least 1, got " + text + " (for example: -n 4)");
-  if (n > kMaxRanks)
-    fail(flag + " " + text + " is more ranks than weftrun starts on one machine (at most " +
-         std::to_string(kMaxRanks) + ")");
-  return static_cast<int>(n);
-}
-
-int parse_restart_count(const std::string& flag, const std::string& text) {
-  errno = 0;
-  char* end = nullptr;
-  long n = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE || n < 0 || n > 1'000'000)
-    fail(flag + " expects a number of restarts from 0, got '" + text +
-         "' (for example: " + flag + " 3)");
-  return static_cast<int>(n);
-}
-
-double parse_seconds(const std::string& flag, const std::string& text, bool allow_zero) {
-  char* end = nullptr;
-  double s = std::strtod(text.c_str(), &end);
-  bool number = !text.empty() && *end == '\0' && std::isfinite(s);
-  if (!number || s < 0 || (!allow_zero && s == 0))
-    fail(flag + " expects a " + (allow_zero ? "non-negative" : "positive") +
-         " number of seconds, got '" + text + "' (for example: " + flag + " 30)");
-  return s;
-}
-
-std::string parse_backend(const std::string& text) {
-  for (const comm::BackendInfo& b : comm::backends())
-    if (text == b.name) return text;
-  fail("unknown backend '" + text + "': choose " + comm::backend_names());
+// A number of seconds: positive (--timeout), or also 0 where 0 means "at once" or "never".
+CLI::Validator seconds(bool allow_zero) {
+  return CLI::Validator(
+      [allow_zero](std::string& text) -> std::string {
+        char* end = nullptr;
+        double s = std::strtod(text.c_str(), &end);
+        if (!text.empty() && *end == '\0' && std::isfinite(s) && s >= 0 && (allow_zero || s > 0))
+          return "";
+        return std::string("expects a ") + (allow_zero ? "non-negative" : "positive") +
+               " number of seconds, got '" + text + "' (for example: 30)";
+      },
+      "S");
 }
 
 }  // namespace
@@ -133,103 +41,59 @@ LaunchOptions parse_launch_options(const std::vector<std::string>& args) {
   LaunchOptions options;
   // --help and --help-env win over every other mistake before "--": whoever asks for help
   // after a typo should get the help, not another error.
-  for (const std::string& a : args) {
-    if (a == "--") break;
-    if (a == "-h" || a == "--help") {
-      options.action = LaunchOptions::Action::help;
-      return options;
-    }
-    if (a == "--help-env") {
-      options.action = LaunchOptions::Action::help_env;
-      return options;
-    }
+  auto separator = std::find(args.begin(), args.end(), "--");
+  if (cli::asks_for_help(args)) {
+    options.action = LaunchOptions::Action::help;
+    return options;
+  }
+  if (std::find(args.begin(), separator, "--help-env") != separator) {
+    options.action = LaunchOptions::Action::help_env;
+    return options;
   }
 
-  bool saw_separator = false;
-  bool saw_rank_count = false;
+  // weftrun's own flags end at the first "--"; what follows is the program's, never parsed.
+  std::vector<std::string> flags(args.begin(), separator);
+  for (std::string& flag : flags)
+    if (flag == "-np") flag = "--np";  // mpirun's spelling
   std::optional<int> min_ranks;
-  bool saw_max_restarts = false;
-  ArgCursor cursor(args);
-  while (!cursor.done()) {
-    std::string arg = cursor.take();
-    if (arg == "--") {
-      saw_separator = true;
-      options.command = cursor.rest();
-      break;
-    }
-    // Split "--flag=value"; short "-n4" is handled below.
-    std::string flag = arg;
-    std::optional<std::string> glued;
-    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
-      flag = arg.substr(0, arg.find('='));
-      glued = arg.substr(arg.find('=') + 1);
-    } else if (arg.rfind("-n", 0) == 0 && arg.size() > 2 &&
-               (std::isdigit(static_cast<unsigned char>(arg[2])) || arg[2] == '=' ||
-                arg[2] == '-')) {
-      flag = "-n";
-      glued = arg.substr(arg[2] == '=' ? 3 : 2);
-    }
+  CLI::App app("", "weftrun");
+  app.add_option("-n", options.num_ranks)->check(cli::whole_number(1, kMaxRanks));
+  app.add_option("--np", options.num_ranks)->check(cli::whole_number(1, kMaxRanks));
+  app.add_option("--backend", options.backend)->check([](const std::string& name) {
+    comm::find_backend(name);  // throws, naming the registry's list
+    return std::string();
+  });
+  app.add_option("--timeout", options.timeout)->check(seconds(/*allow_zero=*/false));
+  app.add_option("--grace", options.grace_seconds)->check(seconds(true));
+  app.add_option("--heartbeat-timeout", options.heartbeat_timeout_seconds)->check(seconds(true));
+  app.add_option("--preempt-timeout", options.preempt_timeout_seconds)->check(seconds(true));
+  app.add_flag("--elastic", options.elastic);
+  app.add_option("--min-ranks", min_ranks)->check(cli::whole_number(1, kMaxRanks));
+  app.add_option("--max-restarts", options.max_restarts)->check(cli::whole_number(0, 1'000'000));
+  app.add_option("--nnodes", options.num_nodes)->check(cli::whole_number(1, kMaxNodes));
+  app.add_option("--node-rank", options.node_rank)->check(cli::whole_number(0, kMaxNodes - 1));
+  app.add_option("--coordinator", options.coordinator);
+  app.add_option("--tls-cert", options.tls.cert);
+  app.add_option("--tls-key", options.tls.key);
+  app.add_option("--tls-ca", options.tls.ca);
+  app.add_flag("--tag-output,!--no-tag-output", options.tag_output);
+  cli::parse(app, flags,
+             "; run weftrun --help for the flags, and put the program's own flags after '--': " +
+                 std::string(kExample),
+             [](const std::string& arg) {
+               return "'" + arg + "' comes before '--': weftrun needs '--' between its flags " +
+                      "and the program, as in " + kExample;
+             });
 
-    if (flag == "-n" || flag == "-np" || flag == "--np") {
-      options.num_ranks =
-          parse_rank_count(flag, cursor.value_of(flag, glued, "the number of ranks, e.g. -n 4"));
-      saw_rank_count = true;
-    } else if (flag == "--backend") {
-      options.backend = parse_backend(cursor.value_of(flag, glued, comm::backend_names()));
-    } else if (flag == "--timeout") {
-      std::string text = cursor.value_of(flag, glued, "seconds, e.g. --timeout 60");
-      parse_seconds(flag, text, /*allow_zero=*/false);
-      options.timeout = text;
-    } else if (flag == "--grace") {
-      options.grace_seconds = parse_seconds(
-          flag, cursor.value_of(flag, glued, "seconds, e.g. --grace 5"), /*allow_zero=*/true);
-    } else if (flag == "--heartbeat-timeout") {
-      options.heartbeat_timeout_seconds = parse_seconds(
-          flag, cursor.value_of(flag, glued, "seconds, e.g. --heartbeat-timeout 10"),
-          /*allow_zero=*/true);
-    } else if (flag == "--preempt-timeout") {
-      options.preempt_timeout_seconds = parse_seconds(
-          flag, cursor.value_of(flag, glued, "seconds, e.g. --preempt-timeout 120"),
-          /*allow_zero=*/true);
-    } else if (flag == "--elastic") {
-      if (glued) fail(flag + " takes no value");
-      options.elastic = true;
-    } else if (flag == "--min-ranks") {
-      min_ranks = parse_rank_count(flag, cursor.value_of(flag, glued, "ranks, e.g. --min-ranks 2"));
-    } else if (flag == "--max-restarts") {
-      std::string text = cursor.value_of(flag, glued, "a count, e.g. --max-restarts 3");
-      options.max_restarts = parse_restart_count(flag, text);
-      saw_max_restarts = true;
-    } else if (flag == "--nnodes") {
-      options.num_nodes = parse_node_count(cursor.value_of(flag, glued, "nodes, e.g. --nnodes 2"));
-    } else if (flag == "--node-rank") {
-      options.node_rank = parse_node_rank(cursor.value_of(flag, glued, "e.g. --node-rank 0"));
-    } else if (flag == "--coordinator") {
-      options.coordinator = cursor.value_of(flag, glued, "HOST:PORT, e.g. 10.0.0.1:29400");
-    } else if (flag == "--tls-cert") {
-      options.tls.cert = cursor.value_of(flag, glued, "a PEM file, e.g. --tls-cert server.pem");
-    } else if (flag == "--tls-key") {
-      options.tls.key = cursor.value_of(flag, glued, "a PEM file, e.g. --tls-key server.key");
-    } else if (flag == "--tls-ca") {
-      options.tls.ca = cursor.value_of(flag, glued, "a PEM file, e.g. --tls-ca ca.pem");
-    } else if (flag == "--tag-output" || flag == "--no-tag-output") {
-      if (glued) fail(flag + " takes no value");
-      options.tag_output = flag == "--tag-output";
-    } else if (!arg.empty() && arg[0] == '-') {
-      fail("unknown flag '" + arg + "'" + suggestion_for(arg) + "; run weftrun --help for the " +
-           "flags, and put the program's own flags after '--': " + kExample);
-    } else {
-      fail("'" + arg + "' comes before '--': weftrun needs '--' between its flags and the " +
-           "program, as in " + kExample);
-    }
-  }
-
-  if (!saw_rank_count)
+  if (options.num_ranks == 0)
     fail("-n is required: how many ranks to start, as in " + std::string(kExample));
-  if (!saw_separator) fail("missing '--' and the program to run, as in " + std::string(kExample));
+  if (separator == args.end())
+    fail("missing '--' and the program to run, as in " + std::string(kExample));
+  options.command.assign(separator + 1, args.end());
   if (options.command.empty() || options.command[0].empty())
     fail("no program after '--': give the program and its arguments, as in " +
          std::string(kExample));
+  bool saw_max_restarts = app.count("--max-restarts") > 0;
   if ((min_ranks || saw_max_restarts) && !options.elastic)
     fail(std::string(min_ranks ? "--min-ranks" : "--max-restarts") +
          " needs --elastic: without it a failed job is not restarted");

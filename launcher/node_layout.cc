@@ -1,8 +1,5 @@
 #include "launcher/node_layout.h"
 
-#include <cerrno>
-#include <cstdlib>
-
 #include "runtime/error.h"
 #include "runtime/socket.h"
 
@@ -13,15 +10,6 @@ namespace {
   throw Error(ErrorCode::InvalidArgument, message);
 }
 
-long parse_whole(const std::string& flag, const std::string& text, const char* example) {
-  errno = 0;
-  char* end = nullptr;
-  long n = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE)
-    fail(flag + " expects a whole number, got '" + text + "' (for example: " + example + ")");
-  return n;
-}
-
 constexpr char kExample[] =
     "weftrun --nnodes 2 --node-rank 0 --coordinator 10.0.0.1:29400 -n 4 -- ./prog";
 
@@ -29,20 +17,6 @@ constexpr char kExample[] =
 
 NodeLayout node_layout(const LaunchOptions& options) {
   return {options.node_rank, options.num_nodes, options.num_ranks};
-}
-
-int parse_node_count(const std::string& text) {
-  long n = parse_whole("--nnodes", text, "--nnodes 2");
-  if (n < 1 || n > kMaxNodes)
-    fail("--nnodes must be 1 to " + std::to_string(kMaxNodes) + ", got " + text);
-  return static_cast<int>(n);
-}
-
-int parse_node_rank(const std::string& text) {
-  long n = parse_whole("--node-rank", text, "--node-rank 0");
-  if (n < 0 || n >= kMaxNodes)
-    fail("--node-rank must be 0 to " + std::to_string(kMaxNodes - 1) + ", got " + text);
-  return static_cast<int>(n);
 }
 
 void check_node_layout(const LaunchOptions& options) {

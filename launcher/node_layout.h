@@ -21,10 +21,6 @@ struct NodeLayout {
 
 NodeLayout node_layout(const LaunchOptions& options);
 
-// "--nnodes" and "--node-rank" values; InvalidArgument naming the flag when malformed.
-int parse_node_count(const std::string& text);
-int parse_node_rank(const std::string& text);
-
 // The node flags together: a node rank below the node count, and whenever there are several
 // nodes a coordinator every node can reach (host:port, the host not 0.0.0.0).
 // InvalidArgument saying what to change.

@@ -1,135 +1,76 @@
 #include "train/train_options.h"
 
 #include <charconv>
-#include <cmath>
+#include <cstdint>
 #include <cstdio>
-#include <functional>
-#include <map>
+#include <limits>
 
 #include "comm/backend_registry.h"
 #include "parallel/schedule.h"
+#include "runtime/command_line.h"
 #include "runtime/error.h"
 
 namespace weft::train {
 namespace {
 
 constexpr int kMaxBucketMb = 1 << 20;
+constexpr int kMaxInt = std::numeric_limits<int>::max();
 
 [[noreturn]] void bad(const std::string& what) {
   throw Error(ErrorCode::InvalidArgument, what + " (weft-train --help lists the flags)");
-}
-
-template <typename T>
-T parse_number(const std::string& flag, const std::string& text) {
-  T value{};
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end) bad(flag + " expects a number, got '" + text + "'");
-  return value;
-}
-
-int positive_int(const std::string& flag, const std::string& text) {
-  int v = parse_number<int>(flag, text);
-  if (v < 1) bad(flag + " must be at least 1, got " + text);
-  return v;
-}
-
-// from_chars reads "nan" and "inf" too: a value that would train nothing, or everything into NaN.
-double finite_non_negative(const std::string& flag, const std::string& text) {
-  double v = parse_number<double>(flag, text);
-  if (!std::isfinite(v)) bad(flag + " must be a finite number, got " + text);
-  if (v < 0) bad(flag + " must not be negative, got " + text);
-  return v;
-}
-
-std::string one_of(const std::string& flag, const std::string& text,
-                   const std::vector<std::string>& allowed) {
-  for (const auto& a : allowed)
-    if (a == text) return text;
-  std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  bad(flag + " '" + text + "' is not one of: " + list);
 }
 
 }  // namespace
 
 TrainOptions parse_train_options(const std::vector<std::string>& args) {
   TrainOptions o;
-  using Setter = std::function<void(const std::string&)>;
-  const std::map<std::string, Setter> with_value = {
-      {"--layers", [&](auto v) { o.model.layers = positive_int("--layers", v); }},
-      {"--d-model", [&](auto v) { o.model.d_model = positive_int("--d-model", v); }},
-      {"--heads", [&](auto v) { o.model.heads = positive_int("--heads", v); }},
-      {"--seq", [&](auto v) { o.model.seq = positive_int("--seq", v); }},
-      {"--batch", [&](auto v) { o.batch = positive_int("--batch", v); }},
-      {"--micro-batch", [&](auto v) { o.micro_batch = positive_int("--micro-batch", v); }},
-      {"--steps", [&](auto v) { o.steps = positive_int("--steps", v); }},
-      {"--lr", [&](auto v) { o.lr = finite_non_negative("--lr", v); }},
-      {"--warmup", [&](auto v) { o.warmup = parse_number<int>("--warmup", v); }},
-      {"--weight-decay",
-       [&](auto v) { o.weight_decay = finite_non_negative("--weight-decay", v); }},
-      {"--clip", [&](auto v) { o.clip = finite_non_negative("--clip", v); }},
-      {"--seed", [&](auto v) { o.seed = parse_number<uint64_t>("--seed", v); }},
-      {"--data", [&](auto v) { o.data = v; }},
-      {"--backend", [&](auto v) { o.backend = comm::find_backend(v).name; }},
-      {"--device",
-       [&](auto v) {
-         o.device = one_of("--device", v, {"cpu", "cuda"});
-       }},
-      {"--precision",
-       [&](auto v) {
-         o.precision = one_of("--precision", v, {"f32", "bf16"});
-       }},
-      {"--bucket-mb", [&](auto v) { o.bucket_mb = finite_non_negative("--bucket-mb", v); }},
-      {"--grad-dtype",
-       [&](auto v) {
-         o.grad_dtype = one_of("--grad-dtype", v, {"f32", "bf16"});
-       }},
-      {"--eval-every", [&](auto v) { o.eval_every = parse_number<int>("--eval-every", v); }},
-      {"--threads", [&](auto v) { o.threads = positive_int("--threads", v); }},
-      {"--dp", [&](auto v) { o.dp = positive_int("--dp", v); }},
-      {"--tp", [&](auto v) { o.tp = positive_int("--tp", v); }},
-      {"--pp", [&](auto v) { o.pp = positive_int("--pp", v); }},
-      {"--schedule",
-       [&](auto v) {
-         o.schedule = one_of("--schedule", v, {"gpipe", "1f1b", "interleaved", "zb"});
-       }},
-      {"--virtual-stages",
-       [&](auto v) { o.virtual_stages = positive_int("--virtual-stages", v); }},
-      {"--log-json", [&](auto v) { o.log_json = v; }},
-      {"--trace", [&](auto v) { o.trace = v; }},
-      {"--plot", [&](auto v) { o.plot = v; }},
-      {"--ckpt-dir", [&](auto v) { o.ckpt_dir = v; }},
-      {"--ckpt-every", [&](auto v) { o.ckpt_every = positive_int("--ckpt-every", v); }},
-      {"--keep", [&](auto v) { o.keep = positive_int("--keep", v); }},
-  };
-  for (size_t i = 0; i < args.size(); i++) {
-    std::string arg = args[i], value;
-    bool has_inline = false;
-    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_inline = true;
-    }
-    if (arg == "--help" || arg == "-h") {
-      o.help = true;
-    } else if (arg == "--zero1") {
-      o.zero1 = true;
-    } else if (arg == "--resume") {
-      o.resume = true;
-    } else if (auto it = with_value.find(arg); it != with_value.end()) {
-      if (!has_inline) {
-        if (i + 1 >= args.size()) bad(arg + " needs a value");
-        value = args[++i];
-      }
-      it->second(value);
-    } else {
-      bad("unknown flag '" + args[i] + "'");
-    }
+  if (cli::asks_for_help(args)) {
+    o.help = true;
+    return o;
   }
-  if (o.warmup < 0) bad("--warmup must not be negative, got " + std::to_string(o.warmup));
-  if (o.eval_every < 0)
-    bad("--eval-every must not be negative, got " + std::to_string(o.eval_every));
+  CLI::App app("", "weft-train");
+  const CLI::Validator positive = cli::whole_number(1, kMaxInt);
+  const CLI::Validator non_negative = cli::whole_number(0, kMaxInt);
+  const CLI::Validator real = cli::finite_number(0);
+  app.add_option("--layers", o.model.layers)->transform(positive);
+  app.add_option("--d-model", o.model.d_model)->transform(positive);
+  app.add_option("--heads", o.model.heads)->transform(positive);
+  app.add_option("--seq", o.model.seq)->transform(positive);
+  app.add_option("--batch", o.batch)->transform(positive);
+  app.add_option("--micro-batch", o.micro_batch)->transform(positive);
+  app.add_option("--steps", o.steps)->transform(positive);
+  app.add_option("--lr", o.lr)->check(real);
+  app.add_option("--warmup", o.warmup)->transform(non_negative);
+  app.add_option("--weight-decay", o.weight_decay)->check(real);
+  app.add_option("--clip", o.clip)->check(real);
+  app.add_option("--seed", o.seed)->transform(cli::whole_number(0, UINT64_MAX));
+  app.add_option("--data", o.data);
+  app.add_option("--backend", o.backend)->check([](const std::string& name) {
+    comm::find_backend(name);  // throws, naming the registry's list
+    return std::string();
+  });
+  app.add_option("--device", o.device)->check(cli::one_of({"cpu", "cuda"}));
+  app.add_option("--precision", o.precision)->check(cli::one_of({"f32", "bf16"}));
+  app.add_flag("--zero1", o.zero1);
+  app.add_option("--bucket-mb", o.bucket_mb)->check(real);
+  app.add_option("--grad-dtype", o.grad_dtype)->check(cli::one_of({"f32", "bf16"}));
+  app.add_option("--eval-every", o.eval_every)->transform(non_negative);
+  app.add_option("--threads", o.threads)->transform(positive);
+  app.add_option("--dp", o.dp)->transform(positive);
+  app.add_option("--tp", o.tp)->transform(positive);
+  app.add_option("--pp", o.pp)->transform(positive);
+  app.add_option("--schedule", o.schedule)
+      ->check(cli::one_of({"gpipe", "1f1b", "interleaved", "zb"}));
+  app.add_option("--virtual-stages", o.virtual_stages)->transform(positive);
+  app.add_option("--log-json", o.log_json);
+  app.add_option("--trace", o.trace);
+  app.add_option("--plot", o.plot);
+  app.add_option("--ckpt-dir", o.ckpt_dir);
+  app.add_option("--ckpt-every", o.ckpt_every)->transform(positive);
+  app.add_option("--keep", o.keep)->transform(positive);
+  app.add_flag("--resume", o.resume);
+  cli::parse(app, args, " (weft-train --help lists the flags)");
+
   if (o.bucket_mb <= 0 || o.bucket_mb > kMaxBucketMb)
     bad("--bucket-mb must be above 0 and at most " + std::to_string(kMaxBucketMb) + " (1 TiB)");
   if (o.precision.empty()) o.precision = o.device == "cuda" ? "bf16" : "f32";

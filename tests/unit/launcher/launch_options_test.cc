@@ -86,7 +86,7 @@ TEST(LaunchOptions, RankCountMustBeAPositiveWholeNumber) {
   m = error_of({"-n", "-3", "--", "p"});
   EXPECT_NE(m.find("-n must be at least 1, got -3"), std::string::npos) << m;
   m = error_of({"-n", "four", "--", "p"});
-  EXPECT_NE(m.find("-n expects a whole number of ranks, got 'four'"), std::string::npos) << m;
+  EXPECT_NE(m.find("-n expects a whole number, got 'four'"), std::string::npos) << m;
   m = error_of({"-n", "2.5", "--", "p"});
   EXPECT_NE(m.find("got '2.5'"), std::string::npos) << m;
   m = error_of({"-n", "99999999999999999999", "--", "p"});
@@ -119,7 +119,8 @@ TEST(LaunchOptions, EveryBackendARankAcceptsIsAccepted) {
 
 TEST(LaunchOptions, UnknownBackend) {
   std::string m = error_of({"-n", "2", "--backend", "udp", "--", "p"});
-  EXPECT_NE(m.find("unknown backend 'udp': choose " + comm::backend_names()), std::string::npos)
+  EXPECT_NE(m.find("--backend: unknown backend 'udp': use one of " + comm::backend_names()),
+            std::string::npos)
       << m;
   EXPECT_NE(m.find("auto, tcp, shm, mpi-ring, mpi, nccl-ring, nccl"), std::string::npos) << m;
   m = error_of({"-n", "2", "--backend"});
@@ -166,7 +167,7 @@ TEST(LaunchOptions, ElasticFlags) {
   m = error_of({"-n", "2", "--elastic", "--min-ranks", "3", "--", "p"});
   EXPECT_NE(m.find("--min-ranks 3 is more than the 2 ranks of -n"), std::string::npos) << m;
   m = error_of({"-n", "2", "--elastic", "--max-restarts", "-1", "--", "p"});
-  EXPECT_NE(m.find("--max-restarts expects a number of restarts from 0"), std::string::npos) << m;
+  EXPECT_NE(m.find("--max-restarts must be at least 0, got -1"), std::string::npos) << m;
   m = error_of({"-n", "2", "--elastic=yes", "--", "p"});
   EXPECT_NE(m.find("--elastic takes no value"), std::string::npos) << m;
 }

@@ -104,7 +104,7 @@ TEST(TrainOptions, BadFlagsSayWhatIsWrong) {
       error_of({"--backend", "carrier-pigeon"})
           .find("--backend: unknown backend 'carrier-pigeon': use one of " + comm::backend_names()),
       std::string::npos);
-  EXPECT_NE(error_of({"--layers", "two"}).find("--layers expects a number, got 'two'"),
+  EXPECT_NE(error_of({"--layers", "two"}).find("--layers expects a whole number, got 'two'"),
             std::string::npos);
   EXPECT_NE(error_of({"--steps", "0"}).find("--steps must be at least 1"), std::string::npos);
   EXPECT_NE(error_of({"--lr"}).find("--lr needs a value"), std::string::npos);
