@@ -132,7 +132,8 @@ flags:
   --elastic              when a rank fails or is declared lost, end that generation (stop the
                          others as above) and start every rank again under a new one, in which
                          weft-train resumes from its newest checkpoint (WEFT_RESTART_COUNT > 0
-                         implies --resume when --ckpt-dir is set)
+                         implies --resume when --ckpt-dir is set); across machines node 0
+                         restarts with its own ranks alone and the others exit
   --min-ranks A          with --elastic: a rank that fails first in two generations in a row at
                          one size, or a size the ranks refuse (exit 2: the global batch or layout
                          does not fit), makes the next generation one rank smaller, down to A
