@@ -38,7 +38,8 @@ std::string Fingerprint::describe() const {
 WireFingerprint encode(const Fingerprint& fp) {
   return {fp.seq,
           static_cast<uint64_t>(fp.op) | uint64_t{static_cast<uint8_t>(fp.dtype)} << 32 |
-              uint64_t{static_cast<uint8_t>(fp.reduce)} << 40 | uint64_t{fp.exchange} << 48,
+              uint64_t{static_cast<uint8_t>(fp.reduce)} << 40 | uint64_t{fp.exchange} << 48 |
+              uint64_t{fp.stalled} << 49,
           static_cast<uint64_t>(static_cast<int64_t>(fp.root)), fp.count};
 }
 
@@ -49,6 +50,7 @@ Fingerprint decode(const WireFingerprint& w) {
   fp.dtype = static_cast<DType>((w.kinds >> 32) & 0xff);
   fp.reduce = static_cast<ReduceOp>((w.kinds >> 40) & 0xff);
   fp.exchange = ((w.kinds >> 48) & 1) != 0;
+  fp.stalled = ((w.kinds >> 49) & 1) != 0;
   fp.root = static_cast<int32_t>(static_cast<int64_t>(w.root));
   fp.count = w.count;
   return fp;

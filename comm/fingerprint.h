@@ -37,6 +37,9 @@ struct Fingerprint {
   // The messages of the fingerprint exchange that runs before op #seq (exchange_fingerprints):
   // their header names only the op and its number, their payload the ranks' full fingerprints.
   bool exchange = false;
+  // A stall notice (comm/stall_notice.h): not a message of the op but the sender saying it has
+  // waited a while in this receive. Travels in a header of its own (wire.h: kFrameStall).
+  bool stalled = false;
 
   bool operator==(const Fingerprint&) const = default;
   std::string describe() const;  // "allreduce #7 (f32 x 1000, sum)"

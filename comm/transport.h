@@ -22,6 +22,7 @@
 namespace weft::comm {
 
 class DirectAccess;  // comm/direct_access.h
+class StallNotices;  // comm/stall_notice.h
 
 class Transport {
  public:
@@ -39,6 +40,10 @@ class Transport {
   // Whether isend/irecv take GPU memory as it is (nccl): the algorithms then work on CUDA
   // tensors in place (BufferOps on the GPU) instead of on host copies of them.
   virtual bool moves_device_memory() const { return false; }
+  // Whether this transport carries stall notices (comm/stall_notice.h) and judges its peers'.
+  // Not nccl: its batches move one at a time, so a notice would wait behind the very receive
+  // it reports.
+  virtual bool carries_stall_notices() const { return false; }
   // Registered memory and collectives that work on it in place (shm), or null.
   virtual DirectAccess* direct_access() { return nullptr; }
 
@@ -86,6 +91,8 @@ inline ErrorCode code_for_peers(ErrorCode code) {
 }
 
 // Polls `r` to completion. On the deadline, throws Timeout naming this rank, `peer` and `what`.
-void wait(Transport& t, Transport::Request r, Deadline deadline, int peer, const Fingerprint& fp);
+// A point-to-point op passes its `notices`, sent once it has waited long (stall_notice.h).
+void wait(Transport& t, Transport::Request r, Deadline deadline, int peer, const Fingerprint& fp,
+          StallNotices* notices = nullptr);
 
 }  // namespace weft::comm

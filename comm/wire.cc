@@ -11,7 +11,8 @@ FrameHeader data_header(const Fingerprint& fp, uint64_t bytes) {
   h.op = static_cast<uint32_t>(fp.op);
   h.dtype = static_cast<uint8_t>(fp.dtype);
   h.reduce = static_cast<uint8_t>(fp.reduce);
-  h.flags = fp.exchange ? kFrameExchange : 0;
+  h.flags =
+      static_cast<uint16_t>((fp.exchange ? kFrameExchange : 0) | (fp.stalled ? kFrameStall : 0));
   h.root = fp.root;
   h.count = fp.count;
   h.bytes = bytes;
@@ -42,9 +43,32 @@ Fingerprint fingerprint_of(const FrameHeader& h) {
   fp.dtype = static_cast<DType>(h.dtype);
   fp.reduce = static_cast<ReduceOp>(h.reduce);
   fp.exchange = (h.flags & kFrameExchange) != 0;
+  fp.stalled = (h.flags & kFrameStall) != 0;
   fp.root = h.root;
   fp.count = h.count;
   return fp;
+}
+
+NoticeVerdict judge_notice(const FrameHeader& notice, const Fingerprint& want,
+                           uint64_t sent_to_peer, int me, int peer, const char* transport) {
+  Fingerprint theirs = fingerprint_of(notice);
+  theirs.stalled = false;
+  if (sent_to_peer >= theirs.seq) return NoticeVerdict::stale;
+  // Sequence numbers compared in 32 bits, as the notice carries them (wrapping after 4 billion
+  // messages to one peer).
+  const uint32_t they_sent = notice.abort_code;
+  if (want.op == OpKind::recv &&
+      static_cast<int32_t>(static_cast<uint32_t>(want.seq) - they_sent) <= 0)
+    return NoticeVerdict::early;
+  throw Error(ErrorCode::InvalidArgument,
+              std::string(transport) + ": point-to-point deadlock: rank " + std::to_string(peer) +
+                  " waits in " + theirs.describe() + " for a message rank " + std::to_string(me) +
+                  " has not sent, while rank " + std::to_string(me) + " waits in " +
+                  want.describe() + " for rank " + std::to_string(peer) +
+                  ", which has not sent it anything more: neither can go on. The k-th send of a "
+                  "rank to a peer pairs with that peer's k-th recv from it, and each rank runs its "
+                  "ops in call order: make every recv's message sent before its sender waits on "
+                  "the receiver, or post both directions in one batch_p2p");
 }
 
 void check_frame(const FrameHeader& got, const Fingerprint& want, uint64_t want_bytes, int me,
@@ -55,6 +79,10 @@ void check_frame(const FrameHeader& got, const Fingerprint& want, uint64_t want_
                                         std::to_string(peer) +
                                         "; the stream is out of sync (a version mismatch?)");
   Fingerprint fp = fingerprint_of(got);
+  if (fp.stalled)  // a transport that carries notices judges them first (judge_notice)
+    throw Error(ErrorCode::Internal, std::string(transport) + ": rank " + std::to_string(me) +
+                                         " read a stall notice from rank " + std::to_string(peer) +
+                                         " it cannot judge");
   // Point-to-point send/recv pair up with opposite op kinds; compare them as one.
   bool p2p = (fp.op == OpKind::send && want.op == OpKind::recv);
   Fingerprint theirs = fp;

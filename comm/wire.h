@@ -2,6 +2,7 @@
 // The frame header every byte-stream transport (tcp, shm) puts before each message.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "comm/fingerprint.h"
 #include "runtime/error.h"
@@ -12,6 +13,9 @@ inline constexpr uint32_t kFrameMagic = 0x77656674;  // "weft"
 
 enum class FrameKind : uint32_t { data = 1, abort = 2 };
 inline constexpr uint16_t kFrameExchange = 1;  // Fingerprint::exchange
+// Fingerprint::stalled: a stall notice. No payload; the header's fingerprint is the receive the
+// sender waits in, and `abort_code` holds the point-to-point sends it had posted to this rank.
+inline constexpr uint16_t kFrameStall = 2;
 
 struct FrameHeader {
   uint32_t magic = kFrameMagic;
@@ -20,9 +24,11 @@ struct FrameHeader {
   uint32_t op = 0;
   uint8_t dtype = 0;
   uint8_t reduce = 0;
-  uint16_t flags = 0;  // kFrameExchange
+  uint16_t flags = 0;  // kFrameExchange, kFrameStall
   int32_t root = -1;
-  uint32_t abort_code = 0;  // abort frames: the ErrorCode the peers fail with (0: Aborted)
+  // Abort frames: the ErrorCode the peers fail with (0: Aborted). Stall notices: the low 32
+  // bits of the sender's last point-to-point send sequence number to the receiver.
+  uint32_t abort_code = 0;
   uint64_t count = 0;
   uint64_t bytes = 0;  // payload bytes after the header (the reason text for an abort frame)
 };
@@ -35,6 +41,40 @@ FrameHeader abort_header(uint64_t reason_bytes, ErrorCode code);
 uint32_t encode_abort_code(ErrorCode code);
 ErrorCode decode_abort_code(uint32_t wire);
 Fingerprint fingerprint_of(const FrameHeader& h);
+
+// The last point-to-point send (Fingerprint::seq of an OpKind::send message) a transport has
+// posted to each peer, and the headers it sends, which carry that number in a stall notice: what
+// a rank needs to judge its peers' stall notices (judge_notice).
+class SendLedger {
+ public:
+  explicit SendLedger(int size) : sent_(static_cast<size_t>(size), 0) {}
+  // The header of a message to `peer`, noting a point-to-point send.
+  FrameHeader header(const Fingerprint& fp, uint64_t bytes, int peer) {
+    if (fp.op == OpKind::send) sent_[peer] = fp.seq;
+    FrameHeader h = data_header(fp, bytes);
+    if (fp.stalled) h.abort_code = static_cast<uint32_t>(sent_[peer]);
+    return h;
+  }
+  uint64_t sent(int peer) const { return sent_[peer]; }
+
+ private:
+  std::vector<uint64_t> sent_;
+};
+
+inline bool is_stall_notice(const FrameHeader& h) {
+  return h.kind == FrameKind::data && (h.flags & kFrameStall) != 0;
+}
+
+// Judges a stall notice from `peer` (it waits in the receive the notice describes) while this
+// rank waits in `want` for a message from that peer. `sent_to_peer` is this rank's last
+// point-to-point send to it (SendLedger::sent). Returns `stale` when this rank has posted the
+// message the peer waits for since (drop the notice), `early` when the peer had posted the
+// message `want` waits for before it stalled (it is on its way: look again later). Otherwise
+// neither rank can go on, each waiting for a message the other sends only after its own wait
+// ends: throws InvalidArgument naming both ranks' calls.
+enum class NoticeVerdict { stale, early };
+NoticeVerdict judge_notice(const FrameHeader& notice, const Fingerprint& want,
+                           uint64_t sent_to_peer, int me, int peer, const char* transport);
 
 // Checks a received data header against what this rank posted. Throws InvalidArgument naming
 // both ranks' collective and size, Corrupt for a bad magic. Abort frames are handled by the

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "comm/stall_notice.h"
 #include "runtime/error.h"
 
 namespace weft::comm {
@@ -46,15 +47,23 @@ void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
   // Completed requests are tested no more (a transport retires a request when test() says done).
   size_t sends_left = sends.size(), recvs_left = recvs.size();
   std::array<bool, kOnStack> send_done{}, recv_done{};
+  // A point-to-point receive that waits long tells its peer (stall_notice.h).
+  StallNotices notices;
+  for (const Incoming& in : recvs) notices.add(in.peer, in.fp ? in.fp : &ctx.fp);
   for (bool first_pass = true;; first_pass = false) {
     for (size_t i = 0; i < recvs.size(); i++)
       if (!recv_done[i] && (recv_done[i] = t.test(rr[i]))) recvs_left--;
     for (size_t i = 0; i < sends.size(); i++)
       if (!send_done[i] && (send_done[i] = t.test(sr[i]))) sends_left--;
-    if (sends_left == 0 && recvs_left == 0) return;
+    if (sends_left == 0 && recvs_left == 0) return notices.finish(t, ctx.deadline);
     // Not on the first pass: a small exchange usually ends on the second, and a clock read
     // (about 27 ns) is a tenth of its cost. wait_for_progress() never waits past the deadline.
-    if (!first_pass && Clock::now() >= ctx.deadline.get()) {
+    Clock::time_point now{};
+    if (!first_pass) {
+      now = Clock::now();
+      notices.tick(t, now);
+    }
+    if (!first_pass && now >= ctx.deadline.get()) {
       bool receiving = recvs_left > 0;
       int peer = -1;
       const Fingerprint* late = &ctx.fp;
@@ -74,7 +83,12 @@ void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
                       ": that rank is stuck, slower, or calling a different collective; raise "
                       "WEFT_TIMEOUT if it is only slow");
     }
-    t.wait_for_progress(ctx.deadline);
+    // The first wait of an op that may send notices sleeps at most their patience (the clock
+    // is read only if it sleeps), so that the next pass starts counting it.
+    if (first_pass)
+      t.wait_for_progress(notices.empty() ? ctx.deadline : LazyDeadline(StallNotices::kPatience));
+    else
+      t.wait_for_progress(notices.sleep_until(ctx.deadline.get()));
   }
 }
 

@@ -45,6 +45,7 @@
 #include "comm/mpi/mpi_comm.h"
 #include "comm/mpi/transport_mpi.h"
 #include "comm/native_backend.h"
+#include "comm/stall_notice.h"
 #include "kernels/reduce.h"
 #include "runtime/error.h"
 #include "runtime/idle_backoff.h"
@@ -462,8 +463,8 @@ void NativeMpiBackend::send(const void* data, size_t bytes, int peer, const Nati
 }
 
 void NativeMpiBackend::recv(void* data, size_t bytes, int peer, const NativeOp& op) {
-  check_usable(op);
-  wait(*p2p_, p2p_->irecv(peer, data, bytes, op.fp), op.deadline, peer, op.fp);
+  const NativeMessage m{false, data, bytes, peer, op.fp};
+  batch_p2p(std::span<const NativeMessage>(&m, 1), op);
 }
 
 void NativeMpiBackend::batch_p2p(std::span<const NativeMessage> messages, const NativeOp& op) {
@@ -480,8 +481,13 @@ void NativeMpiBackend::batch_p2p(std::span<const NativeMessage> messages, const 
       requests[i] = m.is_send ? p2p_->isend(m.peer, m.data, m.bytes, m.fp)
                               : p2p_->irecv(m.peer, m.data, m.bytes, m.fp);
     }
+  // Receives that wait long tell their peers (stall_notice.h).
+  StallNotices notices;
+  for (const NativeMessage& m : messages)
+    if (!m.is_send) notices.add(m.peer, &m.fp);
   for (size_t i = 0; i < messages.size(); i++)
-    wait(*p2p_, requests[i], op.deadline, messages[i].peer, messages[i].fp);
+    wait(*p2p_, requests[i], op.deadline, messages[i].peer, messages[i].fp, &notices);
+  notices.finish(*p2p_, op.deadline);
 }
 
 std::unique_ptr<NativeBackend> NativeMpiBackend::split(int color, int key, Deadline deadline) {

@@ -52,6 +52,13 @@ namespace {
 
 constexpr int kHeaderTag = 1;
 constexpr int kPayloadTag = 2;
+// Stall notices (stall_notice.h): a header alone, on a tag of their own, read only while this
+// rank waits (judge_notices), so that a notice that no longer holds never stands in a
+// receive's way. Each carries the sender's last send to this rank, which says whether the
+// message a receive waits for had been posted before the sender stalled.
+constexpr int kNoticeTag = 3;
+// How often a waiting rank looks for stall notices.
+constexpr auto kNoticeLook = std::chrono::milliseconds(20);
 constexpr size_t kMaxPiece = size_t{1} << 30;
 constexpr size_t kStagedSendBytes = size_t{4} << 20;
 constexpr size_t kMinStagingBytes = 64 << 10;  // staging buffers grow at least this much
@@ -69,6 +76,7 @@ class MpiTransport final : public Transport {
   int size() const override { return size_; }
   const char* name() const override { return "mpi"; }
   bool receive_first() const override { return true; }
+  bool carries_stall_notices() const override { return true; }
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
@@ -126,6 +134,9 @@ class MpiTransport final : public Transport {
   void request_abort(const std::string& message, bool tell_peers,
                      ErrorCode code = ErrorCode::Aborted);
   void apply_abort();  // verb thread: fail every active request, cancel the receives
+  // Reads the peers' stall notices and judges each against this rank's receive from that peer
+  // whose header has not come; fails it and aborts on a deadlock.
+  void judge_notices();
 
   MpiComm comm_;
   const int rank_, size_;
@@ -140,6 +151,10 @@ class MpiTransport final : public Transport {
   uint64_t completions_ = 0;       // requests finished (done or failed) so far
   uint64_t seen_completions_ = 0;  // ... when wait_for_progress last returned
   IdleBackoff backoff_;
+  SendLedger ledger_;
+  std::vector<FrameHeader> notices_;  // each peer's latest stall notice, while it may hold
+  std::vector<bool> has_notice_;
+  Clock::time_point next_notice_look_{};
 
   std::atomic<bool> aborted_{false};
   std::mutex abort_mu_;  // guards the three fields below
@@ -149,7 +164,13 @@ class MpiTransport final : public Transport {
 };
 
 MpiTransport::MpiTransport(MpiComm comm, Deadline deadline)
-    : comm_(std::move(comm)), rank_(comm_.rank()), size_(comm_.size()), channel_(comm_, deadline) {
+    : comm_(std::move(comm)),
+      rank_(comm_.rank()),
+      size_(comm_.size()),
+      channel_(comm_, deadline),
+      ledger_(size_),
+      notices_(static_cast<size_t>(size_)),
+      has_notice_(static_cast<size_t>(size_), false) {
   for (int i = 0; i < 16; i++) {  // room for the usual few requests in flight, grown on demand
     slots_->emplace_back();
     free_.push_back(static_cast<uint32_t>(15 - i));
@@ -270,8 +291,9 @@ uint32_t MpiTransport::post(bool is_send, int peer, char* data, size_t bytes,
   data = r.data;
   int rc = MPI_SUCCESS;
   if (is_send) {
-    r.header = data_header(fp, bytes);
-    rc = MPI_Isend(&r.header, sizeof r.header, MPI_BYTE, peer, kHeaderTag, c, &r.header_request);
+    r.header = ledger_.header(fp, bytes, peer);
+    rc = MPI_Isend(&r.header, sizeof r.header, MPI_BYTE, peer, fp.stalled ? kNoticeTag : kHeaderTag,
+                   c, &r.header_request);
   } else {
     rc = MPI_Irecv(&r.header, sizeof r.header, MPI_BYTE, peer, kHeaderTag, c, &r.header_request);
   }
@@ -437,8 +459,45 @@ void MpiTransport::wait_for_progress(const LazyDeadline& until) {
       request_abort(notice, false, channel_.notice_code());
       return;
     }
-    if (Clock::now() >= until.get()) return;
+    Clock::time_point now = Clock::now();
+    if (active_receives_ > 0 && now >= next_notice_look_) {
+      next_notice_look_ = now + kNoticeLook;
+      judge_notices();
+      if (aborted_.load()) return;
+    }
+    if (now >= until.get()) return;
     backoff_.idle(until.get());
+  }
+}
+
+void MpiTransport::judge_notices() {
+  for (;;) {
+    int found = 0;
+    MPI_Status status;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, kNoticeTag, comm_.get(), &found, &status) != MPI_SUCCESS ||
+        !found)
+      break;
+    const int from = status.MPI_SOURCE;
+    MPI_Recv(&notices_[from], sizeof(FrameHeader), MPI_BYTE, from, kNoticeTag, comm_.get(),
+             MPI_STATUS_IGNORE);
+    has_notice_[from] = true;
+  }
+  for (uint32_t slot : active_) {
+    Req& r = (*slots_)[slot];
+    if (r.state != State::active || r.is_send || r.header_checked || !has_notice_[r.peer]) continue;
+    try {
+      if (judge_notice(notices_[r.peer], r.fp, ledger_.sent(r.peer), rank_, r.peer, name()) ==
+          NoticeVerdict::stale)
+        has_notice_[r.peer] = false;
+    } catch (const Error& e) {
+      if (r.header_request != MPI_REQUEST_NULL) MPI_Cancel(&r.header_request);
+      for (MPI_Request& p : r.pieces)
+        if (p != MPI_REQUEST_NULL) MPI_Cancel(&p);
+      fail(slot, e.code(), e.message());
+      request_abort("rank " + std::to_string(rank_) + " aborted the mpi transport: " + e.message(),
+                    true, e.code());
+      return;
+    }
   }
 }
 

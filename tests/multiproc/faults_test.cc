@@ -104,6 +104,22 @@ TEST_P(Faults, MismatchedSizesFailWithBothValues) {
   for (const auto& r : run.ranks) EXPECT_LT(r.seconds, 20.0) << "a rank waited for its timeout";
 }
 
+// Receives that wait on each other, with a third rank sending to one of them
+// (run_crossed_receives): every rank fails with InvalidArgument naming both receives within two
+// seconds. WEFT_TIMEOUT is 20 s: the error must come from the stall notices, not a timeout.
+TEST_P(Faults, CrossedReceivesFailEveryRankNamingBoth) {
+  ForkOptions o;
+  o.ranks = 3;
+  o.backend = GetParam();
+  o.timeout = std::chrono::seconds(60);
+  o.env = {{"WEFT_TIMEOUT", "20"}};
+  ForkRun run =
+      fork_ranks(o, [](int) { return run_crossed_receives(*comm::init_from_env()) == 0 ? 0 : 3; });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, Faults, ::testing::Values("tcp", "shm"));
 
 // Every op x every argument that must agree, at 8 bytes and at 16 MiB (mismatch_cases.h): both

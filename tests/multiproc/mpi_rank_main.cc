@@ -30,6 +30,10 @@
 //             two ranks: after a mismatched allreduce, the next op on that communicator fails on
 //             both ranks within 2 s (it is unusable now), and the world communicator, from which
 //             it was split, still sums correctly.
+//   crossed-receives
+//             three ranks: rank 0 sends to 1, ranks 1 and 2 receive from each other; every rank
+//             must fail with InvalidArgument naming both receives within 2 s
+//             (run_crossed_receives in mismatch_cases.h).
 //   abort     rank 0 calls abort(); the others, waiting in an allreduce, must fail with Aborted
 //             naming rank 0 within 10 seconds.
 //   idle      rank 0 joins an allreduce 1.5 s late; the others must wait for it asleep, using
@@ -320,6 +324,11 @@ int main(int argc, char** argv) {
       return failures == 0 ? 0 : 3;
     }
     if (a.scenario == "mismatch-after") return run_mismatch_after(a);
+    if (a.scenario == "crossed-receives") {
+      int failures = run_crossed_receives(*weft::comm::init_from_env(a.backend));
+      if (failures == 0) std::printf("crossed receives passed\n");
+      return failures == 0 ? 0 : 3;
+    }
     if (a.scenario == "abort") return run_abort(a);
     if (a.scenario == "late-peer") return run_late_peer();
     if (a.scenario == "idle") return run_idle(a);

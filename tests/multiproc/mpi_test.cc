@@ -146,6 +146,14 @@ TEST_P(MpiFaults, AMismatchLeavesItsCommunicatorFailingFast) {
   EXPECT_NE(r.output.find("f32 x 6"), std::string::npos) << r.summary();
 }
 
+// Receives that wait on each other while a third rank sends to one of them
+// (run_crossed_receives): every rank fails with InvalidArgument naming both within two seconds.
+TEST_P(MpiFaults, CrossedReceivesFailEveryRankNamingBoth) {
+  MpiJobResult r = run_scenario(GetParam(), "crossed-receives", 3);
+  expect_clean_success(r);
+  EXPECT_EQ(count_of(r.output, "crossed receives passed"), 3u) << r.summary();
+}
+
 TEST_P(MpiFaults, AbortReachesThePeersAtOnce) {
   MpiJobResult r = run_scenario(GetParam(), "abort", 3);
   expect_clean_success(r);

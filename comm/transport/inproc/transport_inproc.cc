@@ -32,9 +32,10 @@ class InprocTransport : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return hub_->size(); }
   const char* name() const override { return "inproc"; }
+  bool carries_stall_notices() const override { return true; }
 
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override {
-    InprocHub::Message m{data_header(fp, bytes), {}};
+    InprocHub::Message m{ledger_.header(fp, bytes, peer), {}};
     m.payload.assign(static_cast<const char*>(data), static_cast<const char*>(data) + bytes);
     std::lock_guard lock(hub_->mu_);
     hub_->queues_[rank_ * size() + peer].push_back(std::move(m));
@@ -109,7 +110,13 @@ class InprocTransport : public Transport {
                                                " aborted: " + hub_->abort_reason_));
       } else if (!q.empty()) {
         try {
-          check_frame(q.front().header, p.fp, p.bytes, rank_, p.peer, name());
+          const FrameHeader& h = q.front().header;
+          if (is_stall_notice(h)) {  // dropped once it no longer holds (stall_notice.h)
+            judge_notice(h, p.fp, ledger_.sent(p.peer), rank_, p.peer, name());
+            q.pop_front();
+            continue;
+          }
+          check_frame(h, p.fp, p.bytes, rank_, p.peer, name());
           if (p.bytes) std::memcpy(p.data, q.front().payload.data(), p.bytes);
           p.done = true;
         } catch (const Error&) {
@@ -132,6 +139,7 @@ class InprocTransport : public Transport {
 
   std::shared_ptr<InprocHub> hub_;
   int rank_;
+  SendLedger ledger_{hub_->size()};  // what stall notices from the peers are judged by
   Request next_ = 1;
   uint64_t seen_generation_ = 0;
   std::unordered_map<Request, Pending> pending_;

@@ -19,6 +19,7 @@
 #include <sched.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
 
 #include "comm/transport/shm/shm_transport.h"
@@ -45,6 +46,7 @@ void ShmTransport::wait_direct(const Fingerprint& fp, const char* phase,
     check_flags();
     const std::string what = who_ + ": " + fp.describe() + " over registered memory, " + phase;
     if (failed_) throw Error(failure_code_, what + ": " + failure_);
+    judge_mailed_notice(waiting, fp);
     if (Clock::now() >= next_liveness_check_) check_liveness();
     const Peer& p = peers_[waiting];
     if (p.state == PeerState::exited)
@@ -61,6 +63,21 @@ void ShmTransport::wait_direct(const Fingerprint& fp, const char* phase,
                                           std::to_string(waiting) +
                                           "; is it stuck or running another op? (WEFT_TIMEOUT)");
     sched_yield();
+  }
+}
+
+void ShmTransport::judge_mailed_notice(int peer, const Fingerprint& fp) {
+  Peer& p = peers_[peer];
+  const std::byte* mail = mailbox_message(p);
+  if (mail == nullptr) return;
+  FrameHeader h;
+  std::memcpy(&h, mail, kHeader);
+  if (h.magic != kFrameMagic || !is_stall_notice(h)) return;
+  if (judge_notice(h, fp, ledger_.sent(peer), rank_, peer, "shm transport") ==
+      NoticeVerdict::stale) {
+    p.mail_in.release();
+    ++p.received;
+    account(p, kHeader);
   }
 }
 

@@ -83,7 +83,8 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
       peer_check_(std::max(1LL, env::get_int("WEFT_PEER_CHECK_MS"))),
       own_segment_(segment_name(setup), setup.rank, setup.size, ring_bytes_from_env(), who_),
       own_(&own_segment_.header()),
-      arena_(setup.rank, setup.size, who_) {
+      arena_(setup.rank, setup.size, who_),
+      ledger_(setup.size) {
   try {
     connect(setup, segment_name(setup));
   } catch (const Error& e) {

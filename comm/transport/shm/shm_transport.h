@@ -187,6 +187,7 @@ class ShmTransport final : public Transport, public DirectAccess {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   const char* name() const override { return "shm"; }
+  bool carries_stall_notices() const override { return true; }
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
@@ -241,8 +242,15 @@ class ShmTransport final : public Transport, public DirectAccess {
   const std::byte* mailbox_message(Peer& p);
   bool head_recv_can_progress(Peer& p);
   void complete(Peer& p, Slot& s);
-  bool reject_bad_frame(Peer& p, Slot& s);
-  void check_frame_of(Slot& s);
+  // What a received header in `s` means: the message to take, a stall notice to drop (it came
+  // where `s`'s message should be, and no longer holds: stall_notice.h), or a mismatch, which
+  // failed `s` and aborted the transport.
+  enum class Header { take, drop_notice, failed };
+  Header check_header(Peer& p, Slot& s);
+  // While a direct op waits for `peer` to arrive: the peer may wait in a receive from this rank
+  // instead, and its stall notice be the next message in its mailbox. Throws InvalidArgument
+  // naming both calls when it holds (wire.h: judge_notice); drops it when stale.
+  void judge_mailed_notice(int peer, const Fingerprint& fp);
   void account(Peer& p, size_t moved);
   void announce(Peer& p);
   bool can_progress();
@@ -266,6 +274,7 @@ class ShmTransport final : public Transport, public DirectAccess {
   shm::ShmArena arena_;  // registered memory (the direct path)
   std::vector<std::byte*> direct_bases_;  // the running direct op's buffer of each rank
   std::vector<Peer> peers_;  // by rank; peers_[rank_] is the loopback
+  SendLedger ledger_;        // what stall notices from the peers are judged by
 
   std::vector<Slot> slots_;
   std::vector<int32_t> free_slots_;

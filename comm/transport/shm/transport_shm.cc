@@ -92,7 +92,7 @@ Transport::Request ShmTransport::post(bool is_send, int peer, std::byte* data, s
   s.state = SlotState::pending;
   Request id = (static_cast<uint64_t>(s.generation) << 32) | static_cast<uint32_t>(idx + 1);
   if (is_send) {
-    FrameHeader h = data_header(fp, bytes);
+    FrameHeader h = ledger_.header(fp, bytes, peer);
     std::memcpy(s.header, &h, kHeader);
   }
   // A new request invalidates "nothing to do": the next wait_for_progress() returns at once
@@ -381,7 +381,15 @@ bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
       if (mail == nullptr && expect_mail && p.in.can_read()) mail = mailbox_message(p);
       if (mail != nullptr) {
         std::memcpy(s.header, mail, kHeader);
-        if (reject_bad_frame(p, s)) return true;
+        Header verdict = check_header(p, s);
+        if (verdict == Header::failed) return true;
+        if (verdict == Header::drop_notice) {
+          p.mail_in.release();
+          ++p.received;
+          moved = true;
+          account(p, kHeader);  // the peer may wait for the slot
+          continue;
+        }
         if (!s.via_mailbox) {  // the sizes agree, so this is the address of a large message
           start_single_copy_recv(p, s, mail + kHeader);
           moved = true;
@@ -401,6 +409,7 @@ bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
       // sizes differ, and the header check below says so.
     }
     size_t total = kHeader + s.bytes;
+    bool dropped = false;
     while (s.moved < total && budget > 0) {
       bool in_header = s.moved < kHeader;
       std::byte* dst = in_header ? s.header + s.moved : s.data + (s.moved - kHeader);
@@ -412,9 +421,19 @@ bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
       budget -= k;
       if (k > 0) moved = true;
       account(p, k);
-      if (header_done_now && reject_bad_frame(p, s)) return true;
+      if (header_done_now) {
+        Header verdict = check_header(p, s);
+        if (verdict == Header::failed) return true;
+        if (verdict == Header::drop_notice) {  // no payload; the next message may be mail
+          ++p.received;
+          s.moved = 0;
+          dropped = true;
+          break;
+        }
+      }
       if (k < want) return moved;  // FIFO empty
     }
+    if (dropped) continue;
     if (s.moved < total) break;
     complete(p, s);
   }
@@ -423,29 +442,29 @@ bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
 
 // Checks the frame header in `s` against what this rank posted. On a mismatch the stream is
 // out of step with this rank's calls: fails `s` with the mismatch, everything else (here and
-// on the peers) with Aborted, and returns true.
-bool ShmTransport::reject_bad_frame(Peer& p, Slot& s) {
+// on the peers) with the same code, naming it.
+ShmTransport::Header ShmTransport::check_header(Peer& p, Slot& s) {
   try {
-    check_frame_of(s);
-    return false;
+    FrameHeader h;
+    std::memcpy(&h, s.header, kHeader);
+    if (h.magic == kFrameMagic && is_stall_notice(h)) {
+      judge_notice(h, s.fp, ledger_.sent(s.peer), rank_, s.peer, "shm transport");
+      return Header::drop_notice;
+    }
+    if (h.magic == kFrameMagic && h.kind != FrameKind::data)
+      throw Error(ErrorCode::Corrupt, who_ + " read a non-data frame from rank " +
+                                          std::to_string(s.peer) + " while receiving " +
+                                          s.fp.describe() + "; the stream is out of sync");
+    check_frame(h, s.fp, s.bytes, rank_, s.peer, "shm transport");
+    return Header::take;
   } catch (const Error& e) {
     --pending_;
     pop(p.recvs);
     fail(s, e.code(), e.message());
     abort_with(e.code(), e.message());
     check_own_abort();
-    return true;
+    return Header::failed;
   }
-}
-
-void ShmTransport::check_frame_of(Slot& s) {
-  FrameHeader h;
-  std::memcpy(&h, s.header, kHeader);
-  if (h.magic == kFrameMagic && h.kind != FrameKind::data)
-    throw Error(ErrorCode::Corrupt, who_ + " read a non-data frame from rank " +
-                                        std::to_string(s.peer) + " while receiving " +
-                                        s.fp.describe() + "; the stream is out of sync");
-  check_frame(h, s.fp, s.bytes, rank_, s.peer, "shm transport");
 }
 
 // ---- failures ----

@@ -47,6 +47,7 @@ class TcpTransport final : public Transport {
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(peers_.size()); }
   const char* name() const override { return "tcp"; }
+  bool carries_stall_notices() const override { return true; }
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
@@ -116,6 +117,7 @@ class TcpTransport final : public Transport {
 
   const int rank_;
   std::vector<Peer> peers_;
+  SendLedger ledger_;  // what stall notices from the peers are judged by
   std::vector<Req> slots_;
   std::vector<uint32_t> free_;
   uint64_t completions_ = 0;       // requests completed or failed so far
@@ -134,7 +136,7 @@ class TcpTransport final : public Transport {
 };
 
 TcpTransport::TcpTransport(const TransportSetup& s, std::vector<UniqueFd> fds)
-    : rank_(s.rank), peers_(static_cast<size_t>(s.size)) {
+    : rank_(s.rank), peers_(static_cast<size_t>(s.size)), ledger_(s.size) {
   for (size_t p = 0; p < fds.size(); p++) peers_[p].fd = std::move(fds[p]);
   wake_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_) throw_errno("eventfd()");
@@ -195,7 +197,7 @@ uint32_t TcpTransport::post(bool is_send, int peer, char* data, size_t bytes,
   r.fp = fp;
   r.sent = 0;
   r.next = kNone;
-  if (is_send) r.header = data_header(fp, bytes);
+  if (is_send) r.header = ledger_.header(fp, bytes, peer);
   Peer& p = peers_[peer];
   if (aborted_.load()) {
     std::lock_guard alock(abort_mu_);
@@ -351,6 +353,12 @@ void TcpTransport::pump_in(int p) {
     Req& r = slots_[slot];
     if (!peer.in_matched) {
       try {
+        // A stall notice (no payload) is dropped once it no longer holds (stall_notice.h).
+        if (is_stall_notice(h)) {
+          judge_notice(h, r.fp, ledger_.sent(p), rank_, p, name());
+          peer.in_header_got = 0;
+          continue;
+        }
         check_frame(h, r.fp, r.bytes, rank_, p, name());
       } catch (const Error& e) {
         return stream_broken(p, e.message(), e.code());

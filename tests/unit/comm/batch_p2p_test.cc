@@ -4,7 +4,9 @@
 // ring over tcp and shm (where send-then-recv of 16 MiB deadlocks), and mpi_test over mpirun.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/error.h"
@@ -86,6 +88,55 @@ TEST(BatchP2PInproc, AMismatchedCountFailsNamingBothSides) {
   EXPECT_NE(seen[0].find("f32 x 99"), std::string::npos) << seen[0];
   EXPECT_NE(seen[0].find("f32 x 100"), std::string::npos) << seen[0];
   EXPECT_FALSE(seen[1].empty());
+}
+
+// Each rank receives from the other before sending: after StallNotices::kPatience both fail
+// with InvalidArgument naming both receives, long before the 20 s timeout.
+TEST(BatchP2PInproc, ReceivesWaitingOnEachOtherFailNamingBoth) {
+  std::vector<std::string> seen(2);
+  std::vector<double> seconds(2);
+  run_inproc_group(2, options(), [&](Communicator& comm) {
+    const int r = comm.rank();
+    std::vector<float> v(3, 1.0f);
+    auto start = std::chrono::steady_clock::now();
+    try {
+      comm.recv(f32(v), 1 - r).wait();
+      ADD_FAILURE() << "rank " << r << " did not fail";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument) << e.what();
+      seen[r] = e.what();
+    }
+    seconds[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  });
+  for (int r = 0; r < 2; r++) {
+    EXPECT_NE(seen[r].find("recv #1 (f32 x 3, peer 0)"), std::string::npos) << seen[r];
+    EXPECT_NE(seen[r].find("recv #1 (f32 x 3, peer 1)"), std::string::npos) << seen[r];
+    EXPECT_LT(seconds[r], 2.0);
+  }
+}
+
+// A receive that waits long for a peer that is only late sends a stall notice; the peer, having
+// sent the message by the time it reads the notice, drops it: no error, the data arrives, and
+// the messages and collectives after it are not disturbed.
+TEST(BatchP2PInproc, ALateSenderIsNoDeadlock) {
+  run_inproc_group(2, options(), [&](Communicator& comm) {
+    const int r = comm.rank(), peer = 1 - r;
+    std::vector<float> mine(4, static_cast<float>(r + 1)), theirs(4, 0.0f);
+    if (r == 0) {
+      comm.recv(f32(theirs), peer).wait();  // waits ~0.5 s: its notice goes out
+      comm.send(f32(mine), peer).wait();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      comm.send(f32(mine), peer).wait();
+      comm.recv(f32(theirs), peer).wait();  // reads the notice first: stale, dropped
+    }
+    EXPECT_EQ(theirs, std::vector<float>(4, static_cast<float>(peer + 1)));
+    if (r == 1) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    comm.send_recv(f32(mine), peer, f32(theirs), peer).wait();  // rank 0 waits again
+    EXPECT_EQ(theirs, std::vector<float>(4, static_cast<float>(peer + 1)));
+    comm.allreduce(f32(mine)).wait();
+    EXPECT_EQ(mine, std::vector<float>(4, 3.0f));
+  });
 }
 
 TEST(BatchP2PInproc, BadArgumentsAreRefusedBeforeAnyTraffic) {

@@ -48,6 +48,52 @@ TEST(Wire, SequenceMismatchIsCaught) {
   EXPECT_THROW(check_frame(data_header(fp(8, 10), 40), fp(7, 10), 40, 1, 0, "t"), Error);
 }
 
+// A stall notice: rank 0 waits in its first recv from rank 1, having sent rank 1 nothing.
+FrameHeader notice_from_0(uint64_t sent_to_1) {
+  Fingerprint waits{1, OpKind::recv, DType::f32, ReduceOp::sum, 1, 2};
+  waits.stalled = true;
+  FrameHeader h = data_header(waits, 0);
+  h.abort_code = static_cast<uint32_t>(sent_to_1);
+  return h;
+}
+
+TEST(Wire, AStallNoticeRoundTripsAndSaysWhatTheSenderSent) {
+  SendLedger ledger(2);
+  Fingerprint send{3, OpKind::send, DType::f32, ReduceOp::sum, 1, 2};
+  EXPECT_FALSE(is_stall_notice(ledger.header(send, 8, 1)));
+  EXPECT_EQ(ledger.sent(1), 3u);
+  Fingerprint waits{1, OpKind::recv, DType::f32, ReduceOp::sum, 1, 2};
+  waits.stalled = true;
+  FrameHeader h = ledger.header(waits, 0, 1);
+  EXPECT_TRUE(is_stall_notice(h));
+  EXPECT_EQ(h.abort_code, 3u);
+  EXPECT_EQ(fingerprint_of(h), waits);
+  EXPECT_EQ(decode(encode(waits)), waits);
+}
+
+TEST(Wire, AStallNoticeIsStaleOnceItsMessageWasSent) {
+  Fingerprint want{1, OpKind::recv, DType::f32, ReduceOp::sum, 0, 2};
+  EXPECT_EQ(judge_notice(notice_from_0(0), want, 1, 1, 0, "t"), NoticeVerdict::stale);
+  // The sender had posted the message this rank waits for before it stalled: on its way.
+  EXPECT_EQ(judge_notice(notice_from_0(1), want, 0, 1, 0, "t"), NoticeVerdict::early);
+}
+
+TEST(Wire, ReceivesWaitingOnEachOtherNameBothCalls) {
+  Fingerprint want{1, OpKind::recv, DType::i32, ReduceOp::sum, 0, 5};
+  Fingerprint collective{4, OpKind::allreduce, DType::f32, ReduceOp::sum, -1, 2};
+  for (const Fingerprint& w : {want, collective}) {
+    try {
+      judge_notice(notice_from_0(0), w, 0, 1, 0, "t");
+      ADD_FAILURE() << "no deadlock reported against " << w.describe();
+    } catch (const Error& e) {
+      std::string m = e.what();
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+      EXPECT_NE(m.find("rank 0 waits in recv #1 (f32 x 2, peer 1)"), std::string::npos) << m;
+      EXPECT_NE(m.find("rank 1 waits in " + w.describe()), std::string::npos) << m;
+    }
+  }
+}
+
 TEST(Wire, BadMagicIsCorrupt) {
   FrameHeader h = data_header(fp(1, 1), 4);
   h.magic = 0;
