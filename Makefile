@@ -95,10 +95,11 @@ test-asan: deps
 
 # The tests that run weft's threads, again under ThreadSanitizer: the executor, the tcp, shm and
 # inproc transports (comm_unit_test), the coordinator and its clients' beat threads
-# (coordinator_test), the kernels' own threads and OpenBLAS's (kernels_test), data
-# parallelism's bucket overlap and the model lanes (parallel_unit_test,
-# train_unit_test), the multi-process collectives and faults on tcp, shm and under mpirun, and
-# weft-train on 1, 2 and 4 ranks with and without lanes. Only those executables are built. The
+# (coordinator_test), the kernels' own threads and OpenBLAS's (kernels_test), the trace recorder
+# written from several threads (runtime_test), data parallelism's bucket overlap and the model
+# lanes (parallel_unit_test, train_unit_test), the multi-process collectives and faults on tcp,
+# shm and under mpirun, and weft-train on 1, 2 and 4 ranks with and without lanes. Only those
+# executables are built. The
 # 64 MiB cases are left to the plain build, as under ASan, and so is MpiDeadlines: it leaves
 # communicator set-ups pending inside Open MPI on helper threads while the next ones start, and
 # ThreadSanitizer then reports races and lock cycles between Open MPI's own internals (libmpi,
@@ -107,7 +108,7 @@ test-asan: deps
 # GCC 12's ThreadSanitizer dies with "unexpected memory mapping" on kernels that randomize mmap
 # more than it allows; the tests run without address randomization (setarch -R) where the
 # machine lets a process ask for that, else as they are (`sysctl vm.mmap_rnd_bits=28` fixes it).
-TSAN_TESTS := comm_unit_test coordinator_test kernels_test parallel_unit_test train_unit_test \
+TSAN_TESTS := comm_unit_test coordinator_test kernels_test parallel_unit_test train_unit_test runtime_test \
   multiproc_collectives_test multiproc_faults_test multiproc_mpi_test train_integration_test
 TSAN_RUN_OPTIONS := suppressions=$(CURDIR)/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1
 TSAN_NO_ASLR := $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
