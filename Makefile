@@ -91,7 +91,8 @@ ASAN_TESTS := multiproc_collectives_test multiproc_mpi_test multiproc_direct_tes
 test-asan: deps
 	@[ -f $(ASAN_DIR)/build.ninja ] || cmake --preset debug-asan -B $(ASAN_DIR) -DWEFT_WITH_CUDA=OFF
 	cmake --build $(ASAN_DIR) --target $(ASAN_TESTS)
-	ctest --test-dir $(ASAN_DIR) -L multiproc -E AllreduceOver64MiB --output-on-failure --timeout 600
+	ctest --test-dir $(ASAN_DIR) -L multiproc -E 'AllreduceOver64MiB|^python_' \
+	  --output-on-failure --timeout 600
 
 # The tests that run weft's threads, again under ThreadSanitizer: the executor, the tcp, shm and
 # inproc transports (comm_unit_test), the coordinator and its clients' beat threads

@@ -24,11 +24,9 @@ constexpr const char* kExample = "weftrun -n 4 -- ./my_program --its-flags";
 // A number of seconds: positive (--timeout), or also 0 where 0 means "at once" or "never".
 CLI::Validator seconds(bool allow_zero) {
   return CLI::Validator(
-      [allow_zero](std::string& text) -> std::string {
-        char* end = nullptr;
-        double s = std::strtod(text.c_str(), &end);
-        if (!text.empty() && *end == '\0' && std::isfinite(s) && s >= 0 && (allow_zero || s > 0))
-          return "";
+      [allow_zero, number = cli::finite_number(0)](std::string& text) -> std::string {
+        std::string checked = text;  // read as every other number of weft's flags is
+        if (number(checked).empty() && (allow_zero || std::stod(text) > 0)) return "";
         return std::string("expects a ") + (allow_zero ? "non-negative" : "positive") +
                " number of seconds, got '" + text + "' (for example: 30)";
       },

@@ -48,16 +48,25 @@ std::string suggestion_for(const CLI::App& app, std::string_view flag) {
 }
 
 // CLI11 takes whatever follows a flag as its value: a flag there, or nothing, means the value
-// was forgotten, which CLI11 would report as a strange value or not at all.
+// was forgotten, which CLI11 would report as a strange value or not at all. An empty value
+// (`--tls-ca=` or `--tls-ca "$CA"` with CA unset) is refused too: taken as "not given", it
+// would quietly turn off what the flag asked for.
 void check_values_present(const CLI::App& app, const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size() && args[i] != "--"; ++i) {
     const std::string& arg = args[i];
-    bool long_flag = arg.rfind("--", 0) == 0 && arg.find('=') == std::string::npos;
+    size_t equals = arg.find('=');
+    bool long_flag = arg.rfind("--", 0) == 0;
     bool short_flag = arg.size() == 2 && arg[0] == '-';
     if (!long_flag && !short_flag) continue;
-    const CLI::Option* option = app.get_option_no_throw(arg);
+    const std::string name = long_flag ? arg.substr(0, equals) : arg;
+    const CLI::Option* option = app.get_option_no_throw(name);
     if (option == nullptr || option->get_expected_min() == 0) continue;  // unknown, or a switch
+    if (long_flag && equals != std::string::npos) {
+      if (equals + 1 == arg.size()) fail(name + " needs a value, got an empty one");
+      continue;
+    }
     if (i + 1 == args.size() || args[i + 1].rfind("--", 0) == 0) fail(arg + " needs a value");
+    if (args[i + 1].empty()) fail(arg + " needs a value, got an empty one");
     ++i;
   }
 }

@@ -298,10 +298,16 @@ void Checkpointing::check_model_flags(const ck::Manifest& m) const {
 // A shard of a committed step that is not there at all was never torn (every shard is written
 // before its step commits): this rank cannot see what the others wrote, as when --ckpt-dir is not
 // one file system that every node shares. Falling back would miss the older steps' shards the same
-// way, down to step 1, and lose the job's progress: fail instead (Unavailable, exit 1), naming it.
-void Checkpointing::check_every_shard_is_there(const ck::Manifest& m) const {
+// way, down to step 1, and lose the job's progress: the job fails instead (Unavailable, exit 1),
+// naming it. Only the files this rank reads are looked at (`runs`), not every rank's.
+void Checkpointing::check_shards_are_there(const ck::Manifest& m,
+                                           const std::vector<ck::CopyRun>& runs) const {
   const std::filesystem::path step_dir = dir_ / ck::step_dir_name(m.step);
-  for (const ck::ShardReport& shard : m.shards)
+  std::vector<bool> checked(m.shards.size(), false);
+  for (const ck::CopyRun& run : runs) {
+    if (checked[run.shard]) continue;
+    checked[run.shard] = true;
+    const ck::ShardReport& shard = m.shards[run.shard];
     if (const std::filesystem::path file = step_dir / shard.file; !std::filesystem::exists(file))
       throw Error(ErrorCode::Unavailable,
                   "rank " + std::to_string(world_.rank()) + " cannot find " + file.string() +
@@ -310,14 +316,15 @@ void Checkpointing::check_every_shard_is_there(const ck::Manifest& m) const {
                       ": across machines --ckpt-dir must be one file system every node shares "
                       "(NFS, Lustre, ...), mounted at the same path; older steps would miss "
                       "their shards the same way, so weft-train does not fall back to them");
+  }
 }
 
 bool Checkpointing::load(int step) {
   std::string failure;
+  std::optional<Error> missing;
   try {
     const ck::Manifest m = ck::read_manifest(dir_, step);
     check_model_flags(m);
-    check_every_shard_is_there(m);
     std::fill(params_.begin(), params_.end(), 0.0f);
     std::fill(m_.begin(), m_.end(), 0.0f);
     std::fill(v_.begin(), v_.end(), 0.0f);
@@ -338,16 +345,33 @@ bool Checkpointing::load(int step) {
           need(t, ck::PieceKind::adam_m, first - t.offset, last - t.offset, m_.data() + at);
           need(t, ck::PieceKind::adam_v, first - t.offset, last - t.offset, v_.data() + at);
         });
+    check_shards_are_there(m, runs);
     ck::read_runs(dir_ / ck::step_dir_name(step), m, std::move(runs));
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Io) throw;
-    failure = e.message();
-    std::fprintf(stderr, "weft-train: rank %d: checkpoint step %d cannot be loaded: %s\n",
-                 world_.rank(), step, failure.c_str());
+    if (e.code() == ErrorCode::Unavailable) {
+      missing = e;
+    } else {
+      if (e.code() != ErrorCode::Corrupt && e.code() != ErrorCode::Io) throw;
+      failure = e.message();
+      std::fprintf(stderr, "weft-train: rank %d: checkpoint step %d cannot be loaded: %s\n",
+                   world_.rank(), step, failure.c_str());
+    }
   }
-  // Every rank must continue from the same step.
-  const std::vector<uint64_t> ok = run_.allgather_words({failure.empty() ? 1u : 0u});
-  return std::all_of(ok.begin(), ok.end(), [](uint64_t w) { return w == 1; });
+  // Every rank must continue from the same step, or stop together when a shard is missing on one
+  // of them (rather than leave the others waiting in the next collective).
+  constexpr uint64_t kLoaded = 1, kTorn = 0, kMissing = 2;
+  const std::vector<uint64_t> states =
+      run_.allgather_words({missing ? kMissing : failure.empty() ? kLoaded : kTorn});
+  if (missing) throw *missing;
+  for (size_t r = 0; r < states.size(); r++)
+    if (states[r] == kMissing)
+      throw Error(ErrorCode::Unavailable, "rank " + std::to_string(r) +
+                                              " cannot find a shard of committed step " +
+                                              std::to_string(step) +
+                                              " (its message names the file): across machines "
+                                              "--ckpt-dir must be one file system every node "
+                                              "shares");
+  return std::all_of(states.begin(), states.end(), [](uint64_t w) { return w == kLoaded; });
 }
 
 int Checkpointing::resume() {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "checkpoint/manifest.h"
+#include "checkpoint/reshard.h"
 #include "checkpoint/shard_writer.h"
 #include "comm/communicator.h"
 #include "runtime/trace.h"
@@ -64,7 +65,8 @@ class Checkpointing {
   void commit_among_ranks(Pending& p);
   bool load(int step);  // collective; whether every rank loaded `step`
   void check_model_flags(const checkpoint::Manifest& m) const;
-  void check_every_shard_is_there(const checkpoint::Manifest& m) const;
+  void check_shards_are_there(const checkpoint::Manifest& m,
+                              const std::vector<checkpoint::CopyRun>& runs) const;
 
   TrainOptions options_;
   TrainingRun& run_;

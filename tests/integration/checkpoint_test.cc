@@ -142,15 +142,22 @@ TEST_F(Checkpoint, AMissingShardLeavesNoManifestAndLatestWhereItWas) {
 }
 
 // A committed step's shard that is not there (a --ckpt-dir the nodes of a job do not share) is not
-// a torn write: the ranks fail naming it, instead of falling back step by step to step 1.
+// a torn write: the ranks fail naming it, instead of falling back step by step to step 1. Under
+// ZeRO-1 rank 2's shard holds the moments only rank 2 reads again: it finds the file missing, and
+// every other rank stops with it, naming it.
 TEST_F(Checkpoint, AShardThatIsNotThereFailsTheResumeNamingIt) {
-  run("saving.json", {"--dp", "4", "--ckpt-dir", ckpt(), "--ckpt-every", "3"});
+  run("saving.json", {"--dp", "4", "--zero1", "--ckpt-dir", ckpt(), "--ckpt-every", "3"});
   const fs::path shard = dir_ / "ckpt" / "step-00000006" / "rank-00002.safetensors";
   ASSERT_TRUE(fs::remove(shard));
-  WeftrunResult r =
-      train(4, with(kModel, {"--dp", "4", "--ckpt-dir", ckpt(), "--resume"}), {}, {}, kRunTimeout);
+  WeftrunResult r = train(4, with(kModel, {"--dp", "4", "--zero1", "--ckpt-dir", ckpt(), "--resume"}),
+                          {}, {}, kRunTimeout);
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  for (int rank : {0, 1, 3})
+    EXPECT_NE(r.err.find("[rank " + std::to_string(rank) +
+                         "] weft-train: Unavailable: rank 2 cannot find a shard of committed step 6"),
+              std::string::npos)
+        << r.err;
   EXPECT_NE(r.err.find("cannot find " + shard.string() +
                        ", rank 2's shard of committed step 6: across machines --ckpt-dir must be "
                        "one file system every node shares"),

@@ -127,6 +127,19 @@ TEST(LaunchOptions, UnknownBackend) {
   EXPECT_NE(m.find("--backend needs a value"), std::string::npos) << m;
 }
 
+// `--tls-ca=$CA` with CA unset must not quietly turn mutual TLS off: an empty value is refused,
+// glued or apart.
+TEST(LaunchOptions, AnEmptyValueIsRefusedNamingTheFlag) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"-n", "2", "--tls-ca=", "--", "p"},
+        std::vector<std::string>{"-n", "2", "--tls-ca", "", "--", "p"}}) {
+    std::string m = error_of(args);
+    EXPECT_NE(m.find("--tls-ca needs a value, got an empty one"), std::string::npos) << m;
+  }
+  std::string m = error_of({"-n=", "--", "p"});
+  EXPECT_NE(m.find("-n needs a value"), std::string::npos) << m;
+}
+
 TEST(LaunchOptions, TimeoutAndGraceMustBeSeconds) {
   std::string m = error_of({"-n", "2", "--timeout", "0", "--", "p"});
   EXPECT_NE(m.find("--timeout expects a positive number of seconds, got '0'"), std::string::npos)
