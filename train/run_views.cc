@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "checkpoint/file_io.h"
 #include "runtime/error.h"
@@ -75,13 +76,11 @@ class StreamedFile {
 };
 
 // A rank's timeline to rank 0: its length, then its bytes in chunks of at most kChunkBytes.
-void send_to_leader(comm::Communicator& world, std::string& text) {
-  uint64_t bytes = text.size();
-  world.send(Tensor::flat(&bytes, DType::i64, 1), 0).wait();
-  for (size_t at = 0; at < text.size(); at += RunViews::kChunkBytes) {
-    const size_t n = std::min(RunViews::kChunkBytes, text.size() - at);
-    world.send(Tensor::flat(text.data() + at, DType::u8, n), 0).wait();
-  }
+void send_to_leader(const RankLink& link, const std::string& text) {
+  const uint64_t bytes = text.size();
+  link.send(&bytes, sizeof bytes, 0);
+  for (size_t at = 0; at < text.size(); at += RunViews::kChunkBytes)
+    link.send(text.data() + at, std::min(RunViews::kChunkBytes, text.size() - at), 0);
 }
 
 }  // namespace
@@ -106,18 +105,18 @@ void RunViews::add(const EvalStats& e) {
   if (leader_ && !plot_path_.empty()) evals_.push_back(e);
 }
 
-void RunViews::write_trace(comm::Communicator& world, const std::string& mine) const {
+void RunViews::write_trace(const RankLink& link, const std::string& mine) const {
   StreamedFile file(trace_path_);
   file.write(kTraceHead);
   file.write(mine);
   std::vector<char> chunk(kChunkBytes);
-  for (int rank = 1; rank < world.size(); rank++) {
+  for (int rank = 1; rank < link.ranks; rank++) {
     uint64_t bytes = 0;
-    world.recv(Tensor::flat(&bytes, DType::i64, 1), rank).wait();
+    link.recv(&bytes, sizeof bytes, rank);
     file.write(kTraceSeparator);
     for (uint64_t at = 0; at < bytes; at += kChunkBytes) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, bytes - at));
-      world.recv(Tensor::flat(chunk.data(), DType::u8, n), rank).wait();
+      link.recv(chunk.data(), n, rank);
       file.write(chunk.data(), n);
     }
   }
@@ -125,7 +124,7 @@ void RunViews::write_trace(comm::Communicator& world, const std::string& mine) c
   file.commit();
 }
 
-std::vector<std::string> RunViews::finish(comm::Communicator& world) {
+std::vector<std::string> RunViews::finish(const RankLink& link) {
   std::vector<std::string> lines;
   if (trace_) {
     if (const size_t dropped = trace_->dropped(); dropped > 0)
@@ -133,12 +132,12 @@ std::vector<std::string> RunViews::finish(comm::Communicator& world) {
                    "weft-train: the trace holds this rank's first %zu spans; %zu later ones were "
                    "left out\n",
                    TraceRecorder::kMaxSpans, dropped);
-    std::string mine = trace_->events_json();
+    const std::string mine = trace_->events_json();
     if (!leader_) {
-      send_to_leader(world, mine);
+      send_to_leader(link, mine);
     } else {
-      write_trace(world, mine);
-      lines.push_back("trace: " + trace_path_ + " (" + std::to_string(world.size()) +
+      write_trace(link, mine);
+      lines.push_back("trace: " + trace_path_ + " (" + std::to_string(link.ranks) +
                       " ranks; open it in https://ui.perfetto.dev, Open trace file)");
     }
   }

@@ -11,16 +11,26 @@
 //
 // Both files are written whole at the end, to a temporary file beside them that is then renamed:
 // a run that stops early leaves the files it had before, never an empty or half-written one.
+#include <cstddef>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
-#include <optional>
 
-#include "comm/communicator.h"
 #include "runtime/trace.h"
 #include "train/step_log.h"
 #include "train/train_options.h"
 
 namespace weft::train {
+
+// Point to point between world ranks over the job's communicator, for the timelines' way to
+// rank 0: in weft-train TrainingRun::send_bytes and recv_bytes, which pass the bytes through
+// memory the communicator's backend takes (a GPU's, for --backend nccl).
+struct RankLink {
+  int ranks;
+  std::function<void(const void* data, size_t bytes, int peer)> send;
+  std::function<void(void* data, size_t bytes, int peer)> recv;
+};
 
 class RunViews {
  public:
@@ -35,19 +45,19 @@ class RunViews {
   void start_clock();
   void add(const StepStats& s);
   void add(const EvalStats& e);
-  // With --trace, every rank of `world` (the job's communicator, its ops done) calls it: each
-  // sends its timeline to rank 0. The leader writes its files and gets a line per file saying
+  // With --trace, every rank calls it, its steps' ops done: each sends its timeline to rank 0
+  // over `link`. The leader writes its files and gets a line per file saying
   // where it is and how to open it; Io naming the path when a write fails. Also on the way out
   // of a run that all ranks leave early together (divergence, preemption), so the files show
   // the steps it ran.
-  std::vector<std::string> finish(comm::Communicator& world);
+  std::vector<std::string> finish(const RankLink& link);
 
   // Largest message of a rank's timeline on its way to rank 0.
   static constexpr size_t kChunkBytes = 4u << 20;
 
  private:
   // Rank 0: writes the trace file from its own timeline and every other rank's, in rank order.
-  void write_trace(comm::Communicator& world, const std::string& mine) const;
+  void write_trace(const RankLink& link, const std::string& mine) const;
 
   bool leader_;
   std::string trace_path_, plot_path_;

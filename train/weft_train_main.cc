@@ -136,8 +136,12 @@ int run(TrainOptions options) {
 
   // The trace and plot of a run that all ranks leave early together (divergence, preemption)
   // still show the steps it ran; the leader says where they are.
+  const RankLink link{
+      comm->size(),
+      [&](const void* data, size_t bytes, int peer) { trainer->send_bytes(data, bytes, peer); },
+      [&](void* data, size_t bytes, int peer) { trainer->recv_bytes(data, bytes, peer); }};
   auto write_views_now = [&] {
-    for (const std::string& line : views->finish(*comm))
+    for (const std::string& line : views->finish(link))
       if (leader) std::printf("%s\n", line.c_str());
     std::fflush(stdout);
   };
@@ -195,7 +199,7 @@ int run(TrainOptions options) {
   }
   checkpoints.finish();
   const std::string memory = cut ? cut->activation_memory_line() : "";
-  const std::vector<std::string> views_written = views->finish(*comm);
+  const std::vector<std::string> views_written = views->finish(link);
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
     if (cut && options.pp > 1) std::printf("%s\n", memory.c_str());
