@@ -56,6 +56,7 @@ TraceRecorder::TraceRecorder(int rank) : rank_(rank) { spans_.reserve(4096); }
 
 void TraceRecorder::record(TraceRow row, std::string name, Clock::time_point start,
                            Clock::time_point end, const TraceArg* args, size_t arg_count) {
+  if (start == Clock::time_point{}) return;
   Span span{row, std::move(name), start, end, {}, std::min(arg_count, kMaxArgs)};
   std::copy(args, args + span.arg_count, span.args);
   std::lock_guard lock(mu_);
@@ -121,12 +122,12 @@ std::string TraceRecorder::events_json() const {
 }
 
 std::string trace_document(const std::vector<std::string>& rank_events) {
-  std::string out = "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n";
+  std::string out = kTraceHead;
   for (size_t r = 0; r < rank_events.size(); r++) {
+    if (r > 0) out += kTraceSeparator;
     out += rank_events[r];
-    out += r + 1 < rank_events.size() ? ",\n" : "\n";
   }
-  out += "]}\n";
+  out += kTraceTail;
   return out;
 }
 

@@ -45,7 +45,9 @@ class TraceRecorder {
   // timelines line up within that collective's exit skew, on one machine or several (whose
   // steady clocks differ). Spans before it get negative times.
   void set_origin(Clock::time_point origin) { origin_ = origin; }
-  // Thread-safe. `args`: at most kMaxArgs (the rest are left out).
+  // Thread-safe. `args`: at most kMaxArgs (the rest are left out). A span that starts at the
+  // clock's epoch is left out: that is the start of an op nobody timed (comm::Work::started_at()
+  // when its communicator does not record op times), and it would land hours before time zero.
   void record(TraceRow row, std::string name, Clock::time_point start, Clock::time_point end,
               const TraceArg* args, size_t arg_count);
   void record(TraceRow row, std::string name, Clock::time_point start, Clock::time_point end,
@@ -73,7 +75,12 @@ class TraceRecorder {
   size_t dropped_ = 0;
 };
 
-// The whole trace file from every rank's events_json(), in rank order.
+// The whole trace file: kTraceHead, every rank's events_json() in rank order, each after the
+// first preceded by kTraceSeparator, then kTraceTail. A writer that has the ranks' texts one at a
+// time (weft-train's rank 0, receiving them) streams these pieces; trace_document() joins them.
+inline constexpr const char* kTraceHead = "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n";
+inline constexpr const char* kTraceSeparator = ",\n";
+inline constexpr const char* kTraceTail = "\n]}\n";
 std::string trace_document(const std::vector<std::string>& rank_events);
 
 // A span from construction to destruction, recorded when `recorder` is not null.

@@ -132,11 +132,15 @@ void widen(const std::vector<Point>& points, double& lo, double& hi) {
 }  // namespace
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
-  if (!(hi > lo)) {  // one value (or none): a unit around it
-    lo -= 0.5;
-    hi += 0.5;
+  if (!(hi > lo)) {  // one value (or none): a unit around it, or a millionth of a large one
+    const double half = std::max(0.5, std::fabs(lo) * 1e-6);
+    lo -= half;
+    hi += half;
   }
-  const double raw = (hi - lo) / std::max(1, target);
+  // Not finer than the values' own precision: 1e16 + 0.5 is 1e16, and ticks that close would
+  // repeat (or, spacing rounding to 0, never reach hi).
+  const double raw = std::max((hi - lo) / std::max(1, target),
+                              std::max(std::fabs(lo), std::fabs(hi)) * 1e-12);
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
   double spacing = magnitude * 10;
   for (double f : {1.0, 2.0, 5.0})
@@ -144,10 +148,13 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
       spacing = f * magnitude;
       break;
     }
+  // Values near the largest double leave no room for round ticks: the axis ends at the values.
+  if (!(spacing > 0) || !std::isfinite(spacing)) return {lo, hi};
   std::vector<double> ticks;
   const double first = std::floor(lo / spacing + 1e-9) * spacing;
   for (int i = 0; first + i * spacing < hi + spacing * (1 - 1e-9); i++)
     ticks.push_back(first + i * spacing);  // not a running sum: its error would show in labels
+  if (ticks.empty()) return {lo, hi};
   // The last tick at or above hi.
   if (ticks.back() < hi - spacing * 1e-9) ticks.push_back(ticks.back() + spacing);
   return ticks;

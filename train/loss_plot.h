@@ -15,6 +15,7 @@ std::string loss_plot_svg(const std::vector<StepStats>& steps, const std::vector
 
 // Round tick values covering [lo, hi]: about `target` of them, 1, 2 or 5 times a power of ten
 // apart, the first at or below lo and the last at or above hi (a wider axis, ending on ticks).
+// At least two, increasing, for any finite lo and hi (lo == hi: a range around the value).
 std::vector<double> nice_ticks(double lo, double hi, int target);
 
 }  // namespace weft::train

@@ -42,6 +42,8 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   size_t parameter_count() const override { return parameters_; }
   uint64_t initial_checksum() const override { return initial_checksum_; }
   std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) override;
+  void send_bytes(const void* data, size_t bytes, int peer) override;
+  void recv_bytes(void* data, size_t bytes, int peer) override;
   void set_trace(TraceRecorder* trace) override;
   double theoretical_idle() const override { return theoretical_idle_; }
   std::string activation_memory_line() override;
@@ -275,6 +277,23 @@ std::vector<uint64_t> ParallelTrainer<Ctx, T>::allgather_words(const std::vector
   copy_bytes(dev_.ctx, all.data(), out.data(), all.size() * sizeof(uint64_t));
   synchronize();
   return all;
+}
+
+template <class Ctx, typename T>
+void ParallelTrainer<Ctx, T>::send_bytes(const void* data, size_t bytes, int peer) {
+  // Through the model's memory, like allgather_words().
+  Memory staged = allocate(dev_.ctx, bytes);
+  copy_bytes(dev_.ctx, staged.data(), data, bytes);
+  synchronize();
+  world_.send(Tensor::flat(staged.data(), DType::u8, bytes, dev_.device()), peer).wait();
+}
+
+template <class Ctx, typename T>
+void ParallelTrainer<Ctx, T>::recv_bytes(void* data, size_t bytes, int peer) {
+  Memory staged = allocate(dev_.ctx, bytes);
+  world_.recv(Tensor::flat(staged.data(), DType::u8, bytes, dev_.device()), peer).wait();
+  copy_bytes(dev_.ctx, data, staged.data(), bytes);
+  synchronize();
 }
 
 template <class Ctx, typename T>

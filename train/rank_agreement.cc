@@ -44,9 +44,8 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-}  // namespace
-
-// Lengths first, then the texts padded to the longest.
+// Every rank's `text`, rank by rank, on every rank: lengths first, then the texts padded to the
+// longest (for the short texts of a failed check).
 std::vector<std::string> gather_text(const std::string& text, const GatherWords& gather) {
   const std::vector<uint64_t> lengths = gather({text.size()});
   const size_t words = (*std::max_element(lengths.begin(), lengths.end()) + 7) / 8;
@@ -58,6 +57,8 @@ std::vector<std::string> gather_text(const std::string& text, const GatherWords&
     texts.emplace_back(reinterpret_cast<const char*>(all.data() + r * words), lengths[r]);
   return texts;
 }
+
+}  // namespace
 
 std::string describe_disagreement(const std::vector<FlagValues>& per_rank) {
   // Flags in the order the first rank lists them, then any only others list.

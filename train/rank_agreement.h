@@ -20,9 +20,6 @@ using FlagValues = std::vector<std::pair<std::string, std::string>>;
 // job's communicator.
 using GatherWords = std::function<std::vector<uint64_t>(const std::vector<uint64_t>& mine)>;
 
-// Every rank's `text`, rank by rank, on every rank.
-std::vector<std::string> gather_text(const std::string& text, const GatherWords& gather);
-
 // Compares a hash of `flags` across the ranks; when one differs, gathers every rank's flags and
 // throws, on every rank, what describe_disagreement() says.
 void check_flags_agree(const FlagValues& flags, const GatherWords& gather);

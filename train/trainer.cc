@@ -43,6 +43,15 @@ std::vector<uint64_t> Trainer::allgather_words(const std::vector<uint64_t>& mine
   return allgather_host_words(comm_, mine);
 }
 
+void Trainer::send_bytes(const void* data, size_t bytes, int peer) {
+  // The send only reads it.
+  comm_.send(Tensor::flat(const_cast<void*>(data), DType::u8, bytes), peer).wait();
+}
+
+void Trainer::recv_bytes(void* data, size_t bytes, int peer) {
+  comm_.recv(Tensor::flat(data, DType::u8, bytes), peer).wait();
+}
+
 void Trainer::set_trace(TraceRecorder* trace) {
   trace_ = trace;
   dp_.set_trace(trace);

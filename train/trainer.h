@@ -31,6 +31,8 @@ class Trainer final : public TrainingRun {
   size_t parameter_count() const override { return model_.layout().total(); }
   uint64_t initial_checksum() const override { return initial_checksum_; }
   std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) override;
+  void send_bytes(const void* data, size_t bytes, int peer) override;
+  void recv_bytes(void* data, size_t bytes, int peer) override;
   void set_trace(TraceRecorder* trace) override;
   CheckpointLayout checkpoint_layout() const override;
   void state_to_host(float* params, float* m, float* v) override;

@@ -39,6 +39,10 @@ class TrainingRun {
   // Every rank's `mine` (the same number of words on each), rank by rank: an allgather over the
   // trainer's communicator, in memory its backend takes.
   virtual std::vector<uint64_t> allgather_words(const std::vector<uint64_t>& mine) = 0;
+  // `bytes` of host memory to, or from, world rank `peer`: a send or receive over the same
+  // communicator, in memory its backend takes. Returns once the message is on its way or in.
+  virtual void send_bytes(const void* data, size_t bytes, int peer) = 0;
+  virtual void recv_bytes(void* data, size_t bytes, int peer) = 0;
   // Where the steps' phases, gradient buckets and pipeline messages go on the rank's timeline
   // (weft-train --trace); null, the default: nowhere.
   virtual void set_trace(TraceRecorder* trace) = 0;

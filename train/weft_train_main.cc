@@ -134,6 +134,18 @@ int run(TrainOptions options) {
     std::fflush(stdout);
   }
 
+  // The trace and plot of a run that all ranks leave early together (divergence, preemption)
+  // still show the steps it ran; the leader says where they are.
+  const RankLink link{
+      comm->size(),
+      [&](const void* data, size_t bytes, int peer) { trainer->send_bytes(data, bytes, peer); },
+      [&](void* data, size_t bytes, int peer) { trainer->recv_bytes(data, bytes, peer); }};
+  auto write_views_now = [&] {
+    for (const std::string& line : views->finish(link))
+      if (leader) std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+
   Checkpointing checkpoints(options, *trainer, *comm, corpus.checksum());
   checkpoints.set_trace(views->trace());
   const int resumed = checkpoints.resume();
@@ -153,6 +165,7 @@ int run(TrainOptions options) {
     if (std::string why = divergence(s); !why.empty()) {
       std::fflush(stdout);
       std::fprintf(stderr, "weft-train: %s\n", why.c_str());
+      write_views_now();
       return 1;
     }
     checkpoints.after_step(step);
@@ -179,14 +192,14 @@ int run(TrainOptions options) {
               "weft-train: preempted by SIG%s: stopped after step %d, whose checkpoint "
               "is committed in %s; run again with --resume to continue\n",
               ::sigabbrev_np(signo), step, options.ckpt_dir.c_str());
-        std::fflush(stdout);
+        write_views_now();
         return kPreemptedExitStatus;
       }
     }
   }
   checkpoints.finish();
   const std::string memory = cut ? cut->activation_memory_line() : "";
-  const std::vector<std::string> views_written = views->finish(gather);
+  const std::vector<std::string> views_written = views->finish(link);
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
     if (cut && options.pp > 1) std::printf("%s\n", memory.c_str());

@@ -210,5 +210,37 @@ TEST_F(Train, ATracePathThatCannotBeWrittenStopsEveryRankBeforeStepOne) {
   EXPECT_FALSE(contains(r.out, "] step ")) << r.out;
 }
 
+// A run that diverges stops with exit 1 but still leaves its plot and trace, whole, with the
+// steps it ran; the older plot at the path stays until the new one replaces it, and no
+// temporary file is left beside them.
+TEST_F(Train, ADivergingRunStillLeavesItsTraceAndPlot) {
+  const fs::path trace = dir_ / "trace.json", plot = dir_ / "plot.svg";
+  std::ofstream(plot) << "an older plot";
+  WeftrunResult r = train(2, {"--layers", "1", "--d-model", "32", "--heads", "2", "--seq", "16",
+                              "--batch", "4", "--steps", "30", "--lr", "1e9", "--trace",
+                              trace.string(), "--plot", plot.string()});
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  const std::string where = "the run diverged at step ";
+  const size_t at = r.err.find(where);
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const int last = std::stoi(r.err.substr(at + where.size()));
+  ASSERT_GE(last, 2) << r.err;  // step 1's loss is the untrained model's
+  EXPECT_TRUE(contains(r.out, "[rank 0] trace: " + trace.string())) << r.out;
+  EXPECT_TRUE(contains(r.out, "[rank 0] plot: " + plot.string())) << r.out;
+
+  const std::string svg = read_file(plot);
+  EXPECT_TRUE(contains(svg, "steps 1 to " + std::to_string(last) + "<")) << svg.substr(0, 600);
+  EXPECT_EQ(svg_elements(svg).at("polyline"), 2) << "loss, tokens/s";
+
+  const Trace t = read_trace(trace);
+  ASSERT_EQ(t.spans.size(), 2u) << "one process per rank";
+  for (const auto& [pid, spans] : t.spans) {
+    SCOPED_TRACE(t.process_names.at(pid));
+    EXPECT_EQ(count_named(spans, "step"), static_cast<size_t>(last));
+  }
+  for (const auto& entry : fs::directory_iterator(dir_))
+    EXPECT_FALSE(contains(entry.path().filename().string(), ".tmp.")) << entry.path();
+}
+
 }  // namespace
 }  // namespace weft::testing

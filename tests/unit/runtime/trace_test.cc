@@ -88,5 +88,20 @@ TEST(TraceRecorder, NamesAreEscaped) {
   EXPECT_EQ(events_named(doc, "X", "a \"quoted\" \\ name").size(), 1u);
 }
 
+// comm::Work::started_at() of an op whose communicator records no op times is the clock's epoch:
+// such a span is left out rather than drawn hours before time zero.
+TEST(TraceRecorder, LeavesOutSpansThatStartAtTheClocksEpoch) {
+  TraceRecorder trace(0);
+  const Clock::time_point t = Clock::now();
+  trace.set_origin(t);
+  trace.record(TraceRow::communication, "untimed", Clock::time_point{}, Clock::time_point{});
+  trace.record(TraceRow::communication, "timed", t, t + 1ms);
+  const json doc = json::parse(trace_document({trace.events_json()}));
+  EXPECT_TRUE(events_named(doc, "X", "untimed").empty());
+  const json timed = events_named(doc, "X", "timed");
+  ASSERT_EQ(timed.size(), 1u);
+  EXPECT_EQ(timed[0]["ts"], 0);
+}
+
 }  // namespace
 }  // namespace weft
