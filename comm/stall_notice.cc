@@ -1,7 +1,5 @@
 #include "comm/stall_notice.h"
 
-#include <string>
-
 namespace weft::comm {
 
 void StallNotices::post_and_test(Transport& t) {
@@ -30,16 +28,16 @@ void StallNotices::post_and_test(Transport& t) {
   }
 }
 
-void StallNotices::wait_sent(Transport& t, Deadline deadline) {
-  for (;;) {
-    post_and_test(t);
-    if (left_ == 0) return;
-    if (Clock::now() >= deadline)
-      throw Error(ErrorCode::Timeout, "rank " + std::to_string(t.rank()) + " timed out over " +
-                                          t.name() +
-                                          " sending a stall notice: the peer stopped reading");
-    t.wait_for_progress(deadline);
+void StallNotices::withdraw(Transport& t) {
+  for (Notice& n : notices_) {
+    if (n.sent) continue;
+    try {
+      t.withdraw_notice(n.request);
+    } catch (const Error&) {  // advice only (post_and_test): the op's own data has all arrived
+    }
+    n.sent = true;
   }
+  left_ = 0;
 }
 
 }  // namespace weft::comm

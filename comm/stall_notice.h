@@ -13,6 +13,11 @@
 // InvalidArgument naming both calls, and its abort tells the sender. A notice that no longer
 // holds (the peer has since sent what the sender waited for) is dropped where it is read.
 //
+// A notice only advises: once the op's receives have all completed it no longer holds, and one
+// still unsent then (shm: the peer's mailbox is full of messages it has not read yet) is
+// withdrawn (Transport::withdraw_notice), so that an op whose data all arrived never waits on
+// its peers' later reads.
+//
 // An op that completes within kPatience sends nothing: its cost there is a few comparisons.
 // Transports that cannot carry notices (Transport::carries_stall_notices: nccl) get none.
 #include <array>
@@ -39,8 +44,15 @@ class StallNotices {
     if (fp->op == OpKind::recv && count_ < kMaxReceives) receives_[count_++] = {peer, fp};
   }
   bool empty() const { return count_ == 0; }
-  // Called between waits with the time just read: the first call starts the patience, a call
-  // past it posts the notices, later ones test them.
+  // What an op's first wait may sleep until, before it reads the clock: kPatience from when
+  // the wait sleeps, or `deadline` if that is sooner. The patience counts from there (tick).
+  const LazyDeadline& first_wait(const LazyDeadline& deadline) {
+    first_wait_ = LazyDeadline(kPatience, deadline);
+    waited_ = true;
+    return first_wait_;
+  }
+  // Called between waits with the time just read: the first call starts the patience (unless
+  // first_wait did), a call past it posts the notices, later ones test them.
   void tick(Transport& t, Clock::time_point now) {
     if (count_ == 0 || (!notices_.empty() && left_ == 0)) return;
     if (due_ == Clock::time_point{}) {
@@ -48,7 +60,7 @@ class StallNotices {
         count_ = 0;
         return;
       }
-      due_ = now + kPatience;
+      due_ = waited_ ? first_wait_.get(now) : now + kPatience;
     }
     if (now >= due_ || !notices_.empty()) post_and_test(t);
   }
@@ -56,15 +68,15 @@ class StallNotices {
   Deadline sleep_until(Deadline deadline) const {
     return notices_.empty() && due_ != Clock::time_point{} && due_ < deadline ? due_ : deadline;
   }
-  // Once the op's messages are done: waits (until `deadline`) for the notices it posted to be
-  // sent, so that the transport retires them before the op ends.
-  void finish(Transport& t, const LazyDeadline& deadline) {
-    if (left_ > 0) wait_sent(t, deadline.get());
+  // Once the op's receives have all completed: its notices no longer hold, and those not yet
+  // sent are withdrawn (never waited for). Never blocks, never throws for a notice.
+  void finish(Transport& t) {
+    if (left_ > 0) withdraw(t);
   }
 
  private:
   void post_and_test(Transport& t);
-  void wait_sent(Transport& t, Deadline deadline);
+  void withdraw(Transport& t);
   struct Receive {
     int peer;
     const Fingerprint* fp;
@@ -79,6 +91,8 @@ class StallNotices {
   std::array<Receive, kMaxReceives> receives_;
   size_t count_ = 0;
   Clock::time_point due_{};
+  LazyDeadline first_wait_{kPatience};
+  bool waited_ = false;  // first_wait_ bounds the op's first wait
   std::vector<Notice> notices_;  // made once due
   size_t left_ = 0;              // notices not yet sent
 };

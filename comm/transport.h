@@ -56,6 +56,16 @@ class Transport {
   // (the request is then retired and must not be tested again). Throws weft::Error when `r`
   // failed.
   virtual bool test(Request r) = 0;
+  // Gives up a stall notice (an isend whose Fingerprint::stalled is set) that its op no longer
+  // needs: the caller tests `r` no more. A notice none of which has gone is dropped; one partly
+  // written to a stream is finished like any send, ahead of the messages posted after it, and
+  // then retired by the transport itself; one already done or failed is retired. Never blocks.
+  // Only transports that carry stall notices (carries_stall_notices) are asked.
+  virtual void withdraw_notice(Request r) {
+    (void)r;
+    throw Error(ErrorCode::Internal,
+                std::string(name()) + " was asked to withdraw a stall notice it cannot carry");
+  }
 
   // Sleeps until some posted request may be able to progress or `until` passes (read only
   // once it must sleep, so a quick reply costs no clock read). Returns at

@@ -14,10 +14,16 @@ inline Deadline deadline_after(std::chrono::milliseconds d) { return Clock::now(
 class LazyDeadline {
  public:
   explicit LazyDeadline(Clock::duration timeout) : timeout_(timeout) {}
+  // `timeout` from the first read, or `cap` (read then too) if that is sooner: a shorter wait
+  // inside an op that must not outlast the op's own deadline. `cap` must outlive this.
+  LazyDeadline(Clock::duration timeout, const LazyDeadline& cap) : timeout_(timeout), cap_(&cap) {}
   LazyDeadline(Deadline fixed) : at_(fixed), fixed_(true) {}  // NOLINT: implicit, a fixed one
-  Deadline get() const {
+  Deadline get() const { return fixed_ ? at_ : get(Clock::now()); }
+  // get(), counting from `now` (a clock reading the caller already has) if not yet fixed.
+  Deadline get(Clock::time_point now) const {
     if (!fixed_) {
-      at_ = Clock::now() + timeout_;
+      at_ = now + timeout_;
+      if (cap_ != nullptr && cap_->get(now) < at_) at_ = cap_->get(now);
       fixed_ = true;
     }
     return at_;
@@ -25,6 +31,7 @@ class LazyDeadline {
 
  private:
   Clock::duration timeout_{};
+  const LazyDeadline* cap_ = nullptr;
   mutable Deadline at_{};
   mutable bool fixed_ = false;
 };

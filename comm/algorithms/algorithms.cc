@@ -55,14 +55,11 @@ void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
       if (!recv_done[i] && (recv_done[i] = t.test(rr[i]))) recvs_left--;
     for (size_t i = 0; i < sends.size(); i++)
       if (!send_done[i] && (send_done[i] = t.test(sr[i]))) sends_left--;
-    if (sends_left == 0 && recvs_left == 0) return notices.finish(t, ctx.deadline);
+    if (sends_left == 0 && recvs_left == 0) return notices.finish(t);
     // Not on the first pass: a small exchange usually ends on the second, and a clock read
     // (about 27 ns) is a tenth of its cost. wait_for_progress() never waits past the deadline.
     Clock::time_point now{};
-    if (!first_pass) {
-      now = Clock::now();
-      notices.tick(t, now);
-    }
+    if (!first_pass) now = Clock::now();
     if (!first_pass && now >= ctx.deadline.get()) {
       bool receiving = recvs_left > 0;
       int peer = -1;
@@ -83,12 +80,14 @@ void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
                       ": that rank is stuck, slower, or calling a different collective; raise "
                       "WEFT_TIMEOUT if it is only slow");
     }
-    // The first wait of an op that may send notices sleeps at most their patience (the clock
-    // is read only if it sleeps), so that the next pass starts counting it.
-    if (first_pass)
-      t.wait_for_progress(notices.empty() ? ctx.deadline : LazyDeadline(StallNotices::kPatience));
-    else
+    // The first wait of an op that may send notices sleeps at most their patience, counted
+    // from when it sleeps (the clock is read only then), and never past the op's deadline.
+    if (first_pass) {
+      t.wait_for_progress(notices.empty() ? ctx.deadline : notices.first_wait(ctx.deadline));
+    } else {
+      notices.tick(t, now);
       t.wait_for_progress(notices.sleep_until(ctx.deadline.get()));
+    }
   }
 }
 

@@ -487,7 +487,7 @@ void NativeMpiBackend::batch_p2p(std::span<const NativeMessage> messages, const 
     if (!m.is_send) notices.add(m.peer, &m.fp);
   for (size_t i = 0; i < messages.size(); i++)
     wait(*p2p_, requests[i], op.deadline, messages[i].peer, messages[i].fp, &notices);
-  notices.finish(*p2p_, op.deadline);
+  notices.finish(*p2p_);
 }
 
 std::unique_ptr<NativeBackend> NativeMpiBackend::split(int color, int key, Deadline deadline) {

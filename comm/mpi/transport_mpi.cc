@@ -80,6 +80,7 @@ class MpiTransport final : public Transport {
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
+  void withdraw_notice(Request r) override;
   void quiesce() override;
   void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
@@ -95,7 +96,7 @@ class MpiTransport final : public Transport {
     bool is_send = false;
     bool header_checked = false;  // receives: the arrived header matched what was posted
     bool staged = false;          // a lone send, moving from `staging`
-    bool orphaned = false;        // ... whose caller has moved on: the slot frees itself
+    bool orphaned = false;  // a staged send or withdrawn notice nobody tests: frees itself
     int peer = 0;
     char* data = nullptr;
     size_t bytes = 0;
@@ -423,6 +424,17 @@ bool MpiTransport::test(Request id) {
   retire(slot);
   if (!ok) throw Error(code, error);
   return true;
+}
+
+// A notice goes on a tag of its own that only a waiting rank reads (judge_notices), so one
+// left behind stands in no receive's way; but MPI cannot take a send back. So it is orphaned
+// like a staged send: it frees its slot once MPI is done with it (release_orphan).
+void MpiTransport::withdraw_notice(Request id) {
+  uint32_t slot = slot_of(id);
+  Req& r = (*slots_)[slot];
+  if (r.state != State::active) return retire(slot);
+  r.orphaned = true;
+  r.generation++;
 }
 
 void MpiTransport::retire(uint32_t slot) {

@@ -14,6 +14,7 @@
 #include "tests/support/fork_checks.h"
 #include "tests/support/fork_ranks.h"
 #include "tests/support/mismatch_cases.h"
+#include "tests/support/stall_cases.h"
 
 namespace weft::testing {
 namespace {
@@ -118,6 +119,39 @@ TEST_P(Faults, CrossedReceivesFailEveryRankNamingBoth) {
   ASSERT_FALSE(run.timed_out) << run.summary();
   for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// A rank 0.5 s late is no deadlock: the stall notice its peer sent is dropped where it is read,
+// and the data, the later messages and an allreduce arrive intact (run_late_sender).
+TEST_P(Faults, ALateSenderIsNoDeadlock) {
+  ForkOptions o;
+  o.ranks = 3;
+  o.backend = GetParam();
+  o.timeout = std::chrono::seconds(60);
+  o.env = {{"WEFT_TIMEOUT", "10"}};
+  ForkRun run =
+      fork_ranks(o, [](int) { return run_late_sender(*comm::init_from_env()) == 0 ? 0 : 3; });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
+}
+
+// A stall notice with no room to go (shm: the peer's mailbox full of messages it reads only
+// later) is given up once its op's data has arrived, instead of making that op wait on the peer's
+// later reads, which here wait on the op itself (run_notice_behind_full_mailbox). WEFT_TIMEOUT
+// is 10 s: waiting for the notice would end in a Timeout.
+TEST_P(Faults, ANoticeWithNoRoomIsGivenUpOnceTheDataArrived) {
+  ForkOptions o;
+  o.ranks = 3;
+  o.backend = GetParam();
+  o.timeout = std::chrono::seconds(60);
+  o.env = {{"WEFT_TIMEOUT", "10"}};
+  ForkRun run = fork_ranks(
+      o, [](int) { return run_notice_behind_full_mailbox(*comm::init_from_env()) == 0 ? 0 : 3; });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 0) << run.summary();
+    EXPECT_LT(r.seconds, 5.0) << run.summary();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, Faults, ::testing::Values("tcp", "shm"));

@@ -34,6 +34,9 @@
 //             three ranks: rank 0 sends to 1, ranks 1 and 2 receive from each other; every rank
 //             must fail with InvalidArgument naming both receives within 2 s
 //             (run_crossed_receives in mismatch_cases.h).
+//   late-sender, notice-behind-full-mailbox
+//             three ranks: point-to-point waits that are no deadlock (stall_cases.h) complete
+//             with the right data, whatever stall notices they send.
 //   abort     rank 0 calls abort(); the others, waiting in an allreduce, must fail with Aborted
 //             naming rank 0 within 10 seconds.
 //   idle      rank 0 joins an allreduce 1.5 s late; the others must wait for it asleep, using
@@ -61,6 +64,7 @@
 #include "runtime/error.h"
 #include "tests/support/collective_checks.h"
 #include "tests/support/mismatch_cases.h"
+#include "tests/support/stall_cases.h"
 
 namespace weft::testing {
 namespace {
@@ -324,6 +328,13 @@ int main(int argc, char** argv) {
       return failures == 0 ? 0 : 3;
     }
     if (a.scenario == "mismatch-after") return run_mismatch_after(a);
+    if (a.scenario == "late-sender" || a.scenario == "notice-behind-full-mailbox") {
+      auto world = weft::comm::init_from_env(a.backend);
+      int failures = a.scenario == "late-sender" ? run_late_sender(*world)
+                                                 : run_notice_behind_full_mailbox(*world);
+      if (failures == 0) std::printf("%s passed\n", a.scenario.c_str());
+      return failures == 0 ? 0 : 3;
+    }
     if (a.scenario == "crossed-receives") {
       int failures = run_crossed_receives(*weft::comm::init_from_env(a.backend));
       if (failures == 0) std::printf("crossed receives passed\n");

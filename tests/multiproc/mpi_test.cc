@@ -154,6 +154,16 @@ TEST_P(MpiFaults, CrossedReceivesFailEveryRankNamingBoth) {
   EXPECT_EQ(count_of(r.output, "crossed receives passed"), 3u) << r.summary();
 }
 
+// Point-to-point waits that are no deadlock (stall_cases.h): a late sender, and a stall notice
+// given up once its op's data arrived. Each rank prints its line only if all its checks held.
+TEST_P(MpiFaults, LateSendersAndStaleNoticesAreNoDeadlock) {
+  for (const char* scenario : {"late-sender", "notice-behind-full-mailbox"}) {
+    MpiJobResult r = run_scenario(GetParam(), scenario, 3);
+    expect_clean_success(r);
+    EXPECT_EQ(count_of(r.output, std::string(scenario) + " passed"), 3u) << r.summary();
+  }
+}
+
 TEST_P(MpiFaults, AbortReachesThePeersAtOnce) {
   MpiJobResult r = run_scenario(GetParam(), "abort", 3);
   expect_clean_success(r);

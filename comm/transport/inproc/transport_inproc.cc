@@ -63,6 +63,9 @@ class InprocTransport : public Transport {
     return true;
   }
 
+  // A send is delivered when posted: there is nothing to take back.
+  void withdraw_notice(Request r) override { pending_.erase(r); }
+
   void wait_for_progress(const LazyDeadline& until) override {
     // A request completed by an earlier progress pass but not yet retired needs no sleep.
     for (auto& entry : pending_)

@@ -191,6 +191,7 @@ class ShmTransport final : public Transport, public DirectAccess {
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
+  void withdraw_notice(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
   void abort_with(ErrorCode code, const std::string& reason) override;

@@ -155,6 +155,22 @@ bool ShmTransport::test(Request r) {
   return false;
 }
 
+// A notice goes through the mailbox whole (it has no payload), so one still pending has not
+// touched the peer: it leaves its queue, wherever in it, and nothing waits for a free slot.
+void ShmTransport::withdraw_notice(Request r) {
+  Slot& s = lookup(r);
+  if (s.state == SlotState::pending) {
+    Queue& q = peers_[s.peer].sends;
+    const int32_t idx = static_cast<int32_t>(&s - slots_.data());
+    int32_t prev = -1;
+    for (int32_t i = q.head; i != idx; i = slots_[i].next) prev = i;
+    (prev < 0 ? q.head : slots_[prev].next) = s.next;
+    if (q.tail == idx) q.tail = prev;
+    --pending_;
+  }
+  retire(s);
+}
+
 void ShmTransport::wait_for_progress(const LazyDeadline& until) {
   // A request was posted since the last full pass: let the caller's test() look first.
   // (Failed requests need no wake-up: test() reports them without waiting.)

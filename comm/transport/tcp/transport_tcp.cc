@@ -51,6 +51,7 @@ class TcpTransport final : public Transport {
   Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
   Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
   bool test(Request r) override;
+  void withdraw_notice(Request r) override;
   void wait_for_progress(const LazyDeadline& until) override;
   void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
   void abort_with(ErrorCode code, const std::string& reason) override;
@@ -70,6 +71,7 @@ class TcpTransport final : public Transport {
     uint32_t next = kNone;  // next request in the peer's queue
     ErrorCode code = ErrorCode::Internal;
     std::string error;
+    bool withdrawn = false;  // a stall notice nobody tests: freed once written (withdraw_notice)
   };
   struct Queue {  // FIFO threaded through Req::next: pushing and popping never allocate
     uint32_t head = kNone, tail = kNone;
@@ -93,6 +95,8 @@ class TcpTransport final : public Transport {
   uint32_t post(bool is_send, int peer, char* data, size_t bytes, const Fingerprint& fp);
   void push(Queue& q, uint32_t slot);
   uint32_t pop(Queue& q);
+  void unlink(Queue& q, uint32_t slot);
+  void release(uint32_t slot);
   uint32_t slot_of(Request r) const;
   void progress();
   void pump_out(int p);
@@ -197,6 +201,7 @@ uint32_t TcpTransport::post(bool is_send, int peer, char* data, size_t bytes,
   r.fp = fp;
   r.sent = 0;
   r.next = kNone;
+  r.withdrawn = false;
   if (is_send) r.header = ledger_.header(fp, bytes, peer);
   Peer& p = peers_[peer];
   if (aborted_.load()) {
@@ -226,6 +231,18 @@ uint32_t TcpTransport::pop(Queue& q) {
   return slot;
 }
 
+// Takes `slot` out of `q` wherever it is (queues are short: the requests of one op or a few).
+void TcpTransport::unlink(Queue& q, uint32_t slot) {
+  uint32_t prev = kNone;
+  for (uint32_t s = q.head; s != kNone; prev = s, s = slots_[s].next) {
+    if (s != slot) continue;
+    (prev == kNone ? q.head : slots_[prev].next) = slots_[s].next;
+    if (q.tail == s) q.tail = prev;
+    slots_[s].next = kNone;
+    return;
+  }
+}
+
 uint32_t TcpTransport::slot_of(Request r) const {
   uint32_t slot = static_cast<uint32_t>(r);
   if (slot >= slots_.size() || slots_[slot].generation != (r >> 32) ||
@@ -246,16 +263,34 @@ bool TcpTransport::test(Request id) {
   bool ok = r.state == State::done;
   ErrorCode code = r.code;
   std::string error = std::move(r.error);
-  r.error.clear();
-  r.state = State::free;
-  r.generation++;
-  free_.push_back(slot);
+  release(slot);
   if (!ok) throw Error(code, error);
   return true;
 }
 
+void TcpTransport::release(uint32_t slot) {
+  Req& r = slots_[slot];
+  r.error.clear();
+  r.state = State::free;
+  r.generation++;
+  free_.push_back(slot);
+}
+
+// A notice not yet started leaves the stream untouched; one partly written must be finished
+// (the peer reads frames whole): it stays at the head of its queue, moving as any send would,
+// and frees itself when written or failed (complete, fail).
+void TcpTransport::withdraw_notice(Request id) {
+  std::lock_guard lock(mu_);
+  uint32_t slot = slot_of(id);
+  Req& r = slots_[slot];
+  if (r.state == State::queued && r.sent > 0) return void(r.withdrawn = true);
+  if (r.state == State::queued) unlink(peers_[r.peer].sends, slot);
+  release(slot);
+}
+
 void TcpTransport::complete(uint32_t slot) {
   slots_[slot].state = State::done;
+  if (slots_[slot].withdrawn) return release(slot);
   completions_++;
 }
 
@@ -264,6 +299,7 @@ void TcpTransport::fail(uint32_t slot, ErrorCode code, std::string message) {
   r.state = State::failed;
   r.code = code;
   r.error = std::move(message);
+  if (r.withdrawn) return release(slot);
   completions_++;
 }
 

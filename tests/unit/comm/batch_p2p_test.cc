@@ -12,6 +12,7 @@
 #include "runtime/error.h"
 #include "tests/support/collective_checks.h"
 #include "tests/support/inproc_group.h"
+#include "tests/support/stall_cases.h"
 
 namespace weft::testing {
 namespace {
@@ -116,26 +117,39 @@ TEST(BatchP2PInproc, ReceivesWaitingOnEachOtherFailNamingBoth) {
 }
 
 // A receive that waits long for a peer that is only late sends a stall notice; the peer, having
-// sent the message by the time it reads the notice, drops it: no error, the data arrives, and
-// the messages and collectives after it are not disturbed.
+// sent the message by the time it reads the notice, drops it (run_late_sender). A notice with no
+// room to go is given up once the op's data has arrived (run_notice_behind_full_mailbox).
 TEST(BatchP2PInproc, ALateSenderIsNoDeadlock) {
-  run_inproc_group(2, options(), [&](Communicator& comm) {
-    const int r = comm.rank(), peer = 1 - r;
-    std::vector<float> mine(4, static_cast<float>(r + 1)), theirs(4, 0.0f);
-    if (r == 0) {
-      comm.recv(f32(theirs), peer).wait();  // waits ~0.5 s: its notice goes out
-      comm.send(f32(mine), peer).wait();
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      comm.send(f32(mine), peer).wait();
-      comm.recv(f32(theirs), peer).wait();  // reads the notice first: stale, dropped
+  run_inproc_group(2, options(), [&](Communicator& comm) { EXPECT_EQ(run_late_sender(comm), 0); });
+}
+
+TEST(BatchP2PInproc, ANoticeWithNoRoomIsGivenUpOnceTheDataArrived) {
+  run_inproc_group(3, options(), [&](Communicator& comm) {
+    EXPECT_EQ(run_notice_behind_full_mailbox(comm), 0);
+  });
+}
+
+// An op deadline shorter than StallNotices::kPatience: the receive's first wait, which sleeps
+// toward the notices' patience, still ends at the deadline, not 200 ms on.
+TEST(BatchP2PInproc, AReceiveTimesOutAtADeadlineShorterThanThePatience) {
+  comm::CommOptions o = options();
+  o.timeout = std::chrono::milliseconds(40);
+  run_inproc_group(2, o, [&](Communicator& comm) {
+    if (comm.rank() == 1) {  // sends nothing, and stays until rank 0 has given up
+      std::this_thread::sleep_for(std::chrono::milliseconds(600));
+      return;
     }
-    EXPECT_EQ(theirs, std::vector<float>(4, static_cast<float>(peer + 1)));
-    if (r == 1) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    comm.send_recv(f32(mine), peer, f32(theirs), peer).wait();  // rank 0 waits again
-    EXPECT_EQ(theirs, std::vector<float>(4, static_cast<float>(peer + 1)));
-    comm.allreduce(f32(mine)).wait();
-    EXPECT_EQ(mine, std::vector<float>(4, 3.0f));
+    std::vector<float> v(2);
+    auto start = std::chrono::steady_clock::now();
+    try {
+      comm.recv(f32(v), 1).wait();
+      ADD_FAILURE() << "the receive completed";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::Timeout) << e.what();
+    }
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count();
+    EXPECT_LT(ms, 150.0);
   });
 }
 
