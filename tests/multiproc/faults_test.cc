@@ -105,34 +105,38 @@ TEST_P(Faults, MismatchedSizesFailWithBothValues) {
   for (const auto& r : run.ranks) EXPECT_LT(r.seconds, 20.0) << "a rank waited for its timeout";
 }
 
+// Runs a point-to-point `scenario` (stall_cases.h) on 3 ranks over `backend` with WEFT_TIMEOUT
+// `timeout`: every rank must find what the scenario expects (exit 0) within `seconds`, and leave
+// nothing in /dev/shm.
+void expect_scenario_holds(const std::string& backend, const char* timeout,
+                           int (*scenario)(comm::Communicator&), double seconds) {
+  ForkOptions o;
+  o.ranks = 3;
+  o.backend = backend;
+  o.timeout = std::chrono::seconds(60);
+  o.env = {{"WEFT_TIMEOUT", timeout}};
+  ForkRun run = fork_ranks(o, [scenario](int) {
+    return scenario(*comm::init_from_env()) == 0 ? 0 : 3;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 0) << run.summary();
+    EXPECT_LT(r.seconds, seconds) << run.summary();
+  }
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
 // Receives that wait on each other, with a third rank sending to one of them
 // (run_crossed_receives): every rank fails with InvalidArgument naming both receives within two
 // seconds. WEFT_TIMEOUT is 20 s: the error must come from the stall notices, not a timeout.
 TEST_P(Faults, CrossedReceivesFailEveryRankNamingBoth) {
-  ForkOptions o;
-  o.ranks = 3;
-  o.backend = GetParam();
-  o.timeout = std::chrono::seconds(60);
-  o.env = {{"WEFT_TIMEOUT", "20"}};
-  ForkRun run =
-      fork_ranks(o, [](int) { return run_crossed_receives(*comm::init_from_env()) == 0 ? 0 : 3; });
-  ASSERT_FALSE(run.timed_out) << run.summary();
-  for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
-  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+  expect_scenario_holds(GetParam(), "20", run_crossed_receives, 20.0);
 }
 
 // A rank 0.5 s late is no deadlock: the stall notice its peer sent is dropped where it is read,
 // and the data, the later messages and an allreduce arrive intact (run_late_sender).
 TEST_P(Faults, ALateSenderIsNoDeadlock) {
-  ForkOptions o;
-  o.ranks = 3;
-  o.backend = GetParam();
-  o.timeout = std::chrono::seconds(60);
-  o.env = {{"WEFT_TIMEOUT", "10"}};
-  ForkRun run =
-      fork_ranks(o, [](int) { return run_late_sender(*comm::init_from_env()) == 0 ? 0 : 3; });
-  ASSERT_FALSE(run.timed_out) << run.summary();
-  for (const auto& r : run.ranks) EXPECT_EQ(r.exit_code, 0) << run.summary();
+  expect_scenario_holds(GetParam(), "10", run_late_sender, 10.0);
 }
 
 // A stall notice with no room to go (shm: the peer's mailbox full of messages it reads only
@@ -140,18 +144,7 @@ TEST_P(Faults, ALateSenderIsNoDeadlock) {
 // later reads, which here wait on the op itself (run_notice_behind_full_mailbox). WEFT_TIMEOUT
 // is 10 s: waiting for the notice would end in a Timeout.
 TEST_P(Faults, ANoticeWithNoRoomIsGivenUpOnceTheDataArrived) {
-  ForkOptions o;
-  o.ranks = 3;
-  o.backend = GetParam();
-  o.timeout = std::chrono::seconds(60);
-  o.env = {{"WEFT_TIMEOUT", "10"}};
-  ForkRun run = fork_ranks(
-      o, [](int) { return run_notice_behind_full_mailbox(*comm::init_from_env()) == 0 ? 0 : 3; });
-  ASSERT_FALSE(run.timed_out) << run.summary();
-  for (const auto& r : run.ranks) {
-    EXPECT_EQ(r.exit_code, 0) << run.summary();
-    EXPECT_LT(r.seconds, 5.0) << run.summary();
-  }
+  expect_scenario_holds(GetParam(), "10", run_notice_behind_full_mailbox, 5.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, Faults, ::testing::Values("tcp", "shm"));
