@@ -96,7 +96,6 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
   identity_.job_id = client_->get(kJobIdKey, deadline);
   torch_master_ = comm::parse_host_port(client_->get(kTorchMasterKey, deadline),
                                         "node 0's torch rendezvous");
-  client_->set(arrived_key(options.node_rank), "1");
   // Different -n or --nnodes would give the nodes' ranks different world sizes: say so here,
   // naming the flags, before a rank starts.
   const std::string node0 = client_->get(kLayoutKey, deadline);
@@ -105,6 +104,9 @@ JobCoordination::JobCoordination(const LaunchOptions& options,
                 "node 0 of this job was started with " + node0 + " but node " +
                     std::to_string(options.node_rank) + " (this weftrun) with " +
                     layout_text(options) + ": give every node's weftrun the same --nnodes and -n");
+  // Last: once every node has arrived and every rank that joined has left, node 0's weftrun may
+  // exit and its coordinator with it, so nothing may be read from it after this.
+  client_->set(arrived_key(options.node_rank), "1");
 }
 
 JobCoordination::~JobCoordination() = default;

@@ -10,8 +10,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <thread>
 
 #include "runtime/clock.h"
@@ -27,8 +25,16 @@ std::vector<std::pair<pid_t, std::string>> processes_with(const std::string& mar
   while (dirent* e = readdir(proc)) {
     pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
     if (pid <= 0 || pid == getpid()) continue;
-    std::ifstream in("/proc/" + std::string(e->d_name) + "/cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // read(2), not an ifstream: a process exiting meanwhile fails the read with ESRCH, which
+    // libstdc++'s filebuf throws; here it only means that process is gone.
+    std::string cmd;
+    if (int fd = ::open(("/proc/" + std::string(e->d_name) + "/cmdline").c_str(),
+                        O_RDONLY | O_CLOEXEC);
+        fd >= 0) {
+      char chunk[4096];
+      for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) > 0;) cmd.append(chunk, size_t(n));
+      ::close(fd);
+    }
     if (cmd.find(marker) == std::string::npos) continue;
     for (char& c : cmd)
       if (c == '\0') c = ' ';
