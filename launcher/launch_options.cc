@@ -1,8 +1,6 @@
 #include "launcher/launch_options.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
 #include <sstream>
 #include <string_view>
 

@@ -30,6 +30,19 @@ std::string x(const char* dtype, size_t n) {
 }
 std::vector<std::string> counts(size_t a, size_t b) { return {x("f32", a), x("f32", b)}; }
 
+// Rank 0 sends c f32 to rank 1, then enters a barrier; rank 1 receives into `received(a, c)`.
+std::function<void(Communicator&, int, size_t, float*, float*)> send_f32_received_as(
+    std::function<Tensor(float*, size_t)> received) {
+  return [received](Communicator& m, int r, size_t c, float* a, float*) {
+    if (r == 0) {
+      m.send(f32(a, c), 1).wait();
+      m.barrier().wait();
+    } else {
+      m.recv(received(a, c), 0).wait();
+    }
+  };
+}
+
 std::vector<Case> cases() {
   auto counts_c = [](size_t c) { return counts(c, c + 1); };
   return {
@@ -93,25 +106,10 @@ std::vector<Case> cases() {
        }},
       // A send of a small message completes before the receiver looks at it: the sender hears
       // of the mismatch through its next op (here a barrier); a large one fails in the send.
-      {"send/recv count",
-       [](Communicator& m, int r, size_t c, float* a, [[maybe_unused]] float* b) {
-         if (r == 0) {
-           m.send(f32(a, c), 1).wait();
-           m.barrier().wait();
-         } else {
-           m.recv(f32(a, c + 1), 0).wait();
-         }
-       },
+      {"send/recv count", send_f32_received_as([](float* a, size_t c) { return f32(a, c + 1); }),
        counts_c},
       {"send/recv dtype",
-       [](Communicator& m, int r, size_t c, float* a, [[maybe_unused]] float* b) {
-         if (r == 0) {
-           m.send(f32(a, c), 1).wait();
-           m.barrier().wait();
-         } else {
-           m.recv(Tensor::flat(a, DType::i32, c), 0).wait();
-         }
-       },
+       send_f32_received_as([](float* a, size_t c) { return Tensor::flat(a, DType::i32, c); }),
        [](size_t c) {
          return std::vector<std::string>{x("f32", c), x("i32", c)};
        }},
