@@ -5,6 +5,7 @@
 // Data: each message is a FrameHeader followed by its payload. Per peer, sends and receives are
 // FIFO queues of request slots of which only the head moves; a receive reads the header first,
 // checks it against what was posted, then reads the payload straight into the caller's buffer.
+// Failures and aborting are tcp_failures.cc.
 #include "comm/transport/tcp/transport_tcp.h"
 
 #include <poll.h>
@@ -22,122 +23,14 @@
 
 #include "comm/rendezvous/job_token.h"
 #include "comm/transport/tcp/tcp_mesh.h"
+#include "comm/transport/tcp/tcp_transport.h"
 #include "comm/transport_setup.h"
 #include "comm/wire.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
 #include "runtime/socket.h"
 
-namespace weft::comm {
-namespace {
-
-using namespace std::chrono_literals;
-
-constexpr size_t kMaxAbortReason = 4096;
-constexpr auto kPollCap = 200ms;             // wait_for_progress never sleeps longer than this
-constexpr auto kAbortFramePatience = 100ms;  // abort() spends at most this telling peers
-
-constexpr uint32_t kNone = UINT32_MAX;
-
-class TcpTransport final : public Transport {
- public:
-  TcpTransport(const TransportSetup& s, std::vector<UniqueFd> fds);
-  ~TcpTransport() override;
-
-  int rank() const override { return rank_; }
-  int size() const override { return static_cast<int>(peers_.size()); }
-  const char* name() const override { return "tcp"; }
-  bool carries_stall_notices() const override { return true; }
-  Request isend(int peer, const void* data, size_t bytes, const Fingerprint& fp) override;
-  Request irecv(int peer, void* data, size_t bytes, const Fingerprint& fp) override;
-  bool test(Request r) override;
-  void withdraw_notice(Request r) override;
-  void wait_for_progress(const LazyDeadline& until) override;
-  void abort(const std::string& reason) override { abort_with(ErrorCode::Aborted, reason); }
-  void abort_with(ErrorCode code, const std::string& reason) override;
-
- private:
-  enum class State : uint8_t { free, queued, done, failed };
-  struct Req {
-    uint32_t generation = 0;  // bumped on reuse, so a stale id is caught
-    State state = State::free;
-    bool is_send = false;
-    int peer = 0;
-    char* data = nullptr;
-    size_t bytes = 0;
-    Fingerprint fp;
-    FrameHeader header;     // sends: the header to write
-    size_t sent = 0;        // sends: header + payload bytes written so far
-    uint32_t next = kNone;  // next request in the peer's queue
-    ErrorCode code = ErrorCode::Internal;
-    std::string error;
-    bool withdrawn = false;  // a stall notice nobody tests: freed once written (withdraw_notice)
-  };
-  struct Queue {  // FIFO threaded through Req::next: pushing and popping never allocate
-    uint32_t head = kNone, tail = kNone;
-    bool empty() const { return head == kNone; }
-  };
-  struct Peer {
-    UniqueFd fd;
-    Queue sends, recvs;
-    FrameHeader in_header;  // the header of the message now arriving
-    size_t in_header_got = 0;
-    bool in_matched = false;  // in_header was checked against the head receive
-    size_t in_payload_got = 0;
-    std::string abort_reason;  // payload of an abort frame being read
-    bool readable = false;     // poll saw data (or the end of the stream) to read
-    bool hung_up = false;      // poll saw the peer close its side
-    bool send_closed = false;  // the peer stopped reading: sends to it fail
-    bool lost = false;
-    std::string lost_why;
-  };
-
-  uint32_t post(bool is_send, int peer, char* data, size_t bytes, const Fingerprint& fp);
-  void push(Queue& q, uint32_t slot);
-  uint32_t pop(Queue& q);
-  void unlink(Queue& q, uint32_t slot);
-  void release(uint32_t slot);
-  uint32_t slot_of(Request r) const;
-  void progress();
-  void pump_out(int p);
-  void pump_in(int p);
-  bool parked(const Peer& peer) const {  // a whole data header waits for a receive
-    return peer.in_header_got == sizeof(FrameHeader) && peer.in_header.kind == FrameKind::data &&
-           peer.recvs.empty();
-  }
-  void complete(uint32_t slot);
-  void fail(uint32_t slot, ErrorCode code, std::string message);
-  void fail_queue(Queue& q, ErrorCode code, const std::string& message);
-  std::string lost_message(const Req& r) const;
-  void peer_lost(int p, const std::string& why);
-  void peer_stopped_reading(int p);
-  void stream_broken(int p, const std::string& message, ErrorCode code);
-  // Records the first failure of the whole transport; `frame_reason` (empty: none) is what peers
-  // are told, `code` what every request here and there fails with. Callable from any thread.
-  void request_abort(const std::string& message, const std::string& frame_reason, ErrorCode code);
-  void apply_abort();  // with mu_ held: fail everything, tell the peers once
-  void send_abort_frames(const std::string& reason, ErrorCode code,
-                         const std::vector<bool>& mid_message);
-
-  const int rank_;
-  std::vector<Peer> peers_;
-  SendLedger ledger_;  // what stall notices from the peers are judged by
-  std::vector<Req> slots_;
-  std::vector<uint32_t> free_;
-  uint64_t completions_ = 0;       // requests completed or failed so far
-  uint64_t seen_completions_ = 0;  // ... when wait_for_progress last looked
-  std::vector<pollfd> pfds_;
-  std::vector<int> pfd_peer_;
-
-  std::mutex mu_;  // every verb holds it; abort() from another thread waits briefly
-  UniqueFd wake_;        // eventfd abort() writes to wake a sleeping wait_for_progress
-  std::atomic<bool> aborted_{false};
-  std::mutex abort_mu_;  // guards the four fields below
-  std::string abort_message_;
-  std::string abort_frame_reason_;
-  ErrorCode abort_code_ = ErrorCode::Aborted;
-  bool abort_applied_ = false;
-};
+namespace weft::comm::tcp {
 
 TcpTransport::TcpTransport(const TransportSetup& s, std::vector<UniqueFd> fds)
     : rank_(s.rank), peers_(static_cast<size_t>(s.size)), ledger_(s.size) {
@@ -416,125 +309,6 @@ void TcpTransport::pump_in(int p) {
   }
 }
 
-// ---- failures ----
-
-std::string TcpTransport::lost_message(const Req& r) const {
-  const Peer& p = peers_[r.peer];
-  return "rank " + std::to_string(r.peer) + " lost: " + p.lost_why + " while rank " +
-         std::to_string(rank_) + " was " + (r.is_send ? "sending " : "receiving ") +
-         r.fp.describe() + "; the process probably died, check rank " + std::to_string(r.peer) +
-         "'s output";
-}
-
-void TcpTransport::peer_lost(int p, const std::string& why) {
-  Peer& peer = peers_[p];
-  peer.lost = true;
-  peer.lost_why = why;
-  peer.fd.reset();
-  for (Queue* q : {&peer.sends, &peer.recvs})
-    while (!q->empty()) {
-      uint32_t slot = pop(*q);
-      fail(slot, ErrorCode::PeerLost, lost_message(slots_[slot]));
-    }
-}
-
-// The peer closed its end while data for a receive not yet posted is still buffered here: keep
-// that data readable, but the peer will never read what this rank sends.
-void TcpTransport::peer_stopped_reading(int p) {
-  Peer& peer = peers_[p];
-  peer.send_closed = true;
-  peer.lost_why = "connection closed";
-  while (!peer.sends.empty()) {
-    uint32_t slot = pop(peer.sends);
-    fail(slot, ErrorCode::PeerLost, lost_message(slots_[slot]));
-  }
-}
-
-// A header that does not fit what was posted: the stream cannot be trusted any more, so this
-// receive fails with the reason and the whole transport aborts, telling the peers why.
-void TcpTransport::stream_broken(int p, const std::string& message, ErrorCode code) {
-  Peer& peer = peers_[p];
-  if (!peer.recvs.empty()) fail(pop(peer.recvs), code, message);
-  request_abort("rank " + std::to_string(rank_) + " aborted the tcp transport: " + message, message,
-                code);
-}
-
-void TcpTransport::request_abort(const std::string& message, const std::string& frame_reason,
-                                 ErrorCode code) {
-  {
-    std::lock_guard lock(abort_mu_);
-    if (aborted_.load()) return;  // the first failure is the one everybody reports
-    abort_message_ = message;
-    abort_frame_reason_ = frame_reason;
-    abort_code_ = code;
-    aborted_.store(true);
-  }
-  uint64_t one = 1;
-  ssize_t ignored = ::write(wake_.get(), &one, sizeof one);
-  (void)ignored;
-}
-
-void TcpTransport::abort_with(ErrorCode code, const std::string& reason) {
-  request_abort(reason, reason, code);
-  // Tell the peers now unless another thread is mid-verb; then that thread does it when it
-  // next looks (it checks the flag first thing in every verb and after each peer).
-  // Verbs hold the lock only for non-blocking passes, so it comes free within microseconds
-  // unless that thread is itself telling the peers. (A plain mutex tried in a short loop, not a
-  // timed one: sanitizers understand it.)
-  Deadline until = Clock::now() + kAbortFramePatience;
-  for (;;) {
-    std::unique_lock lock(mu_, std::try_to_lock);
-    if (lock.owns_lock()) return apply_abort();
-    if (Clock::now() >= until) return;
-    std::this_thread::sleep_for(200us);
-  }
-}
-
-void TcpTransport::apply_abort() {
-  std::string message, frame_reason;
-  ErrorCode code;
-  {
-    std::lock_guard lock(abort_mu_);
-    if (abort_applied_) return;
-    abort_applied_ = true;
-    message = abort_message_;
-    frame_reason = abort_frame_reason_;
-    code = abort_code_;
-  }
-  // A send cut off mid-message leaves the peer's stream where no frame can start.
-  std::vector<bool> mid_message(peers_.size(), false);
-  for (size_t p = 0; p < peers_.size(); p++) {
-    Peer& peer = peers_[p];
-    mid_message[p] = !peer.sends.empty() && slots_[peer.sends.head].sent > 0;
-    fail_queue(peer.sends, code, message);
-    fail_queue(peer.recvs, code, message);
-  }
-  if (!frame_reason.empty()) send_abort_frames(frame_reason, code, mid_message);
-}
-
-// Best effort, bounded: an abort frame to every peer whose stream is between messages, then the
-// end of stream to all (a peer that is not reading this rank's data then sees it hang up).
-void TcpTransport::send_abort_frames(const std::string& reason, ErrorCode code,
-                                     const std::vector<bool>& mid_message) {
-  std::string frame(sizeof(FrameHeader), '\0');
-  std::string text = reason.substr(0, kMaxAbortReason);
-  FrameHeader h = abort_header(text.size(), code);
-  std::memcpy(frame.data(), &h, sizeof h);
-  frame += text;
-  Deadline until = Clock::now() + kAbortFramePatience;
-  for (int p = 0; p < size(); p++) {
-    Peer& peer = peers_[p];
-    if (p == rank_ || peer.lost || !peer.fd) continue;
-    if (!mid_message[p]) {
-      try {
-        write_exact(peer.fd.get(), frame.data(), frame.size(), until, "abort frame");
-      } catch (const Error&) {
-      }
-    }
-    ::shutdown(peer.fd.get(), SHUT_WR);
-  }
-}
-
 // ---- sleeping ----
 
 void TcpTransport::wait_for_progress(const LazyDeadline& until) {
@@ -583,7 +357,9 @@ void TcpTransport::wait_for_progress(const LazyDeadline& until) {
   }
 }
 
-}  // namespace
+}  // namespace weft::comm::tcp
+
+namespace weft::comm {
 
 std::unique_ptr<Transport> make_tcp_transport(const TransportSetup& setup) {
   if (!setup.store && setup.size > 1)
@@ -592,7 +368,7 @@ std::unique_ptr<Transport> make_tcp_transport(const TransportSetup& setup) {
     throw Error(ErrorCode::InvalidArgument, "tcp transport: rank " + std::to_string(setup.rank) +
                                                 " is outside a group of " +
                                                 std::to_string(setup.size));
-  return std::make_unique<TcpTransport>(setup, connect_mesh(setup));
+  return std::make_unique<tcp::TcpTransport>(setup, connect_mesh(setup));
 }
 
 }  // namespace weft::comm
