@@ -30,6 +30,9 @@ class CutModelRun : public TrainingRun {
   // "activation memory per pipeline stage: 0: 1.2 MiB, 1: 0.9 MiB": every stage's peak (tp
   // rank 0's; the others hold the same). Collective over the world.
   virtual std::string activation_memory_line() = 0;
+  // Collectives of this rank's data-parallel group so far that ran in place on registered
+  // memory (Communicator::direct_ops): which path the gradient buckets took.
+  virtual uint64_t dp_direct_ops() = 0;
 };
 
 // On the CPU, `options` resolved for world.size() ranks. Builds the mesh (collective over

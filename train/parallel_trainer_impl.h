@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "comm/registered_buffer.h"
 #include "models/gpt_model.h"
 #include "parallel/data_parallel.h"
 #include "parallel/mesh.h"
@@ -31,6 +32,23 @@ namespace weft::train {
 template <class Ctx>
 struct TrainDevice;
 
+namespace detail {
+
+// Memory the data-parallel communicator reduces and gathers in. On the CPU it comes from the
+// communicator: registered where the dp group's local ranks can map each other's (shm), so the
+// buckets' reductions run in place on the peers' buffers instead of through FIFOs. On a GPU,
+// from the context (NCCL reads device memory directly).
+inline comm::RegisteredBuffer collective_memory(const kernels::cpu::CpuContext&,
+                                                comm::Communicator& comm, size_t bytes) {
+  return comm.alloc(bytes);
+}
+template <class Ctx>
+auto collective_memory(const Ctx& ctx, comm::Communicator&, size_t bytes) {
+  return allocate(ctx, bytes);
+}
+
+}  // namespace detail
+
 template <class Ctx, typename T>
 class ParallelTrainer final : public CutModelRun, private parallel::PipelineStage {
  public:
@@ -47,6 +65,7 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   void set_trace(TraceRecorder* trace) override;
   double theoretical_idle() const override { return theoretical_idle_; }
   std::string activation_memory_line() override;
+  uint64_t dp_direct_ops() override { return mesh_.dp().direct_ops(); }
   CheckpointLayout checkpoint_layout() const override;
   void state_to_host(float* params, float* m, float* v) override;
   void state_from_host(const float* params, const float* m, const float* v) override;
@@ -56,6 +75,10 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   // The model's element type, as the communicators name it.
   static constexpr DType kDType = std::is_same_v<T, float> ? DType::f32 : DType::bf16;
   using Memory = decltype(allocate(std::declval<const Ctx&>(), size_t{}));
+  // The flat parameters and gradients, which the data-parallel buckets and ZeRO-1 reduce and
+  // gather (detail::collective_memory).
+  using CollectiveMemory = decltype(detail::collective_memory(
+      std::declval<const Ctx&>(), std::declval<comm::Communicator&>(), size_t{}));
 
   // parallel::PipelineStage
   void forward(int chunk, int micro_batch, const void* x) override;
@@ -77,8 +100,8 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   T* params(int chunk) { return as<T>(params_) + chunk_offset_[static_cast<size_t>(chunk)]; }
   T* grads(int chunk) { return as<T>(grads_) + chunk_offset_[static_cast<size_t>(chunk)]; }
   float* master() { return std::is_same_v<T, float> ? as<float>(params_) : as<float>(master_); }
-  template <typename E>
-  static E* as(const Memory& m) {
+  template <typename E, class M>
+  static E* as(const M& m) {
     return static_cast<E*>(m.data());
   }
   // `value` reduced over `comm`, through the model's memory (native NCCL takes nothing else).
@@ -104,7 +127,8 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   int tied_wte_ = -1;      // the embedding copy summed over the embedding group (-1: none here)
   size_t parameters_ = 0;  // this rank's, every chunk's
   parallel::DataParallel dp_;
-  Memory params_, master_, grads_;  // master_ only for a bf16 model
+  CollectiveMemory params_, grads_;
+  Memory master_;  // only for a bf16 model
   parallel::DeviceAdamW<Ctx, T> optimizer_;
   LrSchedule schedule_;
   parallel::PipelineExecutor executor_;
@@ -186,9 +210,9 @@ ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corp
             d.wait_for_grads = [this] { synchronize(); };
             return d;
           }()),
-      params_(allocate(dev_.ctx, dp_.padded_elements() * sizeof(T))),
+      params_(detail::collective_memory(dev_.ctx, mesh_.dp(), dp_.padded_elements() * sizeof(T))),
+      grads_(detail::collective_memory(dev_.ctx, mesh_.dp(), dp_.padded_elements() * sizeof(T))),
       master_(allocate(dev_.ctx, std::is_same_v<T, float> ? 0 : dp_.padded_elements() * 4)),
-      grads_(allocate(dev_.ctx, dp_.padded_elements() * sizeof(T))),
       optimizer_(
           dev_.ctx, dp_.owned_ranges(),
           [&] {

@@ -203,11 +203,13 @@ int run(TrainOptions options) {
   if (leader) {
     std::printf("%s\n", summary_line(summarize(history, last_eval, seconds_since(start))).c_str());
     if (cut && options.pp > 1) std::printf("%s\n", memory.c_str());
-    // Which path the data-parallel buckets took (the replicated CPU trainer's, on the world).
-    if (!cut && comm->size() > 1)
-      std::printf("gradient buckets: %llu allreduces in place on registered memory (the rest "
+    // Which path the data-parallel buckets took: the replicated trainer's on the world, a cut
+    // model's on this rank's dp group.
+    if (options.dp > 1)
+      std::printf("gradient buckets: %llu reductions in place on registered memory (the rest "
                   "through the %s transport)\n",
-                  static_cast<unsigned long long>(comm->direct_ops()), comm->backend());
+                  static_cast<unsigned long long>(cut ? cut->dp_direct_ops() : comm->direct_ops()),
+                  comm->backend());
     if (log) std::printf("JSON log: %s\n", options.log_json.c_str());
     for (const std::string& line : views_written) std::printf("%s\n", line.c_str());
   }

@@ -189,7 +189,8 @@ TEST_F(HybridJob, ShowsItsLayoutAndPipelineIdleInItsProgressLines) {
   Args flags = kModel;
   flags.insert(flags.end(), {"--dp", "2", "--tp", "2", "--pp", "2", "--schedule", "1f1b",
                              "--log-json", (dir_ / "log.json").string()});
-  WeftrunResult r = train(8, flags, {}, {}, kRunTimeout);
+  // In place from the first byte: the tiny model's buckets are under WEFT_DIRECT_BYTES.
+  WeftrunResult r = train(8, flags, {"WEFT_DIRECT_BYTES=0"}, {}, kRunTimeout);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const std::vector<std::string> lines = lines_of(r.out);
   ASSERT_FALSE(lines.empty()) << r.err;
@@ -206,6 +207,11 @@ TEST_F(HybridJob, ShowsItsLayoutAndPipelineIdleInItsProgressLines) {
   EXPECT_EQ(steps, int(kSteps)) << r.out;
   EXPECT_EQ(count_of(r.out, "step "), int(kSteps)) << "only the first rank reports\n" << r.out;
   EXPECT_NE(r.out.find("[rank 0] summary: steps=10"), std::string::npos) << r.out;
+  // The dp groups' gradient buckets live in registered memory, so over shm (one node) they
+  // reduce in place, and the summary says so.
+  const size_t buckets = r.out.find("gradient buckets: ");
+  ASSERT_NE(buckets, std::string::npos) << r.out;
+  EXPECT_GT(std::stoull(r.out.substr(buckets + 18)), 0u) << r.out;
   const std::vector<double> idle = values("log.json", "pipeline_idle");
   ASSERT_EQ(idle.size(), kSteps);
   for (double f : idle) {
