@@ -120,7 +120,7 @@ void Communicator::meet_nodes() {
   // abort_mu, and one made after an abort starts aborted.
   std::lock_guard lock(m.abort_mu);
   m.hierarchy = std::move(made);
-  if (m.aborted.load()) m.hierarchy->abort(m.abort_reason);
+  if (m.aborted.load()) m.hierarchy->abort(m.abort_reason, ErrorCode::Aborted);
 }
 
 Communicator::~Communicator() {
@@ -394,18 +394,23 @@ void Communicator::record_op_times(bool on) {
   if (impl_->device_route) impl_->device_route->record_op_times(on);
 }
 
-void Communicator::abort(const std::string& reason) {
+void Communicator::abort(const std::string& reason) { abort(reason, ErrorCode::Aborted); }
+
+void Communicator::abort(const std::string& reason, ErrorCode code) {
+  code = code_for_peers(code);
   {
     std::lock_guard lock(impl_->abort_mu);
     if (impl_->abort_reason.empty()) impl_->abort_reason = reason;
     impl_->aborted.store(true);
-    if (impl_->device_route) impl_->device_route->abort(reason);
-    if (impl_->hierarchy) impl_->hierarchy->abort(reason);
+    if (impl_->device_route) impl_->device_route->abort(reason, code);
+    if (impl_->hierarchy) impl_->hierarchy->abort(reason, code);
   }
   if (impl_->native)
-    impl_->native->abort(reason);
+    code == ErrorCode::Aborted ? impl_->native->abort(reason)
+                               : impl_->native->abort_with(code, reason);
   else
-    impl_->transport->abort(reason);
+    code == ErrorCode::Aborted ? impl_->transport->abort(reason)
+                               : impl_->transport->abort_with(code, reason);
 }
 
 }  // namespace weft::comm

@@ -159,6 +159,10 @@ class Communicator {
   // Fails every queued and running op with Aborted and tells peers. Safe to call twice and
   // from any thread.
   void abort(const std::string& reason = "abort() called");
+  // abort(), except that this rank's ops and the peers' fail with `code` where it is
+  // InvalidArgument (ranks that disagree on a collective all fail so), else Aborted: how a group
+  // run through other groups (comm/hierarchy.h) passes a mismatch on to them.
+  void abort(const std::string& reason, ErrorCode code);
 
  private:
   void watch_losses();

@@ -35,7 +35,7 @@ void Hierarchy::allreduce(void* data, size_t count, DType dtype, ReduceOp op) {
     across = false;
     if (node_) node_->broadcast(t, /*root=*/0).wait();
   } catch (const Error& e) {
-    abort(e.what());
+    abort(e.what(), e.code());
     std::string cause = e.what();  // "Code: message"
     cause.erase(0, std::string(error_code_name(e.code())).size() + 2);
     throw Error(e.code(), where(across) + ": " + cause);
@@ -49,9 +49,9 @@ RegisteredBuffer Hierarchy::alloc(size_t bytes) {
   return node_ ? node_->alloc(bytes) : RegisteredBuffer(Buffer(bytes));
 }
 
-void Hierarchy::abort(const std::string& reason) {
-  if (node_) node_->abort(reason);
-  if (leaders_) leaders_->abort(reason);
+void Hierarchy::abort(const std::string& reason, ErrorCode code) {
+  if (node_) node_->abort(reason, code);
+  if (leaders_) leaders_->abort(reason, code);
 }
 
 std::string Hierarchy::where(bool across) const {

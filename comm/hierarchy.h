@@ -32,8 +32,10 @@ class Hierarchy {
 
   // In place on host memory: `data` on every rank of the group becomes the reduction over all
   // of them, the same bytes on every rank (the leaders' result, broadcast). A failure aborts the
-  // node's and the leaders' communicators, so that ranks waiting in another phase fail too, and
-  // is rethrown naming the phase and the node's ranks.
+  // node's and the leaders' communicators, so that ranks waiting in another phase fail too (with
+  // InvalidArgument after a mismatch, as the flat algorithms do), and is rethrown naming the
+  // sub-group and which ranks of this group its rank numbers stand for. Each phase is an op of
+  // its sub-group, bounded by WEFT_TIMEOUT from its own start.
   void allreduce(void* data, size_t count, DType dtype, ReduceOp op);
 
   // Memory registered with this rank's node (plain when it is alone there): an allreduce on it
@@ -44,7 +46,9 @@ class Hierarchy {
   uint64_t ops() const { return ops_.load(std::memory_order_relaxed); }
   uint64_t direct_ops() const { return direct_ops_.load(std::memory_order_relaxed); }
 
-  void abort(const std::string& reason);
+  // Aborts the node's and the leaders' communicators, their ops failing with `code` where it is
+  // InvalidArgument (a mismatch seen in one phase is every rank's), else Aborted.
+  void abort(const std::string& reason, ErrorCode code);
 
  private:
   // "rank 3 (node 1): allreduce across nodes, in its node's group (ranks 2, 3, 4 of this group,

@@ -5,8 +5,8 @@
 // alone) nodes; sum and avg over several dtypes, odd counts, small and a few MiB, on registered
 // and plain memory: every rank equal to the sequential reference and every allreduce
 // hierarchical (in place inside the node exactly when registered); float data whose sum rounds,
-// the same bytes on every rank; one rank voting no keeps every rank flat; a rank killed mid-op
-// named by the survivors.
+// the same bytes on every rank; one rank voting no keeps every rank flat; a count mismatch
+// failing every rank with InvalidArgument; a rank killed mid-op named by the survivors.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "runtime/error.h"
 #include "tests/support/collective_checks.h"
 #include "tests/support/fork_checks.h"
 #include "tests/support/fork_ranks.h"
@@ -107,9 +108,8 @@ TEST_P(Hierarchical, AllreduceMatchesReferenceOnEveryRank) {
     for (DType t : {DType::f32, DType::bf16, DType::i32, DType::u8})
       for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg}) {
         std::vector<size_t> counts = {1, 7, 1001};
-        // A few MiB (odd) for two pairs: the phases' chunking does not depend on the dtype.
-        if ((t == DType::f32 && op == ReduceOp::sum) || (t == DType::bf16 && op == ReduceOp::avg))
-          counts.push_back((3u << 20) / dtype_size(t) + 5);
+        // A few MiB (odd) for one pair: the phases' chunking does not depend on the dtype or op.
+        if (t == DType::f32 && op == ReduceOp::sum) counts.push_back((3u << 20) / 4 + 5);
         for (size_t count : counts) {
           add(check_registered_allreduce(*comm, count, t, op));
           add(check_allreduce(*comm, count, t, op));
@@ -150,15 +150,45 @@ TEST(HierarchicalVote, OneRankVotingNoKeepsEveryRankFlat) {
   }));
 }
 
-// A rank killed with SIGKILL while its node's leader reads its registered buffer: the survivors,
-// on both nodes, fail with PeerLost naming it well within the deadline, without SIGBUS, and
-// leave nothing in /dev/shm.
-TEST(HierarchicalFaults, KilledRankIsNamedBySurvivors) {
-  constexpr int kVictim = 3;
+// Ranks that disagree on an allreduce across nodes (rank 3 gives 999 elements, the others 1000)
+// all fail with InvalidArgument naming both counts, on both nodes, within the deadline: the node
+// that sees the mismatch passes it on through every sub-group it aborts.
+TEST(HierarchicalMismatch, EveryRankFailsNamingBothCounts) {
+  const Nodes nodes = {2, 2};
+  ForkRun run = fork_ranks(across(nodes), [&nodes](int rank) {
+    place(nodes, rank);
+    auto comm = comm::init_from_env();
+    comm::RegisteredBuffer buf = comm->alloc(4096);
+    try {
+      comm->allreduce(buf.view(DType::f32, rank == 3 ? 999 : 1000)).wait();
+    } catch (const Error& e) {
+      printf("caught %s\n", e.what());
+      return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 7) << run.summary();
+    EXPECT_LT(r.seconds, 20.0) << run.summary();
+    for (const char* value : {"999", "1000"})
+      EXPECT_NE(r.output.find(value), std::string::npos) << value << "\n" << run.summary();
+  }
+  EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// A rank killed with SIGKILL mid-op, a node's leader (rank 2, in the ring across nodes) or a
+// rank whose registered buffer its leader reads (rank 3): the survivors, on both nodes, fail
+// with PeerLost naming it well within the deadline, without SIGBUS, and leave nothing in
+// /dev/shm.
+class HierarchicalFaults : public ::testing::TestWithParam<int> {};
+
+TEST_P(HierarchicalFaults, KilledRankIsNamedBySurvivors) {
+  const int victim = GetParam();
   const Nodes nodes = {2, 2};
   ForkOptions o = across(nodes);
   o.ready_line = "iteration 3";
-  o.on_ready = [&](const std::vector<pid_t>& pids) { kill(pids[kVictim], SIGKILL); };
+  o.on_ready = [victim](const std::vector<pid_t>& pids) { kill(pids[victim], SIGKILL); };
   ForkRun run = fork_ranks(o, [&nodes](int rank) {
     place(nodes, rank);
     auto comm = comm::init_from_env();
@@ -170,8 +200,11 @@ TEST(HierarchicalFaults, KilledRankIsNamedBySurvivors) {
     }
     return 0;
   });
-  expect_survivors_name_victim(run, kVictim, /*aborted_counts=*/false);
+  expect_survivors_name_victim(run, victim, /*aborted_counts=*/false);
 }
+
+INSTANTIATE_TEST_SUITE_P(Victims, HierarchicalFaults, ::testing::Values(2, 3),
+                         [](const auto& info) { return "rank" + std::to_string(info.param); });
 
 }  // namespace
 }  // namespace weft::testing
