@@ -38,8 +38,8 @@ uint64_t this_node_key(const World& w) {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   return fnv1a("node " + std::to_string(w.node_rank) + "|" + host + "|" +
-               first_line("/proc/sys/kernel/random/boot_id") + "|" + identity_of("/dev/shm") +
-               "|" + identity_of("/proc/self/ns/pid"));
+               first_line("/proc/sys/kernel/random/boot_id") + "|" + identity_of("/dev/shm") + "|" +
+               identity_of("/proc/self/ns/pid"));
 }
 
 std::vector<int> NodeLayout::leaders() const {

@@ -20,8 +20,8 @@ uint64_t this_node_key(const World& w);
 
 struct NodeLayout {
   std::vector<std::vector<int>> nodes;  // each node's ranks in rank order; nodes by first rank
-  int node = 0;   // this rank's node
-  int local = 0;  // this rank's place in it (0: the node's leader)
+  int node = 0;                         // this rank's node
+  int local = 0;                        // this rank's place in it (0: the node's leader)
 
   // Each node's leader (its first rank), in node order.
   std::vector<int> leaders() const;

@@ -123,12 +123,12 @@ TEST_P(Hierarchical, AllreduceMatchesReferenceOnEveryRank) {
   }));
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, Hierarchical, ::testing::Values(Nodes{2, 2}, Nodes{3, 2},
-                                                            Nodes{2, 1, 3}),
+INSTANTIATE_TEST_SUITE_P(Layouts, Hierarchical,
+                         ::testing::Values(Nodes{2, 2}, Nodes{3, 2}, Nodes{2, 1, 3}),
                          [](const auto& info) {
                            std::string name;
-                           for (int n : info.param) name += (name.empty() ? "" : "x") +
-                                                            std::to_string(n);
+                           for (int n : info.param)
+                             name += (name.empty() ? "" : "x") + std::to_string(n);
                            return name + "ranks";
                          });
 

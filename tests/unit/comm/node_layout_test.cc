@@ -26,8 +26,8 @@ TEST(NodeLayout, GroupsRanksByKeyInOrderOfTheirFirstRank) {
 
 TEST(NodeLayout, HierarchicalOnlyAcrossNodesWithSomeNodeHoldingSeveralRanks) {
   EXPECT_FALSE(node_layout(std::vector<uint64_t>{1, 1, 1, 1}, 0).hierarchical());  // one node
-  EXPECT_FALSE(node_layout(std::vector<uint64_t>{1, 2, 3}, 0).hierarchical());  // one rank each
-  EXPECT_TRUE(node_layout(std::vector<uint64_t>{1, 1, 2}, 2).hierarchical());   // 2 + 1
+  EXPECT_FALSE(node_layout(std::vector<uint64_t>{1, 2, 3}, 0).hierarchical());     // one rank each
+  EXPECT_TRUE(node_layout(std::vector<uint64_t>{1, 1, 2}, 2).hierarchical());      // 2 + 1
   EXPECT_TRUE(node_layout(std::vector<uint64_t>{1, 1, 1, 2, 2}, 3).hierarchical());  // 3 + 2
 }
 
