@@ -2,8 +2,8 @@
 // launcher's variables that they sit on several nodes (WEFT_NODE_RANK, WEFT_LOCAL_RANK,
 // WEFT_LOCAL_WORLD_SIZE, as `weftrun --nnodes` gives them), so each node's ranks meet over shared
 // memory and the nodes' leaders over tcp. Even (2 + 2) and uneven (3 + 2; 2 + 1 + 3, one rank
-// alone) nodes; sum and avg over several dtypes, odd counts, small and a few MiB, on registered
-// and plain memory: every rank equal to the sequential reference and every allreduce
+// alone) nodes; sum and avg over several dtypes, zero and odd counts, small and a few MiB, on
+// registered and plain memory: every rank equal to the sequential reference and every allreduce
 // hierarchical (in place inside the node exactly when registered); float data whose sum rounds,
 // the same bytes on every rank; one rank voting no keeps every rank flat; a count mismatch
 // failing every rank with InvalidArgument; a rank killed mid-op named by the survivors.
@@ -107,7 +107,7 @@ TEST_P(Hierarchical, AllreduceMatchesReferenceOnEveryRank) {
     };
     for (DType t : {DType::f32, DType::bf16, DType::i32, DType::u8})
       for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg}) {
-        std::vector<size_t> counts = {1, 7, 1001};
+        std::vector<size_t> counts = {0, 1, 7, 1001};
         // A few MiB (odd) for one pair: the phases' chunking does not depend on the dtype or op.
         if (t == DType::f32 && op == ReduceOp::sum) counts.push_back((3u << 20) / 4 + 5);
         for (size_t count : counts) {
