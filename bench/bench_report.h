@@ -21,7 +21,8 @@ struct Measurement {
   size_t bytes = 0;
   double seconds_per_op = 0;  // slowest rank's mean over the timed iterations
   size_t iters = 0;
-  // Which path weft's op took: "direct" (in place on registered memory), else "transport"
+  // Which path weft's op took: "direct" (in place on registered memory), "cma" (single-copy
+  // reads), "hierarchical" or "hier-direct" (across nodes: comm/hierarchy.h), else "transport"
   // (the backend's algorithms; the other programs' only path).
   std::string path = "transport";
 

@@ -11,7 +11,9 @@
 // for the largest size, and reused: a fresh page costs more to touch than to copy. With
 // --registered they come from Communicator::alloc (registered memory over shm, where the
 // collectives run in place); each line says which path the op took: direct (in place), cma
-// (plain memory, large messages read straight from the sender's buffer), transport (FIFOs).
+// (plain memory, large messages read straight from the sender's buffer), transport (FIFOs);
+// across nodes, hierarchical (inside each node, then across the nodes' leaders: comm/hierarchy.h)
+// or hier-direct (the same, in place inside each node).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -166,10 +168,12 @@ class Bench {
     c.fill();
     const uint64_t direct_before = comm_.direct_ops();
     const uint64_t single_copy_before = comm_.single_copy_messages();
+    const uint64_t hierarchical_before = comm_.hierarchical_ops();
     c.launch().wait();
     // The path depends on the size and the buffers alone, so the first op tells.
     const bool direct = comm_.direct_ops() > direct_before;
     const bool single_copy = comm_.single_copy_messages() > single_copy_before;
+    const bool hierarchical = comm_.hierarchical_ops() > hierarchical_before;
     if (std::string wrong = c.verify(); !wrong.empty())
       throw Error(ErrorCode::Corrupt,
                   "rank " + std::to_string(comm_.rank()) + ": " + op + " of " +
@@ -187,7 +191,10 @@ class Bench {
     m.bytes = c.bytes;
     m.seconds_per_op = t.seconds_per_op;
     m.iters = t.iters;
-    m.path = direct ? "direct" : single_copy ? "cma" : "transport";
+    m.path = hierarchical ? (direct ? "hier-direct" : "hierarchical")
+             : direct     ? "direct"
+             : single_copy ? "cma"
+                           : "transport";
     return m;
   }
 

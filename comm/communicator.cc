@@ -26,6 +26,11 @@ CommOptions CommOptions::from_env() {
   o.small_bytes = env::parse_bytes(env::get("WEFT_SMALL_BYTES"), "WEFT_SMALL_BYTES");
   o.segment_bytes = env::parse_bytes(env::get("WEFT_SEGMENT_BYTES"), "WEFT_SEGMENT_BYTES");
   o.direct_bytes = env::parse_bytes(env::get("WEFT_DIRECT_BYTES"), "WEFT_DIRECT_BYTES");
+  const std::string hierarchy = env::get("WEFT_HIERARCHY");
+  if (hierarchy != "0" && hierarchy != "1")
+    throw Error(ErrorCode::InvalidArgument,
+                "WEFT_HIERARCHY must be 0 or 1, not '" + hierarchy + "'");
+  o.hierarchical = hierarchy == "1";
   if (o.segment_bytes < 64)
     throw Error(ErrorCode::InvalidArgument, "WEFT_SEGMENT_BYTES must be at least 64");
   return o;
@@ -44,6 +49,7 @@ Communicator::Communicator(std::unique_ptr<Transport> transport, GroupContext co
   impl_->recv_seq.assign(impl_->size(), 0);
   impl_->executor = Executor::create(impl_->rank());
   watch_losses();
+  if (impl_->context.make_node_transport && impl_->size() > 1) meet_nodes();
 }
 
 Communicator::Communicator(std::unique_ptr<NativeBackend> native, GroupContext context,
@@ -66,9 +72,61 @@ void Communicator::watch_losses() {
       [this](const std::string& notice) { abort(notice); });
 }
 
+// The ranks' nodes (GroupContext::make_node_transport): every rank's node key and vote are
+// gathered, and when the group spans several nodes, some holding several of its ranks, and every
+// rank votes for it, each rank joins its node's group (over shared memory) and each node's leader
+// the leaders' group (over this group's transport): see comm/hierarchy.h. Every rank decides from
+// the same gathered values, so all take the same path.
+void Communicator::meet_nodes() {
+  Impl& m = *impl_;
+  const int n = size();
+  const bool votes = m.options.hierarchical && m.options.algo == AllreduceAlgo::automatic;
+  uint64_t mine[2] = {m.context.node_key, votes ? 1u : 0u};
+  std::vector<uint64_t> all(2 * static_cast<size_t>(n));
+  allgather(Tensor::flat(mine, DType::i64, 2),
+            Tensor::flat(all.data(), DType::i64, all.size()))
+      .wait();
+  std::vector<uint64_t> keys(n);
+  bool everyone = true;
+  for (int r = 0; r < n; r++) {
+    keys[r] = all[2 * r];
+    everyone = everyone && all[2 * r + 1] != 0;
+  }
+  NodeLayout layout = node_layout(keys, rank());
+  if (!everyone || !layout.hierarchical()) return;
+  // The node's and the leaders' groups hold no hierarchy of their own.
+  GroupContext sub = m.context;
+  sub.make_node_transport = nullptr;
+  std::unique_ptr<Communicator> node, leaders;
+  const std::vector<int>& node_ranks = layout.nodes[layout.node];
+  if (node_ranks.size() > 1) {
+    GroupContext c = sub;
+    c.backend = "shm";
+    c.make_transport = m.context.make_node_transport;
+    c.group_tag = m.context.group_tag + ".node" + std::to_string(layout.node);
+    node = m.child(std::move(c), node_ranks, m.context.make_node_transport);
+  }
+  if (layout.local == 0) {  // after the node's group: its ranks all build that one first
+    GroupContext c = sub;
+    c.group_tag = m.context.group_tag + ".leaders";
+    leaders = m.child(std::move(c), layout.leaders(), m.context.make_transport);
+  }
+  WEFT_INFO("group " << m.context.group_tag << " spans " << layout.nodes.size()
+                     << " nodes: allreduce inside node " << layout.node << " ("
+                     << node_ranks.size() << " ranks), then across their leaders");
+  auto made = std::make_unique<Hierarchy>(std::move(layout), rank(), n, std::move(node),
+                                          std::move(leaders));
+  // abort() may run on any thread (the store's loss watch): it reads the hierarchy under
+  // abort_mu, and one made after an abort starts aborted.
+  std::lock_guard lock(m.abort_mu);
+  m.hierarchy = std::move(made);
+  if (m.aborted.load()) m.hierarchy->abort(m.abort_reason, ErrorCode::Aborted);
+}
+
 Communicator::~Communicator() {
   impl_->loss_watch.reset();  // no abort from the store's thread while this one goes away
   impl_->executor->stop();  // before the transport and scratch the ops use go away
+  impl_->hierarchy.reset();  // the node's and the leaders' groups, idle now
   // Then the transport, while the scratch lives: closing, MPI's sends of a failed op may read it.
   impl_->transport.reset();
   impl_->native.reset();
@@ -108,6 +166,7 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
 }
 
 RegisteredBuffer Communicator::alloc(size_t bytes) {
+  if (impl_->hierarchy) return impl_->hierarchy->alloc(bytes);
   DirectAccess* direct = impl_->transport ? impl_->transport->direct_access() : nullptr;
   if (direct == nullptr) return RegisteredBuffer(Buffer(bytes));
   return RegisteredBuffer(direct->allocate(bytes));
@@ -118,7 +177,12 @@ CheckpointCommitter* Communicator::checkpoint_committer() const {
 }
 
 uint64_t Communicator::direct_ops() const {
-  return impl_->direct_ops.load(std::memory_order_relaxed);
+  return impl_->direct_ops.load(std::memory_order_relaxed) +
+         (impl_->hierarchy ? impl_->hierarchy->direct_ops() : 0);
+}
+
+uint64_t Communicator::hierarchical_ops() const {
+  return impl_->hierarchy ? impl_->hierarchy->ops() : 0;
 }
 
 uint64_t Communicator::single_copy_messages() const {
@@ -316,29 +380,12 @@ std::unique_ptr<Communicator> Communicator::split(int color, int key) {
   for (int r = 0; r < n; r++)
     if (all[2 * r] == color) members.emplace_back(all[2 * r + 1], r);
   std::sort(members.begin(), members.end());
-  int new_rank = static_cast<int>(
-      std::find(members.begin(), members.end(), std::make_pair(key, rank())) - members.begin());
-
   // The child inherits make_device_route: its CUDA tensors take a route of its own ranks.
   GroupContext child = m.context;
   child.group_tag = m.context.group_tag + ".s" + std::to_string(index) + "c" + std::to_string(color);
-  // Transports that meet through the store get the group's own corner of it (mpi needs none).
-  auto store = m.context.store ? std::make_shared<PrefixStore>(child.group_tag, m.context.store)
-                               : nullptr;
-  TransportSetup setup;
-  setup.store = store.get();
-  setup.shared_store = store;
-  setup.rank = new_rank;
-  setup.size = static_cast<int>(members.size());
-  setup.job_id = m.context.job_id;
-  setup.token = m.context.token;
-  setup.group_tag = child.group_tag;
-  setup.host = m.context.host;
-  setup.deadline = deadline_after(m.options.timeout);
-  setup.parent = m.transport.get();
-  for (const auto& member : members) setup.parent_ranks.push_back(member.second);
-  auto transport = m.context.make_transport(setup);
-  return std::make_unique<Communicator>(std::move(transport), std::move(child), m.options);
+  std::vector<int> ranks;
+  for (const auto& member : members) ranks.push_back(member.second);
+  return m.child(std::move(child), ranks, m.context.make_transport);
 }
 
 void Communicator::record_op_times(bool on) {
@@ -347,17 +394,23 @@ void Communicator::record_op_times(bool on) {
   if (impl_->device_route) impl_->device_route->record_op_times(on);
 }
 
-void Communicator::abort(const std::string& reason) {
+void Communicator::abort(const std::string& reason) { abort(reason, ErrorCode::Aborted); }
+
+void Communicator::abort(const std::string& reason, ErrorCode code) {
+  code = code_for_peers(code);
   {
     std::lock_guard lock(impl_->abort_mu);
     if (impl_->abort_reason.empty()) impl_->abort_reason = reason;
     impl_->aborted.store(true);
-    if (impl_->device_route) impl_->device_route->abort(reason);
+    if (impl_->device_route) impl_->device_route->abort(reason, code);
+    if (impl_->hierarchy) impl_->hierarchy->abort(reason, code);
   }
   if (impl_->native)
-    impl_->native->abort(reason);
+    code == ErrorCode::Aborted ? impl_->native->abort(reason)
+                               : impl_->native->abort_with(code, reason);
   else
-    impl_->transport->abort(reason);
+    code == ErrorCode::Aborted ? impl_->transport->abort(reason)
+                               : impl_->transport->abort_with(code, reason);
 }
 
 }  // namespace weft::comm

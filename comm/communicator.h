@@ -63,10 +63,14 @@ struct CommOptions {
   // At or above, with algo automatic: allreduce in place on registered memory (when every
   // rank's tensor is; below, the mailbox path is as fast).
   size_t direct_bytes = 64 * 1024;
+  // Across nodes (comm/hierarchy.h): allreduce inside each node, then across the nodes' leaders.
+  // Every rank votes when its communicator is made; one voting no (or forcing an algorithm) keeps
+  // the whole group on the flat algorithms.
+  bool hierarchical = true;
   // CUDA tensors on a host backend: an allreduce copies and reduces them in chunks of this size.
   size_t staging_chunk_bytes = 4u << 20;
   // Reads WEFT_TIMEOUT, WEFT_ALGO, WEFT_ONE_SHOT_BYTES, WEFT_SMALL_BYTES, WEFT_SEGMENT_BYTES,
-  // WEFT_DIRECT_BYTES.
+  // WEFT_DIRECT_BYTES, WEFT_HIERARCHY.
   static CommOptions from_env();
 };
 
@@ -94,14 +98,19 @@ class Communicator {
 
   // `bytes` of zeroed host memory that every local rank of this group can map (registered;
   // over shm): an allreduce whose tensor lives there on every rank runs in place, each rank
-  // reducing its share straight from its peers' buffers. Over other backends, plain memory.
-  // Registered with this communicator's group only (another communicator's ops take it as
+  // reducing its share straight from its peers' buffers. Across nodes, registered with this
+  // rank's node, whose phases of a hierarchical allreduce then run in place. Over other
+  // backends, plain memory. Registered with this communicator's group only (another communicator's ops take it as
   // plain memory). Not collective: ranks allocate when they like. Drop it only once the ops on
   // it are done.
   RegisteredBuffer alloc(size_t bytes);
   // Collectives so far that ran in place on registered memory (the rest took the transport's
-  // algorithms): how a program or benchmark tells which path ran.
+  // algorithms): how a program or benchmark tells which path ran. Across nodes, an allreduce
+  // counts when its phases inside the node ran in place.
   uint64_t direct_ops() const;
+  // Allreduces so far that went hierarchically across nodes: inside each node, then across the
+  // nodes' leaders, then inside each node again (comm/hierarchy.h); the rest ran flat.
+  uint64_t hierarchical_ops() const;
   // Messages so far that went with one copy straight from the sender's plain memory to the
   // receiver's (over shm: process_vm_readv, for large messages where the kernel allows it;
   // WEFT_SHM_CMA), the rest through the transport's buffers.
@@ -150,9 +159,14 @@ class Communicator {
   // Fails every queued and running op with Aborted and tells peers. Safe to call twice and
   // from any thread.
   void abort(const std::string& reason = "abort() called");
+  // abort(), except that this rank's ops and the peers' fail with `code` where it is
+  // InvalidArgument (ranks that disagree on a collective all fail so), else Aborted: how a group
+  // run through other groups (comm/hierarchy.h) passes a mismatch on to them.
+  void abort(const std::string& reason, ErrorCode code);
 
  private:
   void watch_losses();
+  void meet_nodes();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -21,6 +21,7 @@
 #include "comm/direct_access.h"
 #include "comm/executor.h"
 #include "comm/group_context.h"
+#include "comm/hierarchy.h"
 #include "comm/op_span.h"
 #include "runtime/buffer.h"
 #include "runtime/error.h"
@@ -49,6 +50,7 @@ struct Communicator::Impl {
   uint64_t batches = 0;                         // batch_p2p ops issued (for messages only)
   int splits = 0;
   std::unique_ptr<Communicator> device_route;  // made on the first op on a CUDA tensor
+  std::unique_ptr<Hierarchy> hierarchy;         // across nodes (meet_nodes), or null
   bool device_route_made = false;
   bool record_op_times = false;
   std::atomic<uint64_t> direct_ops{0};  // ops that ran on registered memory
@@ -226,6 +228,7 @@ struct Communicator::Impl {
 
   void allreduce_in_place(const AlgoContext& ctx, void* data, size_t count, DType dtype,
                           ReduceOp op) const {
+    if (hierarchy) return hierarchy->allreduce(data, count, dtype, op);
     size_t bytes = count * dtype_size(dtype);
     bool one_shot = options.algo == AllreduceAlgo::one_shot ||
                     (options.algo == AllreduceAlgo::automatic && bytes <= options.one_shot_bytes);
@@ -332,6 +335,31 @@ struct Communicator::Impl {
             throw;
           }
         });
+  }
+
+  // A communicator over `members` (ranks of this group, in the new group's rank order), its
+  // transport made by `make`, meeting under `context.group_tag`'s corner of the store: split()'s
+  // sub-groups and the hierarchy's node and leaders. Collective over `members`.
+  std::unique_ptr<Communicator> child(GroupContext context, const std::vector<int>& members,
+                                      const MakeTransport& make) {
+    // Transports that meet through the store get the group's own corner of it (mpi needs none).
+    auto store = context.store ? std::make_shared<PrefixStore>(context.group_tag, context.store)
+                               : nullptr;
+    TransportSetup setup;
+    setup.store = store.get();
+    setup.shared_store = store;
+    setup.rank = static_cast<int>(std::find(members.begin(), members.end(), rank()) -
+                                  members.begin());
+    setup.size = static_cast<int>(members.size());
+    setup.job_id = context.job_id;
+    setup.token = context.token;
+    setup.group_tag = context.group_tag;
+    setup.host = context.host;
+    setup.deadline = deadline_after(options.timeout);
+    setup.parent = transport.get();
+    setup.parent_ranks = members;
+    auto made = make(setup);
+    return std::make_unique<Communicator>(std::move(made), std::move(context), options);
   }
 
   Fingerprint next(OpKind op, DType dtype, size_t count, ReduceOp reduce = ReduceOp::sum,

@@ -3,6 +3,7 @@
 // like it: the job's store, the backend, how to make a sub-group's transport, the job's id and
 // token, and how CUDA tensors are handled. Internal to comm/ and to code that builds its own
 // groups (tests, embedders); programs that only call collectives see comm/communicator.h.
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +26,9 @@ struct DeviceRouteGroup {
   std::string group_tag;
 };
 
+// Builds a group's transport (tcp, shm, ...).
+using MakeTransport = std::function<std::unique_ptr<Transport>(const TransportSetup&)>;
+
 // What split() needs to build sub-groups like this one.
 struct GroupContext {
   // e.g. the store server when this rank hosts it. Declared before `store`, so destroyed after
@@ -33,7 +37,7 @@ struct GroupContext {
   std::shared_ptr<Store> store;  // the job's store; each group works under its own prefix
   std::string backend;           // "tcp", "shm", "mpi-ring", "mpi", "inproc": messages, benchmarks
   // Builds a sub-group's transport (unused by a native backend, which splits itself).
-  std::function<std::unique_ptr<Transport>(const TransportSetup&)> make_transport;
+  MakeTransport make_transport;
   std::string job_id;
   std::string token;
   std::string group_tag = "world";
@@ -53,6 +57,12 @@ struct GroupContext {
   // first collective on a CUDA tensor, over their own ranks.
   std::function<std::unique_ptr<Communicator>(const DeviceRouteGroup& group)> make_device_route;
   bool device_route_here = false;
+  // Across nodes (tcp between hosts): how to connect the ranks of one node (shm), and this
+  // rank's node key (comm/node_layout.h). Set, a communicator gathers its ranks' keys when it is
+  // made and, when it spans several nodes and some node holds several of its ranks, runs its
+  // allreduces hierarchically (comm/hierarchy.h). Sub-groups from split() inherit it.
+  MakeTransport make_node_transport;
+  uint64_t node_key = 0;
 };
 
 }  // namespace weft::comm

@@ -6,6 +6,7 @@
 #include "comm/mpi/mpi_rendezvous.h"
 #include "comm/rendezvous/job_token.h"
 #include "comm/native_backend.h"
+#include "comm/node_layout.h"
 #include "comm/nccl/backends.h"
 #include "comm/rendezvous/store_memory.h"
 #include "comm/rendezvous/coordinator.h"
@@ -178,6 +179,14 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
     };
   } else {
     ctx.make_transport = backend == "tcp" ? make_tcp_transport : make_shm_transport;
+  }
+  // Ranks on several nodes: each node's ranks also meet over shared memory, and allreduces go
+  // inside each node, then across the nodes (comm/hierarchy.h). The launcher's local size tells
+  // alike on every rank whether the job spans nodes; the communicator learns which ranks share
+  // one from their node keys.
+  if (backend == "tcp" && w.local_size < w.size) {
+    ctx.make_node_transport = make_shm_transport;
+    ctx.node_key = this_node_key(w);
   }
   auto store = std::make_shared<PrefixStore>(ctx.group_tag, ctx.store);
   setup.store = store.get();

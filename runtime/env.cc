@@ -27,6 +27,10 @@ constexpr Var kEnvVars[] = {
     {"WEFT_DIRECT_BYTES", "65536",
      "allreduce messages from this size on, in registered memory (Communicator::alloc) on every "
      "rank of an shm group, run in place, each rank reducing its share from its peers' buffers"},
+    {"WEFT_HIERARCHY", "1",
+     "1: in a tcp job across nodes, allreduce inside each node over shared memory (in place on "
+     "registered memory), then across the nodes' leaders, then inside each node again; 0 (on any "
+     "rank): every rank in one flat ring over tcp"},
     {"WEFT_SHM_RING_BYTES", "1048576", "bytes of each shared-memory FIFO between two ranks"},
     {"WEFT_SHM_CMA", "0",
      "1: large shm messages from plain memory are read straight from the sender's buffer "

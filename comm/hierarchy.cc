@@ -1,0 +1,70 @@
+#include "comm/hierarchy.h"
+
+#include "comm/buffer_ops.h"
+#include "runtime/buffer.h"
+#include "runtime/error.h"
+
+namespace weft::comm {
+
+Hierarchy::Hierarchy(NodeLayout layout, int group_rank, int group_size,
+                     std::unique_ptr<Communicator> node, std::unique_ptr<Communicator> leaders)
+    : layout_(std::move(layout)),
+      group_rank_(group_rank),
+      group_size_(group_size),
+      node_(std::move(node)),
+      leaders_(std::move(leaders)) {}
+
+Hierarchy::~Hierarchy() = default;
+
+void Hierarchy::allreduce(void* data, size_t count, DType dtype, ReduceOp op) {
+  // The phases sum; an average divides once, on the leader, so every rank gets its bytes.
+  const ReduceOp phase_op = op == ReduceOp::avg ? ReduceOp::sum : op;
+  const Tensor t = Tensor::flat(data, dtype, count);
+  const uint64_t in_place_before = node_ ? node_->direct_ops() : 0;
+  bool across = false;  // which phase ran last, for the message
+  try {
+    // 1. The node's ranks reduce into its leader's buffer (in place on registered memory).
+    if (node_) node_->reduce(t, t, /*root=*/0, phase_op).wait();
+    // 2. The leaders allreduce the nodes' sums over the network.
+    across = true;
+    if (leaders_) {
+      leaders_->allreduce(t, phase_op).wait();
+      if (op == ReduceOp::avg) host_buffer_ops().scale_down(data, count, dtype, group_size_);
+    }
+    // 3. Each leader's result reaches its node's ranks.
+    across = false;
+    if (node_) node_->broadcast(t, /*root=*/0).wait();
+  } catch (const Error& e) {
+    abort(e.what(), e.code());
+    std::string cause = e.what();  // "Code: message"
+    cause.erase(0, std::string(error_code_name(e.code())).size() + 2);
+    throw Error(e.code(), where(across) + ": " + cause);
+  }
+  ops_.fetch_add(1, std::memory_order_relaxed);
+  if (node_ && node_->direct_ops() == in_place_before + 2)
+    direct_ops_.fetch_add(1, std::memory_order_relaxed);
+}
+
+RegisteredBuffer Hierarchy::alloc(size_t bytes) {
+  return node_ ? node_->alloc(bytes) : RegisteredBuffer(Buffer(bytes));
+}
+
+void Hierarchy::abort(const std::string& reason, ErrorCode code) {
+  if (node_) node_->abort(reason, code);
+  if (leaders_) leaders_->abort(reason, code);
+}
+
+std::string Hierarchy::where(bool across) const {
+  const std::vector<int> ranks = across ? layout_.leaders() : layout_.nodes[layout_.node];
+  std::string group, there;
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    group += (i ? ", " : "") + std::to_string(ranks[i]);
+    there += (i ? ", " : "") + std::to_string(i);
+  }
+  return "rank " + std::to_string(group_rank_) + " (node " + std::to_string(layout_.node) +
+         "): allreduce across nodes, in " +
+         (across ? "the nodes' leaders' group" : "its node's group") + " (ranks " + group +
+         " of this group, there " + there + ")";
+}
+
+}  // namespace weft::comm
