@@ -104,9 +104,10 @@ World World::from_vars(const Lookup& get) {
                    "GROUP_RANK"});
     if (auto job = get("TORCHELASTIC_RUN_ID")) w.job_id = *job;
   } else if (get("OMPI_COMM_WORLD_RANK")) {
+    // Open MPI names no node index (OMPI_COMM_WORLD_NODE_RANK is a rank within the node), so
+    // the node stays 0 and ranks tell their nodes apart by host (comm/node_layout.h).
     w = read(get, {"openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
-                   "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
-                   "OMPI_COMM_WORLD_NODE_RANK"});
+                   "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", nullptr});
   } else if (get("PMI_RANK")) {
     w = read(get, {"pmi", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", nullptr});
   } else if (get("PMIX_RANK") && get("SLURM_NTASKS")) {

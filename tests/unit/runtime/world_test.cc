@@ -77,6 +77,17 @@ TEST(World, OpenMpiIgnoresUniverseSize) {
   EXPECT_EQ(w.local_size, 2);
 }
 
+// OMPI_COMM_WORLD_NODE_RANK is the rank within its node, not the node's index: read as the
+// node, it gave the two ranks of one host different nodes (and hierarchical collectives took
+// every rank for a node of its own). The host tells nodes apart instead.
+TEST(World, OpenMpiNodeRankIsNotTheNode) {
+  World w = from({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "4"},
+                  {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                  {"OMPI_COMM_WORLD_NODE_RANK", "1"}});
+  EXPECT_EQ(w.local_rank, 1);
+  EXPECT_EQ(w.node_rank, 0);
+}
+
 TEST(World, OpenMpiBeatsSlurmInsideSbatch) {
   // mpirun inside an sbatch script: every rank inherits SLURM_PROCID=0.
   World w = from({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"},
