@@ -112,16 +112,7 @@ TEST(DirectFaults, KilledRankIsNamedBySurvivors) {
   o.env["WEFT_TIMEOUT"] = "60";  // PeerLost must come from detection, not the timeout
   o.ready_line = "iteration 3";
   o.on_ready = [&](const std::vector<pid_t>& pids) { kill(pids[kVictim], SIGKILL); };
-  ForkRun run = fork_ranks(o, [](int rank) {
-    auto comm = comm::init_from_env();
-    const size_t count = (16u << 20) / 4;
-    comm::RegisteredBuffer buf = comm->alloc(count * 4);
-    for (int i = 0;; i++) {
-      comm->allreduce(buf.view(DType::f32, count)).wait();
-      if (i == 3) printf("iteration 3 done by rank %d\n", rank), fflush(stdout);
-    }
-    return 0;
-  });
+  ForkRun run = fork_ranks(o, allreduce_registered_until_stopped);
   expect_survivors_name_victim(run, kVictim, /*aborted_counts=*/false);
 }
 

@@ -191,14 +191,7 @@ TEST_P(HierarchicalFaults, KilledRankIsNamedBySurvivors) {
   o.on_ready = [victim](const std::vector<pid_t>& pids) { kill(pids[victim], SIGKILL); };
   ForkRun run = fork_ranks(o, [&nodes](int rank) {
     place(nodes, rank);
-    auto comm = comm::init_from_env();
-    const size_t count = (16u << 20) / 4;
-    comm::RegisteredBuffer buf = comm->alloc(count * 4);
-    for (int i = 0;; i++) {
-      comm->allreduce(buf.view(DType::f32, count)).wait();
-      if (i == 3) printf("iteration 3 done by rank %d\n", rank), fflush(stdout);
-    }
-    return 0;
+    return allreduce_registered_until_stopped(rank);
   });
   expect_survivors_name_victim(run, victim, /*aborted_counts=*/false);
 }

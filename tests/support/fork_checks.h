@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
+#include "comm/registered_buffer.h"
 #include "tests/support/fork_ranks.h"
 
 namespace weft::testing {
@@ -51,6 +53,18 @@ inline void expect_survivors_name_victim(const ForkRun& run, int victim, bool ab
     EXPECT_LT(r.seconds - kill_time, seconds) << run.summary();
   }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty()) << "shared-memory files left behind";
+}
+
+// A rank's body for kill tests on registered memory: allreduces 16 MiB in place until it is
+// killed or fails, having printed "iteration 3 done by rank R" (the ready line to kill after).
+inline int allreduce_registered_until_stopped(int rank) {
+  auto comm = comm::init_from_env();
+  const size_t count = (16u << 20) / 4;
+  comm::RegisteredBuffer buf = comm->alloc(count * 4);
+  for (int i = 0;; i++) {
+    comm->allreduce(buf.view(DType::f32, count)).wait();
+    if (i == 3) std::printf("iteration 3 done by rank %d\n", rank), std::fflush(stdout);
+  }
 }
 
 }  // namespace weft::testing
