@@ -65,7 +65,10 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
     const double queued = run_queue.seconds();
     stage.synchronize();
     pp_.batch_p2p(batch).wait();
+    // The wall time before the run queue's: a preemption as the read returns lands after this
+    // exchange, in what counts as compute, rather than in the exchange but not its run queue.
     const double took = seconds_since(t);
+    times.exchange_seconds += took;
     if (queued >= 0) times.descheduled_seconds += std::max(0.0, run_queue.seconds() - queued);
     const double per_message = took / static_cast<double>(batch.size());
     if (times.shortest_copy < 0 || per_message < times.shortest_copy)
@@ -104,12 +107,15 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
           stage.copy_boundary(keep, stage.input_grad(c));
         }
       }
+      // The CPU clock before the wall clock: the kernel may preempt the thread as that system
+      // call returns, and the wait belongs inside the compute it ends.
+      const double cpu_took = thread_cpu_seconds() - cpu;
       const double took = seconds_since(t);
       const size_t k = static_cast<size_t>(a.kind);
-      times.compute_seconds += took;
       times.computes[k]++;
       times.compute_wall[k] += took;
-      times.compute_cpu[k] += thread_cpu_seconds() - cpu;
+      times.compute_cpu[k] += cpu_took;
+      times.durations.push_back(took);
       if (trace_)
         trace_->record(TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),
                        {{"micro_batch", mb}, {"chunk", c}});

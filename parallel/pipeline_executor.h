@@ -56,16 +56,16 @@ struct PipelineShape {
   Device device = Device::cpu();
 };
 
-// Where a step's pipeline time went on this rank. Its idle time is the wall time outside
-// compute: waiting for a neighbour's tensor (the bubble) and the copies of the exchanges. Time
-// the rank was runnable but had no core is not waiting for a neighbour: inside a compute it
-// counts as compute (the compute ran slower, as the simulator's shared cores say); inside an
-// exchange (woken by its message while every core was busy) it is counted apart, in
-// `descheduled_seconds`, and left out of the idle fraction.
+// Where a step's pipeline time went on this rank. Its idle time is the time in its exchanges:
+// waiting for a neighbour's tensor (the bubble) and copying it. Time the rank was runnable but
+// had no core is not waiting for a neighbour: inside an exchange (woken by its message while
+// every core was busy) it is counted apart, in `descheduled_seconds`, and left out of the idle
+// fraction; anywhere else it is compute time (the compute ran slower, as the simulator's
+// shared cores say), and so is the executor's own bookkeeping between actions.
 struct PipelineTimes {
   double seconds = 0;              // from the first action's start to the last one's end
-  double compute_seconds = 0;      // wall time inside computes
-  double descheduled_seconds = 0;  // inside exchanges, runnable with no core (0: unknown)
+  double exchange_seconds = 0;     // wall time inside exchanges
+  double descheduled_seconds = 0;  // of that, runnable with no core (0: unknown)
   // Per compute kind (forward, backward, backward_input, backward_weight): how many ran, their
   // wall time, and the thread's CPU time in them: each compute's cost on a core of its own
   // where the kernels run on the calling thread (one thread per rank).
@@ -74,9 +74,10 @@ struct PipelineTimes {
   std::array<double, 4> compute_cpu{};
   // The shortest exchange per message it carried: a copy that found its peer ready (-1: none).
   double shortest_copy = -1;
+  std::vector<double> durations;  // each compute's wall time, in the order they ran
 
   double idle_fraction() const {
-    return seconds > 0 ? 1.0 - (compute_seconds + descheduled_seconds) / seconds : 0.0;
+    return seconds > 0 ? (exchange_seconds - descheduled_seconds) / seconds : 0.0;
   }
   // Each kind's mean cost (the CPU time, or the wall time when `cpu` is false; 0 where none
   // ran) and shortest_copy as the transfer: the simulator's costs for this rank.

@@ -89,7 +89,27 @@ struct RankProgress {
   double left = 0;         // work left in what it runs, at full speed
 };
 
-void check_machine(const SimMachine& machine, int ranks) {
+void check_machine(const SimMachine& machine, const Schedule& schedule) {
+  const int ranks = static_cast<int>(schedule.size());
+  if (!machine.durations.empty()) {
+    if (static_cast<int>(machine.durations.size()) != ranks)
+      throw Error(ErrorCode::InvalidArgument,
+                  "schedule simulator: a replay of " + std::to_string(machine.durations.size()) +
+                      " ranks for a schedule of " + std::to_string(ranks));
+    for (int r = 0; r < ranks; r++) {
+      size_t computes = 0;
+      for (const Action& a : schedule[r]) computes += is_compute(a.kind);
+      if (machine.durations[r].size() != computes)
+        throw Error(ErrorCode::InvalidArgument,
+                    "schedule simulator: rank " + std::to_string(r) + "'s replay has " +
+                        std::to_string(machine.durations[r].size()) + " durations for " +
+                        std::to_string(computes) + " computes");
+      for (double d : machine.durations[r])
+        if (!(d >= 0))
+          throw Error(ErrorCode::InvalidArgument,
+                      "schedule simulator: a replayed duration is negative or not a number");
+    }
+  }
   if (machine.costs.size() > 1 && static_cast<int>(machine.costs.size()) != ranks)
     throw Error(ErrorCode::InvalidArgument,
                 "schedule simulator: " + std::to_string(machine.costs.size()) +
@@ -109,12 +129,14 @@ void check_machine(const SimMachine& machine, int ranks) {
 }  // namespace
 
 SimResult simulate_schedule(const Schedule& schedule, const ActionCosts& costs) {
-  return simulate_schedule(schedule, SimMachine{{costs}, 0});
+  SimMachine machine;
+  machine.costs = {costs};
+  return simulate_schedule(schedule, machine);
 }
 
 SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine) {
   int ranks = static_cast<int>(schedule.size());
-  check_machine(machine, ranks);
+  check_machine(machine, schedule);
   SimResult result;
   result.busy.assign(ranks, 0);
   std::vector<std::vector<Ref>> counterpart(ranks);
@@ -130,6 +152,7 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
   std::vector<std::vector<bool>> posted(ranks);
   for (int r = 0; r < ranks; r++) posted[r].assign(schedule[r].size(), false);
   std::vector<RankProgress> rank(ranks);
+  std::vector<size_t> computes_done(ranks, 0);  // a replay's next duration
   std::vector<double> finish(ranks, 0);
   double now = 0;
   // Starts rank r's next action: a compute runs; a p2p group is posted whole and waits until
@@ -147,7 +170,8 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
       if (is_compute(a.kind)) {
         k.end = k.pos + 1;
         k.computing = true;
-        k.left = cost_of(a.kind, costs(r));
+        k.left = machine.durations.empty() ? cost_of(a.kind, costs(r))
+                                           : machine.durations[r][computes_done[r]++];
       } else {
         k.end = k.pos;
         while (actions[k.end].batched_with_next) k.end++;
@@ -197,7 +221,9 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
     int running = 0;
     for (const RankProgress& k : rank) running += k.state == RankState::running;
     if (running == 0) break;
-    double speed = machine.cores > 0 ? std::min(1.0, machine.cores / running) : 1.0;
+    double speed = machine.cores > 0 && machine.durations.empty()
+                       ? std::min(1.0, machine.cores / running)
+                       : 1.0;
     double step = std::numeric_limits<double>::infinity();
     for (const RankProgress& k : rank)
       if (k.state == RankState::running) step = std::min(step, k.left / speed);

@@ -37,6 +37,11 @@ struct SimMachine {
   // Cores the ranks share, possibly fractional (a pipeline rank that stands for several
   // processes has c / processes of them); 0: a core for every rank.
   double cores = 0;
+  // A replay: each rank's computes' own durations, in the order of its list, in place of
+  // `costs` (empty: none). Durations measured on the wall clock already hold every slowdown the
+  // machine caused, so a replay runs with a core each (`cores` is not used): its idle is what
+  // an executor with free p2p would have given with the very same computes.
+  std::vector<std::vector<double>> durations;
 };
 
 struct SimResult {
@@ -53,8 +58,9 @@ struct SimResult {
 };
 
 SimResult simulate_schedule(const Schedule& schedule, const ActionCosts& costs = {});
-// Throws InvalidArgument when machine.costs has neither one entry nor one per rank, or a cost
-// or the cores are negative.
+// Throws InvalidArgument when machine.costs has neither one entry nor one per rank, a replay
+// has not one duration per compute of each rank, or a cost, duration or the cores are
+// negative.
 SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine);
 
 }  // namespace weft::parallel

@@ -544,9 +544,9 @@ StepStats ParallelTrainer<Ctx, T>::step(int step) {
   record_rates(s, options_, start);
   if (options_.pp > 1) {
     // Measured against simulated idle, over this rank's pipeline: every rank's step, gathered.
-    const bool cpu_costs = dev_.device().is_cpu() && options_.threads <= 1;
-    const std::vector<StageStep> steps = pipeline_steps(
-        allgather_words(to_words(stage_step(pipeline, cpu_costs))), mesh_.shape(), mesh_.coords());
+    const std::vector<uint64_t> all = allgather_words(
+        to_words(stage_step(pipeline, dev_.device().is_cpu() && options_.threads <= 1), pipeline_));
+    const auto steps = pipeline_steps(all, pipeline_, mesh_.shape(), mesh_.coords());
     record_pipeline(s, pipeline_figures(pipeline_, steps, sim_cores_));
   }
   return s;

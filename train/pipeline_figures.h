@@ -1,8 +1,15 @@
 #pragma once
 // A step's pipeline figures for the progress lines: the idle fraction the pipeline measured,
-// and the one the schedule simulator predicts from the same step's costs on the cores the ranks
-// share, so that the two can be compared layout by layout. Both count the same way: 1 - the
-// pipeline ranks' compute time over (ranks x the longest rank's pipeline time).
+// the one the schedule simulator predicts from the same step's costs on the cores the ranks
+// share, and a replay of the step's own computes, so that the three can be compared layout by
+// layout. All count the same way: the pipeline ranks' time waiting for a neighbour (or
+// copying) over ranks x the longest rank's pipeline time, a rank that ends early idling to the
+// end.
+//
+// Reading them: measured - replayed is what the executor itself lost (p2p waits its schedule
+// does not have, copies); replayed - simulated is what the machine did that the simulator's
+// mean costs and shared cores do not say (computes slower or faster from one to the next,
+// other work on the cores).
 #include <cstdint>
 #include <vector>
 
@@ -16,19 +23,23 @@ namespace weft::train {
 // What one pipeline rank's step contributes, as the other ranks receive it.
 struct StageStep {
   double seconds = 0;
-  double compute_seconds = 0;
+  double exchange_seconds = 0;
   double descheduled_seconds = 0;
-  parallel::ActionCosts costs;  // measured: mean per compute kind, and the copy per message
+  parallel::ActionCosts costs;    // measured: mean per compute kind, and the copy per message
+  std::vector<double> durations;  // each compute's wall time, in order
 };
-constexpr size_t kStageStepWords = 8;
 
 // `cpu_costs`: the computes' CPU time is their cost (the kernels run on the rank's one thread);
 // otherwise their wall time (several threads per rank, each on a core of its own).
 StageStep stage_step(const parallel::PipelineTimes& times, bool cpu_costs);
-std::vector<uint64_t> to_words(const StageStep& s);  // kStageStepWords, for an allgather
+// What each rank sends for `schedule` (the same for all, for an allgather): the figures, then
+// its durations, padded to the most computes a rank has.
+size_t words_per_rank(const parallel::Schedule& schedule);
+std::vector<uint64_t> to_words(const StageStep& s, const parallel::Schedule& schedule);
 // From every rank's words (rank by rank), the steps of the pipeline `coords` is on, stage by
 // stage.
 std::vector<StageStep> pipeline_steps(const std::vector<uint64_t>& words,
+                                      const parallel::Schedule& schedule,
                                       const parallel::MeshShape& shape,
                                       parallel::MeshCoords coords);
 
@@ -40,6 +51,7 @@ double pipeline_cores(int pp, int threads);
 struct PipelineFigures {
   double idle = 0;         // measured
   double idle_sim = 0;     // the simulator's, at the measured costs on `cores`
+  double idle_replay = 0;  // the simulator's, each compute taking the wall time it took
   double descheduled = 0;  // share of the time runnable without a core in exchanges (not idle)
 };
 

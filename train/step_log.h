@@ -23,11 +23,13 @@ struct StepStats {
   double ms_step = 0;
   double comm_hidden = 1;      // share of ms_comm that overlapped backward
   // The pipeline's ranks' share of their time outside compute, waiting for a neighbour or in
-  // p2p copies (-1: no pipeline), and what the schedule simulator predicts from the step's own
-  // costs on the cores the ranks share (train/pipeline_figures.h); the share of the time they
-  // were woken in p2p but had no core, which is in neither.
+  // p2p copies (-1: no pipeline); what the schedule simulator predicts from the step's own
+  // costs on the cores the ranks share, and what it gives replaying the step's computes as
+  // they ran (train/pipeline_figures.h); the share of the time the ranks were woken in p2p but
+  // had no core, which is in neither.
   double pipeline_idle = -1;
   double pipeline_idle_sim = -1;
+  double pipeline_idle_replay = -1;
   double pipeline_descheduled = -1;
   double ms_tp_comm = -1;      // tensor-parallel reductions inside forward and backward (-1: no tp)
 };

@@ -14,6 +14,11 @@ Action compute(ActionKind kind, int micro_batch = 0) { return {kind, micro_batch
 Action p2p(ActionKind kind, int peer, int micro_batch = 0) {
   return {kind, micro_batch, 0, peer, false};
 }
+SimMachine on_cores(double cores) {
+  SimMachine m;
+  m.cores = cores;
+  return m;
+}
 
 TEST(ScheduleSimCosts, TwoStages1f1bWithBackwardThreeForwards) {
   // make_schedule(2, 2, 1f1b), F = 1, B = 3, a core each:
@@ -70,7 +75,7 @@ TEST(ScheduleSimCosts, CopiesTakeTimeOnBothEndsAndCountAsIdle) {
 
 TEST(ScheduleSimCores, FourBusyRanksOnTwoCoresRunAtHalfSpeed) {
   Schedule s(4, std::vector<Action>{compute(ActionKind::forward)});
-  SimResult sim = simulate_schedule(s, SimMachine{{}, 2});
+  SimResult sim = simulate_schedule(s, on_cores(2));
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 2);
   EXPECT_EQ(sim.busy, (std::vector<double>{2, 2, 2, 2}));
@@ -86,7 +91,7 @@ TEST(ScheduleSimCores, AWaitingRankLeavesItsShareToTheOthers) {
   s[1] = {compute(ActionKind::forward)};
   s[2] = {compute(ActionKind::forward), p2p(ActionKind::send_activation, 3)};
   s[3] = {p2p(ActionKind::recv_activation, 2), compute(ActionKind::forward)};
-  SimResult sim = simulate_schedule(s, SimMachine{{}, 2});
+  SimResult sim = simulate_schedule(s, on_cores(2));
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 2.5);
   EXPECT_EQ(sim.busy, (std::vector<double>{1.5, 1.5, 1.5, 1}));
@@ -103,7 +108,7 @@ TEST(ScheduleSimCores, TwoStages1f1bOnOneCore) {
   //   [9,10] rank 1 B1 alone; [10,12] rank 0 B1 alone.
   // Each rank busy 9 of 12: idle 0.25, where a core each gives 1/3 (over 9).
   SimResult sim =
-      simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), SimMachine{{}, 1});
+      simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), on_cores(1));
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 12);
   EXPECT_EQ(sim.busy, (std::vector<double>{9, 9}));
@@ -114,16 +119,33 @@ TEST(ScheduleSimCores, EnoughCoresIsACoreEach) {
   Schedule s = make_schedule(4, 8, ScheduleKind::one_f_one_b);
   SimResult own = simulate_schedule(s);
   for (double cores : {4.0, 6.5}) {
-    SimResult sim = simulate_schedule(s, SimMachine{{}, cores});
+    SimResult sim = simulate_schedule(s, on_cores(cores));
     EXPECT_DOUBLE_EQ(sim.makespan, own.makespan) << cores;
     EXPECT_DOUBLE_EQ(sim.idle_fraction, own.idle_fraction) << cores;
   }
   // On 2 cores the 4 ranks' 96 units of work take at least 48; the ramps run faster than at
   // a core each, so less of the time is bubble.
-  SimResult two = simulate_schedule(s, SimMachine{{}, 2});
+  SimResult two = simulate_schedule(s, on_cores(2));
   ASSERT_TRUE(two.completed) << two.problem;
   EXPECT_GE(two.makespan, 48);
   EXPECT_LT(two.idle_fraction, own.idle_fraction);
+}
+
+TEST(ScheduleSimReplay, EachComputeTakesItsOwnDuration) {
+  // make_schedule(2, 2, 1f1b) replayed; rank 0 runs F0 F1 B0 B1, rank 1 F0 B0 F1 B1:
+  //   rank 0: F0 [0,1] F1 [1,3] (waits) B0 [10,12] (waits) B1 [15,16]
+  //   rank 1: F0 [1,2] (waits for F1) B0 [3,10] F1 [10,11] B1 [11,15]
+  // Busy 6 and 13 of 16 each; the cores are not used (the durations hold the slowdowns).
+  SimMachine m;
+  m.durations = {{1, 2, 2, 1}, {1, 7, 1, 4}};
+  m.cores = 1;
+  SimResult sim = simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), m);
+  ASSERT_TRUE(sim.completed) << sim.problem;
+  EXPECT_DOUBLE_EQ(sim.makespan, 16);
+  EXPECT_EQ(sim.busy, (std::vector<double>{6, 13}));
+  EXPECT_DOUBLE_EQ(sim.idle_fraction, 1 - 19.0 / 32);
+  m.durations[1].pop_back();
+  EXPECT_THROW(simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), m), Error);
 }
 
 TEST(ScheduleSimMachine, RefusesCostsThatDoNotFitTheRanks) {
