@@ -56,12 +56,13 @@ struct PipelineShape {
   Device device = Device::cpu();
 };
 
-// Where a step's pipeline time went on this rank. Its idle time is the time in its exchanges:
-// waiting for a neighbour's tensor (the bubble) and copying it. Time the rank was runnable but
-// had no core is not waiting for a neighbour: inside an exchange (woken by its message while
-// every core was busy) it is counted apart, in `descheduled_seconds`, and left out of the idle
-// fraction; anywhere else it is compute time (the compute ran slower, as the simulator's
-// shared cores say), and so is the executor's own bookkeeping between actions.
+// Where a step's pipeline time went on this rank (train/pipeline_figures.h makes the
+// pipeline's idle fraction of it). Its idle time is the time in its exchanges: waiting for a
+// neighbour's tensor (the bubble) and copying it. Time the rank was runnable but had no core is
+// not waiting for a neighbour: inside an exchange (woken by its message while every core was
+// busy) it is counted apart, in `descheduled_seconds`, to be left out; anywhere else it is
+// compute time (the compute ran slower, as the simulator's shared cores say), and so is the
+// executor's own bookkeeping between actions.
 struct PipelineTimes {
   double seconds = 0;              // from the first action's start to the last one's end
   double exchange_seconds = 0;     // wall time inside exchanges
@@ -76,9 +77,6 @@ struct PipelineTimes {
   double shortest_copy = -1;
   std::vector<double> durations;  // each compute's wall time, in the order they ran
 
-  double idle_fraction() const {
-    return seconds > 0 ? (exchange_seconds - descheduled_seconds) / seconds : 0.0;
-  }
   // Each kind's mean cost (the CPU time, or the wall time when `cpu` is false; 0 where none
   // ran) and shortest_copy as the transfer: the simulator's costs for this rank.
   ActionCosts costs(bool cpu) const;

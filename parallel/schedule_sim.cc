@@ -82,8 +82,8 @@ std::string match_p2p(const Schedule& schedule, std::vector<std::vector<Ref>>& c
 // One rank's progress through its list.
 enum class RankState { running, waiting, done };
 struct RankProgress {
-  size_t pos = 0;      // first action not finished
-  size_t end = 0;      // past the running compute, or past the group it waits in or copies
+  size_t pos = 0;  // first action not finished
+  size_t end = 0;  // past the running compute, or past the group it waits in or copies
   RankState state = RankState::running;
   bool computing = false;  // running a compute (busy), not a group's copies
   double left = 0;         // work left in what it runs, at full speed
@@ -116,14 +116,16 @@ void check_machine(const SimMachine& machine, const Schedule& schedule) {
                     " ranks' costs for a schedule of " + std::to_string(ranks) +
                     " ranks: give one entry per rank, or one for all");
   if (!(machine.cores >= 0))
-    throw Error(ErrorCode::InvalidArgument, "schedule simulator: cores must be >= 0 (0: a core "
-                                            "per rank), got " + std::to_string(machine.cores));
+    throw Error(ErrorCode::InvalidArgument,
+                "schedule simulator: cores must be >= 0 (0: a core "
+                "per rank), got " +
+                    std::to_string(machine.cores));
   for (const ActionCosts& c : machine.costs)
     for (double v : {c.forward, c.backward, c.backward_input, c.backward_weight, c.transfer})
       if (!(v >= 0))
         throw Error(ErrorCode::InvalidArgument,
-                    "schedule simulator: a cost is negative or not a number (" +
-                        std::to_string(v) + "); costs are durations");
+                    "schedule simulator: a cost is negative or not a number (" + std::to_string(v) +
+                        "); costs are durations");
 }
 
 }  // namespace
@@ -155,6 +157,12 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
   std::vector<size_t> computes_done(ranks, 0);  // a replay's next duration
   std::vector<double> finish(ranks, 0);
   double now = 0;
+  // Whether every counterpart of the group rank r waits in has been posted.
+  auto matched = [&](int r) {
+    for (size_t i = rank[r].pos; i < rank[r].end; i++)
+      if (!posted[counterpart[r][i].rank][counterpart[r][i].index]) return false;
+    return true;
+  };
   // Starts rank r's next action: a compute runs; a p2p group is posted whole and waits until
   // every counterpart is posted, then copies. Finished actions (no cost) are passed at once.
   auto start = [&](int r) {
@@ -177,12 +185,9 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
         while (actions[k.end].batched_with_next) k.end++;
         k.end++;
         for (size_t i = k.pos; i < k.end; i++) posted[r][i] = true;
-        bool matched = true;
-        for (size_t i = k.pos; i < k.end; i++)
-          matched = matched && posted[counterpart[r][i].rank][counterpart[r][i].index];
         k.computing = false;
         k.left = costs(r).transfer * static_cast<double>(k.end - k.pos);
-        if (!matched) {
+        if (!matched(r)) {
           k.state = RankState::waiting;
           return;
         }
@@ -199,11 +204,7 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
       woke = false;
       for (int r = 0; r < ranks; r++) {
         RankProgress& k = rank[r];
-        if (k.state != RankState::waiting) continue;
-        bool matched = true;
-        for (size_t i = k.pos; i < k.end; i++)
-          matched = matched && posted[counterpart[r][i].rank][counterpart[r][i].index];
-        if (!matched) continue;
+        if (k.state != RankState::waiting || !matched(r)) continue;
         woke = true;
         k.state = RankState::running;
         if (k.left > 0) continue;
