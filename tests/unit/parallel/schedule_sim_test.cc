@@ -115,6 +115,26 @@ TEST(ScheduleSimCores, TwoStages1f1bOnOneCore) {
   EXPECT_DOUBLE_EQ(sim.idle_fraction, 0.25);
 }
 
+TEST(ScheduleSimCores, FourStagesGpipeOnTwoCores) {
+  // make_schedule(4, 3, gpipe), F = 1, B = 2, 4 ranks on 2 cores (k runnable: min(1, 2/k)):
+  //   [0,1]     r0 F0                  [7,9]    r3 B0
+  //   [1,2]     r0 F1, r1 F0           [9,11]   r3 B1, r2 B0
+  //   [2,3.5]   r0 F2, r1 F1, r2 F0    [11,14]  r3 B2, r2 B1, r1 B0 (2/3 speed)
+  //   [3.5,5]   r1 F2, r2 F1, r3 F0    [14,17]  r2 B2, r1 B1, r0 B0 (2/3 speed)
+  //   [5,6]     r2 F2, r3 F1           [17,19]  r1 B2, r0 B1
+  //   [6,7]     r3 F2                  [19,21]  r0 B2
+  // Busy 10.5, 12, 12, 10.5 of 21 each: idle 1 - 45/84.
+  SimResult sim = simulate_schedule(make_schedule(4, 3, ScheduleKind::gpipe), on_cores(2));
+  ASSERT_TRUE(sim.completed) << sim.problem;
+  EXPECT_DOUBLE_EQ(sim.makespan, 21);
+  ASSERT_EQ(sim.busy.size(), 4u);
+  EXPECT_DOUBLE_EQ(sim.busy[0], 10.5);
+  EXPECT_DOUBLE_EQ(sim.busy[1], 12);
+  EXPECT_DOUBLE_EQ(sim.busy[2], 12);
+  EXPECT_DOUBLE_EQ(sim.busy[3], 10.5);
+  EXPECT_DOUBLE_EQ(sim.idle_fraction, 1 - 45.0 / 84);
+}
+
 TEST(ScheduleSimCores, EnoughCoresIsACoreEach) {
   Schedule s = make_schedule(4, 8, ScheduleKind::one_f_one_b);
   SimResult own = simulate_schedule(s);
