@@ -117,8 +117,9 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
       times.compute_cpu[k] += cpu_took;
       times.durations.push_back(took);
       if (trace_)
-        trace_->record(TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),
-                       {{"micro_batch", mb}, {"chunk", c}});
+        trace_->record(
+            TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),
+            {{"micro_batch", mb}, {"chunk", c}, {"cpu_us", static_cast<int64_t>(cpu_took * 1e6)}});
       continue;
     }
     if (trace_) {

@@ -90,7 +90,8 @@ class PipelineExecutor {
   // Runs every action once, in order.
   PipelineTimes run(PipelineStage& stage);
   // Where each action goes on the rank's timeline (its compute row: the computes as the stage
-  // ran or enqueued them, each p2p exchange from its start to its end); null: nowhere.
+  // ran or enqueued them, each with its CPU time, and each p2p exchange from its start to its
+  // end); null: nowhere.
   void set_trace(TraceRecorder* trace) { trace_ = trace; }
 
  private:
