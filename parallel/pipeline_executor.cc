@@ -1,9 +1,11 @@
 #include "parallel/pipeline_executor.h"
 
+#include <algorithm>
 #include <string>
 
 #include "runtime/clock.h"
 #include "runtime/error.h"
+#include "runtime/thread_clock.h"
 
 namespace weft::parallel {
 
@@ -37,16 +39,40 @@ Tensor PipelineExecutor::tensor(void* data) const {
   return Tensor::flat(data, shape_.dtype, shape_.boundary_elements, shape_.device);
 }
 
+ActionCosts PipelineTimes::costs(bool cpu) const {
+  auto mean = [&](ActionKind kind) {
+    const size_t k = static_cast<size_t>(kind);
+    return computes[k] > 0 ? (cpu ? compute_cpu[k] : compute_wall[k]) / computes[k] : 0.0;
+  };
+  ActionCosts c;
+  c.forward = mean(ActionKind::forward);
+  c.backward = mean(ActionKind::backward);
+  c.backward_input = mean(ActionKind::backward_input);
+  c.backward_weight = mean(ActionKind::backward_weight);
+  c.transfer = std::max(0.0, shortest_copy);
+  return c;
+}
+
 PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
   PipelineTimes times;
+  const RunQueueClock run_queue;  // on this thread, the one that waits in the exchanges
   const Clock::time_point start = Clock::now();
   std::vector<comm::P2P> batch;
   std::string batch_name;  // its actions' kinds, for the timeline
   const Action* batch_first = nullptr;
   auto exchange = [&] {
     const Clock::time_point t = Clock::now();
+    const double queued = run_queue.seconds();
     stage.synchronize();
     pp_.batch_p2p(batch).wait();
+    // The wall time before the run queue's: a preemption as the read returns lands after this
+    // exchange, in what counts as compute, rather than in the exchange but not its run queue.
+    const double took = seconds_since(t);
+    times.exchange_seconds += took;
+    if (queued >= 0) times.descheduled_seconds += std::max(0.0, run_queue.seconds() - queued);
+    const double per_message = took / static_cast<double>(batch.size());
+    if (times.shortest_copy < 0 || per_message < times.shortest_copy)
+      times.shortest_copy = per_message;
     if (trace_)
       trace_->record(TraceRow::compute, batch_name, t, Clock::now(),
                      {{"micro_batch", batch_first->micro_batch}, {"peer", batch_first->peer}});
@@ -58,6 +84,7 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
     const int c = a.chunk, mb = a.micro_batch;
     if (is_compute(a.kind)) {
       const Clock::time_point t = Clock::now();
+      const double cpu = thread_cpu_seconds();
       if (a.kind == ActionKind::forward) {
         // The input: none on the first global stage, the previous chunk's output when that
         // stage is on this rank too (one pipeline rank), else what was received.
@@ -80,10 +107,19 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
           stage.copy_boundary(keep, stage.input_grad(c));
         }
       }
-      times.compute_seconds += seconds_since(t);
+      // The CPU clock before the wall clock: the kernel may preempt the thread as that system
+      // call returns, and the wait belongs inside the compute it ends.
+      const double cpu_took = thread_cpu_seconds() - cpu;
+      const double took = seconds_since(t);
+      const size_t k = static_cast<size_t>(a.kind);
+      times.computes[k]++;
+      times.compute_wall[k] += took;
+      times.compute_cpu[k] += cpu_took;
+      times.durations.push_back(took);
       if (trace_)
-        trace_->record(TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),
-                       {{"micro_batch", mb}, {"chunk", c}});
+        trace_->record(
+            TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),
+            {{"micro_batch", mb}, {"chunk", c}, {"cpu_us", static_cast<int64_t>(cpu_took * 1e6)}});
       continue;
     }
     if (trace_) {

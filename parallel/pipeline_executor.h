@@ -8,6 +8,7 @@
 // The executor knows nothing of the model: a PipelineStage does the compute and owns the
 // tensors that cross stage boundaries (one [micro-batch, seq, d_model] tensor per message, on
 // the model's device), so the same executor serves every device and element type.
+#include <array>
 #include <cstddef>
 #include <vector>
 
@@ -55,12 +56,30 @@ struct PipelineShape {
   Device device = Device::cpu();
 };
 
-// Where a step's pipeline time went, for the progress lines: the share of wall time this rank
-// spent outside compute is its measured idle (bubble and exposed p2p) fraction.
+// Where a step's pipeline time went on this rank (train/pipeline_figures.h makes the
+// pipeline's idle fraction of it). Its idle time is the time in its exchanges: waiting for a
+// neighbour's tensor (the bubble) and copying it. Time the rank was runnable but had no core is
+// not waiting for a neighbour: inside an exchange (woken by its message while every core was
+// busy) it is counted apart, in `descheduled_seconds`, to be left out; anywhere else it is
+// compute time (the compute ran slower, as the simulator's shared cores say), and so is the
+// executor's own bookkeeping between actions.
 struct PipelineTimes {
-  double seconds = 0;
-  double compute_seconds = 0;
-  double idle_fraction() const { return seconds > 0 ? 1.0 - compute_seconds / seconds : 0.0; }
+  double seconds = 0;              // from the first action's start to the last one's end
+  double exchange_seconds = 0;     // wall time inside exchanges
+  double descheduled_seconds = 0;  // of that, runnable with no core (0: unknown)
+  // Per compute kind (forward, backward, backward_input, backward_weight): how many ran, their
+  // wall time, and the thread's CPU time in them: each compute's cost on a core of its own
+  // where the kernels run on the calling thread (one thread per rank).
+  std::array<int, 4> computes{};
+  std::array<double, 4> compute_wall{};
+  std::array<double, 4> compute_cpu{};
+  // The shortest exchange per message it carried: a copy that found its peer ready (-1: none).
+  double shortest_copy = -1;
+  std::vector<double> durations;  // each compute's wall time, in the order they ran
+
+  // Each kind's mean cost (the CPU time, or the wall time when `cpu` is false; 0 where none
+  // ran) and shortest_copy as the transfer: the simulator's costs for this rank.
+  ActionCosts costs(bool cpu) const;
 };
 
 class PipelineExecutor {
@@ -71,7 +90,8 @@ class PipelineExecutor {
   // Runs every action once, in order.
   PipelineTimes run(PipelineStage& stage);
   // Where each action goes on the rank's timeline (its compute row: the computes as the stage
-  // ran or enqueued them, each p2p exchange from its start to its end); null: nowhere.
+  // ran or enqueued them, each with its CPU time, and each p2p exchange from its start to its
+  // end); null: nowhere.
   void set_trace(TraceRecorder* trace) { trace_ = trace; }
 
  private:

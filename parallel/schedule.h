@@ -65,13 +65,17 @@ struct Action {
 // For messages: "send_activation(mb 3, chunk 1, to rank 2)".
 std::string to_string(const Action& action);
 
-// Time each compute takes, in units of a forward. The defaults are what make_schedule places
-// p2p and zb's weight gradients for, and what the simulator charges.
+// Time each compute takes on a core of its own, in units of a forward. The defaults are what
+// make_schedule places p2p and zb's weight gradients for, and what the simulator charges unless
+// given measured costs (in seconds, say).
 struct ActionCosts {
   double forward = 1;
   double backward = 2;  // full backward = backward_input + backward_weight
   double backward_input = 1;
   double backward_weight = 1;
+  // One p2p message's copy, on each end, once both ends are posted (the simulator only;
+  // make_schedule places p2p as if it took no time).
+  double transfer = 0;
 };
 double cost_of(ActionKind kind, const ActionCosts& costs);  // 0 for p2p
 

@@ -1,8 +1,11 @@
 #include "parallel/schedule_sim.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <utility>
+
+#include "runtime/error.h"
 
 namespace weft::parallel {
 namespace {
@@ -76,70 +79,180 @@ std::string match_p2p(const Schedule& schedule, std::vector<std::vector<Ref>>& c
   return "";
 }
 
+// One rank's progress through its list.
+enum class RankState { running, waiting, done };
+struct RankProgress {
+  size_t pos = 0;  // first action not finished
+  size_t end = 0;  // past the running compute, or past the group it waits in or copies
+  RankState state = RankState::running;
+  bool computing = false;  // running a compute (busy), not a group's copies
+  double left = 0;         // work left in what it runs, at full speed
+};
+
+void check_machine(const SimMachine& machine, const Schedule& schedule) {
+  const int ranks = static_cast<int>(schedule.size());
+  if (!machine.durations.empty()) {
+    if (static_cast<int>(machine.durations.size()) != ranks)
+      throw Error(ErrorCode::InvalidArgument,
+                  "schedule simulator: a replay of " + std::to_string(machine.durations.size()) +
+                      " ranks for a schedule of " + std::to_string(ranks));
+    for (int r = 0; r < ranks; r++) {
+      size_t computes = 0;
+      for (const Action& a : schedule[r]) computes += is_compute(a.kind);
+      if (machine.durations[r].size() != computes)
+        throw Error(ErrorCode::InvalidArgument,
+                    "schedule simulator: rank " + std::to_string(r) + "'s replay has " +
+                        std::to_string(machine.durations[r].size()) + " durations for " +
+                        std::to_string(computes) + " computes");
+      for (double d : machine.durations[r])
+        if (!(d >= 0))
+          throw Error(ErrorCode::InvalidArgument,
+                      "schedule simulator: a replayed duration is negative or not a number");
+    }
+  }
+  if (machine.costs.size() > 1 && static_cast<int>(machine.costs.size()) != ranks)
+    throw Error(ErrorCode::InvalidArgument,
+                "schedule simulator: " + std::to_string(machine.costs.size()) +
+                    " ranks' costs for a schedule of " + std::to_string(ranks) +
+                    " ranks: give one entry per rank, or one for all");
+  if (!(machine.cores >= 0))
+    throw Error(ErrorCode::InvalidArgument,
+                "schedule simulator: cores must be >= 0 (0: a core "
+                "per rank), got " +
+                    std::to_string(machine.cores));
+  for (const ActionCosts& c : machine.costs)
+    for (double v : {c.forward, c.backward, c.backward_input, c.backward_weight, c.transfer})
+      if (!(v >= 0))
+        throw Error(ErrorCode::InvalidArgument,
+                    "schedule simulator: a cost is negative or not a number (" + std::to_string(v) +
+                        "); costs are durations");
+}
+
 }  // namespace
 
 SimResult simulate_schedule(const Schedule& schedule, const ActionCosts& costs) {
+  SimMachine machine;
+  machine.costs = {costs};
+  return simulate_schedule(schedule, machine);
+}
+
+SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine) {
   int ranks = static_cast<int>(schedule.size());
+  check_machine(machine, schedule);
   SimResult result;
   result.busy.assign(ranks, 0);
   std::vector<std::vector<Ref>> counterpart(ranks);
   result.problem = match_p2p(schedule, counterpart);
   if (!result.problem.empty()) return result;
-
-  // post[r][i]: when rank r posted p2p action i (negative: not yet).
-  std::vector<std::vector<double>> post(ranks);
-  for (int r = 0; r < ranks; r++) post[r].assign(schedule[r].size(), -1);
-  std::vector<size_t> pos(ranks, 0);
-  std::vector<double> clock(ranks, 0);
-  auto group_end = [&](int r, size_t i) {
-    while (schedule[r][i].batched_with_next) i++;
-    return i + 1;
+  const ActionCosts unit;
+  auto costs = [&](int r) -> const ActionCosts& {
+    if (machine.costs.empty()) return unit;
+    return machine.costs[machine.costs.size() == 1 ? 0 : r];
   };
-  // Each pass moves every rank as far as it can; a pass that moves none is the end or a
-  // deadlock. Times do not depend on the order ranks are visited in: a group completes at the
-  // latest of its own and its counterparts' posting times.
-  for (bool moved = true; moved;) {
-    moved = false;
+
+  // posted[r][i]: whether rank r has posted p2p action i.
+  std::vector<std::vector<bool>> posted(ranks);
+  for (int r = 0; r < ranks; r++) posted[r].assign(schedule[r].size(), false);
+  std::vector<RankProgress> rank(ranks);
+  std::vector<size_t> computes_done(ranks, 0);  // a replay's next duration
+  std::vector<double> finish(ranks, 0);
+  double now = 0;
+  // Whether every counterpart of the group rank r waits in has been posted.
+  auto matched = [&](int r) {
+    for (size_t i = rank[r].pos; i < rank[r].end; i++)
+      if (!posted[counterpart[r][i].rank][counterpart[r][i].index]) return false;
+    return true;
+  };
+  // Starts rank r's next action: a compute runs; a p2p group is posted whole and waits until
+  // every counterpart is posted, then copies. Finished actions (no cost) are passed at once.
+  auto start = [&](int r) {
+    RankProgress& k = rank[r];
+    const auto& actions = schedule[r];
+    for (;;) {
+      if (k.pos == actions.size()) {
+        k.state = RankState::done;
+        finish[r] = now;
+        return;
+      }
+      const Action& a = actions[k.pos];
+      if (is_compute(a.kind)) {
+        k.end = k.pos + 1;
+        k.computing = true;
+        k.left = machine.durations.empty() ? cost_of(a.kind, costs(r))
+                                           : machine.durations[r][computes_done[r]++];
+      } else {
+        k.end = k.pos;
+        while (actions[k.end].batched_with_next) k.end++;
+        k.end++;
+        for (size_t i = k.pos; i < k.end; i++) posted[r][i] = true;
+        k.computing = false;
+        k.left = costs(r).transfer * static_cast<double>(k.end - k.pos);
+        if (!matched(r)) {
+          k.state = RankState::waiting;
+          return;
+        }
+      }
+      k.state = RankState::running;
+      if (k.left > 0) return;
+      k.pos = k.end;
+    }
+  };
+  // A posting can match groups other ranks wait in; those copy (or finish) from now on, which
+  // may post more. Until nothing changes.
+  auto wake = [&] {
+    for (bool woke = true; woke;) {
+      woke = false;
+      for (int r = 0; r < ranks; r++) {
+        RankProgress& k = rank[r];
+        if (k.state != RankState::waiting || !matched(r)) continue;
+        woke = true;
+        k.state = RankState::running;
+        if (k.left > 0) continue;
+        k.pos = k.end;
+        start(r);
+      }
+    }
+  };
+
+  for (int r = 0; r < ranks; r++) start(r);
+  // Event by event: the running ranks share the cores until the first of them finishes what it
+  // runs.
+  for (;;) {
+    wake();
+    int running = 0;
+    for (const RankProgress& k : rank) running += k.state == RankState::running;
+    if (running == 0) break;
+    double speed = machine.cores > 0 && machine.durations.empty()
+                       ? std::min(1.0, machine.cores / running)
+                       : 1.0;
+    double step = std::numeric_limits<double>::infinity();
+    for (const RankProgress& k : rank)
+      if (k.state == RankState::running) step = std::min(step, k.left / speed);
+    now += step;
     for (int r = 0; r < ranks; r++) {
-      const auto& actions = schedule[r];
-      while (pos[r] < actions.size()) {
-        const Action& a = actions[pos[r]];
-        if (is_compute(a.kind)) {
-          double c = cost_of(a.kind, costs);
-          clock[r] += c;
-          result.busy[r] += c;
-          pos[r]++;
-          moved = true;
-          continue;
-        }
-        size_t end = group_end(r, pos[r]);
-        bool ready = true;
-        double done = clock[r];
-        for (size_t i = pos[r]; i < end; i++) {
-          if (post[r][i] < 0) post[r][i] = clock[r];
-          Ref c = counterpart[r][i];
-          double t = post[c.rank][c.index];
-          if (t < 0) ready = false;
-          done = std::max(done, t);
-        }
-        if (!ready) break;
-        clock[r] = done;
-        pos[r] = end;
-        moved = true;
+      RankProgress& k = rank[r];
+      if (k.state != RankState::running) continue;
+      if (k.computing) result.busy[r] += step;
+      // Those that end with this step end exactly (no rounding left over).
+      if (k.left / speed <= step * (1 + 1e-12)) {
+        k.pos = k.end;
+        start(r);
+      } else {
+        k.left -= step * speed;
       }
     }
   }
 
   for (int r = 0; r < ranks; r++) {
-    if (pos[r] == schedule[r].size()) continue;
-    StuckRank s{r, static_cast<int>(pos[r]), schedule[r][pos[r]]};
+    if (rank[r].state == RankState::done) continue;
+    StuckRank s{r, static_cast<int>(rank[r].pos), schedule[r][rank[r].pos]};
     result.problem += (result.stuck.empty() ? "the schedule deadlocks: " : "; ") +
                       at(r, s.action_index, s.action);
     result.stuck.push_back(s);
   }
   if (!result.stuck.empty()) return result;
   result.completed = true;
-  result.makespan = ranks ? *std::max_element(clock.begin(), clock.end()) : 0;
+  result.makespan = ranks ? *std::max_element(finish.begin(), finish.end()) : 0;
   double total = 0;
   for (double b : result.busy) total += b;
   if (result.makespan > 0) result.idle_fraction = 1 - total / (ranks * result.makespan);

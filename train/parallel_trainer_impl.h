@@ -25,6 +25,7 @@
 #include "runtime/half.h"
 #include "train/lr_schedule.h"
 #include "train/parallel_trainer.h"
+#include "train/pipeline_figures.h"
 #include "train/trainer_setup.h"
 
 namespace weft::train {
@@ -132,7 +133,9 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   parallel::DeviceAdamW<Ctx, T> optimizer_;
   LrSchedule schedule_;
   parallel::PipelineExecutor executor_;
+  parallel::Schedule pipeline_;  // every pipeline rank's actions, for the simulator
   double theoretical_idle_ = 0;
+  double sim_cores_ = 0;  // the cores this rank's pipeline shares (0: a core, or a GPU, each)
   std::vector<Memory> boundaries_;
   Memory scalars_, partials_;                // reduce_scalar's, grad_square_sum's
   std::vector<int32_t> inputs_, targets_;    // the step's micro-batches, one after another
@@ -230,9 +233,10 @@ ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corp
       scalars_(allocate(dev_.ctx, sizeof(double) * static_cast<size_t>(world.size()) * 2)),
       partials_(allocate(dev_.ctx, tensors_.size() * dp_.owned_ranges().size() *
                                        parallel::DeviceAdamW<Ctx, T>::kPartials * sizeof(float))) {
-  const parallel::Schedule all = detail::schedule_of(options);
-  const std::vector<parallel::Action>& mine = all[static_cast<size_t>(mesh_.coords().pp)];
-  theoretical_idle_ = options.pp > 1 ? parallel::simulate_schedule(all).idle_fraction : 0.0;
+  pipeline_ = detail::schedule_of(options);
+  const std::vector<parallel::Action>& mine = pipeline_[static_cast<size_t>(mesh_.coords().pp)];
+  theoretical_idle_ = options.pp > 1 ? parallel::simulate_schedule(pipeline_).idle_fraction : 0.0;
+  if (dev_.device().is_cpu()) sim_cores_ = pipeline_cores(options.pp, options.threads);
   // Activation slots: the most micro-batches whose activations this rank holds at once, from a
   // forward until the backward that frees them (zb's weight half, which comes later than the
   // input half); forwards and backwards both go in micro-batch order, so micro-batch % slots
@@ -535,7 +539,6 @@ StepStats ParallelTrainer<Ctx, T>::step(int step) {
   const parallel::PipelineTimes pipeline = executor_.run(*this);
   s.ms_forward = ms_forward_;
   s.ms_backward = ms_backward_;
-  if (options_.pp > 1) s.pipeline_idle = pipeline.idle_fraction();
   if (options_.tp > 1) s.ms_tp_comm = tp_group_.take_seconds() * 1e3;
   sum_tied_embedding();
   {
@@ -563,6 +566,13 @@ StepStats ParallelTrainer<Ctx, T>::step(int step) {
       reduce_scalar(mesh_.dp(), reduce_scalar(mesh_.pp(), loss, ReduceOp::sum), ReduceOp::sum) /
       options_.dp;
   record_rates(s, options_, start);
+  if (options_.pp > 1) {
+    // Measured against simulated idle, over this rank's pipeline: every rank's step, gathered.
+    const std::vector<uint64_t> all = allgather_words(
+        to_words(stage_step(pipeline, dev_.device().is_cpu() && options_.threads <= 1), pipeline_));
+    const auto steps = pipeline_steps(all, pipeline_, mesh_.shape(), mesh_.coords());
+    record_pipeline(s, pipeline_figures(pipeline_, steps, sim_cores_));
+  }
   return s;
 }
 

@@ -26,6 +26,7 @@ std::string progress_line(const StepStats& s, int steps) {
       s.ms_comm_exposed, s.ms_optimizer, 100 * s.comm_hidden, s.grad_norm);
   if (s.ms_tp_comm >= 0) line += format(" | tp comm %.1f ms", s.ms_tp_comm);
   if (s.pipeline_idle >= 0) line += format(" | pipeline idle %.0f%%", 100 * s.pipeline_idle);
+  if (s.pipeline_idle_sim >= 0) line += format(", simulated %.0f%%", 100 * s.pipeline_idle_sim);
   return line;
 }
 
@@ -50,6 +51,9 @@ std::string json_line(const StepStats& s) {
       {"comm_hidden", s.comm_hidden},
   };
   if (s.pipeline_idle >= 0) j["pipeline_idle"] = s.pipeline_idle;
+  if (s.pipeline_idle_sim >= 0) j["pipeline_idle_sim"] = s.pipeline_idle_sim;
+  if (s.pipeline_idle_replay >= 0) j["pipeline_idle_replay"] = s.pipeline_idle_replay;
+  if (s.pipeline_descheduled >= 0) j["pipeline_descheduled"] = s.pipeline_descheduled;
   if (s.ms_tp_comm >= 0) j["ms_tp_comm"] = s.ms_tp_comm;
   return j.dump();
 }

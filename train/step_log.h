@@ -22,7 +22,15 @@ struct StepStats {
   double ms_optimizer = 0;     // clipping, AdamW, ZeRO-1's parameter gather
   double ms_step = 0;
   double comm_hidden = 1;      // share of ms_comm that overlapped backward
-  double pipeline_idle = -1;   // share of the pipeline's time outside compute (-1: no pipeline)
+  // The pipeline's ranks' share of their time outside compute, waiting for a neighbour or in
+  // p2p copies (-1: no pipeline); what the schedule simulator predicts from the step's own
+  // costs on the cores the ranks share, and what it gives replaying the step's computes as
+  // they ran (train/pipeline_figures.h); the share of the time the ranks were woken in p2p but
+  // had no core, which is in neither.
+  double pipeline_idle = -1;
+  double pipeline_idle_sim = -1;
+  double pipeline_idle_replay = -1;
+  double pipeline_descheduled = -1;
   double ms_tp_comm = -1;      // tensor-parallel reductions inside forward and backward (-1: no tp)
 };
 

@@ -1,14 +1,12 @@
 // weft-train: the main job. Trains a GPT-2-style byte-level language model on the ranks it was
 // launched with (weftrun, torchrun, mpirun, srun, or alone), printing one progress line per
 // step and optionally a JSON log. See `weft-train --help` and README.md.
-#include <sched.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
-#include <thread>
 
 #include "comm/communicator.h"
 #include "train/checkpointing.h"
@@ -23,6 +21,7 @@
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/preemption.h"
+#include "runtime/thread_clock.h"
 #include "runtime/world.h"
 
 namespace {
@@ -46,10 +45,7 @@ void restart_with_better_blas_kernels(char** argv) {
 
 // This rank's share of the cores it may run on (taskset / cgroups respected).
 int default_threads(const World& world) {
-  cpu_set_t set;
-  int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
-                                                           : std::thread::hardware_concurrency();
-  return std::max(1, cores / std::max(1, world.local_size));
+  return std::max(1, usable_cores() / std::max(1, world.local_size));
 }
 
 // Before any work: the memory the flags need must be there (the host's for every rank of this

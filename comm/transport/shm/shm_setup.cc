@@ -1,6 +1,5 @@
 // The shared-memory transport's set-up: naming, creating and mapping the ranks' files, meeting
 // through the store, and watching the peers' processes (see shm_transport.h).
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
+#include "runtime/thread_clock.h"
 
 namespace weft::comm {
 namespace shm {
@@ -66,14 +66,6 @@ const TransportSetup& checked(const TransportSetup& setup) {
   return setup;
 }
 
-// CPUs this process may run on.
-int usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  return std::max(1, CPU_COUNT(&set));
-}
-
 }  // namespace
 
 ShmTransport::ShmTransport(const TransportSetup& setup)
@@ -106,7 +98,7 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
   poll_fds_.reserve(size_);
   poll_ranks_.reserve(size_);
   key_ = own_->doorbell.key();
-  oversubscribed_ = size_ > usable_cpus();
+  oversubscribed_ = size_ > usable_cores();
   WEFT_DEBUG(who_ << " of " << size_ << " connected, FIFOs of " << own_->ring_bytes << " bytes, "
                   << (fences_ == shm::Fences::asymmetric ? "asymmetric" : "symmetric")
                   << " fences");
