@@ -12,7 +12,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "comm/registered_buffer.h"
 #include "models/gpt_model.h"
 #include "parallel/data_parallel.h"
 #include "parallel/mesh.h"
@@ -25,6 +24,7 @@
 #include "runtime/half.h"
 #include "train/lr_schedule.h"
 #include "train/parallel_trainer.h"
+#include "train/parallel_trainer_setup.h"
 #include "train/pipeline_figures.h"
 #include "train/trainer_setup.h"
 
@@ -32,23 +32,6 @@ namespace weft::train {
 
 template <class Ctx>
 struct TrainDevice;
-
-namespace detail {
-
-// Memory the data-parallel communicator reduces and gathers in. On the CPU it comes from the
-// communicator: registered where the dp group's local ranks can map each other's (shm), so the
-// buckets' reductions run in place on the peers' buffers instead of through FIFOs. On a GPU,
-// from the context (NCCL reads device memory directly).
-inline comm::RegisteredBuffer collective_memory(const kernels::cpu::CpuContext&,
-                                                comm::Communicator& comm, size_t bytes) {
-  return comm.alloc(bytes);
-}
-template <class Ctx>
-auto collective_memory(const Ctx& ctx, comm::Communicator&, size_t bytes) {
-  return allocate(ctx, bytes);
-}
-
-}  // namespace detail
 
 template <class Ctx, typename T>
 class ParallelTrainer final : public CutModelRun, private parallel::PipelineStage {
@@ -145,35 +128,6 @@ class ParallelTrainer final : public CutModelRun, private parallel::PipelineStag
   uint64_t initial_checksum_ = 0;
   TraceRecorder* trace_ = nullptr;
 };
-
-namespace detail {
-
-// The kernels' synchronize(ctx), called from outside the class whose member hides it.
-template <class Ctx>
-void wait_for(const Ctx& ctx) {
-  synchronize(ctx);
-}
-
-inline parallel::MeshShape mesh_shape(const TrainOptions& o) {
-  parallel::MeshShape m;
-  m.dp = o.dp;
-  m.tp = o.tp;
-  m.pp = o.pp;
-  return m;
-}
-
-inline parallel::Schedule schedule_of(const TrainOptions& o) {
-  return parallel::make_schedule(o.pp, o.accumulation(), parallel::parse_schedule_kind(o.schedule),
-                                 o.virtual_stages);
-}
-
-inline models::StagePlan plan_of(const TrainOptions& o, const parallel::DeviceMesh& mesh,
-                                 int chunk) {
-  return models::StagePlan::of(o.model, chunk * o.pp + mesh.coords().pp, o.pp * o.virtual_stages,
-                               mesh.coords().tp, o.tp);
-}
-
-}  // namespace detail
 
 template <class Ctx, typename T>
 ParallelTrainer<Ctx, T>::ParallelTrainer(const TrainOptions& options, const Corpus& corpus,
