@@ -25,20 +25,14 @@
 #include "comm/transport/shm/shm_transport.h"
 
 namespace weft::comm::shm {
-namespace {
-
-// Spin rounds before yielding: a peer on another core arrives within microseconds.
-constexpr unsigned kDirectSpins = 4096;
-
-}  // namespace
 
 template <typename Ready>
 void ShmTransport::wait_direct(const Fingerprint& fp, const char* phase,
                                const LazyDeadline& deadline, Ready&& ready) {
-  for (unsigned i = 0; i < kDirectSpins && !oversubscribed_; ++i) {
-    if (ready() < 0) return;
-    cpu_relax();
-  }
+  // A peer on another core arrives within microseconds. (Spinning 4096 rounds, about 110 us
+  // here, made ops on plain memory, which agree here before they take the FIFOs, 3 to 6 times
+  // slower whenever two ranks shared a core.)
+  if (!oversubscribed_ && spin_briefly([&] { return ready() < 0; })) return;
   for (;;) {
     const int waiting = ready();
     if (waiting < 0) return;

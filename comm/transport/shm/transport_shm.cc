@@ -25,7 +25,6 @@
 #include "comm/transport/shm/shm_transport.h"
 #include "comm/transport_setup.h"
 #include "comm/wire.h"
-#include "runtime/cpu_relax.h"
 #include "runtime/env.h"
 #include "runtime/error.h"
 #include "runtime/log.h"
@@ -178,17 +177,7 @@ void ShmTransport::wait_for_progress(const LazyDeadline& until) {
   if (!idle_ || unretired_ > 0) return;
 
   // 1. Spin: a peer running on another core usually answers within a microsecond or two.
-  // The clock is first read after kSpinUnclocked rounds, which a reply to a small message
-  // usually beats: a clock read costs about as much as 10% of an 8-byte exchange.
-  if (!oversubscribed_) {
-    Deadline spin_end{};
-    for (unsigned i = 1;; ++i) {
-      if (progress_expected()) return;
-      if (i == kSpinUnclocked) spin_end = Clock::now() + kSpin;
-      if (i > kSpinUnclocked && i % 16 == 0 && Clock::now() >= spin_end) break;
-      cpu_relax();
-    }
-  }
+  if (!oversubscribed_ && spin_briefly([this] { return progress_expected(); })) return;
   // 2. Yield: the peer may be runnable but waiting for a core, perhaps this one. Longer while
   // the yields hand the core to someone (see kYieldShared), and bounded, so an idle rank still
   // ends up asleep.
