@@ -100,9 +100,9 @@ class Communicator {
   // over shm): an allreduce whose tensor lives there on every rank runs in place, each rank
   // reducing its share straight from its peers' buffers. Across nodes, registered with this
   // rank's node, whose phases of a hierarchical allreduce then run in place. Over other
-  // backends, plain memory. Registered with this communicator's group only (another communicator's ops take it as
-  // plain memory). Not collective: ranks allocate when they like. Drop it only once the ops on
-  // it are done.
+  // backends, plain memory. Registered with this communicator's group only (another communicator's
+  // ops take it as plain memory). Not collective: ranks allocate when they like. Drop it only once
+  // the ops on it are done.
   RegisteredBuffer alloc(size_t bytes);
   // Collectives so far that ran in place on registered memory (the rest took the transport's
   // algorithms): how a program or benchmark tells which path ran. Across nodes, an allreduce

@@ -202,8 +202,8 @@ int run(TrainOptions options) {
     // Which path the data-parallel buckets took: the replicated trainer's on the world, a cut
     // model's on this rank's dp group.
     if (options.dp > 1)
-      std::printf("gradient buckets: %llu reductions in place on registered memory (the rest "
-                  "through the %s transport)\n",
+      std::printf("gradient buckets: %llu collectives in place on registered memory (their "
+                  "reductions, and ZeRO-1's gathers; the rest through the %s transport)\n",
                   static_cast<unsigned long long>(cut ? cut->dp_direct_ops() : comm->direct_ops()),
                   comm->backend());
     if (log) std::printf("JSON log: %s\n", options.log_json.c_str());
