@@ -116,6 +116,10 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
       times.compute_wall[k] += took;
       times.compute_cpu[k] += cpu_took;
       times.durations.push_back(took);
+      if (const int on = current_cpu(); on >= 0) {
+        if (static_cast<size_t>(on) >= times.cpu_seconds.size()) times.cpu_seconds.resize(on + 1);
+        times.cpu_seconds[static_cast<size_t>(on)] += cpu_took;
+      }
       if (trace_)
         trace_->record(
             TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),

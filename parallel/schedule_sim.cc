@@ -115,6 +115,15 @@ void check_machine(const SimMachine& machine, const Schedule& schedule) {
                 "schedule simulator: " + std::to_string(machine.costs.size()) +
                     " ranks' costs for a schedule of " + std::to_string(ranks) +
                     " ranks: give one entry per rank, or one for all");
+  for (size_t n : {machine.cpu.size(), machine.alike_cpus.size()})
+    if (n != 0 && static_cast<int>(n) != ranks)
+      throw Error(ErrorCode::InvalidArgument,
+                  "schedule simulator: a placement of " + std::to_string(n) +
+                      " ranks for a schedule of " + std::to_string(ranks) +
+                      " ranks: give each rank's CPU, or none");
+  if (!machine.alike_cpus.empty() && machine.cpu.empty())
+    throw Error(ErrorCode::InvalidArgument,
+                "schedule simulator: alike processes' CPUs without the ranks' own (cpu)");
   if (!(machine.cores >= 0))
     throw Error(ErrorCode::InvalidArgument,
                 "schedule simulator: cores must be >= 0 (0: a core "
@@ -214,6 +223,27 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
     }
   };
 
+  // Each running rank's speed: its share of the cores, or of its CPU.
+  std::vector<double> speed(ranks, 1.0);
+  std::map<int, int> on_cpu;  // runnable processes per CPU
+  auto speeds = [&](const std::vector<RankProgress>& now_running, int running,
+                    std::vector<double>& out) {
+    if (!machine.durations.empty()) return;  // a replay: the durations hold the slowdowns
+    if (machine.cpu.empty()) {
+      if (machine.cores > 0) out.assign(ranks, std::min(1.0, machine.cores / running));
+      return;
+    }
+    on_cpu.clear();
+    for (int r = 0; r < ranks; r++) {
+      if (now_running[r].state != RankState::running) continue;
+      on_cpu[machine.cpu[r]]++;
+      if (!machine.alike_cpus.empty())
+        for (int c : machine.alike_cpus[r]) on_cpu[c]++;
+    }
+    for (int r = 0; r < ranks; r++)
+      if (now_running[r].state == RankState::running) out[r] = 1.0 / on_cpu[machine.cpu[r]];
+  };
+
   for (int r = 0; r < ranks; r++) start(r);
   // Event by event: the running ranks share the cores until the first of them finishes what it
   // runs.
@@ -222,23 +252,21 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
     int running = 0;
     for (const RankProgress& k : rank) running += k.state == RankState::running;
     if (running == 0) break;
-    double speed = machine.cores > 0 && machine.durations.empty()
-                       ? std::min(1.0, machine.cores / running)
-                       : 1.0;
+    speeds(rank, running, speed);
     double step = std::numeric_limits<double>::infinity();
-    for (const RankProgress& k : rank)
-      if (k.state == RankState::running) step = std::min(step, k.left / speed);
+    for (int r = 0; r < ranks; r++)
+      if (rank[r].state == RankState::running) step = std::min(step, rank[r].left / speed[r]);
     now += step;
     for (int r = 0; r < ranks; r++) {
       RankProgress& k = rank[r];
       if (k.state != RankState::running) continue;
       if (k.computing) result.busy[r] += step;
       // Those that end with this step end exactly (no rounding left over).
-      if (k.left / speed <= step * (1 + 1e-12)) {
+      if (k.left / speed[r] <= step * (1 + 1e-12)) {
         k.pos = k.end;
         start(r);
       } else {
-        k.left -= step * speed;
+        k.left -= step * speed[r];
       }
     }
   }
