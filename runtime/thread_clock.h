@@ -1,8 +1,8 @@
 #pragma once
 // What a thread's wall time was made of, for figures that must tell computing from waiting on
 // a shared machine: its CPU time (the work it did: what it would have taken on a core of its
-// own), the CPU it runs on, and its time runnable but not running (waiting for a core, as the scheduler counts in
-// /proc/thread-self/schedstat), and the cores the process may run on.
+// own), the CPU it runs on, and its time runnable but not running (waiting for a core, as the
+// scheduler counts in /proc/thread-self/schedstat), and the cores the process may run on.
 #include "runtime/unique_fd.h"
 
 namespace weft {

@@ -108,8 +108,7 @@ TEST(ScheduleSimCores, TwoStages1f1bOnOneCore) {
   //   [7,9]  rank 0 B0 (done) and rank 1 B1 (half done)
   //   [9,10] rank 1 B1 alone; [10,12] rank 0 B1 alone.
   // Each rank busy 9 of 12: idle 0.25, where a core each gives 1/3 (over 9).
-  SimResult sim =
-      simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), on_cores(1));
+  SimResult sim = simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), on_cores(1));
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 12);
   EXPECT_EQ(sim.busy, (std::vector<double>{9, 9}));
@@ -152,11 +151,16 @@ TEST(ScheduleSimCores, EnoughCoresIsACoreEach) {
   EXPECT_LT(two.idle_fraction, own.idle_fraction);
 }
 
-SimMachine placed(std::vector<int> cpu) {
+// F = 1, B = 2, each rank's computes all on the CPU `cpu` gives it.
+SimMachine placed(const Schedule& s, const std::vector<int>& cpu) {
   SimMachine m;
   m.costs = {ActionCosts{1, 2, 1, 1, 0}};
   m.cores = 2;  // not used: the placement says how the cores are shared
-  m.cpu = std::move(cpu);
+  for (size_t r = 0; r < s.size(); r++) {
+    size_t computes = 0;
+    for (const Action& a : s[r]) computes += is_compute(a.kind);
+    m.cpus.emplace_back(computes, cpu[r]);
+  }
   return m;
 }
 
@@ -172,7 +176,8 @@ TEST(ScheduleSimPlaced, FourStagesGpipeNeighboursSharingACpu) {
   //                                     [21,25]  r1 B2, r0 B1 (CPU 0, 1/2); [25,27] r0 B2
   // Busy 13, 13, 14, 14 of 27 each: idle 1 - 54/108, where sharing 2 cores among all four
   // gives 21 and 1 - 45/84 (FourStagesGpipeOnTwoCores).
-  SimResult sim = simulate_schedule(make_schedule(4, 3, ScheduleKind::gpipe), placed({0, 0, 1, 1}));
+  Schedule s = make_schedule(4, 3, ScheduleKind::gpipe);
+  SimResult sim = simulate_schedule(s, placed(s, {0, 0, 1, 1}));
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 27);
   EXPECT_EQ(sim.busy, (std::vector<double>{13, 13, 14, 14}));
@@ -188,26 +193,44 @@ TEST(ScheduleSimPlaced, FourStagesGpipeEndsSharingACpu) {
   //   [7,8]   r3 F2                      [16,20]  r2 B2, r1 B1 (1/2); r0 B0 [16,18]
   //                                      [20,22]  r1 B2, r0 B1; [22,24] r0 B2
   // Busy 9, 15, 15, 9 of 24 each: idle 1 - 48/96.
-  SimResult sim = simulate_schedule(make_schedule(4, 3, ScheduleKind::gpipe), placed({0, 1, 1, 0}));
+  Schedule s = make_schedule(4, 3, ScheduleKind::gpipe);
+  SimResult sim = simulate_schedule(s, placed(s, {0, 1, 1, 0}));
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 24);
   EXPECT_EQ(sim.busy, (std::vector<double>{9, 15, 15, 9}));
   EXPECT_DOUBLE_EQ(sim.idle_fraction, 0.5);
 }
 
+TEST(ScheduleSimPlaced, ARankThatMovesTakesItsShareToItsNewCpu) {
+  // make_schedule(2, 2, 1f1b), F = 1, B = 2; rank 0 runs F0 F1 on CPU 0 and B0 B1 on CPU 1,
+  // rank 1 all on CPU 0 (all on one CPU: TwoStages1f1bOnOneCore's 12 and 1/4):
+  //   [0,1] r0 F0; [1,3] r0 F1, r1 F0 (CPU 0, 1/2); [3,5] r1 B0 (r0 waits for its gradient)
+  //   [5,7] r0 B0 (CPU 1) and r1 F1 [5,6], B1 [6,8] (CPU 0), each alone; [8,10] r0 B1
+  // Busy 7 each of 10: idle 0.3.
+  Schedule s = make_schedule(2, 2, ScheduleKind::one_f_one_b);
+  SimMachine m = placed(s, {0, 0});
+  m.cpus[0] = {0, 0, 1, 1};
+  SimResult sim = simulate_schedule(s, m);
+  ASSERT_TRUE(sim.completed) << sim.problem;
+  EXPECT_DOUBLE_EQ(sim.makespan, 10);
+  EXPECT_EQ(sim.busy, (std::vector<double>{7, 7}));
+  EXPECT_DOUBLE_EQ(sim.idle_fraction, 0.3);
+}
+
 TEST(ScheduleSimPlaced, AlikeProcessesTakeTheirShare) {
   // make_schedule(2, 1, gpipe), F = 1, B = 2, each rank's CPU shared with the same stage of
-  // another pipeline, runnable when it is: every compute at half speed, one rank at a time.
+  // another pipeline, computing when it does: every compute at half speed, one rank at a time.
   //   r0 F0 [0,2], r1 F0 [2,4], r1 B0 [4,8], r0 B0 [8,12]: busy 6 each of 12.
-  SimMachine m = placed({0, 1});
-  m.alike_cpus = {{0}, {1}};
-  SimResult sim = simulate_schedule(make_schedule(2, 1, ScheduleKind::gpipe), m);
+  Schedule s = make_schedule(2, 1, ScheduleKind::gpipe);
+  SimMachine m = placed(s, {0, 1});
+  m.alike_cpus = {{{0, 0}}, {{1, 1}}};
+  SimResult sim = simulate_schedule(s, m);
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 12);
   EXPECT_EQ(sim.busy, (std::vector<double>{6, 6}));
   // On other CPUs they take nothing from it: a CPU each.
-  m.alike_cpus = {{2}, {3}};
-  EXPECT_DOUBLE_EQ(simulate_schedule(make_schedule(2, 1, ScheduleKind::gpipe), m).makespan, 6);
+  m.alike_cpus = {{{2, 2}}, {{3, 3}}};
+  EXPECT_DOUBLE_EQ(simulate_schedule(s, m).makespan, 6);
 }
 
 TEST(ScheduleSimReplay, EachComputeTakesItsOwnDuration) {
@@ -238,11 +261,11 @@ TEST(ScheduleSimMachine, RefusesCostsThatDoNotFitTheRanks) {
   SimMachine bad_cost;
   bad_cost.costs = {ActionCosts{1, -2, 1, 1, 0}};
   EXPECT_THROW(simulate_schedule(s, bad_cost), Error);
-  SimMachine one_cpu;
-  one_cpu.cpu = {0};
-  EXPECT_THROW(simulate_schedule(s, one_cpu), Error);
+  SimMachine short_cpus;
+  short_cpus.cpus = {{0, 0, 0, 0}, {0, 0, 0}};  // rank 1 has 4 computes
+  EXPECT_THROW(simulate_schedule(s, short_cpus), Error);
   SimMachine alike_only;
-  alike_only.alike_cpus = {{0}, {1}};
+  alike_only.alike_cpus = {{{0, 0, 0, 0}}, {{1, 1, 1, 1}}};
   EXPECT_THROW(simulate_schedule(s, alike_only), Error);
 }
 

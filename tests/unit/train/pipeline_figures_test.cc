@@ -35,14 +35,14 @@ TEST(PipelineFigures, TheGatherPicksThisRanksPipelineStageByStage) {
   // dp 2 x tp 1 x pp 2: ranks 0, 1 are dp 0's stages 0, 1; ranks 2, 3 dp 1's. gpipe with one
   // micro-batch: two computes per rank.
   parallel::Schedule schedule = parallel::make_schedule(2, 1, parallel::ScheduleKind::gpipe);
-  ASSERT_EQ(words_per_rank(schedule), 9u + 2u);
+  ASSERT_EQ(words_per_rank(schedule), 8u + 2u * 2u);
   std::vector<uint64_t> words;
   for (int r = 0; r < 4; r++) {
     StageStep s;
     s.seconds = 10 + r;
     s.costs = ActionCosts{1.0 + r, 2.0 + r, 0.5, 0.25, 0.125 * r};
     s.durations = {0.5 * r, 0.75 * r};
-    s.cpu = r == 3 ? -1 : 10 + r;
+    if (r != 3) s.cpus = {10 + r, 20 + r};  // rank 3: no CPUs
     std::vector<uint64_t> w = to_words(s, schedule);
     ASSERT_EQ(w.size(), words_per_rank(schedule));
     words.insert(words.end(), w.begin(), w.end());
@@ -62,20 +62,21 @@ TEST(PipelineFigures, TheGatherPicksThisRanksPipelineStageByStage) {
   EXPECT_EQ(mine[0].durations, (std::vector<double>{1.0, 1.5}));
   EXPECT_EQ(mine[1].durations, (std::vector<double>{1.5, 2.25}));
   // Each stage's own CPU, and the CPU of the other pipeline's rank at that stage.
-  EXPECT_EQ(mine[0].cpu, 12);
-  EXPECT_EQ(mine[1].cpu, -1);
-  EXPECT_EQ(mine[0].alike_cpus, (std::vector<int>{10}));
-  EXPECT_EQ(mine[1].alike_cpus, (std::vector<int>{11}));
+  using Cpus = std::vector<std::vector<int>>;
+  EXPECT_EQ(mine[0].cpus, (std::vector<int>{12, 22}));
+  EXPECT_TRUE(mine[1].cpus.empty());
+  EXPECT_EQ(mine[0].alike_cpus, (Cpus{{10, 20}}));
+  EXPECT_EQ(mine[1].alike_cpus, (Cpus{{11, 21}}));
 }
 
-TEST(PipelineFigures, ARankIsPlacedWhereItComputedMost) {
+TEST(PipelineFigures, ComputesArePlacedWhereTheyRanUnlessTooManyMoved) {
   parallel::PipelineTimes t;
-  t.cpu_seconds = {0.1, 0, 0.85, 0.05};  // 85% on CPU 2
-  EXPECT_EQ(stage_step(t, true).cpu, 2);
-  EXPECT_EQ(stage_step(t, false).cpu, -1);  // several threads, or a GPU: no placement
-  t.cpu_seconds = {0.3, 0, 0.7};            // moved too much
-  EXPECT_EQ(stage_step(t, true).cpu, -1);
-  EXPECT_EQ(stage_step(parallel::PipelineTimes{}, true).cpu, -1);  // nothing measured
+  t.cpus = {-1, 1, 1, 0, -1, 0, 1, 1, 0, 0};  // 8 of 10 stayed: those that moved take a neighbour's
+  EXPECT_EQ(stage_step(t, true).cpus, (std::vector<int>{1, 1, 1, 0, 0, 0, 1, 1, 0, 0}));
+  EXPECT_TRUE(stage_step(t, false).cpus.empty());  // several threads, or a GPU: no placement
+  t.cpus[1] = -1;                                  // 7 of 10
+  EXPECT_TRUE(stage_step(t, true).cpus.empty());
+  EXPECT_TRUE(stage_step(parallel::PipelineTimes{}, true).cpus.empty());
 }
 
 TEST(PipelineFigures, PlacedRanksShareTheirCpusElseAllTheCores) {
@@ -88,7 +89,7 @@ TEST(PipelineFigures, PlacedRanksShareTheirCpusElseAllTheCores) {
     stages[r].seconds = 1;
     stages[r].costs = ActionCosts{1, 2, 0, 0, 0};
     stages[r].durations.assign(6, 1.0);
-    stages[r].cpu = r / 2;
+    stages[r].cpus.assign(6, r / 2);
   }
   PipelineFigures f = pipeline_figures(s, stages, 2);
   EXPECT_TRUE(f.per_cpu);
@@ -96,7 +97,7 @@ TEST(PipelineFigures, PlacedRanksShareTheirCpusElseAllTheCores) {
   StepStats step;
   record_pipeline(step, f);
   EXPECT_STREQ(step.pipeline_sim_cores, "per_cpu");
-  stages[3].alike_cpus = {-1};  // another pipeline's rank at stage 3 moved
+  stages[3].alike_cpus = {{}};  // another pipeline's rank at stage 3 moved too much
   f = pipeline_figures(s, stages, 2);
   EXPECT_FALSE(f.per_cpu);
   EXPECT_DOUBLE_EQ(f.idle_sim, 1 - 45.0 / 84);
@@ -111,8 +112,8 @@ TEST(PipelineFigures, MeasuredIdleIsWaitingOverRanksTimesTheLongestRank) {
   // the default costs 0.25; the replay of each rank's computes as they ran (schedule_sim_test's
   // replay): 1 - 19/32.
   std::vector<StageStep> stages(2);
-  stages[0] = StageStep{10, 4, 1, ActionCosts{1, 3, 0, 0, 0}, {1, 2, 2, 1}, -1, {}};
-  stages[1] = StageStep{8, 1, 0, ActionCosts{1, 3, 0, 0, 0}, {1, 7, 1, 4}, -1, {}};
+  stages[0] = StageStep{10, 4, 1, ActionCosts{1, 3, 0, 0, 0}, {1, 2, 2, 1}, {}, {}};
+  stages[1] = StageStep{8, 1, 0, ActionCosts{1, 3, 0, 0, 0}, {1, 7, 1, 4}, {}, {}};
   parallel::Schedule s = parallel::make_schedule(2, 2, parallel::ScheduleKind::one_f_one_b);
   PipelineFigures f = pipeline_figures(s, stages, 0);
   EXPECT_DOUBLE_EQ(f.idle, 0.3);
