@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 namespace weft::train {
@@ -97,6 +98,7 @@ TEST(PipelineFigures, PlacedRanksShareTheirCpusElseAllTheCores) {
   StepStats step;
   record_pipeline(step, f);
   EXPECT_STREQ(step.pipeline_sim_cores, "per_cpu");
+  EXPECT_NE(json_line(step).find(R"("pipeline_sim_cores":"per_cpu")"), std::string::npos);
   stages[3].alike_cpus = {{}};  // another pipeline's rank at stage 3 moved too much
   f = pipeline_figures(s, stages, 2);
   EXPECT_FALSE(f.per_cpu);
