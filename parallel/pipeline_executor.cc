@@ -85,6 +85,7 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
     if (is_compute(a.kind)) {
       const Clock::time_point t = Clock::now();
       const double cpu = thread_cpu_seconds();
+      const int cpu_at_start = current_cpu();
       if (a.kind == ActionKind::forward) {
         // The input: none on the first global stage, the previous chunk's output when that
         // stage is on this rank too (one pipeline rank), else what was received.
@@ -116,6 +117,8 @@ PipelineTimes PipelineExecutor::run(PipelineStage& stage) {
       times.compute_wall[k] += took;
       times.compute_cpu[k] += cpu_took;
       times.durations.push_back(took);
+      const int on = current_cpu();
+      times.cpus.push_back(on == cpu_at_start ? on : -1);
       if (trace_)
         trace_->record(
             TraceRow::compute, action_kind_name(a.kind), t, Clock::now(),

@@ -76,6 +76,10 @@ struct PipelineTimes {
   // The shortest exchange per message it carried: a copy that found its peer ready (-1: none).
   double shortest_copy = -1;
   std::vector<double> durations;  // each compute's wall time, in the order they ran
+  // Where the kernel placed each compute, in order: the CPU it ran on (-1: it moved from one
+  // to another, or the kernel does not say), for a simulator that shares each CPU among the
+  // ranks on it. A rank mostly moves while it waits, so most computes stay on one CPU.
+  std::vector<int> cpus;
 
   // Each kind's mean cost (the CPU time, or the wall time when `cpu` is false; 0 where none
   // ran) and shortest_copy as the transfer: the simulator's costs for this rank.

@@ -115,6 +115,26 @@ void check_machine(const SimMachine& machine, const Schedule& schedule) {
                 "schedule simulator: " + std::to_string(machine.costs.size()) +
                     " ranks' costs for a schedule of " + std::to_string(ranks) +
                     " ranks: give one entry per rank, or one for all");
+  if (!machine.cpus.empty() || !machine.alike_cpus.empty()) {
+    auto computes = [&](int r) {
+      size_t n = 0;
+      for (const Action& a : schedule[r]) n += is_compute(a.kind);
+      return n;
+    };
+    bool fits =
+        static_cast<int>(machine.cpus.size()) == ranks &&
+        (machine.alike_cpus.empty() || static_cast<int>(machine.alike_cpus.size()) == ranks);
+    for (int r = 0; fits && r < ranks; r++) {
+      fits = machine.cpus[r].size() == computes(r);
+      if (!machine.alike_cpus.empty())
+        for (const auto& alike : machine.alike_cpus[r]) fits = fits && alike.size() == computes(r);
+    }
+    if (!fits)
+      throw Error(ErrorCode::InvalidArgument,
+                  "schedule simulator: a placement that does not give a CPU for each compute of "
+                  "each of the " +
+                      std::to_string(ranks) + " ranks (and of each alike process)");
+  }
   if (!(machine.cores >= 0))
     throw Error(ErrorCode::InvalidArgument,
                 "schedule simulator: cores must be >= 0 (0: a core "
@@ -154,7 +174,12 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
   std::vector<std::vector<bool>> posted(ranks);
   for (int r = 0; r < ranks; r++) posted[r].assign(schedule[r].size(), false);
   std::vector<RankProgress> rank(ranks);
-  std::vector<size_t> computes_done(ranks, 0);  // a replay's next duration
+  std::vector<size_t> computes_done(ranks, 0);  // computes started: a replay's next duration
+  auto running_count = [&] {
+    int running = 0;
+    for (const RankProgress& k : rank) running += k.state == RankState::running;
+    return running;
+  };
   std::vector<double> finish(ranks, 0);
   double now = 0;
   // Whether every counterpart of the group rank r waits in has been posted.
@@ -179,7 +204,8 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
         k.end = k.pos + 1;
         k.computing = true;
         k.left = machine.durations.empty() ? cost_of(a.kind, costs(r))
-                                           : machine.durations[r][computes_done[r]++];
+                                           : machine.durations[r][computes_done[r]];
+        computes_done[r]++;
       } else {
         k.end = k.pos;
         while (actions[k.end].batched_with_next) k.end++;
@@ -214,31 +240,52 @@ SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine)
     }
   };
 
+  // Each running rank's speed: its share of the cores, or of the CPU its compute runs on (its
+  // copies: its last compute's).
+  std::vector<double> speed(ranks, 1.0);
+  std::map<int, int> on_cpu;  // runnable processes per CPU
+  auto cpu_now = [&](const std::vector<int>& cpus, int r) {
+    if (cpus.empty()) return -1;  // a rank without computes: its copies on a CPU of their own
+    return cpus[computes_done[r] == 0 ? 0 : computes_done[r] - 1];
+  };
+  auto speeds = [&] {
+    if (!machine.durations.empty()) return;  // a replay: the durations hold the slowdowns
+    if (machine.cpus.empty()) {
+      if (machine.cores > 0) speed.assign(ranks, std::min(1.0, machine.cores / running_count()));
+      return;
+    }
+    on_cpu.clear();
+    for (int r = 0; r < ranks; r++) {
+      if (rank[r].state != RankState::running) continue;
+      on_cpu[cpu_now(machine.cpus[r], r)]++;
+      if (!machine.alike_cpus.empty())
+        for (const auto& alike : machine.alike_cpus[r]) on_cpu[cpu_now(alike, r)]++;
+    }
+    for (int r = 0; r < ranks; r++)
+      if (rank[r].state == RankState::running) speed[r] = 1.0 / on_cpu[cpu_now(machine.cpus[r], r)];
+  };
+
   for (int r = 0; r < ranks; r++) start(r);
   // Event by event: the running ranks share the cores until the first of them finishes what it
   // runs.
   for (;;) {
     wake();
-    int running = 0;
-    for (const RankProgress& k : rank) running += k.state == RankState::running;
-    if (running == 0) break;
-    double speed = machine.cores > 0 && machine.durations.empty()
-                       ? std::min(1.0, machine.cores / running)
-                       : 1.0;
+    if (running_count() == 0) break;
+    speeds();
     double step = std::numeric_limits<double>::infinity();
-    for (const RankProgress& k : rank)
-      if (k.state == RankState::running) step = std::min(step, k.left / speed);
+    for (int r = 0; r < ranks; r++)
+      if (rank[r].state == RankState::running) step = std::min(step, rank[r].left / speed[r]);
     now += step;
     for (int r = 0; r < ranks; r++) {
       RankProgress& k = rank[r];
       if (k.state != RankState::running) continue;
       if (k.computing) result.busy[r] += step;
       // Those that end with this step end exactly (no rounding left over).
-      if (k.left / speed <= step * (1 + 1e-12)) {
+      if (k.left / speed[r] <= step * (1 + 1e-12)) {
         k.pos = k.end;
         start(r);
       } else {
-        k.left -= step * speed;
+        k.left -= step * speed[r];
       }
     }
   }

@@ -16,6 +16,13 @@
 // is not; with k runnable ranks on c cores each runs at min(1, c / k) of its own speed, which is
 // how the kernel shares oversubscribed cores among busy processes. A compute then takes longer
 // than its cost while its neighbours compute too, and its cost while they wait.
+//
+// Placed (per-CPU sharing): where the kernel says which CPU each compute ran on, the ranks on a
+// CPU share that CPU alone: k runnable on it run at 1/k each, whatever the other CPUs do. A rank
+// whose CPU-mate waits then runs at full speed while another pair runs at half, which the
+// global model averages away (4 ranks on 2 cores: it gives every rank 1/2 whenever all 4
+// compute, or 2/3 when 3 do). A rank's copies run on the CPU of its last compute (its first,
+// before any).
 #include <string>
 #include <vector>
 
@@ -37,6 +44,13 @@ struct SimMachine {
   // Cores the ranks share, possibly fractional (a pipeline rank that stands for several
   // processes has c / processes of them); 0: a core for every rank.
   double cores = 0;
+  // Per-CPU sharing in place of `cores` (empty: `cores`): cpus[r][i] is the CPU rank r's i-th
+  // compute ran on, any integer that names it.
+  std::vector<std::vector<int>> cpus;
+  // With `cpus`: per rank, the CPUs of other processes that run as it does (a pipeline stands
+  // for dp x tp alike ones, in step: the same stage of another pipeline computes its i-th
+  // compute when this one does), each process's as in `cpus`; empty: none.
+  std::vector<std::vector<std::vector<int>>> alike_cpus;
   // A replay: each rank's computes' own durations, in the order of its list, in place of
   // `costs` (empty: none). Durations measured on the wall clock already hold every slowdown the
   // machine caused, so a replay runs with a core each (`cores` is not used): its idle is what
@@ -59,8 +73,8 @@ struct SimResult {
 
 SimResult simulate_schedule(const Schedule& schedule, const ActionCosts& costs = {});
 // Throws InvalidArgument when machine.costs has neither one entry nor one per rank, a replay
-// has not one duration per compute of each rank, or a cost, duration or the cores are
-// negative.
+// has not one duration per compute of each rank, a cost, duration or the cores are negative,
+// or `cpus` or `alike_cpus` is neither empty nor a CPU for each compute of each rank.
 SimResult simulate_schedule(const Schedule& schedule, const SimMachine& machine);
 
 }  // namespace weft::parallel

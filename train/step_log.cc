@@ -54,6 +54,7 @@ std::string json_line(const StepStats& s) {
   if (s.pipeline_idle_sim >= 0) j["pipeline_idle_sim"] = s.pipeline_idle_sim;
   if (s.pipeline_idle_replay >= 0) j["pipeline_idle_replay"] = s.pipeline_idle_replay;
   if (s.pipeline_descheduled >= 0) j["pipeline_descheduled"] = s.pipeline_descheduled;
+  if (s.pipeline_sim_cores) j["pipeline_sim_cores"] = s.pipeline_sim_cores;
   if (s.ms_tp_comm >= 0) j["ms_tp_comm"] = s.ms_tp_comm;
   return j.dump();
 }

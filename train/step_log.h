@@ -31,6 +31,10 @@ struct StepStats {
   double pipeline_idle_sim = -1;
   double pipeline_idle_replay = -1;
   double pipeline_descheduled = -1;
+  // How the simulator shared the cores: "per_cpu" (each CPU among the ranks whose computes ran
+  // on it) or "shared" (all the cores among all runnable ranks: placement unknown, a GPU, or
+  // several threads per rank); null: no pipeline.
+  const char* pipeline_sim_cores = nullptr;
   double ms_tp_comm = -1;      // tensor-parallel reductions inside forward and backward (-1: no tp)
 };
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
 #include <vector>
 
 #include "runtime/error.h"
@@ -107,8 +108,7 @@ TEST(ScheduleSimCores, TwoStages1f1bOnOneCore) {
   //   [7,9]  rank 0 B0 (done) and rank 1 B1 (half done)
   //   [9,10] rank 1 B1 alone; [10,12] rank 0 B1 alone.
   // Each rank busy 9 of 12: idle 0.25, where a core each gives 1/3 (over 9).
-  SimResult sim =
-      simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), on_cores(1));
+  SimResult sim = simulate_schedule(make_schedule(2, 2, ScheduleKind::one_f_one_b), on_cores(1));
   ASSERT_TRUE(sim.completed) << sim.problem;
   EXPECT_DOUBLE_EQ(sim.makespan, 12);
   EXPECT_EQ(sim.busy, (std::vector<double>{9, 9}));
@@ -151,6 +151,88 @@ TEST(ScheduleSimCores, EnoughCoresIsACoreEach) {
   EXPECT_LT(two.idle_fraction, own.idle_fraction);
 }
 
+// F = 1, B = 2, each rank's computes all on the CPU `cpu` gives it.
+SimMachine placed(const Schedule& s, const std::vector<int>& cpu) {
+  SimMachine m;
+  m.costs = {ActionCosts{1, 2, 1, 1, 0}};
+  m.cores = 2;  // not used: the placement says how the cores are shared
+  for (size_t r = 0; r < s.size(); r++) {
+    size_t computes = 0;
+    for (const Action& a : s[r]) computes += is_compute(a.kind);
+    m.cpus.emplace_back(computes, cpu[r]);
+  }
+  return m;
+}
+
+TEST(ScheduleSimPlaced, FourStagesGpipeNeighboursSharingACpu) {
+  // make_schedule(4, 3, gpipe), F = 1, B = 2, ranks 0 and 1 on CPU 0, 2 and 3 on CPU 1; two
+  // runnable on one CPU run at half speed, one alone at full speed:
+  //   [0,1]   r0 F0                     [9,11]   r3 B0
+  //   [1,3]   r0 F1, r1 F0 (CPU 0, 1/2) [11,15]  r3 B1, r2 B0 (CPU 1, 1/2)
+  //   [3,5]   r0 F2, r1 F1 (1/2); r2 F0 [3,4], r3 F0 [4,5] (r2 waits for F1)
+  //   [5,6]   r1 F2, r2 F1 (each alone on its CPU)
+  //   [6,8]   r2 F2, r3 F1 (CPU 1, 1/2)  [15,19]  r3 B2, r2 B1 (1/2); r1 B0 [15,17], r0 B0 [17,19]
+  //   [8,9]   r3 F2                     [19,21]  r2 B2, r1 B1 (each alone)
+  //                                     [21,25]  r1 B2, r0 B1 (CPU 0, 1/2); [25,27] r0 B2
+  // Busy 13, 13, 14, 14 of 27 each: idle 1 - 54/108, where sharing 2 cores among all four
+  // gives 21 and 1 - 45/84 (FourStagesGpipeOnTwoCores).
+  Schedule s = make_schedule(4, 3, ScheduleKind::gpipe);
+  SimResult sim = simulate_schedule(s, placed(s, {0, 0, 1, 1}));
+  ASSERT_TRUE(sim.completed) << sim.problem;
+  EXPECT_DOUBLE_EQ(sim.makespan, 27);
+  EXPECT_EQ(sim.busy, (std::vector<double>{13, 13, 14, 14}));
+  EXPECT_DOUBLE_EQ(sim.idle_fraction, 0.5);
+}
+
+TEST(ScheduleSimPlaced, FourStagesGpipeEndsSharingACpu) {
+  // The same on CPUs {0, 3} and {1, 2}: the ends, which wait most, leave their CPU-mate alone.
+  //   [0,1] r0 F0; [1,2] r0 F1, r1 F0; [2,3] r0 F2 (its send waits for r1 until 4)
+  //   [2,4]   r1 F1, r2 F0 (CPU 1, 1/2)  [8,10]   r3 B0
+  //   [4,6]   r1 F2, r2 F1 (1/2); r3 F0 [4,5]   [10,12]  r3 B1 (CPU 0); r2 B0 (CPU 1)
+  //   [6,7]   r2 F2; r3 F1               [12,16]  r2 B1, r1 B0 (1/2); r3 B2 [12,14]
+  //   [7,8]   r3 F2                      [16,20]  r2 B2, r1 B1 (1/2); r0 B0 [16,18]
+  //                                      [20,22]  r1 B2, r0 B1; [22,24] r0 B2
+  // Busy 9, 15, 15, 9 of 24 each: idle 1 - 48/96.
+  Schedule s = make_schedule(4, 3, ScheduleKind::gpipe);
+  SimResult sim = simulate_schedule(s, placed(s, {0, 1, 1, 0}));
+  ASSERT_TRUE(sim.completed) << sim.problem;
+  EXPECT_DOUBLE_EQ(sim.makespan, 24);
+  EXPECT_EQ(sim.busy, (std::vector<double>{9, 15, 15, 9}));
+  EXPECT_DOUBLE_EQ(sim.idle_fraction, 0.5);
+}
+
+TEST(ScheduleSimPlaced, ARankThatMovesTakesItsShareToItsNewCpu) {
+  // make_schedule(2, 2, 1f1b), F = 1, B = 2; rank 0 runs F0 F1 on CPU 0 and B0 B1 on CPU 1,
+  // rank 1 all on CPU 0 (all on one CPU: TwoStages1f1bOnOneCore's 12 and 1/4):
+  //   [0,1] r0 F0; [1,3] r0 F1, r1 F0 (CPU 0, 1/2); [3,5] r1 B0 (r0 waits for its gradient)
+  //   [5,7] r0 B0 (CPU 1) and r1 F1 [5,6], B1 [6,8] (CPU 0), each alone; [8,10] r0 B1
+  // Busy 7 each of 10: idle 0.3.
+  Schedule s = make_schedule(2, 2, ScheduleKind::one_f_one_b);
+  SimMachine m = placed(s, {0, 0});
+  m.cpus[0] = {0, 0, 1, 1};
+  SimResult sim = simulate_schedule(s, m);
+  ASSERT_TRUE(sim.completed) << sim.problem;
+  EXPECT_DOUBLE_EQ(sim.makespan, 10);
+  EXPECT_EQ(sim.busy, (std::vector<double>{7, 7}));
+  EXPECT_DOUBLE_EQ(sim.idle_fraction, 0.3);
+}
+
+TEST(ScheduleSimPlaced, AlikeProcessesTakeTheirShare) {
+  // make_schedule(2, 1, gpipe), F = 1, B = 2, each rank's CPU shared with the same stage of
+  // another pipeline, computing when it does: every compute at half speed, one rank at a time.
+  //   r0 F0 [0,2], r1 F0 [2,4], r1 B0 [4,8], r0 B0 [8,12]: busy 6 each of 12.
+  Schedule s = make_schedule(2, 1, ScheduleKind::gpipe);
+  SimMachine m = placed(s, {0, 1});
+  m.alike_cpus = {{{0, 0}}, {{1, 1}}};
+  SimResult sim = simulate_schedule(s, m);
+  ASSERT_TRUE(sim.completed) << sim.problem;
+  EXPECT_DOUBLE_EQ(sim.makespan, 12);
+  EXPECT_EQ(sim.busy, (std::vector<double>{6, 6}));
+  // On other CPUs they take nothing from it: a CPU each.
+  m.alike_cpus = {{{2, 2}}, {{3, 3}}};
+  EXPECT_DOUBLE_EQ(simulate_schedule(s, m).makespan, 6);
+}
+
 TEST(ScheduleSimReplay, EachComputeTakesItsOwnDuration) {
   // make_schedule(2, 2, 1f1b) replayed; rank 0 runs F0 F1 B0 B1, rank 1 F0 B0 F1 B1:
   //   rank 0: F0 [0,1] F1 [1,3] (waits) B0 [10,12] (waits) B1 [15,16]
@@ -179,6 +261,12 @@ TEST(ScheduleSimMachine, RefusesCostsThatDoNotFitTheRanks) {
   SimMachine bad_cost;
   bad_cost.costs = {ActionCosts{1, -2, 1, 1, 0}};
   EXPECT_THROW(simulate_schedule(s, bad_cost), Error);
+  SimMachine short_cpus;
+  short_cpus.cpus = {{0, 0, 0, 0}, {0, 0, 0}};  // rank 1 has 4 computes
+  EXPECT_THROW(simulate_schedule(s, short_cpus), Error);
+  SimMachine alike_only;
+  alike_only.alike_cpus = {{{0, 0, 0, 0}}, {{1, 1, 1, 1}}};
+  EXPECT_THROW(simulate_schedule(s, alike_only), Error);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // This thread's clocks against what they must show: CPU time grows while it computes and not
-// while it sleeps, the run-queue time never goes back, and the cores are those of its affinity.
+// while it sleeps, the run-queue time never goes back, the cores are those of its affinity, and
+// its CPU is the one it is pinned to.
 #include "runtime/thread_clock.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <chrono>
@@ -35,6 +37,21 @@ TEST(ThreadClock, UsableCoresAreTheAffinitysCpus) {
   CPU_ZERO(&set);
   ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
   EXPECT_EQ(usable_cores(), CPU_COUNT(&set));
+}
+
+TEST(ThreadClock, TheCurrentCpuIsOneTheThreadMayRunOn) {
+  // Pinned to one CPU of its affinity, the thread is on that one.
+  cpu_set_t set, one;
+  CPU_ZERO(&set);
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof set, &set), 0);
+  int cpu = 0;
+  while (!CPU_ISSET(cpu, &set)) cpu++;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+  std::this_thread::yield();
+  EXPECT_EQ(current_cpu(), cpu);
+  ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof set, &set), 0);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 namespace weft::train {
@@ -35,13 +36,14 @@ TEST(PipelineFigures, TheGatherPicksThisRanksPipelineStageByStage) {
   // dp 2 x tp 1 x pp 2: ranks 0, 1 are dp 0's stages 0, 1; ranks 2, 3 dp 1's. gpipe with one
   // micro-batch: two computes per rank.
   parallel::Schedule schedule = parallel::make_schedule(2, 1, parallel::ScheduleKind::gpipe);
-  ASSERT_EQ(words_per_rank(schedule), 8u + 2u);
+  ASSERT_EQ(words_per_rank(schedule), 8u + 2u * 2u);
   std::vector<uint64_t> words;
   for (int r = 0; r < 4; r++) {
     StageStep s;
     s.seconds = 10 + r;
     s.costs = ActionCosts{1.0 + r, 2.0 + r, 0.5, 0.25, 0.125 * r};
     s.durations = {0.5 * r, 0.75 * r};
+    if (r != 3) s.cpus = {10 + r, 20 + r};  // rank 3: no CPUs
     std::vector<uint64_t> w = to_words(s, schedule);
     ASSERT_EQ(w.size(), words_per_rank(schedule));
     words.insert(words.end(), w.begin(), w.end());
@@ -60,6 +62,49 @@ TEST(PipelineFigures, TheGatherPicksThisRanksPipelineStageByStage) {
   EXPECT_DOUBLE_EQ(mine[1].costs.transfer, 0.375);
   EXPECT_EQ(mine[0].durations, (std::vector<double>{1.0, 1.5}));
   EXPECT_EQ(mine[1].durations, (std::vector<double>{1.5, 2.25}));
+  // Each stage's own CPU, and the CPU of the other pipeline's rank at that stage.
+  using Cpus = std::vector<std::vector<int>>;
+  EXPECT_EQ(mine[0].cpus, (std::vector<int>{12, 22}));
+  EXPECT_TRUE(mine[1].cpus.empty());
+  EXPECT_EQ(mine[0].alike_cpus, (Cpus{{10, 20}}));
+  EXPECT_EQ(mine[1].alike_cpus, (Cpus{{11, 21}}));
+}
+
+TEST(PipelineFigures, ComputesArePlacedWhereTheyRanUnlessTooManyMoved) {
+  parallel::PipelineTimes t;
+  t.cpus = {-1, 1, 1, 0, -1, 0, 1, 1, 0, 0};  // 8 of 10 stayed: those that moved take a neighbour's
+  EXPECT_EQ(stage_step(t, true).cpus, (std::vector<int>{1, 1, 1, 0, 0, 0, 1, 1, 0, 0}));
+  EXPECT_TRUE(stage_step(t, false).cpus.empty());  // several threads, or a GPU: no placement
+  t.cpus[1] = -1;                                  // 7 of 10
+  EXPECT_TRUE(stage_step(t, true).cpus.empty());
+  EXPECT_TRUE(stage_step(parallel::PipelineTimes{}, true).cpus.empty());
+}
+
+TEST(PipelineFigures, PlacedRanksShareTheirCpusElseAllTheCores) {
+  // make_schedule(4, 3, gpipe), F = 1, B = 2 on 2 cores: ranks {0, 1} and {2, 3} on a CPU each
+  // idle 1 - 54/108 (schedule_sim_test's FourStagesGpipeNeighboursSharingACpu); one rank of
+  // unknown placement: the 2 cores shared by all, 1 - 45/84 (FourStagesGpipeOnTwoCores).
+  parallel::Schedule s = parallel::make_schedule(4, 3, parallel::ScheduleKind::gpipe);
+  std::vector<StageStep> stages(4);
+  for (int r = 0; r < 4; r++) {
+    stages[r].seconds = 1;
+    stages[r].costs = ActionCosts{1, 2, 0, 0, 0};
+    stages[r].durations.assign(6, 1.0);
+    stages[r].cpus.assign(6, r / 2);
+  }
+  PipelineFigures f = pipeline_figures(s, stages, 2);
+  EXPECT_TRUE(f.per_cpu);
+  EXPECT_DOUBLE_EQ(f.idle_sim, 0.5);
+  StepStats step;
+  record_pipeline(step, f);
+  EXPECT_STREQ(step.pipeline_sim_cores, "per_cpu");
+  EXPECT_NE(json_line(step).find(R"("pipeline_sim_cores":"per_cpu")"), std::string::npos);
+  stages[3].alike_cpus = {{}};  // another pipeline's rank at stage 3 moved too much
+  f = pipeline_figures(s, stages, 2);
+  EXPECT_FALSE(f.per_cpu);
+  EXPECT_DOUBLE_EQ(f.idle_sim, 1 - 45.0 / 84);
+  record_pipeline(step, f);
+  EXPECT_STREQ(step.pipeline_sim_cores, "shared");
 }
 
 TEST(PipelineFigures, MeasuredIdleIsWaitingOverRanksTimesTheLongestRank) {
@@ -69,8 +114,8 @@ TEST(PipelineFigures, MeasuredIdleIsWaitingOverRanksTimesTheLongestRank) {
   // the default costs 0.25; the replay of each rank's computes as they ran (schedule_sim_test's
   // replay): 1 - 19/32.
   std::vector<StageStep> stages(2);
-  stages[0] = StageStep{10, 4, 1, ActionCosts{1, 3, 0, 0, 0}, {1, 2, 2, 1}};
-  stages[1] = StageStep{8, 1, 0, ActionCosts{1, 3, 0, 0, 0}, {1, 7, 1, 4}};
+  stages[0] = StageStep{10, 4, 1, ActionCosts{1, 3, 0, 0, 0}, {1, 2, 2, 1}, {}, {}};
+  stages[1] = StageStep{8, 1, 0, ActionCosts{1, 3, 0, 0, 0}, {1, 7, 1, 4}, {}, {}};
   parallel::Schedule s = parallel::make_schedule(2, 2, parallel::ScheduleKind::one_f_one_b);
   PipelineFigures f = pipeline_figures(s, stages, 0);
   EXPECT_DOUBLE_EQ(f.idle, 0.3);
