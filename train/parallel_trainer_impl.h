@@ -519,14 +519,20 @@ StepStats ParallelTrainer<Ctx, T>::step(int step) {
   s.loss =
       reduce_scalar(mesh_.dp(), reduce_scalar(mesh_.pp(), loss, ReduceOp::sum), ReduceOp::sum) /
       options_.dp;
-  record_rates(s, options_, start);
   if (options_.pp > 1) {
-    // Measured against simulated idle, over this rank's pipeline: every rank's step, gathered.
+    // Measured against simulated idle, over this rank's pipeline: every rank's step, gathered
+    // (the world's, for the placement of the other pipelines' ranks on this node's CPUs).
     const std::vector<uint64_t> all = allgather_words(
         to_words(stage_step(pipeline, dev_.device().is_cpu() && options_.threads <= 1), pipeline_));
     const auto steps = pipeline_steps(all, pipeline_, mesh_.shape(), mesh_.coords());
-    record_pipeline(s, pipeline_figures(pipeline_, steps, sim_cores_));
+    PipelineFigures f = pipeline_figures(pipeline_, steps, sim_cores_);
+    // A GPU's computes are only enqueued here: their times are launch costs, so the simulator
+    // would replay the wrong costs. Only the measured idle is reported there.
+    if (!dev_.device().is_cpu()) f.idle_sim = f.idle_replay = -1;
+    record_pipeline(s, f);
   }
+  // After the figures' gather, so the step's time and rates include what measuring cost.
+  record_rates(s, options_, start);
   return s;
 }
 

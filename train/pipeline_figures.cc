@@ -146,7 +146,7 @@ void record_pipeline(StepStats& s, const PipelineFigures& f) {
   s.pipeline_idle_sim = f.idle_sim;
   s.pipeline_idle_replay = f.idle_replay;
   s.pipeline_descheduled = f.descheduled;
-  s.pipeline_sim_cores = f.per_cpu ? "per_cpu" : "shared";
+  if (f.idle_sim >= 0) s.pipeline_sim_cores = f.per_cpu ? "per_cpu" : "shared";
 }
 
 }  // namespace weft::train

@@ -62,8 +62,8 @@ double pipeline_cores(int pp, int threads);
 
 struct PipelineFigures {
   double idle = 0;         // measured
-  double idle_sim = 0;     // the simulator's, at the measured costs on `cores`
-  double idle_replay = 0;  // the simulator's, each compute taking the wall time it took
+  double idle_sim = 0;     // the simulator's, at the measured costs on `cores` (-1: none)
+  double idle_replay = 0;  // the simulator's, each compute taking its wall time (-1: none)
   double descheduled = 0;  // share of the time runnable without a core in exchanges (not idle)
   // Whether idle_sim shared each CPU among the ranks whose computes ran on it (every rank, here
   // and in the alike pipelines, has its CPUs) rather than `cores` among all of them.
