@@ -16,6 +16,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -175,6 +176,75 @@ TEST(HierarchicalMismatch, EveryRankFailsNamingBothCounts) {
       EXPECT_NE(r.output.find(value), std::string::npos) << value << "\n" << run.summary();
   }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// Ranks whose allreduces differ only in avg against sum, within a node (rank 1) or only between
+// nodes (node 1: a mismatch only the leaders see), all fail with InvalidArgument naming both,
+// within a couple of seconds: the phases sum, but their messages carry the parent's avg.
+class HierarchicalOpMismatch : public ::testing::TestWithParam<bool> {};
+
+TEST_P(HierarchicalOpMismatch, EveryRankFailsNamingAvgAndSum) {
+  const bool between_nodes = GetParam();
+  const Nodes nodes = {2, 2};
+  ForkRun run = fork_ranks(across(nodes), [&nodes, between_nodes](int rank) {
+    place(nodes, rank);
+    auto comm = comm::init_from_env();
+    std::vector<float> data(100, 1.0f);
+    const bool sums = between_nodes ? rank >= 2 : rank == 1;
+    try {
+      comm->allreduce(Tensor::flat(data.data(), DType::f32, data.size()),
+                      sums ? ReduceOp::sum : ReduceOp::avg)
+          .wait();
+    } catch (const Error& e) {
+      printf("caught %s\n", e.what());
+      return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 7) << run.summary();
+    EXPECT_LT(r.seconds, 5.0) << run.summary();
+    for (const char* value : {"avg", "sum"})
+      EXPECT_NE(r.output.find(value), std::string::npos) << value << "\n" << run.summary();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Where, HierarchicalOpMismatch, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "BetweenNodes" : "InANode"; });
+
+// The phases share the allreduce's one deadline: node 0's phase inside the node ends late (rank
+// 1 joins 0.8 s after rank 0) and node 1 never joins, so rank 0, whose allreduce started first,
+// fails with Timeout once WEFT_TIMEOUT (1 s) from its start has passed, not 1 s after its
+// phase across the nodes started.
+TEST(HierarchicalTimeout, ThePhasesShareTheAllreducesDeadline) {
+  const Nodes nodes = {2, 2};
+  ForkOptions o = across(nodes);
+  o.env = {{"WEFT_DIRECT_BYTES", "0"}, {"WEFT_TIMEOUT", "1"}};
+  ForkRun run = fork_ranks(o, [&nodes](int rank) {
+    place(nodes, rank);
+    auto comm = comm::init_from_env();
+    if (rank >= 2) {  // node 1 stays away (alive) until node 0 has given up
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+      return 0;
+    }
+    if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    std::vector<float> data(100, 1.0f);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      comm->allreduce(Tensor::flat(data.data(), DType::f32, data.size())).wait();
+    } catch (const Error& e) {
+      const double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      printf("caught after %.2f s: %s\n", waited, e.what());
+      if (rank == 0 && (e.code() != ErrorCode::Timeout || waited > 1.5)) return 1;
+      return 7;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  EXPECT_EQ(run.ranks[0].exit_code, 7) << run.summary();
+  EXPECT_EQ(run.ranks[1].exit_code, 7) << run.summary();
 }
 
 // A rank killed with SIGKILL mid-op, a node's leader (rank 2, in the ring across nodes) or a
