@@ -59,6 +59,11 @@ void Hierarchy::allreduce(const Fingerprint& parent, Deadline deadline, void* da
     direct_ops_.fetch_add(1, std::memory_order_relaxed);
 }
 
+std::shared_ptr<RegisteredSegment> Hierarchy::hold(const void* data, size_t bytes) const {
+  DirectAccess* direct = node_ && data ? node_->impl_->transport->direct_access() : nullptr;
+  return direct ? direct->find(data, bytes) : nullptr;
+}
+
 RegisteredBuffer Hierarchy::alloc(size_t bytes) {
   return node_ ? node_->alloc(bytes) : RegisteredBuffer(Buffer(bytes));
 }

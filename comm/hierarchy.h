@@ -47,6 +47,12 @@ class Hierarchy {
   // on every rank of a node runs that node's phases in place.
   RegisteredBuffer alloc(size_t bytes);
 
+  // The segment registered with this rank's node that holds [data, data + bytes), found when
+  // the group's op is submitted (null for plain memory, or a rank alone on its node): the op
+  // holds it, so that a buffer dropped while the op waits stays mapped until the op ends (an
+  // error logged, not a crash), as on the flat direct path (Communicator::Impl::direct_source).
+  std::shared_ptr<RegisteredSegment> hold(const void* data, size_t bytes) const;
+
   // Allreduces so far, and those whose phases inside the node ran in place.
   uint64_t ops() const { return ops_.load(std::memory_order_relaxed); }
   uint64_t direct_ops() const { return direct_ops_.load(std::memory_order_relaxed); }

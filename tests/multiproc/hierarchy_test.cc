@@ -213,6 +213,25 @@ TEST_P(HierarchicalOpMismatch, EveryRankFailsNamingAvgAndSum) {
 INSTANTIATE_TEST_SUITE_P(Where, HierarchicalOpMismatch, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "BetweenNodes" : "InANode"; });
 
+// A registered buffer dropped while a hierarchical allreduce on it is queued (rank 0, node 0's
+// leader, which reduces into it in place) is an error logged, not a crash: the op holds the
+// node's segment from its submission, as the flat direct path does.
+TEST(HierarchicalFaults, BufferDroppedMidOpIsAnErrorNotACrash) {
+  const Nodes nodes = {2, 2};
+  expect_all_ok(fork_ranks(across(nodes), [&nodes](int rank) {
+    place(nodes, rank);
+    auto comm = comm::init_from_env();
+    const size_t count = (8u << 20) / 4 + 1;
+    comm::RegisteredBuffer buf = comm->alloc(count * 4);
+    for (size_t i = 0; i < count; i++) buf.as<float>()[i] = 1.0f;
+    comm::Work w = comm->allreduce(buf.view(DType::f32, count));
+    if (rank == 0) buf = comm::RegisteredBuffer();  // dropped before waiting
+    w.wait();
+    if (rank != 0 && buf.as<float>()[count - 1] != 4.0f) return 3;
+    return 0;
+  }));
+}
+
 // The phases share the allreduce's one deadline: node 0's phase inside the node ends late (rank
 // 1 joins 0.8 s after rank 0) and node 1 never joins, so rank 0, whose allreduce started first,
 // fails with Timeout once WEFT_TIMEOUT (1 s) from its start has passed, not 1 s after its
