@@ -86,6 +86,10 @@ void Communicator::meet_nodes() {
   allgather(Tensor::flat(mine, DType::i64, 2),
             Tensor::flat(all.data(), DType::i64, all.size()))
       .wait();
+  // The gather is the set-up's, not one of the caller's collectives: theirs are numbered from #1,
+  // as on every other group. Each peer's messages arrive in order, so the gather's are all read
+  // before the next op's.
+  m.seq = 0;
   std::vector<uint64_t> keys(n);
   bool everyone = true;
   for (int r = 0; r < n; r++) {

@@ -232,6 +232,20 @@ TEST(HierarchicalFaults, BufferDroppedMidOpIsAnErrorNotACrash) {
   }));
 }
 
+// A rank whose launcher variables say its node holds the whole job (rank 3) still joins the
+// set-up's gather of node keys: deciding alone to skip it would pair its first collective with
+// its peers' gather. Every rank then takes the hierarchical path its node key gives.
+TEST(HierarchicalSetup, RankWithDifferentLauncherVariablesStillMeetsTheNodes) {
+  const Nodes nodes = {2, 2};
+  expect_all_ok(fork_ranks(across(nodes), [&nodes](int rank) {
+    place(nodes, rank);
+    if (rank == 3) setenv("WEFT_LOCAL_WORLD_SIZE", "4", 1);
+    auto comm = comm::init_from_env();
+    int bad = report(check_allreduce(*comm, 1001, DType::f32, ReduceOp::sum));
+    return bad ? bad : check_path(*comm, 2, 0);  // in and out of place, on plain memory
+  }));
+}
+
 // The phases share the allreduce's one deadline: node 0's phase inside the node ends late (rank
 // 1 joins 0.8 s after rank 0) and node 1 never joins, so rank 0, whose allreduce started first,
 // fails with Timeout once WEFT_TIMEOUT (1 s) from its start has passed, not 1 s after its
