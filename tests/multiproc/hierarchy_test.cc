@@ -6,7 +6,11 @@
 // registered and plain memory: every rank equal to the sequential reference and every allreduce
 // hierarchical (in place inside the node exactly when registered); float data whose sum rounds,
 // the same bytes on every rank; one rank voting no keeps every rank flat; a count mismatch
-// failing every rank with InvalidArgument; a rank killed mid-op named by the survivors.
+// failing every rank with InvalidArgument, as does avg against sum (within a node, or only
+// between nodes); the phases bounded by the allreduce's one deadline; a registered buffer dropped
+// mid-op an error, not a crash; a rank whose launcher variables differ still meeting the nodes;
+// a rank killed mid-op named by the survivors. No run leaves a file in /dev/shm (expect_all_ok
+// and expect_survivors_name_victim check it).
 #include <gtest/gtest.h>
 #include <signal.h>
 
