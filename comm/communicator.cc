@@ -86,6 +86,10 @@ void Communicator::meet_nodes() {
   allgather(Tensor::flat(mine, DType::i64, 2),
             Tensor::flat(all.data(), DType::i64, all.size()))
       .wait();
+  // The gather is the set-up's, not one of the caller's collectives: theirs are numbered from #1,
+  // as on every other group. Each peer's messages arrive in order, so the gather's are all read
+  // before the next op's.
+  m.seq = 0;
   std::vector<uint64_t> keys(n);
   bool everyone = true;
   for (int r = 0; r < n; r++) {
@@ -154,8 +158,11 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
   DirectAccess* direct = m.direct_for(out.nbytes());
   if (in.on_device() && out.on_device() && !m.moves_device_memory())
     return m.submit_staged_allreduce(fp, in, out, op, direct);
-  return m.submit(fp, in, out, [&m, op, direct, source = m.direct_source(direct, out)](
-                                   Span in, Span out, const AlgoContext& ctx) {
+  // Across nodes the parent's transport has no direct access: the node's segment is held here.
+  std::shared_ptr<RegisteredSegment> held =
+      m.hierarchy && !out.on_device() ? m.hierarchy->hold(out.data, out.nbytes()) : nullptr;
+  return m.submit(fp, in, out, [&m, op, direct, source = m.direct_source(direct, out),
+                                held = std::move(held)](Span in, Span out, const AlgoContext& ctx) {
     ctx.ops.copy(out.data, in.data, in.nbytes());
     if (m.run_direct(direct, ctx, source, out.data, out.nbytes(), [&](auto bases) {
           allreduce_direct(ctx, bases, out.numel, out.dtype, op);

@@ -165,6 +165,7 @@ class Communicator {
   void abort(const std::string& reason, ErrorCode code);
 
  private:
+  friend class Hierarchy;  // its node's and leaders' ops carry the parent op's fingerprint
   void watch_losses();
   void meet_nodes();
   struct Impl;

@@ -51,6 +51,11 @@ struct Communicator::Impl {
   int splits = 0;
   std::unique_ptr<Communicator> device_route;  // made on the first op on a CUDA tensor
   std::unique_ptr<Hierarchy> hierarchy;         // across nodes (meet_nodes), or null
+  // Set while this is a hierarchy's node or leaders' group running a phase of its parent's op
+  // (Hierarchy::allreduce, on the one thread that issues this group's ops): the phase carries
+  // the parent's fingerprint (next()) and ends by the parent's deadline (submit_algo()).
+  const Fingerprint* part_of = nullptr;
+  Deadline part_of_deadline{};
   bool device_route_made = false;
   bool record_op_times = false;
   std::atomic<uint64_t> direct_ops{0};  // ops that ran on registered memory
@@ -177,7 +182,13 @@ struct Communicator::Impl {
   // of `device` (GPU buffers) or the communicator's own (host buffers, device null).
   template <typename Body>
   Work submit_algo(const Fingerprint& fp, BufferOps* ops, DeviceBufferOps* device, Body body) {
-    return executor->submit(fp, options.timeout, [this, fp, ops, device,
+    // A phase starts at once (its group runs nothing else): what is left of the parent's time.
+    const auto timeout =
+        part_of ? std::max(std::chrono::milliseconds(1),
+                           std::chrono::ceil<std::chrono::milliseconds>(part_of_deadline -
+                                                                        Clock::now()))
+                : options.timeout;
+    return executor->submit(fp, timeout, [this, fp, ops, device,
                                                   body = std::move(body)](LazyDeadline d) {
       try {
         throw_if_aborted(fp);  // in the try: an abort the job's loss caused is a PeerLost
@@ -228,7 +239,7 @@ struct Communicator::Impl {
 
   void allreduce_in_place(const AlgoContext& ctx, void* data, size_t count, DType dtype,
                           ReduceOp op) const {
-    if (hierarchy) return hierarchy->allreduce(data, count, dtype, op);
+    if (hierarchy) return hierarchy->allreduce(ctx.fp, ctx.deadline.get(), data, count, dtype, op);
     size_t bytes = count * dtype_size(dtype);
     bool one_shot = options.algo == AllreduceAlgo::one_shot ||
                     (options.algo == AllreduceAlgo::automatic && bytes <= options.one_shot_bytes);
@@ -362,9 +373,19 @@ struct Communicator::Impl {
     return std::make_unique<Communicator>(std::move(made), std::move(context), options);
   }
 
+  // A phase of a parent's op (part_of) carries the parent's dtype, reduce op (avg, where the
+  // phase sums) and whole count, so that ranks whose parent ops differ there fail in the phase,
+  // naming both, however the phase cut or rewrote the op. Its own sequence number stays: the
+  // direct path counts its ops by it.
   Fingerprint next(OpKind op, DType dtype, size_t count, ReduceOp reduce = ReduceOp::sum,
                    int root = -1) {
-    return Fingerprint{++seq, op, dtype, reduce, root, count};
+    Fingerprint fp{++seq, op, dtype, reduce, root, count};
+    if (part_of) {
+      fp.dtype = part_of->dtype;
+      fp.reduce = part_of->reduce;
+      fp.count = part_of->count;
+    }
+    return fp;
   }
 };
 

@@ -1,6 +1,7 @@
 #include "comm/hierarchy.h"
 
 #include "comm/buffer_ops.h"
+#include "comm/communicator_impl.h"
 #include "runtime/buffer.h"
 #include "runtime/error.h"
 
@@ -16,9 +17,22 @@ Hierarchy::Hierarchy(NodeLayout layout, int group_rank, int group_size,
 
 Hierarchy::~Hierarchy() = default;
 
-void Hierarchy::allreduce(void* data, size_t count, DType dtype, ReduceOp op) {
-  // The phases sum; an average divides once, on the leader, so every rank gets its bytes.
+void Hierarchy::allreduce(const Fingerprint& parent, Deadline deadline, void* data, size_t count,
+                          DType dtype, ReduceOp op) {
+  // The phases sum; an average divides once, on the leader, so every rank gets its bytes. Their
+  // fingerprints still say avg, and the parent's whole count (Communicator::Impl::next).
   const ReduceOp phase_op = op == ReduceOp::avg ? ReduceOp::sum : op;
+  struct PartOf {
+    Communicator* group;
+    PartOf(Communicator* g, const Fingerprint& parent, Deadline deadline) : group(g) {
+      if (!group) return;
+      group->impl_->part_of = &parent;
+      group->impl_->part_of_deadline = deadline;
+    }
+    ~PartOf() {
+      if (group) group->impl_->part_of = nullptr;
+    }
+  } node_part(node_.get(), parent, deadline), leaders_part(leaders_.get(), parent, deadline);
   const Tensor t = Tensor::flat(data, dtype, count);
   const uint64_t in_place_before = node_ ? node_->direct_ops() : 0;
   bool across = false;  // which phase ran last, for the message
@@ -43,6 +57,11 @@ void Hierarchy::allreduce(void* data, size_t count, DType dtype, ReduceOp op) {
   ops_.fetch_add(1, std::memory_order_relaxed);
   if (node_ && node_->direct_ops() == in_place_before + 2)
     direct_ops_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::shared_ptr<RegisteredSegment> Hierarchy::hold(const void* data, size_t bytes) const {
+  DirectAccess* direct = node_ && data ? node_->impl_->transport->direct_access() : nullptr;
+  return direct ? direct->find(data, bytes) : nullptr;
 }
 
 RegisteredBuffer Hierarchy::alloc(size_t bytes) {

@@ -18,6 +18,7 @@
 
 #include "comm/communicator.h"
 #include "comm/node_layout.h"
+#include "runtime/clock.h"
 
 namespace weft::comm {
 
@@ -35,12 +36,22 @@ class Hierarchy {
   // node's and the leaders' communicators, so that ranks waiting in another phase fail too (with
   // InvalidArgument after a mismatch, as the flat algorithms do), and is rethrown naming the
   // sub-group and which ranks of this group its rank numbers stand for. Each phase is an op of
-  // its sub-group, bounded by WEFT_TIMEOUT from its own start.
-  void allreduce(void* data, size_t count, DType dtype, ReduceOp op);
+  // its sub-group, all of them bounded by `deadline`, the group's op's (WEFT_TIMEOUT from its
+  // start). `parent`: the group's op this runs (or a chunk of): each phase's messages carry its
+  // dtype, reduce op and whole count, so ranks that disagree on them fail in the phase that
+  // first meets them, every rank with InvalidArgument naming both.
+  void allreduce(const Fingerprint& parent, Deadline deadline, void* data, size_t count,
+                 DType dtype, ReduceOp op);
 
   // Memory registered with this rank's node (plain when it is alone there): an allreduce on it
   // on every rank of a node runs that node's phases in place.
   RegisteredBuffer alloc(size_t bytes);
+
+  // The segment registered with this rank's node that holds [data, data + bytes), found when
+  // the group's op is submitted (null for plain memory, or a rank alone on its node): the op
+  // holds it, so that a buffer dropped while the op waits stays mapped until the op ends (an
+  // error logged, not a crash), as on the flat direct path (Communicator::Impl::direct_source).
+  std::shared_ptr<RegisteredSegment> hold(const void* data, size_t bytes) const;
 
   // Allreduces so far, and those whose phases inside the node ran in place.
   uint64_t ops() const { return ops_.load(std::memory_order_relaxed); }

@@ -181,10 +181,11 @@ std::unique_ptr<Communicator> init_from_env(const std::string& backend_flag) {
     ctx.make_transport = backend == "tcp" ? make_tcp_transport : make_shm_transport;
   }
   // Ranks on several nodes: each node's ranks also meet over shared memory, and allreduces go
-  // inside each node, then across the nodes (comm/hierarchy.h). The launcher's local size tells
-  // alike on every rank whether the job spans nodes; the communicator learns which ranks share
-  // one from their node keys.
-  if (backend == "tcp" && w.local_size < w.size) {
+  // inside each node, then across the nodes (comm/hierarchy.h). Every rank over tcp gathers the
+  // node keys (one small allgather at set-up), whatever its own launcher variables say: a rank
+  // that decided alone to skip it would pair its next collective with its peers' gather. The
+  // communicator learns from the keys which ranks share a node.
+  if (backend == "tcp") {
     ctx.make_node_transport = make_shm_transport;
     ctx.node_key = this_node_key(w);
   }

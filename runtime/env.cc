@@ -30,7 +30,7 @@ constexpr Var kEnvVars[] = {
     {"WEFT_HIERARCHY", "1",
      "1: in a tcp job across nodes, allreduce inside each node over shared memory (in place on "
      "registered memory), then across the nodes' leaders, then inside each node again; 0 (on any "
-     "rank): every rank in one flat ring over tcp"},
+     "rank): every rank on the flat algorithms over tcp"},
     {"WEFT_SHM_RING_BYTES", "1048576", "bytes of each shared-memory FIFO between two ranks"},
     {"WEFT_SHM_CMA", "0",
      "1: large shm messages from plain memory are read straight from the sender's buffer "

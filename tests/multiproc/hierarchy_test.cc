@@ -6,7 +6,11 @@
 // registered and plain memory: every rank equal to the sequential reference and every allreduce
 // hierarchical (in place inside the node exactly when registered); float data whose sum rounds,
 // the same bytes on every rank; one rank voting no keeps every rank flat; a count mismatch
-// failing every rank with InvalidArgument; a rank killed mid-op named by the survivors.
+// failing every rank with InvalidArgument, as does avg against sum (within a node, or only
+// between nodes); the phases bounded by the allreduce's one deadline; a registered buffer dropped
+// mid-op an error, not a crash; a rank whose launcher variables differ still meeting the nodes;
+// a rank killed mid-op named by the survivors. No run leaves a file in /dev/shm (expect_all_ok
+// and expect_survivors_name_victim check it).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -16,6 +20,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -175,6 +180,108 @@ TEST(HierarchicalMismatch, EveryRankFailsNamingBothCounts) {
       EXPECT_NE(r.output.find(value), std::string::npos) << value << "\n" << run.summary();
   }
   EXPECT_TRUE(leftover_shm_files(run.job_id).empty());
+}
+
+// Ranks whose allreduces differ only in avg against sum, within a node (rank 1) or only between
+// nodes (node 1: a mismatch only the leaders see), all fail with InvalidArgument naming both,
+// within a couple of seconds: the phases sum, but their messages carry the parent's avg.
+class HierarchicalOpMismatch : public ::testing::TestWithParam<bool> {};
+
+TEST_P(HierarchicalOpMismatch, EveryRankFailsNamingAvgAndSum) {
+  const bool between_nodes = GetParam();
+  const Nodes nodes = {2, 2};
+  ForkRun run = fork_ranks(across(nodes), [&nodes, between_nodes](int rank) {
+    place(nodes, rank);
+    auto comm = comm::init_from_env();
+    std::vector<float> data(100, 1.0f);
+    const bool sums = between_nodes ? rank >= 2 : rank == 1;
+    try {
+      comm->allreduce(Tensor::flat(data.data(), DType::f32, data.size()),
+                      sums ? ReduceOp::sum : ReduceOp::avg)
+          .wait();
+    } catch (const Error& e) {
+      printf("caught %s\n", e.what());
+      return e.code() == ErrorCode::InvalidArgument ? 7 : 1;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  for (const auto& r : run.ranks) {
+    EXPECT_EQ(r.exit_code, 7) << run.summary();
+    EXPECT_LT(r.seconds, 5.0) << run.summary();
+    for (const char* value : {"avg", "sum"})
+      EXPECT_NE(r.output.find(value), std::string::npos) << value << "\n" << run.summary();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Where, HierarchicalOpMismatch, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "BetweenNodes" : "InANode"; });
+
+// A registered buffer dropped while a hierarchical allreduce on it is queued (rank 0, node 0's
+// leader, which reduces into it in place) is an error logged, not a crash: the op holds the
+// node's segment from its submission, as the flat direct path does.
+TEST(HierarchicalFaults, BufferDroppedMidOpIsAnErrorNotACrash) {
+  const Nodes nodes = {2, 2};
+  expect_all_ok(fork_ranks(across(nodes), [&nodes](int rank) {
+    place(nodes, rank);
+    auto comm = comm::init_from_env();
+    const size_t count = (8u << 20) / 4 + 1;
+    comm::RegisteredBuffer buf = comm->alloc(count * 4);
+    for (size_t i = 0; i < count; i++) buf.as<float>()[i] = 1.0f;
+    comm::Work w = comm->allreduce(buf.view(DType::f32, count));
+    if (rank == 0) buf = comm::RegisteredBuffer();  // dropped before waiting
+    w.wait();
+    if (rank != 0 && buf.as<float>()[count - 1] != 4.0f) return 3;
+    return 0;
+  }));
+}
+
+// A rank whose launcher variables say its node holds the whole job (rank 3) still joins the
+// set-up's gather of node keys: deciding alone to skip it would pair its first collective with
+// its peers' gather. Every rank then takes the hierarchical path its node key gives.
+TEST(HierarchicalSetup, RankWithDifferentLauncherVariablesStillMeetsTheNodes) {
+  const Nodes nodes = {2, 2};
+  expect_all_ok(fork_ranks(across(nodes), [&nodes](int rank) {
+    place(nodes, rank);
+    if (rank == 3) setenv("WEFT_LOCAL_WORLD_SIZE", "4", 1);
+    auto comm = comm::init_from_env();
+    int bad = report(check_allreduce(*comm, 1001, DType::f32, ReduceOp::sum));
+    return bad ? bad : check_path(*comm, 2, 0);  // in and out of place, on plain memory
+  }));
+}
+
+// The phases share the allreduce's one deadline: node 0's phase inside the node ends late (rank
+// 1 joins 0.8 s after rank 0) and node 1 never joins, so rank 0, whose allreduce started first,
+// fails with Timeout once WEFT_TIMEOUT (1 s) from its start has passed, not 1 s after its
+// phase across the nodes started.
+TEST(HierarchicalTimeout, ThePhasesShareTheAllreducesDeadline) {
+  const Nodes nodes = {2, 2};
+  ForkOptions o = across(nodes);
+  o.env = {{"WEFT_DIRECT_BYTES", "0"}, {"WEFT_TIMEOUT", "1"}};
+  ForkRun run = fork_ranks(o, [&nodes](int rank) {
+    place(nodes, rank);
+    auto comm = comm::init_from_env();
+    if (rank >= 2) {  // node 1 stays away (alive) until node 0 has given up
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+      return 0;
+    }
+    if (rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    std::vector<float> data(100, 1.0f);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      comm->allreduce(Tensor::flat(data.data(), DType::f32, data.size())).wait();
+    } catch (const Error& e) {
+      const double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      printf("caught after %.2f s: %s\n", waited, e.what());
+      if (rank == 0 && (e.code() != ErrorCode::Timeout || waited > 1.5)) return 1;
+      return 7;
+    }
+    return 0;
+  });
+  ASSERT_FALSE(run.timed_out) << run.summary();
+  EXPECT_EQ(run.ranks[0].exit_code, 7) << run.summary();
+  EXPECT_EQ(run.ranks[1].exit_code, 7) << run.summary();
 }
 
 // A rank killed with SIGKILL mid-op, a node's leader (rank 2, in the ring across nodes) or a
