@@ -8,9 +8,10 @@
 // For each op and size: fill the check pattern, run the op once and verify the result against the
 // closed form (a wrong answer ends the run with exit 1), warm up, then time `iters` back-to-back
 // ops, each waited for. The reported time is the slowest rank's mean. Buffers are allocated once,
-// for the largest size, and reused: a fresh page costs more to touch than to copy. With
-// --registered they come from Communicator::alloc (registered memory over shm, where the
-// collectives run in place); each line says which path the op took: direct (in place), cma
+// for the largest size, and reused: a fresh page costs more to touch than to copy. They come
+// from Communicator::alloc (registered memory over shm, where the collectives run in place),
+// or with --plain from the heap, as a user's own memory would (as nccl-tests' -R chooses
+// registration); each line says which path the op took: direct (in place), cma
 // (plain memory, large messages read straight from the sender's buffer), transport (FIFOs);
 // across nodes, hierarchical (inside each node, then across the nodes' leaders: comm/hierarchy.h)
 // or hier-direct (the same, in place inside each node).
@@ -51,7 +52,7 @@ struct Options {
   size_t iters = 0;  // 0: adapt to ~0.3 s per size
   size_t copy_bytes = 0;
   bool json = false;
-  bool registered = false;
+  bool plain = false;
 };
 
 // Returns false when --help was asked for (usage already printed).
@@ -63,7 +64,7 @@ bool parse_options(int argc, char** argv, Options* o) {
   std::string dtype = "f32";
   std::string copy_bytes = "64M";
   bool json = false;
-  bool registered = false;
+  bool plain = false;
   bool help = false;
 
   FlagParser flags(
@@ -83,10 +84,11 @@ bool parse_options(int argc, char** argv, Options* o) {
   flags.add_value("copy-bytes", "SIZE", "size of the memcpy bandwidth probe, 0 to skip",
                   &copy_bytes);
   flags.add_switch("json", "one JSON object per line instead of a table", &json);
-  flags.add_switch("registered",
-                   "allocate the buffers with Communicator::alloc (registered memory: shm runs "
-                   "the collectives in place, reading the peers' buffers); default plain memory",
-                   &registered);
+  flags.add_switch("plain",
+                   "allocate the buffers from the heap (plain memory: shm copies through its "
+                   "FIFOs); default Communicator::alloc (registered memory: shm runs the "
+                   "collectives in place, reading the peers' buffers)",
+                   &plain);
   flags.parse(argc, argv, &help);
   if (help) {
     std::printf("%s", flags.usage().c_str());
@@ -102,7 +104,7 @@ bool parse_options(int argc, char** argv, Options* o) {
   o->dtype = parse_dtype(parse_choice(dtype, "dtype", dtype_names));
   o->copy_bytes = copy_bytes == "0" ? 0 : parse_size_list(copy_bytes, "copy-bytes").at(0);
   o->json = json;
-  o->registered = registered;
+  o->plain = plain;
   return true;
 }
 
@@ -127,7 +129,7 @@ class Bench {
   bool leader() const { return comm_.rank() == 0; }
 
   comm::RegisteredBuffer allocate(size_t bytes) {
-    return options_.registered ? comm_.alloc(bytes) : comm::RegisteredBuffer(Buffer(bytes));
+    return options_.plain ? comm::RegisteredBuffer(Buffer(bytes)) : comm_.alloc(bytes);
   }
 
   void barrier() { comm_.barrier().wait(); }

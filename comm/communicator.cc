@@ -158,6 +158,11 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
   DirectAccess* direct = m.direct_for(out.nbytes());
   if (in.on_device() && out.on_device() && !m.moves_device_memory())
     return m.submit_staged_allreduce(fp, in, out, op, direct);
+  if (!direct && !m.hierarchy)  // small ops: a body that captures (and destroys) nothing more
+    return m.submit(fp, in, out, [&m, op](Span in, Span out, const AlgoContext& ctx) {
+      ctx.ops.copy(out.data, in.data, in.nbytes());
+      m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);
+    });
   // Across nodes the parent's transport has no direct access: the node's segment is held here.
   std::shared_ptr<RegisteredSegment> held =
       m.hierarchy && !out.on_device() ? m.hierarchy->hold(out.data, out.nbytes()) : nullptr;

@@ -30,9 +30,6 @@
 namespace weft::comm {
 
 struct Communicator::Impl {
-  // One-shot allreduce sends n - 1 messages per rank (n^2 in all): above this many ranks the
-  // messages cost more than the waits recursive doubling would make.
-  static constexpr int kOneShotRanks = 8;
   // How long a rank that saw a peer die waits for the job's death notice (naming_first_loss).
   static constexpr auto kDeathNoticePatience = std::chrono::milliseconds(300);
 
@@ -245,8 +242,9 @@ struct Communicator::Impl {
                     (options.algo == AllreduceAlgo::automatic && bytes <= options.one_shot_bytes);
     bool doubling = options.algo == AllreduceAlgo::recursive_doubling ||
                     (options.algo == AllreduceAlgo::automatic && bytes <= options.small_bytes);
-    // One shot sends n - 1 messages per rank: worth it only while n is small (kOneShotRanks).
-    if (one_shot && ctx.size() <= kOneShotRanks &&
+    // One shot sends n - 1 messages per rank (n^2 in all): above kOneShotMaxRanks ranks the
+    // messages cost more than the waits recursive doubling would make.
+    if (one_shot && ctx.size() <= kOneShotMaxRanks &&
         bytes * static_cast<size_t>(ctx.size()) <= ctx.scratch_bytes)
       allreduce_one_shot(ctx, data, count, dtype, op);
     else if (doubling && bytes <= ctx.scratch_bytes)

@@ -56,7 +56,8 @@ void allreduce_ring(const AlgoContext& ctx, void* data, size_t count, DType dtyp
 void allreduce_recursive_doubling(const AlgoContext& ctx, void* data, size_t count, DType dtype,
                                   ReduceOp op);
 // Every rank sends its buffer to every other and sums all n itself: needs size() x bytes of
-// scratch; one wait instead of log2(n), for tiny messages.
+// scratch; one wait instead of log2(n), for tiny messages. On at most kOneShotMaxRanks ranks.
+inline constexpr int kOneShotMaxRanks = 8;
 void allreduce_one_shot(const AlgoContext& ctx, void* data, size_t count, DType dtype,
                         ReduceOp op);
 // out holds size() blocks of `count`; this rank's block is already in place.

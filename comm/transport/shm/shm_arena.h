@@ -25,8 +25,8 @@
 //
 // A segment dropped while an op still uses it stays mapped until the op ends (ops hold a
 // reference). Its owner then tells the peers, which unmap their view when they next take in the
-// channel (at their next direct op, or when the group closes): until then its pages stay
-// allocated.
+// channel (when a direct op names a segment they do not know, every few hundred direct ops, or
+// when the group closes): until then its pages stay allocated.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>

@@ -110,7 +110,10 @@ bool ShmTransport::run(const Fingerprint& fp, DirectBuffer buffer, void* data, s
   if (!everyone) return false;
 
   // 2. Map every peer's buffer (new segments are taken in, freed ones dropped), and work.
-  arena_.receive();
+  if (++direct_ops_unreceived_ >= kDirectOpsPerReceive) {
+    arena_.receive();
+    direct_ops_unreceived_ = 0;
+  }
   direct_bases_.assign(size_, nullptr);
   for (int r = 0; r < size_; ++r) {
     const DirectState& d = peers_[r].header->direct;
