@@ -173,13 +173,16 @@ PY
     # The time limit's SIGUSR1 (#SBATCH --signal=B:USR1@120), sent at once with scancel: the
     # script passes it to the step and requeues the job, and the requeued run trains to the end.
     log=$dir/train.json
-    WEFT_BIN=$build RANKS_PER_NODE=2 TRAIN_FLAGS="$tiny_model --steps 300 --log-json $log" \
+    # Enough steps that the signal reaches the ranks (script, srun, slurmstepd, weftrun) before
+    # they finish: the tiny model trains 300 steps in under a second, which a loaded machine's
+    # signal path took longer than.
+    WEFT_BIN=$build RANKS_PER_NODE=2 TRAIN_FLAGS="$tiny_model --steps 3000 --log-json $log" \
       CKPT_DIR=$dir/ckpt timeout 30 sbatch --parsable --nodes=1 --cpus-per-task=2 --time=5 --output="$dir/job.out" \
       "$src/examples/slurm/train.sbatch" >"$dir/job.id" || fail "sbatch failed"
     job=$(cat "$dir/job.id")
     job_field() { timeout 5 scontrol show job "$job" 2>/dev/null | sed -n "s/.*$1=\([A-Z_0-9]*\).*/\1/p"; }
-    for _ in $(seq 900); do grep -q "step    1/300" "$dir/job.out" 2>/dev/null && break; sleep 0.1; done
-    grep -q "step    1/300" "$dir/job.out" || fail "the job did not start training"
+    for _ in $(seq 900); do grep -q "step    1/3000" "$dir/job.out" 2>/dev/null && break; sleep 0.1; done
+    grep -q "step    1/3000" "$dir/job.out" || fail "the job did not start training"
     timeout 10 scancel --batch --signal=USR1 "$job" || fail "scancel --signal=USR1 failed"
     for _ in $(seq 300); do [ "$(job_field Restarts)" = 1 ] && break; sleep 0.1; done
     [ "$(job_field Restarts)" = 1 ] || fail "the job was not requeued"
@@ -197,7 +200,7 @@ PY
     grep -q "time limit near: passing SIGUSR1 to the ranks and requeueing" "$dir/job.out" ||
       fail "the script did not hear SIGUSR1"
     grep -q "job $job (restart 1)" "$dir/job.out" || fail "no requeued run"
-    grep -q "step  300/300" "$dir/job.out" || fail "the requeued run did not train to the end"
+    grep -q "step 3000/3000" "$dir/job.out" || fail "the requeued run did not train to the end"
     # SIGUSR1 made the ranks commit the step they were in; the requeued run continued after it.
     grep -q "weft-train: preempted by SIGUSR1: stopped after step" "$dir/job.out" ||
       fail "the ranks did not save and stop on SIGUSR1"
