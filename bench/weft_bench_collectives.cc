@@ -10,8 +10,8 @@
 // ops, each waited for. The reported time is the slowest rank's mean. Buffers are allocated once,
 // for the largest size, and reused: a fresh page costs more to touch than to copy. They come
 // from Communicator::alloc (registered memory over shm, where the collectives run in place),
-// or with --plain from the heap, as a user's own memory would (as nccl-tests' -R chooses
-// registration); each line says which path the op took: direct (in place), cma
+// or with --plain from the heap, as a user's own memory would (nccl-tests chooses the other
+// way round: plain by default, -R to register); each line says which path the op took: direct (in place), cma
 // (plain memory, large messages read straight from the sender's buffer), transport (FIFOs);
 // across nodes, hierarchical (inside each node, then across the nodes' leaders: comm/hierarchy.h)
 // or hier-direct (the same, in place inside each node).

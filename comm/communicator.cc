@@ -158,7 +158,9 @@ Work Communicator::allreduce(const Tensor& in_tensor, const Tensor& out_tensor, 
   DirectAccess* direct = m.direct_for(out.nbytes());
   if (in.on_device() && out.on_device() && !m.moves_device_memory())
     return m.submit_staged_allreduce(fp, in, out, op, direct);
-  if (!direct && !m.hierarchy)  // small ops: a body that captures (and destroys) nothing more
+  // No direct access (below WEFT_DIRECT_BYTES, a transport without it) nor hierarchy: a body
+  // that captures (and destroys) nothing more.
+  if (!direct && !m.hierarchy)
     return m.submit(fp, in, out, [&m, op](Span in, Span out, const AlgoContext& ctx) {
       ctx.ops.copy(out.data, in.data, in.nbytes());
       m.allreduce_in_place(ctx, out.data, out.numel, out.dtype, op);

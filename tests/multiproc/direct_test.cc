@@ -6,6 +6,7 @@
 // its op runs.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -190,6 +191,84 @@ TEST(DirectFaults, BufferDroppedMidOpIsAnErrorNotACrash) {
   if (run.ranks[0].output.find("dropped") != std::string::npos) {
     EXPECT_NE(run.ranks[0].output.find("Wait for the op's Work"), std::string::npos);
   }
+}
+
+// Registered memory this process holds: mappings of its own segments and of the peers' it
+// mapped, and descriptors of peers' segments it took in but has not mapped yet.
+int registered_holdings() {
+  int n = 0;
+  if (FILE* maps = fopen("/proc/self/maps", "r")) {
+    char line[4096];
+    while (fgets(line, sizeof line, maps)) n += strstr(line, "weft-registered") != nullptr;
+    fclose(maps);
+  }
+  for (int fd = 0; fd < 4096; fd++) {
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    if (len <= 0) continue;
+    target[len] = 0;
+    n += strstr(target, "weft-registered") != nullptr;
+  }
+  return n;
+}
+
+// Peers let go of freed buffers at their next direct op, with no op naming a new segment in
+// between (they read the channel because its owner's count of notices moved); allocations
+// between ops never clog the channel; and word of frees that a full queue refused (a burst of
+// allocations with no op between) still arrives, so no peer keeps freed memory.
+TEST(DirectMemory, PeersLetGoOfFreedBuffersAtTheirNextOp) {
+  ForkOptions o = shm_ranks(2);
+  o.timeout = std::chrono::seconds(60);
+  o.env["WEFT_LOG"] = "error";  // not a warning per buffer the burst leaves plain
+  expect_all_ok(fork_ranks(o, [](int rank) {
+    auto comm = comm::init_from_env();
+    const size_t count = 1024;
+    uint64_t ops = 0;
+    comm::RegisteredBuffer kept = comm->alloc(count * 4);
+    auto op_on_kept = [&] {
+      comm->allreduce(kept.view(DType::f32, count)).wait();
+      ops++;
+    };
+    auto check = [&](int want, const char* when) {
+      const int have = registered_holdings();
+      if (have == want) return true;
+      fprintf(stderr, "rank %d: %d registered mappings and descriptors %s, expected %d\n", rank,
+              have, when, want);
+      return false;
+    };
+    op_on_kept();
+    const int baseline = registered_holdings();
+    comm::RegisteredBuffer freed = comm->alloc(count * 4);
+    comm->allreduce(freed.view(DType::f32, count)).wait();  // the peer maps it now
+    ops++;
+    if (!check(baseline + 2, "with a second buffer")) return 3;
+    freed = comm::RegisteredBuffer();
+    op_on_kept();
+    if (!check(baseline, "one op after its free")) return 4;
+    for (int i = 0; i < 300; i++) {  // more notices than a queue holds, read at each op
+      comm::RegisteredBuffer b = comm->alloc(4096);
+      if (!b.registered()) return 5;
+      b = comm::RegisteredBuffer();
+      op_on_kept();
+    }
+    if (!check(baseline, "after 300 buffers made and freed between ops")) return 6;
+    {  // With no op between, more buffers than the queue has room for (the rest stay plain),
+       // all freed together: the queue refuses word of most frees, which waits for room.
+      std::vector<comm::RegisteredBuffer> burst;
+      for (int i = 0; i < 200; i++) burst.push_back(comm->alloc(4096));
+    }
+    op_on_kept();  // the peer reads what its queue took
+    op_on_kept();  // and what waited
+    if (!check(baseline, "after a burst of 200")) return 7;
+    comm::RegisteredBuffer last = comm->alloc(count * 4);
+    if (!last.registered()) return 8;
+    for (size_t i = 0; i < count; i++) last.as<float>()[i] = 2.0f;
+    comm->allreduce(last.view(DType::f32, count)).wait();
+    ops++;
+    if (last.as<float>()[count - 1] != 4.0f) return 9;
+    return check_path(*comm, ops, true);
+  }));
 }
 
 }  // namespace

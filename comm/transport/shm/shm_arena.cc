@@ -85,32 +85,64 @@ struct ShmArena::Channel {
   std::map<uintptr_t, MemfdSegment*> by_address;
   uint64_t next_id = 1;
   int rank = 0;
+  std::atomic<uint64_t>* sent = nullptr;  // my DirectState::notices; null once the arena is gone
+  // By rank: word of freed segments that the peer's full queue refused, sent before anything
+  // else next time (else the peer would keep those segments' pages until the group closes).
+  std::vector<std::vector<Notice>> unsent;
+  std::atomic<bool> behind{false};  // some unsent
 
-  // Sends `n` to every peer (with `fd` attached when valid); false if some peer did not take it.
-  // Never blocks: a peer that stopped reading fills its queue, and the segment is then used
-  // through the transport's path only.
+  // Sends `n` to every peer (with `fd` attached when valid), after what it refused before; false
+  // if some peer did not take it. Never blocks: a peer that has not read its channel for a while
+  // (it reads it at direct ops) fills its queue, and a segment it refused is then used through
+  // the transport's path only.
   bool broadcast(const Notice& n, int fd) {
     bool all = true;
-    for (UniqueFd& to : to_peer) {
-      if (!to) continue;
-      iovec iov{const_cast<Notice*>(&n), sizeof n};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-      if (fd >= 0) {
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-      }
-      if (sendmsg(to.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof n))
-        all = false;
+    for (size_t r = 0; r < to_peer.size(); ++r) {
+      if (!to_peer[r]) continue;
+      const bool taken = send_unsent(r) && send(to_peer[r], n, fd);
+      if (!taken && n.kind == NoticeKind::freed) unsent[r].push_back(n);
+      all = all && taken;
     }
+    counted();
     return all;
+  }
+  void send_unsent() {
+    for (size_t r = 0; r < to_peer.size(); ++r)
+      if (to_peer[r]) send_unsent(r);
+    counted();
+  }
+
+ private:
+  bool send_unsent(size_t r) {
+    std::vector<Notice>& q = unsent[r];
+    size_t k = 0;
+    while (k < q.size() && send(to_peer[r], q[k], -1)) ++k;
+    q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(k));
+    return q.empty();
+  }
+  // After the sends: a peer that sees the count move finds the notices in its socket.
+  void counted() {
+    bool left = false;
+    for (const auto& q : unsent) left = left || !q.empty();
+    behind.store(left, std::memory_order_relaxed);
+    if (sent) sent->fetch_add(1, std::memory_order_release);
+  }
+  static bool send(const UniqueFd& to, const Notice& n, int fd) {
+    iovec iov{const_cast<Notice*>(&n), sizeof n};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    return sendmsg(to.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof n);
   }
 };
 
@@ -146,9 +178,11 @@ ShmArena::ShmArena(int rank, int size, std::string who)
       who_(std::move(who)),
       channel_(std::make_shared<Channel>()),
       pids_(size, 0),
-      received_(size) {
+      received_(size),
+      taken_(size, 0) {
   channel_->rank = rank;
   channel_->to_peer.resize(size);
+  channel_->unsent.resize(size);
 }
 
 ShmArena::~ShmArena() {
@@ -156,6 +190,29 @@ ShmArena::~ShmArena() {
   // Segments still alive (their buffers outlive the communicator) stop telling peers.
   std::lock_guard lock(channel_->mu);
   channel_->to_peer.clear();
+  channel_->sent = nullptr;
+}
+
+void ShmArena::count_notices_in(std::atomic<uint64_t>* sent) {
+  std::lock_guard lock(channel_->mu);
+  channel_->sent = sent;
+}
+
+void ShmArena::send_unsent() {
+  if (!channel_->behind.load(std::memory_order_relaxed)) return;
+  std::lock_guard lock(channel_->mu);
+  channel_->send_unsent();
+}
+
+void ShmArena::receive_news(std::span<const std::atomic<uint64_t>* const> sent) {
+  bool news = false;
+  for (size_t r = 0; r < sent.size(); ++r) {
+    if (sent[r] == nullptr) continue;
+    const uint64_t now = sent[r]->load(std::memory_order_acquire);
+    news = news || now != taken_[r];
+    taken_[r] = now;  // read before receive(): what came after is seen next time
+  }
+  if (news) receive();
 }
 
 std::string ShmArena::listen(const std::string& unique) {

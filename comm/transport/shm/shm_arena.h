@@ -9,8 +9,11 @@
 // allocation costs nothing and gives memory back the moment its buffer dies.
 //
 // Channel. The owner hands each new segment's fd to every local peer once, with SCM_RIGHTS over
-// a Unix SOCK_SEQPACKET connection per ordered pair, made at set-up; peers take in what came
-// (receive()) when an op names a segment they do not know, and map it then, once.
+// a Unix SOCK_SEQPACKET connection per ordered pair, made at set-up. The owner counts what it
+// sent in its shm file (DirectState::notices); a peer takes in what came (receive(), a system
+// call per connection) only when that count moved, or when an op names a segment it does not
+// know, and maps a segment then, once. So ops cost no system call, and a freed segment is
+// unmapped at the peer's next direct op.
 //  - Why not pidfd_getfd: it needs ptrace rights over the owner, which Yama (ptrace_scope 1,
 //    Ubuntu's default) refuses between sibling processes of a normal user; a socket needs only
 //    that the peer reach it, in the user's 0700 directory (job_token.h).
@@ -25,13 +28,14 @@
 //
 // A segment dropped while an op still uses it stays mapped until the op ends (ops hold a
 // reference). Its owner then tells the peers, which unmap their view when they next take in the
-// channel (when a direct op names a segment they do not know, every few hundred direct ops, or
-// when the group closes): until then its pages stay allocated.
+// channel (at their next direct op, or when the group closes): until then its pages stay
+// allocated.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -64,6 +68,13 @@ class ShmArena {
   // Takes in what peers sent: new segments (kept, mapped on first use) and notices of freed
   // ones (unmapped). A few non-blocking system calls when nothing came.
   void receive();
+  // Where my notices are counted (my DirectState::notices), and receive() only if a peer's
+  // count (by rank; null for me) moved since the last call.
+  void count_notices_in(std::atomic<uint64_t>* sent);
+  void receive_news(std::span<const std::atomic<uint64_t>* const> sent);
+  // Sends word of freed segments that a peer's full queue refused (nothing to do, and no lock
+  // taken, when there is none).
+  void send_unsent();
 
   // What the arena shares with its segments (defined in shm_arena.cc).
   struct Channel;
@@ -90,6 +101,7 @@ class ShmArena {
   std::vector<int> pids_;  // what each peer's connection must come from (0: not checked)
   std::vector<Connection> connections_;
   std::vector<std::map<uint64_t, Received>> received_;  // by peer, by segment id
+  std::vector<uint64_t> taken_;  // by peer: its notice count when this last looked
 };
 
 }  // namespace weft::comm::shm

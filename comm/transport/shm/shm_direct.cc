@@ -81,7 +81,9 @@ bool ShmTransport::run(const Fingerprint& fp, DirectBuffer buffer, void* data, s
   check_own_abort();
   if (failed_) throw Error(failure_code_, who_ + ": " + fp.describe() + ": " + failure_);
 
-  // 1. Arrive, and agree.
+  // 1. Arrive, and agree. (Word of freed segments that a peer's queue refused goes first, so
+  // that the peer reads it in this op.)
+  arena_.send_unsent();
   DirectState& mine = own_->direct;
   const bool registered = buffer.segment != nullptr && buffer.segment->shared();
   mine.segment = registered ? buffer.segment->id() : kNotRegistered;
@@ -109,11 +111,12 @@ bool ShmTransport::run(const Fingerprint& fp, DirectBuffer buffer, void* data, s
   }
   if (!everyone) return false;
 
-  // 2. Map every peer's buffer (new segments are taken in, freed ones dropped), and work.
-  if (++direct_ops_unreceived_ >= kDirectOpsPerReceive) {
-    arena_.receive();
-    direct_ops_unreceived_ = 0;
-  }
+  // 2. Map every peer's buffer (new segments are taken in, freed ones dropped: only when a
+  // peer's channel holds news, since reading it costs a system call per peer), and work.
+  if (peer_notices_.empty())
+    for (int r = 0; r < size_; ++r)
+      peer_notices_.push_back(r == rank_ ? nullptr : &peers_[r].header->direct.notices);
+  arena_.receive_news(peer_notices_);
   direct_bases_.assign(size_, nullptr);
   for (int r = 0; r < size_; ++r) {
     const DirectState& d = peers_[r].header->direct;

@@ -28,8 +28,8 @@ uint32_t* futex_word(std::atomic<uint32_t>& a) { return reinterpret_cast<uint32_
 
 constexpr uint64_t kSegmentMagic = 0x316d687374666577;  // "weftshm1"
 // 2: a mailbox between control page and data; 3: SegmentHeader::asymmetric_fences;
-// 5: SegmentHeader::direct; 7: single-copy reads
-constexpr uint32_t kLayoutVersion = 7;
+// 5: SegmentHeader::direct; 7: single-copy reads; 8: DirectState::notices
+constexpr uint32_t kLayoutVersion = 8;
 
 size_t header_bytes() { return (sizeof(SegmentHeader) + kPage - 1) / kPage * kPage; }
 

@@ -251,6 +251,9 @@ struct DirectState {
   uint64_t offset = 0;                // of the buffer in that segment
   uint64_t bytes = 0;                 // of the buffer
   comm::WireFingerprint fp{};         // the op's, to agree on it and name a mismatch
+  // Notices this rank has sent its peers over the registered-memory channel (shm_arena.h): a
+  // peer reads its channel, with system calls, only when this has moved since it last did.
+  std::atomic<uint64_t> notices{0};
   // seq of the last op whose share of the work this rank has done.
   alignas(kCacheLine) std::atomic<uint64_t> written{0};
 };

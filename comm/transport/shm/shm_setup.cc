@@ -77,6 +77,7 @@ ShmTransport::ShmTransport(const TransportSetup& setup)
       own_(&own_segment_.header()),
       arena_(setup.rank, setup.size, who_),
       ledger_(setup.size) {
+  arena_.count_notices_in(&own_->direct.notices);
   try {
     connect(setup, segment_name(setup));
   } catch (const Error& e) {

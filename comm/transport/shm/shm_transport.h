@@ -290,12 +290,8 @@ class ShmTransport final : public Transport, public DirectAccess {
   SegmentHeader* own_;
   shm::ShmArena arena_;  // registered memory (the direct path)
   std::vector<std::byte*> direct_bases_;  // the running direct op's buffer of each rank
-  // Direct ops since the channel was last taken in: it is taken in when an op names a segment
-  // not mapped here, and every kDirectOpsPerReceive ops, so that peers' freed segments are
-  // unmapped within that many ops (taking it in is a system call per peer, a tenth of a 64 KiB
-  // op's time).
-  static constexpr unsigned kDirectOpsPerReceive = 256;
-  unsigned direct_ops_unreceived_ = 0;
+  // Each peer's DirectState::notices (null for me): whether its channel holds news.
+  std::vector<const std::atomic<uint64_t>*> peer_notices_;
   std::vector<Peer> peers_;  // by rank; peers_[rank_] is the loopback
   SendLedger ledger_;        // what stall notices from the peers are judged by
 
