@@ -11,10 +11,10 @@
 // for the largest size, and reused: a fresh page costs more to touch than to copy. They come
 // from Communicator::alloc (registered memory over shm, where the collectives run in place),
 // or with --plain from the heap, as a user's own memory would (nccl-tests chooses the other
-// way round: plain by default, -R to register); each line says which path the op took: direct (in place), cma
-// (plain memory, large messages read straight from the sender's buffer), transport (FIFOs);
-// across nodes, hierarchical (inside each node, then across the nodes' leaders: comm/hierarchy.h)
-// or hier-direct (the same, in place inside each node).
+// way round: plain by default, -R to register). Each line says which path the op took: direct
+// (in place), cma (plain memory, large messages read straight from the sender's buffer),
+// transport (FIFOs); across nodes, hierarchical (inside each node, then across the nodes'
+// leaders: comm/hierarchy.h) or hier-direct (the same, in place inside each node).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>

@@ -179,6 +179,7 @@ ShmArena::ShmArena(int rank, int size, std::string who)
       channel_(std::make_shared<Channel>()),
       pids_(size, 0),
       received_(size),
+      sent_(size, nullptr),
       taken_(size, 0) {
   channel_->rank = rank;
   channel_->to_peer.resize(size);
@@ -204,11 +205,11 @@ void ShmArena::send_unsent() {
   channel_->send_unsent();
 }
 
-void ShmArena::receive_news(std::span<const std::atomic<uint64_t>* const> sent) {
+void ShmArena::receive_news() {
   bool news = false;
-  for (size_t r = 0; r < sent.size(); ++r) {
-    if (sent[r] == nullptr) continue;
-    const uint64_t now = sent[r]->load(std::memory_order_acquire);
+  for (size_t r = 0; r < sent_.size(); ++r) {
+    if (sent_[r] == nullptr) continue;
+    const uint64_t now = sent_[r]->load(std::memory_order_acquire);
     news = news || now != taken_[r];
     taken_[r] = now;  // read before receive(): what came after is seen next time
   }
@@ -232,8 +233,10 @@ std::string ShmArena::listen(const std::string& unique) {
   return path;
 }
 
-void ShmArena::connect(int peer, const std::string& path, int pid) {
+void ShmArena::connect(int peer, const std::string& path, int pid,
+                       const std::atomic<uint64_t>* sent) {
   pids_[peer] = pid;
+  sent_[peer] = sent;
   sockaddr_un a = socket_address(path, who_);
   UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   if (!fd) throw_errno(who_ + " could not make a Unix socket");

@@ -35,7 +35,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -53,10 +52,12 @@ class ShmArena {
   ShmArena& operator=(const ShmArena&) = delete;
 
   // Set-up, in this order. listen() binds my socket under a name made from `unique` (the
-  // shm file's name) and returns its path for the peers; connect() reaches a peer's; after
+  // shm file's name) and returns its path for the peers; connect() reaches a peer's (`sent`: the
+  // peer's count of its notices, its DirectState::notices, that receive_news() reads); after
   // every rank has connected, unlink_path() drops the name.
   std::string listen(const std::string& unique);
-  void connect(int peer, const std::string& path, int pid);
+  void connect(int peer, const std::string& path, int pid,
+               const std::atomic<uint64_t>* sent = nullptr);
   void unlink_path();
 
   std::shared_ptr<RegisteredSegment> allocate(size_t bytes);
@@ -68,10 +69,10 @@ class ShmArena {
   // Takes in what peers sent: new segments (kept, mapped on first use) and notices of freed
   // ones (unmapped). A few non-blocking system calls when nothing came.
   void receive();
-  // Where my notices are counted (my DirectState::notices), and receive() only if a peer's
-  // count (by rank; null for me) moved since the last call.
+  // Where my notices are counted (my DirectState::notices); and receive() only if a peer's
+  // count (connect()'s `sent`) moved since the last call.
   void count_notices_in(std::atomic<uint64_t>* sent);
-  void receive_news(std::span<const std::atomic<uint64_t>* const> sent);
+  void receive_news();
   // Sends word of freed segments that a peer's full queue refused (nothing to do, and no lock
   // taken, when there is none).
   void send_unsent();
@@ -101,7 +102,8 @@ class ShmArena {
   std::vector<int> pids_;  // what each peer's connection must come from (0: not checked)
   std::vector<Connection> connections_;
   std::vector<std::map<uint64_t, Received>> received_;  // by peer, by segment id
-  std::vector<uint64_t> taken_;  // by peer: its notice count when this last looked
+  std::vector<const std::atomic<uint64_t>*> sent_;      // by peer: its notice count (null: unknown)
+  std::vector<uint64_t> taken_;                         // by peer: that count when this last looked
 };
 
 }  // namespace weft::comm::shm

@@ -113,10 +113,7 @@ bool ShmTransport::run(const Fingerprint& fp, DirectBuffer buffer, void* data, s
 
   // 2. Map every peer's buffer (new segments are taken in, freed ones dropped: only when a
   // peer's channel holds news, since reading it costs a system call per peer), and work.
-  if (peer_notices_.empty())
-    for (int r = 0; r < size_; ++r)
-      peer_notices_.push_back(r == rank_ ? nullptr : &peers_[r].header->direct.notices);
-  arena_.receive_news(peer_notices_);
+  arena_.receive_news();
   direct_bases_.assign(size_, nullptr);
   for (int r = 0; r < size_; ++r) {
     const DirectState& d = peers_[r].header->direct;

@@ -136,8 +136,8 @@ void ShmTransport::connect(const TransportSetup& setup, const std::string& my_na
       p.segment = shm::PeerSegment(names[r], r, size_, rank_, who_);
       p.header = &p.segment.header();
       watch(p, r);
-      arena_.connect(r, setup.store->get("shm/socket/" + std::to_string(r), setup.deadline),
-                     p.pid);
+      arena_.connect(r, setup.store->get("shm/socket/" + std::to_string(r), setup.deadline), p.pid,
+                     &p.header->direct.notices);
     } catch (const Error&) {
       // A dead rank's file or socket may be gone already: say it died.
       setup.store->check_members();

@@ -290,8 +290,6 @@ class ShmTransport final : public Transport, public DirectAccess {
   SegmentHeader* own_;
   shm::ShmArena arena_;  // registered memory (the direct path)
   std::vector<std::byte*> direct_bases_;  // the running direct op's buffer of each rank
-  // Each peer's DirectState::notices (null for me): whether its channel holds news.
-  std::vector<const std::atomic<uint64_t>*> peer_notices_;
   std::vector<Peer> peers_;  // by rank; peers_[rank_] is the loopback
   SendLedger ledger_;        // what stall notices from the peers are judged by
 
