@@ -21,11 +21,12 @@ class HostBufferOps final : public BufferOps {
   }
 };
 
+// Made when the program is compiled (constinit), so no op pays a function-local static's guard,
+// and none can run before it exists.
+constinit HostBufferOps host_ops;
+
 }  // namespace
 
-BufferOps& host_buffer_ops() {
-  static HostBufferOps ops;
-  return ops;
-}
+BufferOps& host_buffer_ops() { return host_ops; }
 
 }  // namespace weft::comm

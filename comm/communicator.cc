@@ -136,6 +136,14 @@ Communicator::~Communicator() {
   impl_->native.reset();
 }
 
+void Communicator::Impl::refuse_host_tensor(OpKind op, const Tensor& t) const {
+  throw Error(ErrorCode::InvalidArgument,
+              where(op) + " got a tensor on " + t.device().str() + " but backend " +
+                  native->name() +
+                  " moves CUDA memory only; pass a cuda tensor, or use a host backend (" +
+                  backend_names(BackendMemory::host) + ")");
+}
+
 int Communicator::rank() const { return impl_->rank(); }
 int Communicator::size() const { return impl_->size(); }
 const char* Communicator::backend() const { return impl_->context.backend.c_str(); }

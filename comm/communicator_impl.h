@@ -112,14 +112,11 @@ struct Communicator::Impl {
   bool moves_device_memory() const {
     return native ? native->moves_device_memory() : transport->moves_device_memory();
   }
+  // Inline with the message apart: every op checks its tensors, and a call cost tiny ops.
   void check_device(OpKind op, const Tensor& t) const {
-    if (!native || !moves_device_memory() || !t.device().is_cpu()) return;
-    throw Error(ErrorCode::InvalidArgument,
-                where(op) + " got a tensor on " + t.device().str() + " but backend " +
-                    native->name() +
-                    " moves CUDA memory only; pass a cuda tensor, or use a host backend (" +
-                    backend_names(BackendMemory::host) + ")");
+    if (native && moves_device_memory() && t.device().is_cpu()) refuse_host_tensor(op, t);
   }
+  [[noreturn]] void refuse_host_tensor(OpKind op, const Tensor& t) const;
   // The staging for CUDA tensors on this device, made on first use (on the caller's thread;
   // ops use it on the executor's, one at a time). Null when neither span is on a GPU, or when
   // the backend takes device memory as it is.

@@ -4,21 +4,6 @@
 
 namespace weft::comm {
 
-FrameHeader data_header(const Fingerprint& fp, uint64_t bytes) {
-  FrameHeader h;
-  h.kind = FrameKind::data;
-  h.seq = fp.seq;
-  h.op = static_cast<uint32_t>(fp.op);
-  h.dtype = static_cast<uint8_t>(fp.dtype);
-  h.reduce = static_cast<uint8_t>(fp.reduce);
-  h.flags =
-      static_cast<uint16_t>((fp.exchange ? kFrameExchange : 0) | (fp.stalled ? kFrameStall : 0));
-  h.root = fp.root;
-  h.count = fp.count;
-  h.bytes = bytes;
-  return h;
-}
-
 FrameHeader abort_header(uint64_t reason_bytes, ErrorCode code) {
   FrameHeader h;
   h.kind = FrameKind::abort;
@@ -71,8 +56,8 @@ NoticeVerdict judge_notice(const FrameHeader& notice, const Fingerprint& want,
                   "the receiver, or post both directions in one batch_p2p");
 }
 
-void check_frame(const FrameHeader& got, const Fingerprint& want, uint64_t want_bytes, int me,
-                 int peer, const char* transport) {
+void check_frame_in_full(const FrameHeader& got, const Fingerprint& want, uint64_t want_bytes,
+                         int me, int peer, const char* transport) {
   if (got.magic != kFrameMagic)
     throw Error(ErrorCode::Corrupt, std::string(transport) + ": rank " + std::to_string(me) +
                                         " read a frame with a bad magic number from rank " +

@@ -36,18 +36,20 @@ void send_recv(const AlgoContext& ctx, int to, const void* send_buf, size_t send
 // The same for any number of messages each way (at most kMaxExchange), all posted before any
 // wait; messages to one peer are posted in the order given. Each message carries ctx.fp, or its
 // own fingerprint where `fp` is set (batch_p2p: every message is a send or recv of its own).
+// No default member initializers: an array of them on the stack (one-shot) would be written
+// whole before its first n - 1 entries are set, a fifth of that algorithm's own cost.
 inline constexpr size_t kMaxExchange = 64;
 struct Outgoing {
   int peer;
   const void* data;
   size_t bytes;
-  const Fingerprint* fp = nullptr;
+  const Fingerprint* fp;  // null: ctx.fp
 };
 struct Incoming {
   int peer;
   void* data;
   size_t bytes;
-  const Fingerprint* fp = nullptr;
+  const Fingerprint* fp;  // null: ctx.fp
 };
 void exchange(const AlgoContext& ctx, std::span<const Outgoing> sends,
               std::span<const Incoming> recvs);

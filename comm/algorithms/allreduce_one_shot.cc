@@ -33,14 +33,18 @@ void allreduce_one_shot(const AlgoContext& ctx, void* data, size_t count, DType 
   std::array<Outgoing, kOneShotMaxRanks - 1> sends;
   std::array<Incoming, kOneShotMaxRanks - 1> recvs;
   for (int d = 1; d < n; d++) {  // the next rank first, as in a ring
-    sends[d - 1] = {(r + d) % n, data, bytes};
-    recvs[d - 1] = {(r - d + n) % n, slot((r - d + n) % n), bytes};
+    sends[d - 1] = {(r + d) % n, data, bytes, nullptr};
+    recvs[d - 1] = {(r - d + n) % n, slot((r - d + n) % n), bytes, nullptr};
   }
   exchange(ctx, std::span<const Outgoing>(sends.data(), n - 1),
            std::span<const Incoming>(recvs.data(), n - 1));
-  ctx.ops.copy(slot(r), data, bytes);
-  ctx.ops.copy(data, slot(0), bytes);
-  for (int p = 1; p < n; p++) ctx.ops.reduce(data, data, slot(p), count, dtype, op);
+  // data takes the running sum from the first reduction on, so this rank's part stays where it
+  // is only when it is one of the first two summed; otherwise it waits in its slot. (On two
+  // ranks, copies through the slots cost a sixth of an 8-byte allreduce.)
+  if (r >= 2) ctx.ops.copy(slot(r), data, bytes);
+  auto part = [&](int p) -> const void* { return p == r && r < 2 ? data : slot(p); };
+  ctx.ops.reduce(data, part(0), part(1), count, dtype, op);
+  for (int p = 2; p < n; p++) ctx.ops.reduce(data, data, slot(p), count, dtype, op);
   if (op == ReduceOp::avg) ctx.ops.scale_down(data, count, dtype, n);
 }
 

@@ -100,10 +100,6 @@ void ShmTransport::agree_single_copy() {
     WEFT_DEBUG(who_ << ": single-copy reads (CMA) off: " << single_copy_off_);
 }
 
-bool ShmTransport::takes_single_copy(int peer, size_t bytes) const {
-  return single_copy_bytes_ > 0 && peer != rank_ && bytes >= single_copy_bytes_;
-}
-
 bool ShmTransport::single_copy_send_can_progress(Peer& p, const Slot& s) {
   if (s.ticket == 0) return p.mail_out.can_post();
   return p.out_control->single_copy_read.load(std::memory_order_acquire) >= s.ticket;

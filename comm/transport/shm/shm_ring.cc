@@ -38,19 +38,6 @@ uint64_t pid_namespace_id() {
   return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
 }
 
-
-// Stores a position the peer may be about to sleep without (see Fences): nudge() follows.
-void store_position(std::atomic<uint64_t>& position, uint64_t value, Fences fences) {
-  if (fences == Fences::symmetric) {
-    position.store(value, std::memory_order_seq_cst);
-    return;
-  }
-  // Release: the bytes it announces (or our reads of the space it frees) come first. The
-  // store-load order against nudge()'s read is the sleeper's membarrier's job.
-  position.store(value, std::memory_order_release);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-}
-
 }  // namespace
 
 // MAP_POPULATE: set the page tables up now rather than one fault at a time in the hot path.
@@ -102,20 +89,6 @@ size_t RingWriter::write(const void* src, size_t n) {
   return k;
 }
 
-void RingWriter::publish() {
-  if (published_ == write_pos_) return;
-  published_ = write_pos_;
-  // Release at least: the bytes become visible before the position that announces them.
-  store_position(ring_.control->write_pos, write_pos_, fences_);
-}
-
-bool RingWriter::can_write() {
-  if (write_pos_ - read_pos_seen_ < ring_.capacity) return true;
-  // seq_cst: Doorbell::sleep() calls this after storing `sleeping`.
-  read_pos_seen_ = ring_.control->read_pos.load(std::memory_order_seq_cst);
-  return write_pos_ - read_pos_seen_ < ring_.capacity;
-}
-
 RingReader::RingReader(RingView ring, Fences fences)
     : ring_(ring),
       fences_(fences),
@@ -141,33 +114,11 @@ size_t RingReader::read(void* dst, size_t n) {
   return k;
 }
 
-void RingReader::publish() {
-  if (published_ == read_pos_) return;
-  published_ = read_pos_;
-  // Release at least: our reads of the data finish before the producer may reuse the space.
-  store_position(ring_.control->read_pos, read_pos_, fences_);
-}
-
-bool RingReader::can_read() {
-  if (write_pos_seen_ != read_pos_) return true;
-  // seq_cst: Doorbell::sleep() calls this after storing `sleeping`.
-  write_pos_seen_ = ring_.control->write_pos.load(std::memory_order_seq_cst);
-  return write_pos_seen_ != read_pos_;
-}
-
 MailboxWriter::MailboxWriter(MailboxView box, Fences fences)
     : box_(box),
       fences_(fences),
       posted_(box.consumed->load(std::memory_order_acquire)),
       consumed_seen_(posted_) {}
-
-bool MailboxWriter::can_post() {
-  if (posted_ - consumed_seen_ < kMailboxSlots) return true;
-  // seq_cst: Doorbell::sleep() calls this after storing `sleeping`. Acquire semantics: the
-  // consumer has finished reading the slot before we overwrite it.
-  consumed_seen_ = box_.consumed->load(std::memory_order_seq_cst);
-  return posted_ - consumed_seen_ < kMailboxSlots;
-}
 
 void MailboxWriter::post(uint64_t stamp, const void* head, size_t head_bytes, const void* body,
                          size_t body_bytes) {
@@ -181,29 +132,6 @@ void MailboxWriter::post(uint64_t stamp, const void* head, size_t head_bytes, co
 
 MailboxReader::MailboxReader(MailboxView box, Fences fences)
     : box_(box), fences_(fences), taken_(box.consumed->load(std::memory_order_relaxed)) {}
-
-const std::byte* MailboxReader::peek(uint64_t stamp) {
-  MailboxSlot& slot = box_.slots[taken_ % kMailboxSlots];
-  // seq_cst rather than acquire: Doorbell::sleep() re-checks through here after storing
-  // `sleeping`. On x86 both are a plain load.
-  return slot.stamp.load(std::memory_order_seq_cst) == stamp ? slot.body : nullptr;
-}
-
-void MailboxReader::release() {
-  ++taken_;
-  // Release at least: our reads of the slot are done before the producer may reuse it (and
-  // the producer may be waiting for a free slot).
-  store_position(*box_.consumed, taken_, fences_);
-}
-
-void Doorbell::nudge() {
-  // The caller has just stored a FIFO position (store_position); the owner, going to sleep,
-  // stores `sleeping`, fences, and then re-reads the positions. With both sides fenced (see
-  // Fences) at least one sees the other's store: either the owner sees the new position and
-  // stays up, or we see `sleeping` and wake it. While the owner is awake this is one read of a
-  // line that stays in our cache.
-  if (sleeping.load(std::memory_order_seq_cst) != 0) ring();
-}
 
 bool Doorbell::fence_every_publisher() {
   return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;

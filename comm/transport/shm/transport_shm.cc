@@ -34,20 +34,6 @@ namespace weft::comm::shm {
 
 // ---- requests ----
 
-void ShmTransport::push(Queue& q, int32_t idx) {
-  slots_[idx].next = -1;
-  if (q.tail >= 0)
-    slots_[q.tail].next = idx;
-  else
-    q.head = idx;
-  q.tail = idx;
-}
-
-void ShmTransport::pop(Queue& q) {
-  q.head = slots_[q.head].next;
-  if (q.head < 0) q.tail = -1;
-}
-
 Transport::Request ShmTransport::isend(int peer, const void* data, size_t bytes,
                                        const Fingerprint& fp) {
   return post(true, peer, static_cast<std::byte*>(const_cast<void*>(data)), bytes, fp);
@@ -120,14 +106,10 @@ Transport::Request ShmTransport::post(bool is_send, int peer, std::byte* data, s
   return id;
 }
 
-Slot& ShmTransport::lookup(Request r) {
-  uint64_t idx = (r & 0xffffffffu);
-  if (idx == 0 || idx > slots_.size() || slots_[idx - 1].generation != (r >> 32) ||
-      slots_[idx - 1].state == SlotState::free)
-    throw Error(ErrorCode::Internal, who_ + " was asked about request " + std::to_string(r) +
-                                         ", which is unknown or already completed (a bug in the "
-                                         "caller: test() after it returned true or threw)");
-  return slots_[idx - 1];
+void ShmTransport::unknown_request(Request r) const {
+  throw Error(ErrorCode::Internal, who_ + " was asked about request " + std::to_string(r) +
+                                       ", which is unknown or already completed (a bug in the "
+                                       "caller: test() after it returned true or threw)");
 }
 
 void ShmTransport::retire(Slot& s) {
@@ -229,11 +211,6 @@ bool ShmTransport::head_recv_can_progress(Peer& p) {
   return mailbox_message(p) != nullptr || p.in.can_read();
 }
 
-// The peer's next message if it came through the mailbox, else null.
-const std::byte* ShmTransport::mailbox_message(Peer& p) {
-  return p.mail_in.peek(p.received + 1);
-}
-
 void ShmTransport::abort_with(ErrorCode code, const std::string& reason) {
   int expected = 0;
   if (!abort_state_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return;
@@ -294,19 +271,6 @@ void ShmTransport::progress_all(const Slot* target) {
   }
 }
 
-void ShmTransport::account(Peer& p, size_t moved) {
-  p.unannounced += moved;
-  if (p.unannounced >= kChunkBytes) announce(p);
-}
-
-void ShmTransport::announce(Peer& p) {
-  if (p.unannounced == 0) return;
-  p.out.publish();
-  p.in.publish();
-  p.header->doorbell.nudge();
-  p.unannounced = 0;
-}
-
 bool ShmTransport::progress_sends(Peer& p, size_t budget) {
   if (p.state != PeerState::alive) return false;  // failed at the end of the pass
   bool moved = false;
@@ -349,20 +313,6 @@ bool ShmTransport::progress_mailbox_send(Peer& p, Slot& s) {
   account(p, s.moved);  // so announce() nudges the peer
   complete(p, s);
   return true;
-}
-
-// Retires the head request of its queue as done.
-void ShmTransport::complete(Peer& p, Slot& s) {
-  s.state = SlotState::done;
-  ++unretired_;
-  --pending_;
-  if (s.is_send) {
-    ++p.sent;
-    pop(p.sends);
-  } else {
-    ++p.received;
-    pop(p.recvs);
-  }
 }
 
 bool ShmTransport::progress_recvs(Peer& p, size_t budget) {
@@ -474,12 +424,10 @@ ShmTransport::Header ShmTransport::check_header(Peer& p, Slot& s) {
 
 // ---- failures ----
 
-void ShmTransport::check_own_abort() {
-  if (!failed_ && abort_state_.load(std::memory_order_acquire) == 2) {
-    failed_ = true;
-    failure_ = abort_reason_;
-    failure_code_ = abort_code_;
-  }
+void ShmTransport::take_own_abort() {
+  failed_ = true;
+  failure_ = abort_reason_;
+  failure_code_ = abort_code_;
 }
 
 void ShmTransport::check_flags() {
