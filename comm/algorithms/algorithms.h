@@ -21,8 +21,11 @@ struct AlgoContext {
   size_t segment_bytes; // pipelining unit
   void* scratch;        // where ops work: at least 2 x segment_bytes, and small_bytes
   size_t scratch_bytes;
-  int rank() const { return transport.rank(); }
-  int size() const { return transport.size(); }
+  // Read from the transport once per op: algorithms ask often, and each ask was a virtual call.
+  int rank_in_group = transport.rank();
+  int group_size = transport.size();
+  int rank() const { return rank_in_group; }
+  int size() const { return group_size; }
 };
 
 // Elements [first, first + count) of block `i` when `total` elements are split into `parts`
