@@ -12,12 +12,13 @@ enum class DType : uint8_t { f32, f16, bf16, f64, i32, i64, u8 };
 inline constexpr DType kAllDTypes[] = {DType::f32, DType::f16, DType::bf16, DType::f64,
                                        DType::i32, DType::i64, DType::u8};
 
+// Bytes per element, in DType's order.
+inline constexpr size_t kDTypeBytes[] = {4, 2, 2, 8, 4, 8, 1};
+static_assert(std::size(kDTypeBytes) == std::size(kAllDTypes));
 // Inline: every op and message asks it, often twice.
 constexpr size_t dtype_size(DType t) {
-  constexpr size_t kSizes[] = {4, 2, 2, 8, 4, 8, 1};  // in DType's order
-  static_assert(std::size(kSizes) == std::size(kAllDTypes));
   const auto i = static_cast<size_t>(t);
-  return i < std::size(kSizes) ? kSizes[i] : 0;
+  return i < std::size(kDTypeBytes) ? kDTypeBytes[i] : 0;
 }
 const char* dtype_name(DType t);
 // Parses "f32", "bf16", ...; throws weft::Error(InvalidArgument) listing the valid names.
