@@ -191,7 +191,8 @@ PY
     for _ in $(seq 300); do
       case "$(job_field JobState)" in
         COMPLETED) break ;;
-        PENDING) timeout 10 scontrol update JobId="$job" StartTime=now 2>/dev/null ;;
+        # The job may have started between the two calls: the update then fails, harmlessly.
+        PENDING) timeout 10 scontrol update JobId="$job" StartTime=now 2>/dev/null || true ;;
       esac
       sleep 0.4
     done
