@@ -111,6 +111,7 @@ void Executor::worker_loop() {
   uint64_t watched_ticket = 0;  // the head op seen unclaimed
   Clock::time_point claim_deadline{};  // when the worker may take it
   int quiet_polls = 0;
+  auto poll_interval = kPollInterval;  // grows while the caller claims every op (see header)
   for (;;) {
     if (stopping_ && queue_.empty() && !busy_) return;
     if (!busy_ && !queue_.empty()) {
@@ -136,22 +137,25 @@ void Executor::worker_loop() {
       lock.lock();
       busy_ = false;
       quiet_polls = 0;
+      poll_interval = kPollInterval;  // the caller overlaps: look often again
       continue;
     }
     // Nothing to take: the queue is empty, or the caller is running an op inline.
     if (submissions_ != seen_submissions) {
       seen_submissions = submissions_;
       quiet_polls = 0;
+      poll_interval = std::min(poll_interval * 2, kMaxPollInterval);  // all claimed inline
     } else if (++quiet_polls > kQuietPollsBeforePark && !stopping_) {
       parked_ = worker_sleeping_ = true;
       cv_.wait(lock);  // submit(), stop() or the end of an inline run with ops queued behind
       parked_ = worker_sleeping_ = false;
       quiet_polls = 0;
       seen_submissions = submissions_;
+      poll_interval = kPollInterval;
       continue;
     }
     worker_sleeping_ = true;
-    cv_.wait_for(lock, kPollInterval);
+    cv_.wait_for(lock, poll_interval);
     worker_sleeping_ = false;
   }
 }

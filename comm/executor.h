@@ -10,14 +10,21 @@
 //  - an op is handed to the worker only once it has stayed unclaimed for a claim window
 //    (kClaimWindow), which call-then-wait never lets happen;
 //  - while the caller claims its ops (call-then-wait), submit() makes no system call; the
-//    worker polls the queue with timed sleeps (kPollInterval) to catch an op nobody waits for;
+//    worker polls the queue with timed sleeps to catch an op nobody waits for. The sleep starts
+//    at kPollInterval and doubles with each poll that finds only claimed ops, up to
+//    kMaxPollInterval: on a machine with fewer cores than busy threads, every wake-up of the
+//    worker can make the scheduler move its rank onto the core its peer rank spins on (at
+//    1 ms, two ranks on two cores lost 4-5% of an 8-byte allreduce's time to that);
 //  - once the worker had to take an op (the caller overlaps communication with compute),
 //    submit() wakes it again at once, until the caller claims an op itself;
 //  - after a quiet spell without submissions the worker parks (an untimed sleep, no CPU while
 //    idle), and the next submit() wakes it.
 //
-// So an op nobody waits for starts within kClaimWindow (or kPollInterval + kClaimWindow for
-// the first one after a run of call-then-wait ops), which keeps compute/communication overlap
+// So an op nobody waits for starts within kClaimWindow, or, for the first one after a run of
+// call-then-wait ops, within kClaimWindow plus the poll sleep: at most about as long as that
+// run has lasted (the sleep doubles only after a poll), and never more than kMaxPollInterval.
+// A trainer whose gradient buckets run on the worker every step keeps the sleep at
+// kPollInterval. That keeps compute/communication overlap
 // and progress across communicators (an op on one communicator may need its peers to be
 // inside another one), while call-then-wait costs no system call.
 #include <atomic>
@@ -59,9 +66,11 @@ class Executor : public std::enable_shared_from_this<Executor> {
  public:
   // An unclaimed op waits this long for its caller to run it inline before the worker takes it.
   static constexpr std::chrono::microseconds kClaimWindow{50};
-  // While the caller claims its ops, how often the worker looks at the queue unasked.
+  // While the caller claims its ops, how often the worker looks at the queue unasked: first
+  // every kPollInterval, then less often the longer the caller has claimed every op itself.
   static constexpr std::chrono::microseconds kPollInterval{1000};
-  // Polls in a row that see no new submission before the worker parks (~10 ms).
+  static constexpr std::chrono::microseconds kMaxPollInterval{32000};
+  // Polls in a row that see no new submission before the worker parks (10 ms or more).
   static constexpr int kQuietPollsBeforePark = 10;
 
   static std::shared_ptr<Executor> create(int rank);
