@@ -23,8 +23,9 @@
 // So an op nobody waits for starts within kClaimWindow, or, for the first one after a run of
 // call-then-wait ops, within kClaimWindow plus the poll sleep: at most about as long as that
 // run has lasted (the sleep doubles only after a poll), and never more than kMaxPollInterval.
-// A trainer whose gradient buckets run on the worker every step keeps the sleep at
-// kPollInterval. That keeps compute/communication overlap
+// A trainer whose gradient buckets run on the worker every step sets the sleep back to
+// kPollInterval each step (and its worker parks during a long forward pass, so the first
+// bucket wakes it at once). That keeps compute/communication overlap
 // and progress across communicators (an op on one communicator may need its peers to be
 // inside another one), while call-then-wait costs no system call.
 #include <atomic>
