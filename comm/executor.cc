@@ -99,7 +99,12 @@ void Executor::run_inline_through(const std::shared_ptr<Work::State>& state) {
     busy_ = false;
     worker_took_last_ = false;  // the caller waits for its ops: no need to wake the worker
     if (head == state) {
-      if (!queue_.empty()) wake_worker_if_needed(lock);  // ops queued behind this one
+      // Ops queued behind this one are nobody's yet: the worker looks at them now (its claim
+      // window still lets this caller take them), not at its next poll, which may be far off.
+      // Call-then-wait leaves none, so makes no system call here.
+      const bool wake = !queue_.empty() && worker_sleeping_;
+      lock.unlock();
+      if (wake) cv_.notify_one();
       return;
     }
   }
@@ -137,14 +142,17 @@ void Executor::worker_loop() {
       lock.lock();
       busy_ = false;
       quiet_polls = 0;
-      poll_interval = kPollInterval;  // the caller overlaps: look often again
+      seen_submissions = submissions_;  // what the worker takes is not claimed by the caller
+      poll_interval = kPollInterval;    // the caller overlaps: look often again
       continue;
     }
     // Nothing to take: the queue is empty, or the caller is running an op inline.
     if (submissions_ != seen_submissions) {
       seen_submissions = submissions_;
       quiet_polls = 0;
-      poll_interval = std::min(poll_interval * 2, kMaxPollInterval);  // all claimed inline
+      // Every op submitted since the last look was claimed by the caller; ops still queued
+      // behind an inline run are not (its end wakes the worker for them).
+      if (queue_.empty()) poll_interval = std::min(poll_interval * 2, kMaxPollInterval);
     } else if (++quiet_polls > kQuietPollsBeforePark && !stopping_) {
       parked_ = worker_sleeping_ = true;
       cv_.wait(lock);  // submit(), stop() or the end of an inline run with ops queued behind

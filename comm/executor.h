@@ -17,6 +17,8 @@
 //    1 ms, two ranks on two cores lost 4-5% of an 8-byte allreduce's time to that);
 //  - once the worker had to take an op (the caller overlaps communication with compute),
 //    submit() wakes it again at once, until the caller claims an op itself;
+//  - an inline run that leaves ops queued behind it (the caller waited on an earlier one)
+//    wakes the worker for them at once;
 //  - after a quiet spell without submissions the worker parks (an untimed sleep, no CPU while
 //    idle), and the next submit() wakes it.
 //
@@ -24,8 +26,8 @@
 // call-then-wait ops, within kClaimWindow plus the poll sleep: at most about as long as that
 // run has lasted (the sleep doubles only after a poll), and never more than kMaxPollInterval.
 // A trainer whose gradient buckets run on the worker every step sets the sleep back to
-// kPollInterval each step (and its worker parks during a long forward pass, so the first
-// bucket wakes it at once). That keeps compute/communication overlap
+// kPollInterval each step (and its worker parks during a forward pass longer than about 11
+// polls, so the first bucket wakes it at once). That keeps compute/communication overlap
 // and progress across communicators (an op on one communicator may need its peers to be
 // inside another one), while call-then-wait costs no system call.
 #include <atomic>
@@ -71,7 +73,8 @@ class Executor : public std::enable_shared_from_this<Executor> {
   // every kPollInterval, then less often the longer the caller has claimed every op itself.
   static constexpr std::chrono::microseconds kPollInterval{1000};
   static constexpr std::chrono::microseconds kMaxPollInterval{32000};
-  // Polls in a row that see no new submission before the worker parks (10 ms or more).
+  // Polls in a row that see no new submission before the worker parks: parking comes after
+  // kQuietPollsBeforePark + 1 quiet polls, 11 ms or more (the sleep keeps what it had grown to).
   static constexpr int kQuietPollsBeforePark = 10;
 
   static std::shared_ptr<Executor> create(int rank);

@@ -104,7 +104,8 @@ TEST(Executor, AnOpNobodyWaitsForStillRunsOnTheWorker) {
 TEST(Executor, IdleWorkerParksAndTheNextSubmitWakesIt) {
   auto exec = Executor::create(0);
   exec->submit(fp(1), 1s, [](LazyDeadline) {}).wait();
-  // kQuietPollsBeforePark polls without submissions, kPollInterval apart after one claimed op.
+  // kQuietPollsBeforePark + 1 polls without submissions, 2 x kPollInterval apart after one
+  // claimed op.
   EXPECT_TRUE(eventually([&] { return exec->worker_parked(); }, 5s));
   Work w = exec->submit(fp(2), 1s, [](LazyDeadline) {});
   EXPECT_TRUE(eventually([&] { return w.done(); }, 2s)) << "a parked worker missed a submit";
