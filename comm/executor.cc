@@ -38,10 +38,16 @@ bool Executor::worker_parked() {
   return parked_;
 }
 
+std::chrono::microseconds Executor::worker_poll_sleep() {
+  std::lock_guard lock(mu_);
+  return poll_sleep_;
+}
+
 void Executor::wake_worker_if_needed(std::unique_lock<SpinMutex>& lock) {
   // A polling worker finds the queue on its next poll, which is soon enough while the caller
-  // claims its own ops; a parked one, or one whose caller overlaps, must hear now.
-  bool wake = worker_sleeping_ && (parked_ || worker_took_last_);
+  // claims its own ops; a parked one, or one whose caller overlaps (the worker took its last
+  // op, or ops pile up unclaimed), must hear now.
+  bool wake = worker_sleeping_ && (parked_ || worker_took_last_ || queue_.size() > 1);
   lock.unlock();
   if (wake) cv_.notify_one();
 }
@@ -77,6 +83,11 @@ Work Executor::submit(const Fingerprint& fp, std::chrono::milliseconds timeout, 
   state->timeout = timeout;
   state->body = std::move(body);
   state->ticket = ++submissions_;
+  if (!queue_.empty()) {
+    // An earlier op is still unclaimed: this caller does not wait for each op before the next.
+    overlapping_ = true;
+    claims_in_a_row_ = 0;
+  }
   queue_.push_back(state);
   wake_worker_if_needed(lock);
   return Work(std::move(state));
@@ -98,6 +109,7 @@ void Executor::run_inline_through(const std::shared_ptr<Work::State>& state) {
     std::unique_lock lock(mu_);
     busy_ = false;
     worker_took_last_ = false;  // the caller waits for its ops: no need to wake the worker
+    if (overlapping_ && ++claims_in_a_row_ >= kClaimsToEndOverlap) overlapping_ = false;
     if (head == state) {
       // Ops queued behind this one are nobody's yet: the worker looks at them now (its claim
       // window still lets this caller take them), not at its next poll, which may be far off.
@@ -116,7 +128,6 @@ void Executor::worker_loop() {
   uint64_t watched_ticket = 0;  // the head op seen unclaimed
   Clock::time_point claim_deadline{};  // when the worker may take it
   int quiet_polls = 0;
-  auto poll_interval = kPollInterval;  // grows while the caller claims every op (see header)
   for (;;) {
     if (stopping_ && queue_.empty() && !busy_) return;
     if (!busy_ && !queue_.empty()) {
@@ -136,34 +147,37 @@ void Executor::worker_loop() {
       auto state = std::move(queue_.front());
       queue_.pop_front();
       busy_ = true;
-      worker_took_last_ = true;
+      worker_took_last_ = overlapping_ = true;
+      claims_in_a_row_ = 0;
       lock.unlock();
       run(state);
       lock.lock();
       busy_ = false;
       quiet_polls = 0;
       seen_submissions = submissions_;  // what the worker takes is not claimed by the caller
-      poll_interval = kPollInterval;    // the caller overlaps: look often again
+      poll_sleep_ = kPollInterval;      // the caller overlaps: look often again
       continue;
     }
     // Nothing to take: the queue is empty, or the caller is running an op inline.
     if (submissions_ != seen_submissions) {
       seen_submissions = submissions_;
       quiet_polls = 0;
-      // Every op submitted since the last look was claimed by the caller; ops still queued
-      // behind an inline run are not (its end wakes the worker for them).
-      if (queue_.empty()) poll_interval = std::min(poll_interval * 2, kMaxPollInterval);
+      // Every op submitted since the last look was claimed by the caller (ops still queued
+      // behind an inline run are not: its end wakes the worker for them). A caller that
+      // overlaps keeps the first poll's pace, for its next op nobody waits for.
+      if (queue_.empty())
+        poll_sleep_ = overlapping_ ? kPollInterval : std::min(poll_sleep_ * 2, kMaxPollInterval);
     } else if (++quiet_polls > kQuietPollsBeforePark && !stopping_) {
       parked_ = worker_sleeping_ = true;
       cv_.wait(lock);  // submit(), stop() or the end of an inline run with ops queued behind
       parked_ = worker_sleeping_ = false;
       quiet_polls = 0;
       seen_submissions = submissions_;
-      poll_interval = kPollInterval;
+      poll_sleep_ = kPollInterval;
       continue;
     }
     worker_sleeping_ = true;
-    cv_.wait_for(lock, poll_interval);
+    cv_.wait_for(lock, poll_sleep_);
     worker_sleeping_ = false;
   }
 }

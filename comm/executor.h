@@ -10,26 +10,30 @@
 //  - an op is handed to the worker only once it has stayed unclaimed for a claim window
 //    (kClaimWindow), which call-then-wait never lets happen;
 //  - while the caller claims its ops (call-then-wait), submit() makes no system call; the
-//    worker polls the queue with timed sleeps to catch an op nobody waits for. The sleep starts
-//    at kPollInterval and doubles with each poll that finds only claimed ops, up to
-//    kMaxPollInterval: on a machine with fewer cores than busy threads, every wake-up of the
-//    worker can make the scheduler move its rank onto the core its peer rank spins on (at
-//    1 ms, two ranks on two cores lost 4-5% of an 8-byte allreduce's time to that);
+//    worker polls the queue every kPollInterval to catch an op nobody waits for;
+//  - a caller that has not overlapped lately (in its last kClaimsToEndOverlap claims, or
+//    ever, no op ran on the worker and none was submitted while an earlier one was still
+//    unclaimed) is polled less and less often: the sleep doubles
+//    with each poll that finds only claimed ops, up to kMaxPollInterval. On a machine with
+//    fewer cores than busy threads every wake-up of the worker can make the scheduler move its
+//    rank onto the core its peer rank spins on (polled every 1 ms, two ranks on two cores lost
+//    4-5% of an 8-byte allreduce's time to that);
 //  - once the worker had to take an op (the caller overlaps communication with compute),
-//    submit() wakes it again at once, until the caller claims an op itself;
+//    submit() wakes it again at once, until the caller claims an op itself; so does a
+//    submit() that finds an earlier op still unclaimed;
 //  - an inline run that leaves ops queued behind it (the caller waited on an earlier one)
 //    wakes the worker for them at once;
 //  - after a quiet spell without submissions the worker parks (an untimed sleep, no CPU while
 //    idle), and the next submit() wakes it.
 //
 // So an op nobody waits for starts within kClaimWindow, or, for the first one after a run of
-// call-then-wait ops, within kClaimWindow plus the poll sleep: at most about as long as that
-// run has lasted (the sleep doubles only after a poll), and never more than kMaxPollInterval.
-// A trainer whose gradient buckets run on the worker every step sets the sleep back to
-// kPollInterval each step (and its worker parks during a forward pass longer than about 11
-// polls, so the first bucket wakes it at once). That keeps compute/communication overlap
-// and progress across communicators (an op on one communicator may need its peers to be
-// inside another one), while call-then-wait costs no system call.
+// call-then-wait ops, within kClaimWindow plus the poll sleep: kPollInterval for a caller that
+// overlaps (a trainer's gradient buckets run on the worker every step, between a handful of
+// claimed ops), and for one that had not, at most about as long as its run of claimed ops has
+// lasted (the sleep doubles only after a poll) and never more than kMaxPollInterval. That
+// keeps compute/communication overlap and progress across communicators (an op on one
+// communicator may need its peers to be inside another one), while call-then-wait costs no
+// system call.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -73,6 +77,9 @@ class Executor : public std::enable_shared_from_this<Executor> {
   // every kPollInterval, then less often the longer the caller has claimed every op itself.
   static constexpr std::chrono::microseconds kPollInterval{1000};
   static constexpr std::chrono::microseconds kMaxPollInterval{32000};
+  // Claims in a row (no op taken by the worker, none submitted behind an unclaimed one) after
+  // which a caller no longer counts as one that overlaps, and the poll may slow down.
+  static constexpr int kClaimsToEndOverlap = 1000;
   // Polls in a row that see no new submission before the worker parks: parking comes after
   // kQuietPollsBeforePark + 1 quiet polls, 11 ms or more (the sleep keeps what it had grown to).
   static constexpr int kQuietPollsBeforePark = 10;
@@ -98,6 +105,8 @@ class Executor : public std::enable_shared_from_this<Executor> {
   void stop();
   // Whether the worker sleeps untimed, so that only a notify wakes it (for tests).
   bool worker_parked();
+  // How long the worker sleeps between polls while the caller claims its ops (for tests).
+  std::chrono::microseconds worker_poll_sleep();
 
  private:
   explicit Executor(int rank) : rank_(rank) {}
@@ -117,6 +126,9 @@ class Executor : public std::enable_shared_from_this<Executor> {
   bool worker_sleeping_ = false;   // in a timed or untimed wait on cv_
   bool parked_ = false;            // in an untimed wait: only a notify wakes it
   bool worker_took_last_ = false;  // the last op ran on the worker: the caller overlaps
+  bool overlapping_ = false;       // an op ran on the worker within the last claims (see above)
+  int claims_in_a_row_ = 0;        // ops the caller ran inline since it last overlapped
+  std::chrono::microseconds poll_sleep_ = kPollInterval;  // see the header comment
   bool stopping_ = false;
   std::atomic<bool> record_times_{false};
   // The last op submitted, kept for reuse: in a call-then-wait loop its Work is gone by the

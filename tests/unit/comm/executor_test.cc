@@ -120,6 +120,42 @@ TEST(Executor, OverlappedOpsAfterCallThenWaitStillStart) {
   for (auto& w : works) EXPECT_TRUE(eventually([&] { return w.done(); }, 2s));
 }
 
+// The worker's unasked poll slows down while the caller claims every op, and keeps its pace for
+// a caller that overlaps (an op queued behind an unclaimed one, ops on the worker), until that
+// caller has claimed kClaimsToEndOverlap ops in a row.
+TEST(Executor, ThePollSlowsDownOnlyForACallerThatDoesNotOverlap) {
+  auto exec = Executor::create(0);
+  uint64_t seq = 0;
+  auto claim_one = [&] { exec->submit(fp(++seq), 1s, [](LazyDeadline) {}).wait(); };
+  EXPECT_TRUE(eventually([&] {
+    claim_one();
+    return exec->worker_poll_sleep() == Executor::kMaxPollInterval;
+  })) << "the poll did not slow down to its cap while every op was claimed";
+
+  Work a = exec->submit(fp(++seq), 1s, [](LazyDeadline) {});
+  Work b = exec->submit(fp(++seq), 1s, [](LazyDeadline) {});  // behind an unclaimed op
+  EXPECT_TRUE(eventually([&] { return a.done() && b.done(); }, 2s));
+  a.wait();
+  b.wait();
+  EXPECT_TRUE(eventually([&] { return exec->worker_poll_sleep() == Executor::kPollInterval; }, 2s))
+      << "an overlapping caller's next op nobody waits for would wait a slow poll";
+
+  // Claims spread over a few of the slowest polls, fewer than kClaimsToEndOverlap: still fast.
+  const Deadline spread = Clock::now() + 4 * Executor::kMaxPollInterval;
+  for (int i = 0; i < Executor::kClaimsToEndOverlap / 2 && Clock::now() < spread; ++i) {
+    claim_one();
+    std::this_thread::sleep_for(200us);
+  }
+  EXPECT_EQ(exec->worker_poll_sleep(), Executor::kPollInterval);
+
+  for (int i = 0; i < Executor::kClaimsToEndOverlap; ++i) claim_one();
+  EXPECT_TRUE(eventually([&] {
+    claim_one();
+    return exec->worker_poll_sleep() > Executor::kPollInterval;
+  })) << "the poll kept its pace after "
+      << Executor::kClaimsToEndOverlap << " claims in a row";
+}
+
 TEST(Executor, ErrorsAreRethrownByWaitOnTheCallersThread) {
   auto exec = Executor::create(3);
   Work weft_error = exec->submit(fp(1), 1s, [](LazyDeadline) { throw Error(ErrorCode::PeerLost, "rank 2 lost"); });
