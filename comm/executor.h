@@ -13,11 +13,11 @@
 //    worker polls the queue every kPollInterval to catch an op nobody waits for;
 //  - a caller that has not overlapped lately (in its last kClaimsToEndOverlap claims, or
 //    ever, no op ran on the worker and none was submitted while an earlier one was still
-//    unclaimed) is polled less and less often: the sleep doubles
-//    with each poll that finds only claimed ops, up to kMaxPollInterval. On a machine with
-//    fewer cores than busy threads every wake-up of the worker can make the scheduler move its
-//    rank onto the core its peer rank spins on (polled every 1 ms, two ranks on two cores lost
-//    4-5% of an 8-byte allreduce's time to that);
+//    unclaimed) is polled less and less often: the sleep doubles with each poll that finds
+//    only claimed ops, up to kMaxPollInterval. On a machine with fewer cores than busy threads
+//    every wake-up of the worker can make the scheduler move its rank onto the core its peer
+//    rank spins on (polled every 1 ms, two ranks on two cores lost 4-5% of an 8-byte
+//    allreduce's time to that);
 //  - once the worker had to take an op (the caller overlaps communication with compute),
 //    submit() wakes it again at once, until the caller claims an op itself; so does a
 //    submit() that finds an earlier op still unclaimed;
