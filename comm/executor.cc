@@ -87,6 +87,7 @@ Work Executor::submit(const Fingerprint& fp, std::chrono::milliseconds timeout, 
     // An earlier op is still unclaimed: this caller does not wait for each op before the next.
     overlapping_ = true;
     claims_in_a_row_ = 0;
+    poll_sleep_ = kPollInterval;  // from the next poll on: this submit wakes the worker now
   }
   queue_.push_back(state);
   wake_worker_if_needed(lock);
@@ -114,7 +115,7 @@ void Executor::run_inline_through(const std::shared_ptr<Work::State>& state) {
       // Ops queued behind this one are nobody's yet: the worker looks at them now (its claim
       // window still lets this caller take them), not at its next poll, which may be far off.
       // Call-then-wait leaves none, so makes no system call here.
-      const bool wake = !queue_.empty() && worker_sleeping_;
+      const bool wake = (!queue_.empty() || stopping_) && worker_sleeping_;
       lock.unlock();
       if (wake) cv_.notify_one();
       return;
@@ -165,8 +166,10 @@ void Executor::worker_loop() {
       // Every op submitted since the last look was claimed by the caller (ops still queued
       // behind an inline run are not: its end wakes the worker for them). A caller that
       // overlaps keeps the first poll's pace, for its next op nobody waits for.
-      if (queue_.empty())
-        poll_sleep_ = overlapping_ ? kPollInterval : std::min(poll_sleep_ * 2, kMaxPollInterval);
+      if (overlapping_)
+        poll_sleep_ = kPollInterval;
+      else if (queue_.empty())
+        poll_sleep_ = std::min(poll_sleep_ * 2, kMaxPollInterval);
     } else if (++quiet_polls > kQuietPollsBeforePark && !stopping_) {
       parked_ = worker_sleeping_ = true;
       cv_.wait(lock);  // submit(), stop() or the end of an inline run with ops queued behind
@@ -177,7 +180,8 @@ void Executor::worker_loop() {
       continue;
     }
     worker_sleeping_ = true;
-    cv_.wait_for(lock, poll_sleep_);
+    const auto sleep = poll_sleep_;  // a copy: the wait unlocks, and submit() may change it
+    cv_.wait_for(lock, sleep);
     worker_sleeping_ = false;
   }
 }

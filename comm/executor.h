@@ -126,7 +126,8 @@ class Executor : public std::enable_shared_from_this<Executor> {
   bool worker_sleeping_ = false;   // in a timed or untimed wait on cv_
   bool parked_ = false;            // in an untimed wait: only a notify wakes it
   bool worker_took_last_ = false;  // the last op ran on the worker: the caller overlaps
-  bool overlapping_ = false;       // an op ran on the worker within the last claims (see above)
+  bool overlapping_ = false;       // an op ran on the worker, or queued behind an unclaimed one,
+                                   // within the last kClaimsToEndOverlap claims
   int claims_in_a_row_ = 0;        // ops the caller ran inline since it last overlapped
   std::chrono::microseconds poll_sleep_ = kPollInterval;  // see the header comment
   bool stopping_ = false;
