@@ -45,9 +45,10 @@ std::chrono::microseconds Executor::worker_poll_sleep() {
 
 void Executor::wake_worker_if_needed(std::unique_lock<SpinMutex>& lock) {
   // A polling worker finds the queue on its next poll, which is soon enough while the caller
-  // claims its own ops; a parked one, or one whose caller overlaps (the worker took its last
-  // op, or ops pile up unclaimed), must hear now.
-  bool wake = worker_sleeping_ && (parked_ || worker_took_last_ || queue_.size() > 1);
+  // claims its own ops; a parked one, or one whose caller overlaps and has claimed nothing
+  // since (the worker took its last op, or an op before this one is still unclaimed), must
+  // hear now.
+  bool wake = worker_sleeping_ && (parked_ || (overlapping_ && claims_in_a_row_ == 0));
   lock.unlock();
   if (wake) cv_.notify_one();
 }
@@ -109,7 +110,6 @@ void Executor::run_inline_through(const std::shared_ptr<Work::State>& state) {
     run(head);
     std::unique_lock lock(mu_);
     busy_ = false;
-    worker_took_last_ = false;  // the caller waits for its ops: no need to wake the worker
     if (overlapping_ && ++claims_in_a_row_ >= kClaimsToEndOverlap) overlapping_ = false;
     if (head == state) {
       // Ops queued behind this one are nobody's yet: the worker looks at them now (its claim
@@ -148,7 +148,7 @@ void Executor::worker_loop() {
       auto state = std::move(queue_.front());
       queue_.pop_front();
       busy_ = true;
-      worker_took_last_ = overlapping_ = true;
+      overlapping_ = true;
       claims_in_a_row_ = 0;
       lock.unlock();
       run(state);

@@ -18,9 +18,9 @@
 //    every wake-up of the worker can make the scheduler move its rank onto the core its peer
 //    rank spins on (polled every 1 ms, two ranks on two cores lost 4-5% of an 8-byte
 //    allreduce's time to that);
-//  - once the worker had to take an op (the caller overlaps communication with compute),
-//    submit() wakes it again at once, until the caller claims an op itself; so does a
-//    submit() that finds an earlier op still unclaimed;
+//  - once the worker had to take an op (the caller overlaps communication with compute), or
+//    a submit() found an earlier op still unclaimed, submit() wakes it at once, until the
+//    caller claims an op itself;
 //  - an inline run that leaves ops queued behind it (the caller waited on an earlier one)
 //    wakes the worker for them at once;
 //  - after a quiet spell without submissions the worker parks (an untimed sleep, no CPU while
@@ -125,7 +125,6 @@ class Executor : public std::enable_shared_from_this<Executor> {
   bool busy_ = false;              // an op is running (on the worker or inline)
   bool worker_sleeping_ = false;   // in a timed or untimed wait on cv_
   bool parked_ = false;            // in an untimed wait: only a notify wakes it
-  bool worker_took_last_ = false;  // the last op ran on the worker: the caller overlaps
   bool overlapping_ = false;       // an op ran on the worker, or queued behind an unclaimed one,
                                    // within the last kClaimsToEndOverlap claims
   int claims_in_a_row_ = 0;        // ops the caller ran inline since it last overlapped
